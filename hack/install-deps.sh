@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything Stoker's build, tests, demo and benchmarks need on a Debian machine.
+# Idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  containerd            # the container runtime the tests pull through (CRI)
+  docker-registry       # a real OCI registry on loopback
+  apache2-utils         # htpasswd, for the registry's basic auth
+  skopeo                # pushes test images (OCI layouts) to the registry
+  openssl               # certificates for the test registry
+  jq
+  vmtouch               # page-cache residency and eviction
+  util-linux            # fincore
+  fio                   # the disk's own read speed, for the benchmark
+  sshfs openssh-server  # a real network filesystem on loopback, for the benchmark
+  etcd-server           # the API server's store
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian packages start their own daemons; Stoker's scripts run private instances instead.
+for svc in containerd docker-registry etcd; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,15 @@
+// Original file: proto/stoker/v1/agent.proto
+
+import type { ErrorCode as _stoker_v1_ErrorCode, ErrorCode__Output as _stoker_v1_ErrorCode__Output } from '../../stoker/v1/ErrorCode.js';
+
+export interface FileIssue {
+  'path'?: (string);
+  'code'?: (_stoker_v1_ErrorCode);
+  'message'?: (string);
+}
+
+export interface FileIssue__Output {
+  'path': (string);
+  'code': (_stoker_v1_ErrorCode__Output);
+  'message': (string);
+}
