@@ -1,0 +1,302 @@
+// The Warmup custom resource (group stoker.io, version v1alpha1) as TypeScript types, its
+// defaults, and the checks the CRD's OpenAPI schema cannot make (reference grammar, clean
+// paths). The schema itself lives in deploy/crd/warmups.stoker.io.yaml.
+//
+//   import { type Warmup, type WarmupStatus, resolveSpec, validateSpec } from './api/types.js';
+//
+// Status bookkeeping that survives a controller restart lives in `status.record` (see
+// NodeRecord below): one short token per finished node, so it stays small at any scale.
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
+
+export const GROUP = 'stoker.io';
+export const VERSION = 'v1alpha1';
+export const PLURAL = 'warmups';
+export const KIND = 'Warmup';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export type PullPolicyName = 'IfNotPresent' | 'Always';
+
+export interface WarmupImage {
+  image: string;
+  pullPolicy?: PullPolicyName;
+}
+
+export interface WarmupPath {
+  path: string;
+  include?: string[];
+  exclude?: string[];
+}
+
+export interface WarmupNodes {
+  names?: string[];
+  selector?: V1LabelSelector;
+}
+
+export interface WarmupPolicy {
+  parallelism?: number;
+  backoffLimit?: number;
+  timeoutSeconds?: number;
+  activeDeadlineSeconds?: number;
+  ttlSecondsAfterFinished?: number;
+}
+
+export interface WarmupSpec {
+  images?: WarmupImage[];
+  imagePullSecrets?: { name: string }[];
+  paths?: WarmupPath[];
+  nodes?: WarmupNodes;
+  policy?: WarmupPolicy;
+  suspend?: boolean;
+}
+
+export type WarmupPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+export interface WarmupCondition {
+  /** Complete, Failed or Suspended. */
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface FailedNode {
+  name: string;
+  reason: string;
+  message: string;
+}
+
+/** Progress of one node being warmed right now. */
+export interface ActiveNode {
+  name: string;
+  /** The attempt in flight (1-based); a restarted controller re-attaches with the same task id. */
+  attempt: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/**
+ * Which nodes are finished, as strings of 8-character tokens (nodeToken(name)), so the record
+ * stays about 8 bytes per node whatever the node names. Never redone after a restart.
+ */
+export interface NodeRecord {
+  succeeded?: string;
+  failed?: string;
+}
+
+export interface WarmupStatus {
+  phase?: WarmupPhase;
+  desiredNodes?: number;
+  activeNodes?: number;
+  succeededNodes?: number;
+  failedNodes?: number;
+  /** The first MAX_FAILED_NODE_LIST failed nodes. */
+  failedNodeList?: FailedNode[];
+  /** The first MAX_ACTIVE_NODE_LIST nodes in flight. */
+  activeNodeList?: ActiveNode[];
+  /** Bytes done and total over all nodes in flight. */
+  bytesDone?: number;
+  bytesTotal?: number;
+  record?: NodeRecord;
+  startTime?: string;
+  completionTime?: string;
+  conditions?: WarmupCondition[];
+  observedGeneration?: number;
+}
+
+export interface Warmup {
+  apiVersion?: string;
+  kind?: string;
+  metadata: V1ObjectMeta;
+  spec: WarmupSpec;
+  status?: WarmupStatus;
+}
+
+export const MAX_FAILED_NODE_LIST = 20;
+export const MAX_ACTIVE_NODE_LIST = 50;
+
+export const DEFAULT_PARALLELISM = 10;
+export const DEFAULT_BACKOFF_LIMIT = 3;
+/** Per node attempt, when the Warmup does not say. */
+export const DEFAULT_TIMEOUT_SECONDS = 3600;
+
+/** The spec with every default applied and every list present. */
+export interface ResolvedSpec {
+  images: { image: string; pullPolicy: PullPolicyName }[];
+  imagePullSecrets: string[];
+  paths: { path: string; include: string[]; exclude: string[] }[];
+  nodes: { names?: string[]; selector?: V1LabelSelector } | undefined;
+  parallelism: number;
+  backoffLimit: number;
+  timeoutSeconds: number;
+  activeDeadlineSeconds: number | undefined;
+  ttlSecondsAfterFinished: number | undefined;
+  suspend: boolean;
+}
+
+export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
+  const s = spec ?? {};
+  const p = s.policy ?? {};
+  return {
+    images: (s.images ?? []).map((i) => ({ image: i.image, pullPolicy: i.pullPolicy ?? 'IfNotPresent' })),
+    imagePullSecrets: (s.imagePullSecrets ?? []).map((x) => x.name),
+    paths: (s.paths ?? []).map((x) => ({ path: x.path, include: x.include ?? [], exclude: x.exclude ?? [] })),
+    nodes: s.nodes,
+    parallelism: positiveOr(p.parallelism, DEFAULT_PARALLELISM),
+    backoffLimit: p.backoffLimit !== undefined && p.backoffLimit >= 0 ? Math.floor(p.backoffLimit) : DEFAULT_BACKOFF_LIMIT,
+    timeoutSeconds: positiveOr(p.timeoutSeconds, DEFAULT_TIMEOUT_SECONDS),
+    activeDeadlineSeconds: p.activeDeadlineSeconds !== undefined && p.activeDeadlineSeconds > 0 ? p.activeDeadlineSeconds : undefined,
+    ttlSecondsAfterFinished: p.ttlSecondsAfterFinished !== undefined && p.ttlSecondsAfterFinished >= 0 ? p.ttlSecondsAfterFinished : undefined,
+    suspend: s.suspend === true,
+  };
+}
+
+function positiveOr(v: number | undefined, dflt: number): number {
+  return v !== undefined && Number.isFinite(v) && v >= 1 ? Math.floor(v) : dflt;
+}
+
+/** A problem the schema could not reject; `value` is the offending value, named in the condition. */
+export interface SpecProblem {
+  reason: 'InvalidImageReference' | 'InvalidPath' | 'InvalidSpec';
+  value: string;
+  message: string;
+}
+
+/** Checks what the OpenAPI schema cannot; returns the first problem, or undefined. */
+export function validateSpec(spec: ResolvedSpec): SpecProblem | undefined {
+  if (spec.images.length === 0 && spec.paths.length === 0) {
+    return { reason: 'InvalidSpec', value: '', message: 'spec.images and spec.paths are both empty: nothing to warm' };
+  }
+  for (const [i, img] of spec.images.entries()) {
+    const why = checkImageReference(img.image);
+    if (why) return { reason: 'InvalidImageReference', value: img.image, message: `spec.images[${i}].image "${img.image}" is not a valid image reference: ${why}` };
+  }
+  for (const [i, p] of spec.paths.entries()) {
+    const why = checkHostPath(p.path);
+    if (why) return { reason: 'InvalidPath', value: p.path, message: `spec.paths[${i}].path "${p.path}" ${why}` };
+  }
+  return undefined;
+}
+
+/** Returns why a host path is unacceptable, or undefined: it must be absolute and clean. */
+export function checkHostPath(path: string): string | undefined {
+  if (path.length === 0) return 'is empty';
+  if (path.includes('\0')) return 'contains a NUL byte';
+  if (!path.startsWith('/')) return 'is not absolute';
+  if (path.split('/').includes('..')) return 'contains ".."';
+  const clean = posix.normalize(path);
+  const expected = clean.length > 1 && clean.endsWith('/') ? clean.slice(0, -1) : clean;
+  if (expected !== path) return `is not clean (expected "${expected}")`;
+  return undefined;
+}
+
+// The distribution reference grammar (github.com/distribution/reference), written out here:
+//   reference := name [ ":" tag ] [ "@" digest ]
+//   name      := [domain "/"] path-component ["/" path-component]*
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_LABEL = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const IPV6 = /^\[[0-9a-fA-F:]+\]$/;
+
+export interface ParsedReference {
+  /** Registry host as Docker names it; "docker.io" when the reference names none. */
+  domain: string;
+  path: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** Returns why `ref` breaks the reference grammar, or undefined when it is valid. */
+export function checkImageReference(ref: string): string | undefined {
+  const r = parseImageReference(ref);
+  return typeof r === 'string' ? r : undefined;
+}
+
+/** Parses an image reference; returns a string saying what is wrong when it is invalid. */
+export function parseImageReference(ref: string): ParsedReference | string {
+  if (ref.length === 0) return 'it is empty';
+  if (ref !== ref.trim() || /\s/.test(ref)) return 'it contains whitespace';
+  let rest = ref;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) return `digest "${digest}" is malformed`;
+  }
+  let tag: string | undefined;
+  const lastSlash = rest.lastIndexOf('/');
+  const colon = rest.lastIndexOf(':');
+  if (colon > lastSlash) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG.test(tag)) return `tag "${tag}" is malformed`;
+  }
+  if (rest.length === 0) return 'the repository name is empty';
+  if (rest.length > 255) return 'the repository name is longer than 255 characters';
+  const parts = rest.split('/');
+  let domain = 'docker.io';
+  const first = parts[0] ?? '';
+  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
+    const why = checkDomain(first);
+    if (why) return why;
+    domain = first;
+    parts.shift();
+  }
+  for (const c of parts) {
+    if (c.length === 0) return 'it has an empty path component';
+    if (!PATH_COMPONENT.test(c)) {
+      return c !== c.toLowerCase()
+        ? `repository name component "${c}" must be lowercase`
+        : `repository name component "${c}" is malformed`;
+    }
+  }
+  const path = parts.join('/');
+  const out: ParsedReference = { domain, path };
+  if (tag !== undefined) out.tag = tag;
+  if (digest !== undefined) out.digest = digest;
+  return out;
+}
+
+function checkDomain(domain: string): string | undefined {
+  let host = domain;
+  const m = /^(.*):(\d+)$/.exec(domain);
+  if (m) host = m[1] ?? '';
+  else if (domain.includes(':') && !IPV6.test(domain)) return `registry host "${domain}" has a malformed port`;
+  if (IPV6.test(host)) return undefined;
+  if (host.length === 0 || !host.split('.').every((l) => DOMAIN_LABEL.test(l))) return `registry host "${domain}" is malformed`;
+  return undefined;
+}
+
+/** Docker Hub's names for itself; credentials for any of them apply to images without a registry. */
+export const DOCKER_HUB_ALIASES: readonly string[] = Object.freeze(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+/** The short token that stands for a node in status.record (8 characters of base64url SHA-256). */
+export function nodeToken(node: string): string {
+  return createHash('sha256').update(node).digest('base64url').slice(0, 8);
+}
+
+/** Reads a record string into a set of tokens. */
+export function readRecord(s: string | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!s) return out;
+  for (let i = 0; i + 8 <= s.length; i += 8) out.add(s.slice(i, i + 8));
+  return out;
+}
+
+/** Writes a set of tokens back into a record string (sorted, so equal sets give equal strings). */
+export function writeRecord(tokens: Iterable<string>): string {
+  return [...tokens].sort().join('');
+}
+
+/** The Warmup's key in the work queue. */
+export function warmupKey(w: { metadata: V1ObjectMeta }): string {
+  return `${w.metadata.namespace ?? 'default'}/${w.metadata.name ?? ''}`;
+}
+
+export function isFinished(status: WarmupStatus | undefined): boolean {
+  return status?.phase === 'Succeeded' || status?.phase === 'Failed';
+}
