@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# A private containerd with everything under one directory, so several can run side by side.
+#
+#   hack/containerd.sh start DIR                  start (or restart on the same DIR, keeping its images);
+#                                                 prints the CRI endpoint unix://DIR/containerd.sock
+#   hack/containerd.sh add-registry DIR HOST:PORT pull from HOST:PORT over plain HTTP (takes effect at once)
+#   hack/containerd.sh stop DIR                   SIGTERM, SIGKILL after a bound, wait until gone
+#   hack/containerd.sh kill DIR                   SIGKILL at once (a runtime crash)
+#   hack/containerd.sh clean DIR                  stop, unmount anything under DIR, remove DIR
+#   hack/containerd.sh endpoint DIR               prints the CRI endpoint
+#
+# The CRI plugin uses the native snapshotter, its streaming server takes a port chosen by the kernel,
+# and no debug or metrics listener is opened. CNI is not configured: containerd logs a CNI error at
+# start, which is harmless for image pulls. Log: DIR/containerd.log; pid: DIR/containerd.pid.
+set -euo pipefail
+source "$(dirname "$0")/lib/infra.sh"
+
+usage() { die "usage: $0 start|stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
+
+cmd=${1:-}
+[ $# -ge 2 ] || usage
+dir=$2
+[ -n "$dir" ] || usage
+case $cmd in start) mkdir -p "$dir" ;; esac
+[ -d "$dir" ] || { [ "$cmd" = stop ] || [ "$cmd" = kill ] || [ "$cmd" = clean ]; } || die "no such directory: $dir"
+[ -d "$dir" ] && dir=$(cd "$dir" && pwd)
+
+sock=$dir/containerd.sock
+pidfile=$dir/containerd.pid
+# A unix socket path is limited to 107 bytes (plus the ".ttrpc" suffix).
+((${#sock} <= 100)) || die "directory path too long for a unix socket: $dir (use a shorter one, e.g. from mktemp -d)"
+
+write_config() {
+  mkdir -p "$dir/root" "$dir/state" "$dir/certs.d" "$dir/opt" "$dir/cni/bin" "$dir/cni/conf"
+  cat >"$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+oom_score = 0
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.tracing.processor.v1.otlp",
+]
+
+[grpc]
+  address = "$sock"
+
+[ttrpc]
+  address = "$sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$dir/opt"
+  [plugins."io.containerd.grpc.v1.cri"]
+    disable_tcp_service = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "native"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "$dir/cni/bin"
+      conf_dir = "$dir/cni/conf"
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = "$dir/certs.d"
+TOML
+}
+
+start() {
+  if pid_alive "$pidfile"; then
+    die "containerd already runs for $dir (pid $(cat "$pidfile"))"
+  fi
+  rm -f "$sock" "$sock.ttrpc"
+  write_config
+  # setsid: the daemon outlives this script and is not hit by signals sent to the caller's process group.
+  setsid containerd --config "$dir/config.toml" >>"$dir/containerd.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  local i
+  for ((i = 0; i < 300; i++)); do
+    if ! pid_alive "$pidfile"; then
+      tail -n 20 "$dir/containerd.log" >&2
+      die "containerd exited during start-up (log: $dir/containerd.log)"
+    fi
+    if [ -S "$sock" ] && ctr --address "$sock" --timeout 2s version >/dev/null 2>&1; then
+      echo "unix://$sock"
+      return 0
+    fi
+    sleep 0.1
+  done
+  stop_pidfile "$pidfile" 5
+  tail -n 20 "$dir/containerd.log" >&2
+  die "containerd did not answer on $sock within 30s (log: $dir/containerd.log)"
+}
+
+add_registry() {
+  local host=${1:-}
+  [[ $host =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "registry must be HOST:PORT, got: '$host'"
+  mkdir -p "$dir/certs.d/$host"
+  cat >"$dir/certs.d/$host/hosts.toml.tmp" <<TOML
+server = "http://$host"
+
+[host."http://$host"]
+  capabilities = ["pull", "resolve"]
+TOML
+  mv "$dir/certs.d/$host/hosts.toml.tmp" "$dir/certs.d/$host/hosts.toml"
+}
+
+clean() {
+  stop_pidfile "$pidfile" 10
+  [ -d "$dir" ] || return 0
+  # Anything containerd left mounted under DIR (deepest first), then the tree itself.
+  local m
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r)
+  chmod -R u+w "$dir" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+case $cmd in
+  start) start ;;
+  add-registry) add_registry "${3:-}" ;;
+  stop) stop_pidfile "$pidfile" 10 ;;
+  kill) kill_pidfile "$pidfile" ;;
+  clean) clean ;;
+  endpoint) echo "unix://$sock" ;;
+  *) usage ;;
+esac
