@@ -1,0 +1,221 @@
+// Byte progress of CRI pulls, which CRI itself does not report: containerd's content service
+// (same socket) lists its active ingests in the "k8s.io" namespace, each with an offset and a
+// total. A blob's ingest disappears when the blob is committed.
+//
+// Attribution: ingests carry no image name (refs look like "layer-sha256:<digest>"), so an
+// ingest is attributed to the pulls that were in flight when it first appeared (or, for an
+// ingest left over from before, when it first moved). With one pull in flight the figures
+// are exact. With several, an ingest that appeared while several ran is shared: it counts for
+// each of them, and their progress is marked `exclusive: false` (callers then show bytes only
+// in aggregate; the watchdog still uses them, a shared blob that moves is progress for all).
+import * as grpc from '@grpc/grpc-js';
+import { containerdContentProto, type ContentClient } from '../../proto/containerd.js';
+import type { ListStatusesResponse__Output } from '../../proto/gen/containerd/services/content/v1/ListStatusesResponse.js';
+import { unary } from './call.js';
+
+export const CRI_NAMESPACE = 'k8s.io';
+const LIST_TIMEOUT_MS = 5_000;
+
+export interface Ingest {
+  ref: string;
+  offset: number;
+  total: number;
+}
+
+/** containerd's content service, thin: only the list of active ingests. */
+export class ContentService {
+  private readonly client: ContentClient;
+
+  constructor(target: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) {
+    this.client = new (containerdContentProto().Content)(target, credentials, options);
+  }
+
+  async listIngests(signal?: AbortSignal): Promise<Ingest[]> {
+    const metadata = new grpc.Metadata();
+    metadata.set('containerd-namespace', CRI_NAMESPACE);
+    const res = await unary<ListStatusesResponse__Output>((md, o, cb) => this.client.listStatuses({ filters: [] }, md, o, cb), { timeoutMs: LIST_TIMEOUT_MS, signal, metadata });
+    return res.statuses.map((s) => ({ ref: s.ref, offset: s.offset, total: s.total }));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface PullBytes {
+  bytesDone: number;
+  bytesTotal: number;
+  /** Every ingest counted here appeared while this pull was the only one in flight. */
+  exclusive: boolean;
+  /** Ingests of this pull still being written. */
+  active: number;
+  /** Whether any ingest was ever attributed to this pull. */
+  seenAny: boolean;
+  /** Date.now() of the last new byte, new ingest or finished ingest; the pull's start before any. */
+  lastProgressAt: number;
+}
+
+export interface PullProgressHandle {
+  snapshot(): PullBytes;
+  end(): void;
+}
+
+interface TrackedIngest {
+  offset: number;
+  total: number;
+  done: boolean;
+  owners: Set<Tracked>;
+}
+
+interface Tracked {
+  refs: Set<TrackedIngest>;
+  lastProgressAt: number;
+}
+
+export interface TrackerOptions {
+  intervalMs?: number;
+  now?: () => number;
+  /** Called when listing fails (the runtime may be gone); the pull itself reports the failure. */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Polls the ingest list while at least one pull is in flight and keeps per-pull byte counts.
+ * One tracker per runtime connection; `poll()` is public so tests can drive it without timers.
+ */
+export class PullProgressTracker {
+  private readonly active = new Set<Tracked>();
+  /** Ingests by ref; entries without owners are leftovers seen before any pull claimed them. */
+  private readonly ingests = new Map<string, TrackedIngest>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  /** False until the first listing of a polling session (which only records leftovers). */
+  private sessionStarted = false;
+  private session = 0;
+  private readonly intervalMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly list: () => Promise<Ingest[]>,
+    private readonly opts: TrackerOptions = {},
+  ) {
+    this.intervalMs = opts.intervalMs ?? 500;
+    this.now = opts.now ?? Date.now;
+  }
+
+  begin(): PullProgressHandle {
+    const tracked: Tracked = { refs: new Set(), lastProgressAt: this.now() };
+    const firstPull = this.active.size === 0;
+    this.active.add(tracked);
+    if (firstPull && this.timer === undefined) {
+      // Ingests present before this polling session belong to nobody until they move.
+      this.timer = setInterval(() => void this.poll(), this.intervalMs);
+      this.timer.unref();
+      void this.poll();
+    }
+    return {
+      snapshot: () => this.snapshot(tracked),
+      end: () => {
+        this.active.delete(tracked);
+        for (const ingest of tracked.refs) ingest.owners.delete(tracked);
+        if (this.active.size === 0) this.stop();
+      },
+    };
+  }
+
+  /** One listing; concurrent calls share it. */
+  poll(): Promise<void> {
+    const session = this.session;
+    this.polling ??= this.list()
+      .then((ingests) => {
+        if (session === this.session && this.active.size > 0) this.apply(ingests);
+      })
+      .catch((err: unknown) => this.opts.onError?.(err))
+      .finally(() => {
+        this.polling = undefined;
+      });
+    return this.polling;
+  }
+
+  private apply(list: Ingest[]): void {
+    const now = this.now();
+    const seen = new Set<string>();
+    for (const { ref, offset, total } of list) {
+      seen.add(ref);
+      let ingest = this.ingests.get(ref);
+      if (!ingest) {
+        // A ref first seen in the first listing of a session predates the pulls: unowned.
+        const owners = this.sessionStarted ? new Set(this.active) : new Set<Tracked>();
+        ingest = { offset, total, done: false, owners };
+        this.ingests.set(ref, ingest);
+        for (const t of owners) {
+          t.refs.add(ingest);
+          t.lastProgressAt = now;
+        }
+        continue;
+      }
+      const moved = offset > ingest.offset || (total > 0 && total !== ingest.total);
+      if (moved && ingest.owners.size === 0 && this.active.size > 0) {
+        // A leftover ingest that moves again (a resumed blob) belongs to the pulls now running.
+        for (const t of this.active) {
+          ingest.owners.add(t);
+          t.refs.add(ingest);
+        }
+      }
+      if (moved) for (const t of ingest.owners) t.lastProgressAt = now;
+      ingest.offset = Math.max(ingest.offset, offset);
+      if (total > 0) ingest.total = total;
+    }
+    for (const [ref, ingest] of this.ingests) {
+      if (seen.has(ref)) continue;
+      // Gone from the list: committed (or abandoned). Count it as complete for its owners.
+      if (!ingest.done) {
+        ingest.done = true;
+        if (ingest.total > 0) ingest.offset = ingest.total;
+        for (const t of ingest.owners) t.lastProgressAt = now;
+      }
+      if (ingest.owners.size === 0) this.ingests.delete(ref);
+    }
+    this.sessionStarted = true;
+  }
+
+  private snapshot(t: Tracked): PullBytes {
+    let bytesDone = 0;
+    let bytesTotal = 0;
+    let exclusive = true;
+    let active = 0;
+    for (const ingest of t.refs) {
+      bytesDone += ingest.offset;
+      bytesTotal += Math.max(ingest.total, ingest.offset);
+      if (ingest.owners.size > 1) exclusive = false;
+      if (!ingest.done) active++;
+    }
+    return { bytesDone, bytesTotal, exclusive, active, seenAny: t.refs.size > 0, lastProgressAt: t.lastProgressAt };
+  }
+
+  /** Aggregate over every ingest any running pull owns: the honest total while several run. */
+  aggregate(): { bytesDone: number; bytesTotal: number } {
+    const all = new Set<TrackedIngest>();
+    for (const t of this.active) for (const i of t.refs) all.add(i);
+    let bytesDone = 0;
+    let bytesTotal = 0;
+    for (const i of all) {
+      bytesDone += i.offset;
+      bytesTotal += Math.max(i.total, i.offset);
+    }
+    return { bytesDone, bytesTotal };
+  }
+
+  private stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.session++;
+    this.sessionStarted = false;
+    this.ingests.clear();
+  }
+
+  close(): void {
+    this.active.clear();
+    this.stop();
+  }
+}

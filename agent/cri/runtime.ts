@@ -1,0 +1,82 @@
+// A connection to one container runtime over its CRI socket: the image service, the runtime's
+// name and version (asked once at connect, which proves the socket answers), and, where the
+// runtime is containerd, byte progress of pulls from its content service on the same socket.
+import * as grpc from '@grpc/grpc-js';
+import type { CriAuthConfig, CriFilesystemUsage, CriImage, CriVersion } from '../../proto/cri.js';
+import { ContentService, PullProgressTracker } from './content-progress.js';
+import type { CriEndpoint } from './endpoint.js';
+import { ImageService } from './image-service.js';
+import { RuntimeService } from './runtime-service.js';
+
+/** Pulls move large messages rarely; image lists on busy nodes can be large. */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = Object.freeze({
+  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+  // Reconnect quickly after a runtime restart.
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 5_000,
+});
+
+export interface CriRuntime {
+  readonly endpoint: CriEndpoint;
+  readonly version: CriVersion;
+  /** Byte progress of pulls; undefined where the runtime is not containerd. */
+  readonly progress: PullProgressTracker | undefined;
+  imageStatus(image: string, signal?: AbortSignal): Promise<CriImage | undefined>;
+  listImages(signal?: AbortSignal): Promise<CriImage[]>;
+  /** Bounded only by `signal`; raw gRPC errors are thrown for the caller to translate. */
+  pullImage(image: string, auth: CriAuthConfig | undefined, signal: AbortSignal): Promise<string>;
+  removeImage(image: string, signal?: AbortSignal): Promise<void>;
+  imageFsInfo(signal?: AbortSignal): Promise<CriFilesystemUsage[]>;
+  close(): void;
+}
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+  versionTimeoutMs?: number;
+  /** How often to list containerd's ingests while pulls run. */
+  progressIntervalMs?: number;
+  onProgressError?: (err: unknown) => void;
+}
+
+/** Connects and asks the runtime's version; throws a WarmError (RUNTIME_UNAVAILABLE names the endpoint). */
+export async function connectRuntime(endpoint: CriEndpoint, opts: ConnectOptions = {}): Promise<CriRuntime> {
+  const credentials = grpc.credentials.createInsecure();
+  const runtimeService = new RuntimeService(endpoint.target, credentials, CHANNEL_OPTIONS, endpoint.display);
+  let version: CriVersion;
+  try {
+    version = await runtimeService.version({
+      ...(opts.versionTimeoutMs !== undefined ? { timeoutMs: opts.versionTimeoutMs } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } catch (err) {
+    runtimeService.close();
+    throw err;
+  }
+  const images = new ImageService(endpoint.target, credentials, CHANNEL_OPTIONS, endpoint.display);
+  let content: ContentService | undefined;
+  let progress: PullProgressTracker | undefined;
+  if (version.runtimeName === 'containerd') {
+    const service = new ContentService(endpoint.target, credentials, CHANNEL_OPTIONS);
+    content = service;
+    progress = new PullProgressTracker((signal?: AbortSignal) => service.listIngests(signal), {
+      ...(opts.progressIntervalMs !== undefined ? { intervalMs: opts.progressIntervalMs } : {}),
+      ...(opts.onProgressError ? { onError: opts.onProgressError } : {}),
+    });
+  }
+  return {
+    endpoint,
+    version,
+    progress,
+    imageStatus: (image, signal) => images.imageStatus(image, signal),
+    listImages: (signal) => images.listImages(signal),
+    pullImage: (image, auth, signal) => images.pullImage(image, auth, signal),
+    removeImage: (image, signal) => images.removeImage(image, signal),
+    imageFsInfo: (signal) => images.imageFsInfo(signal),
+    close: () => {
+      progress?.close();
+      content?.close();
+      images.close();
+      runtimeService.close();
+    },
+  };
+}
