@@ -1,0 +1,172 @@
+// The controller's client for Stoker agents: one grpc-js channel per agent endpoint over mutual
+// TLS (proto/stoker/v1/agent.proto). `warm` follows one Warm stream to its WarmResult, bounded by
+// a deadline and an AbortSignal; `nodeStatus` is one unary call with its own deadline.
+//
+//   const pool = new AgentClientPool({ ca, cert, key });
+//   const result = await pool.get('10.0.0.7:7443').warm(request, { signal, timeoutMs, onEvent });
+//
+// Failures surface as AgentCallError with a stable reason (AgentUnavailable, Timeout, ...) and a
+// message that never carries the request's credentials.
+import * as grpc from '@grpc/grpc-js';
+import {
+  agentProto,
+  type AgentClient,
+  type NodeStatusResponse,
+  type WarmEvent__Output,
+  type WarmResult__Output,
+} from '../proto/agent.js';
+import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
+import type { NodeStatusRequest } from '../proto/gen/stoker/v1/NodeStatusRequest.js';
+
+export interface AgentTls {
+  /** PEM of the CA that signed the agents' server certificates. */
+  ca: Buffer;
+  /** PEM of the controller's client certificate and key. */
+  cert: Buffer;
+  key: Buffer;
+  /** Name to check the agents' certificates against instead of the endpoint's host. */
+  serverName?: string;
+}
+
+export type AgentCallReason = 'AgentUnavailable' | 'Timeout' | 'Cancelled' | 'AgentRefused' | 'AgentError';
+
+export class AgentCallError extends Error {
+  constructor(
+    readonly reason: AgentCallReason,
+    message: string,
+    readonly grpcCode?: grpc.status,
+  ) {
+    super(message);
+    this.name = 'AgentCallError';
+  }
+}
+
+export interface WarmOptions {
+  signal: AbortSignal;
+  /** Deadline of the whole stream. */
+  timeoutMs: number;
+  onEvent?: (event: WarmEvent__Output) => void;
+}
+
+/** What the dispatcher needs of one agent; a fake in unit tests implements this. */
+export interface AgentConnection {
+  warm(request: WarmRequest, opts: WarmOptions): Promise<WarmResult__Output>;
+  nodeStatus(request: NodeStatusRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<NodeStatusResponse>;
+}
+
+/** Channels to agents keyed by endpoint; closes channels of endpoints no longer used on `close`. */
+export class AgentClientPool {
+  readonly #clients = new Map<string, AgentClient>();
+  readonly #creds: grpc.ChannelCredentials;
+  readonly #options: grpc.ChannelOptions;
+
+  constructor(tls: AgentTls) {
+    this.#creds = grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+    this.#options = {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 0,
+      ...(tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {}),
+    };
+  }
+
+  get(endpoint: string): AgentConnection {
+    let client = this.#clients.get(endpoint);
+    if (!client) {
+      const Agent = agentProto().Agent;
+      client = new Agent(endpoint, this.#creds, this.#options);
+      this.#clients.set(endpoint, client);
+    }
+    return new GrpcAgentConnection(client, endpoint);
+  }
+
+  /** Closes the channel of one endpoint (an agent that moved or went away). */
+  drop(endpoint: string): void {
+    this.#clients.get(endpoint)?.close();
+    this.#clients.delete(endpoint);
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+}
+
+class GrpcAgentConnection implements AgentConnection {
+  constructor(
+    private readonly client: AgentClient,
+    private readonly endpoint: string,
+  ) {}
+
+  warm(request: WarmRequest, opts: WarmOptions): Promise<WarmResult__Output> {
+    return new Promise((resolve, reject) => {
+      if (opts.signal.aborted) {
+        reject(new AgentCallError('Cancelled', `warm on ${this.endpoint} cancelled before it started`));
+        return;
+      }
+      const call = this.client.Warm(request, { deadline: new Date(Date.now() + opts.timeoutMs) });
+      let result: WarmResult__Output | undefined;
+      let settled = false;
+      const onAbort = (): void => call.cancel();
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+      const finish = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        opts.signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else if (result) resolve(result);
+        else reject(new AgentCallError('AgentError', `agent at ${this.endpoint} ended the Warm stream without a result`));
+      };
+      call.on('data', (event: WarmEvent__Output) => {
+        if (event.result) {
+          result = event.result;
+          // The stream ends right after its result; do not wait for the trailers.
+          finish();
+          return;
+        }
+        opts.onEvent?.(event);
+      });
+      call.on('error', (err: grpc.ServiceError) => {
+        if (result) {
+          finish();
+          return;
+        }
+        finish(translate(err, this.endpoint, opts.signal.aborted));
+      });
+      call.on('end', () => finish());
+    });
+  }
+
+  nodeStatus(request: NodeStatusRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<NodeStatusResponse> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.NodeStatus(request, { deadline: new Date(Date.now() + opts.timeoutMs) }, (err, res) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(translate(err, this.endpoint, opts.signal?.aborted ?? false));
+        else if (res) resolve(res);
+        else reject(new AgentCallError('AgentError', `agent at ${this.endpoint} sent an empty NodeStatus answer`));
+      });
+      const onAbort = (): void => call.cancel();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** Maps a gRPC error to a reason; the agent's own message is kept (it names values, never secrets). */
+export function translate(err: grpc.ServiceError, endpoint: string, aborted: boolean): AgentCallError {
+  const detail = err.details || err.message;
+  switch (err.code) {
+    case grpc.status.CANCELLED:
+      return new AgentCallError(aborted ? 'Cancelled' : 'AgentUnavailable', aborted ? `call to agent at ${endpoint} cancelled` : `agent at ${endpoint} cancelled the call: ${detail}`, err.code);
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new AgentCallError('Timeout', `agent at ${endpoint} did not finish before the deadline`, err.code);
+    case grpc.status.UNAVAILABLE:
+      return new AgentCallError('AgentUnavailable', `agent at ${endpoint} is unavailable: ${detail}`, err.code);
+    case grpc.status.INVALID_ARGUMENT:
+    case grpc.status.FAILED_PRECONDITION:
+    case grpc.status.PERMISSION_DENIED:
+    case grpc.status.UNAUTHENTICATED:
+      return new AgentCallError('AgentRefused', `agent at ${endpoint} refused the request: ${detail}`, err.code);
+    default:
+      return new AgentCallError('AgentError', `agent at ${endpoint} failed: ${detail}`, err.code);
+  }
+}

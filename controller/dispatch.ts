@@ -1,0 +1,469 @@
+// Dispatch of one Warmup generation to its nodes: a WarmupRun owns the per-node tasks, runs at
+// most `parallelism` of them at once, bounds each attempt by `timeoutMs`, retries a failed node
+// with exponential backoff up to `backoffLimit` retries, and then records it failed with a reason
+// translated from the agent's ErrorCode.
+//
+// Task ids are deterministic: `${uid}-g${generation}-${node}-a${attempt}`. A controller that
+// restarts in the middle of a Warmup builds a new run from the Warmup's status (finished nodes in
+// status.record, attempts in flight in status.activeNodeList) and sends the same ids again; the
+// agent joins the running (or recently finished) task instead of pulling again.
+//
+//   const run = new WarmupRun({ ...opts, targets: () => liveTargets(), connect: (ep) => pool.get(ep) });
+//   run.start();  run.snapshot();  await run.done;  run.cancel();
+//
+// The run reads its targets (nodes that match and their live agents) on every tick, so nodes and
+// agents that come and go are seen without a reconcile. It never writes to the API server itself:
+// `onChange` tells the owner to publish `snapshot()` (the status writer coalesces).
+import type { FailedNode, ActiveNode } from './api/types.js';
+import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
+import { AgentCallError, type AgentConnection } from './agent-client.js';
+import type { Logger } from '../proto/log.js';
+import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
+import type { ImageTask } from '../proto/gen/stoker/v1/ImageTask.js';
+import type { PathTask } from '../proto/gen/stoker/v1/PathTask.js';
+import type { RegistryCredential } from '../proto/gen/stoker/v1/RegistryCredential.js';
+import type { WarmEvent__Output, WarmResult__Output } from '../proto/agent.js';
+
+/** A node the Warmup should warm: `endpoint` is its live agent, undefined while none is live. */
+export interface NodeTarget {
+  endpoint: string | undefined;
+}
+
+export interface DispatchClock {
+  now(): number;
+  /** Resolves after `ms` or when `signal` aborts, whichever comes first; never rejects. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+export const realDispatchClock: DispatchClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    }),
+};
+
+export interface DispatchHooks {
+  /** A node attempt ended: succeeded, failed (for good), retried, or cancelled. */
+  attempt?(outcome: 'succeeded' | 'failed' | 'retried' | 'cancelled'): void;
+  /** Seconds from sending a Warm request to the agent's first answer. */
+  dispatchLatency?(seconds: number): void;
+  /** A node was recorded failed (for an Event). */
+  nodeFailed?(failure: FailedNode): void;
+}
+
+export interface RunOptions {
+  uid: string;
+  generation: number;
+  images: ImageTask[];
+  paths: PathTask[];
+  credentials: RegistryCredential[];
+  parallelism: number;
+  backoffLimit: number;
+  /** Per node attempt. */
+  timeoutMs: number;
+  /** How long a target node may lack a live agent before it is failed with AgentUnavailable. */
+  agentWaitMs: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** What the Warmup's status already records (a restarted controller resumes from it). */
+  resume?: ResumeState;
+  /** Current targets; called on every tick. */
+  targets: () => Map<string, NodeTarget>;
+  /** Whether a Node object exists (a vanished node fails with NodeDeleted). */
+  nodeExists: (node: string) => boolean;
+  connect: (endpoint: string) => AgentConnection;
+  onChange: () => void;
+  log: Logger;
+  hooks?: DispatchHooks;
+  clock?: DispatchClock;
+  /** Tick interval of the scheduling loop. Default 250 ms. */
+  tickMs?: number;
+}
+
+export interface ResumeState {
+  succeeded: Set<string>;
+  failed: Set<string>;
+  failedList: FailedNode[];
+  /** Attempt numbers of nodes that were in flight or backing off. */
+  attempts: Map<string, number>;
+}
+
+/** A Warmup-level failure reported by an agent: bad input the schema could not see. */
+export interface FatalProblem {
+  reason: string;
+  message: string;
+}
+
+export type RunOutcome =
+  | { kind: 'finished'; succeeded: number; failed: number; desired: number }
+  | { kind: 'fatal'; problem: FatalProblem }
+  | { kind: 'cancelled' };
+
+export interface RunSnapshot {
+  desiredNodes: number;
+  activeNodes: number;
+  succeededNodes: number;
+  failedNodes: number;
+  failedNodeList: FailedNode[];
+  activeNodeList: ActiveNode[];
+  bytesDone: number;
+  bytesTotal: number;
+  record: { succeeded: string; failed: string };
+  /** True once at least one node attempt was sent. */
+  started: boolean;
+}
+
+type NodePhase = 'pending' | 'active' | 'backoff' | 'succeeded' | 'failed';
+
+interface NodeState {
+  name: string;
+  token: string;
+  phase: NodePhase;
+  /** The attempt in flight or, while pending/backoff, the last one made (0 = none). */
+  attempt: number;
+  nextAt: number;
+  /** When the node was first seen without a live agent. */
+  waitingSince: number | undefined;
+  items: Map<string, { done: number; total: number }>;
+  abort: AbortController | undefined;
+  lastFailure: FailedNode | undefined;
+}
+
+/** Error codes that mean the Warmup itself is wrong: every node would fail the same way. */
+const FATAL_CODES: ReadonlySet<ErrorCode__Output> = new Set(['INVALID_REFERENCE', 'PATH_OUTSIDE_ROOT', 'INVALID_REQUEST']);
+
+/** The condition/status reason for each agent ErrorCode. */
+export const REASON_BY_CODE: Readonly<Record<ErrorCode__Output, string>> = Object.freeze({
+  ERROR_CODE_UNSPECIFIED: 'WarmFailed',
+  INVALID_REFERENCE: 'InvalidImageReference',
+  REGISTRY_UNREACHABLE: 'RegistryUnreachable',
+  UNAUTHORIZED: 'RegistryUnauthorized',
+  NOT_FOUND: 'ImageNotFound',
+  RUNTIME_UNAVAILABLE: 'RuntimeUnavailable',
+  PROGRESS_TIMEOUT: 'ProgressTimeout',
+  TIMED_OUT: 'Timeout',
+  CANCELLED: 'Cancelled',
+  PATH_OUTSIDE_ROOT: 'PathOutsideRoot',
+  PATH_NOT_FOUND: 'PathNotFound',
+  READ_FAILED: 'ReadFailed',
+  OVER_BUDGET: 'OverBudget',
+  INVALID_REQUEST: 'InvalidRequest',
+  WRONG_NODE: 'WrongNode',
+  RUNTIME_ERROR: 'RuntimeError',
+  INTERNAL: 'AgentInternalError',
+});
+
+const MAX_MESSAGE = 300;
+
+function clip(s: string): string {
+  return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s;
+}
+
+/** The task id of one node attempt. */
+export function taskId(uid: string, generation: number, node: string, attempt: number): string {
+  return `${uid}-g${generation}-${node}-a${attempt}`;
+}
+
+/** What went wrong in a WarmResult, as a reason and a message; undefined when it succeeded. */
+export function resultFailure(result: WarmResult__Output): { code: ErrorCode__Output; reason: string; message: string } | undefined {
+  if (result.succeeded) return undefined;
+  const pick = (code: ErrorCode__Output, message: string) => ({ code, reason: REASON_BY_CODE[code], message: clip(message || REASON_BY_CODE[code]) });
+  if (result.failure && result.failure.code !== 'ERROR_CODE_UNSPECIFIED') return pick(result.failure.code, result.failure.message);
+  for (const img of result.images) {
+    if (img.state === 'FAILED') return pick(img.failure?.code ?? 'ERROR_CODE_UNSPECIFIED', img.failure?.message || `image ${img.image} failed`);
+  }
+  for (const p of result.paths) {
+    if (p.state === 'FAILED') return pick(p.failure?.code ?? 'ERROR_CODE_UNSPECIFIED', p.failure?.message || `path ${p.path} failed`);
+  }
+  return pick(result.failure?.code ?? 'ERROR_CODE_UNSPECIFIED', result.failure?.message ?? 'the agent reported failure');
+}
+
+export class WarmupRun {
+  readonly done: Promise<RunOutcome>;
+  readonly #opts: RunOptions;
+  readonly #clock: DispatchClock;
+  readonly #abort = new AbortController();
+  readonly #nodes = new Map<string, NodeState>();
+  readonly #succeeded: Set<string>;
+  readonly #failed: Set<string>;
+  readonly #failedList: FailedNode[];
+  readonly #resumeAttempts: Map<string, number>;
+  readonly #wake: { fn: (() => void) | undefined } = { fn: undefined };
+  #resolve!: (o: RunOutcome) => void;
+  #fatal: FatalProblem | undefined;
+  #started = false;
+  #running = false;
+
+  constructor(opts: RunOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? realDispatchClock;
+    this.#succeeded = new Set(opts.resume?.succeeded);
+    this.#failed = new Set(opts.resume?.failed);
+    this.#failedList = [...(opts.resume?.failedList ?? [])].slice(0, MAX_FAILED_NODE_LIST);
+    this.#resumeAttempts = new Map(opts.resume?.attempts);
+    this.#started = this.#succeeded.size + this.#failed.size > 0;
+    this.done = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    void this.#loop().then(
+      (o) => this.#resolve(o),
+      (err: unknown) => {
+        this.#opts.log.error({ err }, 'dispatch loop failed');
+        this.#resolve({ kind: 'cancelled' });
+      },
+    );
+  }
+
+  /** Stops dispatching and cancels every attempt in flight. */
+  cancel(): void {
+    this.#abort.abort();
+    this.#wake.fn?.();
+  }
+
+  snapshot(): RunSnapshot {
+    let active = 0;
+    let bytesDone = 0;
+    let bytesTotal = 0;
+    const activeList: ActiveNode[] = [];
+    const tokens = new Set<string>([...this.#succeeded, ...this.#failed]);
+    for (const n of this.#nodes.values()) {
+      tokens.add(n.token);
+      if (n.phase === 'active') active++;
+      if (n.phase !== 'active' && n.phase !== 'backoff') continue;
+      let d = 0;
+      let t = 0;
+      for (const i of n.items.values()) {
+        d += i.done;
+        t += i.total;
+      }
+      bytesDone += d;
+      bytesTotal += t;
+      if (activeList.length < MAX_ACTIVE_NODE_LIST) activeList.push({ name: n.name, attempt: n.attempt, bytesDone: d, bytesTotal: t });
+    }
+    return {
+      desiredNodes: tokens.size,
+      activeNodes: active,
+      succeededNodes: this.#succeeded.size,
+      failedNodes: this.#failed.size,
+      failedNodeList: [...this.#failedList],
+      activeNodeList: activeList,
+      bytesDone,
+      bytesTotal,
+      record: { succeeded: writeRecord(this.#succeeded), failed: writeRecord(this.#failed) },
+      started: this.#started,
+    };
+  }
+
+  async #loop(): Promise<RunOutcome> {
+    const o = this.#opts;
+    const signal = this.#abort.signal;
+    const tick = o.tickMs ?? 250;
+    for (;;) {
+      if (signal.aborted) {
+        await this.#drain();
+        return this.#fatal ? { kind: 'fatal', problem: this.#fatal } : { kind: 'cancelled' };
+      }
+      const changed = this.#refreshTargets();
+      const launched = this.#launch();
+      if (changed || launched) o.onChange();
+      if (this.#allFinished()) {
+        const s = this.snapshot();
+        return { kind: 'finished', succeeded: s.succeededNodes, failed: s.failedNodes, desired: s.desiredNodes };
+      }
+      await new Promise<void>((resolve) => {
+        this.#wake.fn = resolve;
+        void this.#clock.sleep(tick, signal).then(resolve);
+      });
+      this.#wake.fn = undefined;
+    }
+  }
+
+  async #drain(): Promise<void> {
+    for (const n of this.#nodes.values()) n.abort?.abort();
+    // Attempts end promptly once aborted; give them a moment so their outcome is counted.
+    const deadline = this.#clock.now() + 2000;
+    while ([...this.#nodes.values()].some((n) => n.phase === 'active') && this.#clock.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  #allFinished(): boolean {
+    if (this.#nodes.size === 0) return false;
+    for (const n of this.#nodes.values()) if (n.phase !== 'succeeded' && n.phase !== 'failed') return false;
+    return true;
+  }
+
+  /** Adds new target nodes, fails vanished or agentless ones. Returns whether anything changed. */
+  #refreshTargets(): boolean {
+    const o = this.#opts;
+    const now = this.#clock.now();
+    const targets = o.targets();
+    let changed = false;
+    for (const name of targets.keys()) {
+      if (this.#nodes.has(name)) continue;
+      const token = nodeToken(name);
+      const finished = this.#succeeded.has(token) ? 'succeeded' : this.#failed.has(token) ? 'failed' : undefined;
+      this.#nodes.set(name, {
+        name,
+        token,
+        phase: finished ?? 'pending',
+        attempt: finished ? 0 : Math.max(0, (this.#resumeAttempts.get(name) ?? 1) - 1),
+        nextAt: now,
+        waitingSince: undefined,
+        items: new Map(),
+        abort: undefined,
+        lastFailure: undefined,
+      });
+      changed = true;
+    }
+    for (const n of this.#nodes.values()) {
+      if (n.phase === 'succeeded' || n.phase === 'failed') continue;
+      const target = targets.get(n.name);
+      if (!target) {
+        if (!o.nodeExists(n.name)) {
+          n.abort?.abort();
+          this.#recordFailed(n, 'NodeDeleted', `node ${n.name} was deleted`);
+          changed = true;
+        } else if (n.phase === 'pending' && n.attempt === 0) {
+          // No longer selected and never started: it is not this Warmup's any more.
+          this.#nodes.delete(n.name);
+          changed = true;
+        }
+        continue;
+      }
+      if (target.endpoint === undefined && n.phase !== 'active') {
+        n.waitingSince ??= now;
+        if (now - n.waitingSince >= o.agentWaitMs) {
+          this.#recordFailed(n, 'AgentUnavailable', `no live Stoker agent on node ${n.name} for ${Math.round(o.agentWaitMs / 1000)}s`);
+          changed = true;
+        }
+      } else if (target.endpoint !== undefined) {
+        n.waitingSince = undefined;
+      }
+    }
+    return changed;
+  }
+
+  #launch(): boolean {
+    const o = this.#opts;
+    const now = this.#clock.now();
+    let active = 0;
+    for (const n of this.#nodes.values()) if (n.phase === 'active') active++;
+    if (active >= o.parallelism || this.#abort.signal.aborted) return false;
+    const targets = o.targets();
+    let launched = false;
+    for (const n of this.#nodes.values()) {
+      if (active >= o.parallelism) break;
+      if ((n.phase !== 'pending' && n.phase !== 'backoff') || n.nextAt > now) continue;
+      const endpoint = targets.get(n.name)?.endpoint;
+      if (endpoint === undefined) continue;
+      active++;
+      launched = true;
+      this.#started = true;
+      n.phase = 'active';
+      n.attempt++;
+      n.items.clear();
+      n.abort = new AbortController();
+      void this.#attempt(n, endpoint, n.abort);
+    }
+    return launched;
+  }
+
+  async #attempt(n: NodeState, endpoint: string, abort: AbortController): Promise<void> {
+    const o = this.#opts;
+    const id = taskId(o.uid, o.generation, n.name, n.attempt);
+    const log = o.log.child({ node: n.name, taskId: id, attempt: n.attempt });
+    const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
+    const sentAt = performance.now();
+    let answered = false;
+    const onEvent = (ev: WarmEvent__Output): void => {
+      if (!answered) {
+        answered = true;
+        o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
+      }
+      if (ev.image) n.items.set(`i:${ev.image.image}`, { done: ev.image.bytesDone, total: ev.image.bytesTotal });
+      else if (ev.file) n.items.set(`f:${ev.file.path}`, { done: ev.file.bytesDone, total: ev.file.bytesTotal });
+      o.onChange();
+    };
+    let outcome: { ok: true } | { ok: false; reason: string; message: string; retry: boolean; fatal?: boolean };
+    try {
+      log.debug({ endpoint }, 'dispatching node task');
+      const result = await o.connect(endpoint).warm(
+        { taskId: id, nodeName: n.name, images: o.images, paths: o.paths, credentials: o.credentials },
+        { signal, timeoutMs: o.timeoutMs, onEvent },
+      );
+      if (!answered) o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
+      const failure = resultFailure(result);
+      if (!failure) outcome = { ok: true };
+      else if (FATAL_CODES.has(failure.code)) outcome = { ok: false, reason: failure.reason, message: failure.message, retry: false, fatal: true };
+      else outcome = { ok: false, reason: failure.reason, message: failure.message, retry: true };
+    } catch (err) {
+      if (err instanceof AgentCallError) {
+        outcome = { ok: false, reason: err.reason, message: clip(err.message), retry: err.reason !== 'Cancelled' };
+      } else {
+        log.error({ err }, 'node task failed unexpectedly');
+        outcome = { ok: false, reason: 'InternalError', message: 'the controller failed to dispatch the task', retry: true };
+      }
+    }
+    n.abort = undefined;
+    if (n.phase !== 'active') {
+      // Already recorded (node deleted while the attempt ran).
+      o.hooks?.attempt?.('cancelled');
+      return;
+    }
+    if (outcome.ok) {
+      n.phase = 'succeeded';
+      this.#succeeded.add(n.token);
+      for (const i of n.items.values()) i.done = i.total;
+      log.info('node warmed');
+      o.hooks?.attempt?.('succeeded');
+    } else if (this.#abort.signal.aborted && !outcome.fatal) {
+      // The run was cancelled (suspend, deletion, lost leadership): the node stays where it was.
+      n.phase = 'backoff';
+      n.attempt--;
+      o.hooks?.attempt?.('cancelled');
+    } else if (outcome.fatal) {
+      this.#recordFailed(n, outcome.reason, outcome.message);
+      o.hooks?.attempt?.('failed');
+      this.#fatal ??= { reason: outcome.reason, message: outcome.message };
+      this.#abort.abort();
+    } else if (outcome.retry && n.attempt <= o.backoffLimit) {
+      const base = o.backoffBaseMs ?? 1000;
+      const delay = Math.min(o.backoffMaxMs ?? 60_000, base * 2 ** (n.attempt - 1));
+      n.phase = 'backoff';
+      n.nextAt = this.#clock.now() + delay;
+      n.lastFailure = { name: n.name, reason: outcome.reason, message: outcome.message };
+      log.warn({ reason: outcome.reason, message: outcome.message, retryInMs: delay }, 'node attempt failed; retrying');
+      o.hooks?.attempt?.('retried');
+    } else {
+      this.#recordFailed(n, outcome.reason, outcome.message);
+      o.hooks?.attempt?.('failed');
+    }
+    o.onChange();
+    this.#wake.fn?.();
+  }
+
+  #recordFailed(n: NodeState, reason: string, message: string): void {
+    n.phase = 'failed';
+    this.#failed.add(n.token);
+    const f: FailedNode = { name: n.name, reason, message: clip(message) };
+    if (this.#failedList.length < MAX_FAILED_NODE_LIST && !this.#failedList.some((x) => x.name === n.name)) this.#failedList.push(f);
+    this.#opts.log.warn({ node: n.name, reason, message: f.message }, 'node failed');
+    this.#opts.hooks?.nodeFailed?.(f);
+  }
+}
