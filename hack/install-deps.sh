@@ -9,8 +9,9 @@ APT_PACKAGES=(
   docker-registry       # a real OCI registry on loopback
   apache2-utils         # htpasswd, for the registry's basic auth
   skopeo                # pushes test images (OCI layouts) to the registry
-  openssl               # certificates for the test registry
-  jq
+  openssl               # checks of the test certificates
+  jq                    # JSON for the image scripts
+  curl                  # readiness checks of the test registries
   vmtouch               # page-cache residency and eviction
   util-linux            # fincore
   fio                   # the disk's own read speed, for the benchmark
@@ -25,6 +26,14 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Keep the packages' own daemons (containerd, docker-registry, etcd, sshd) from starting during the
+  # install where no policy says otherwise; the tests run private instances on their own sockets and ports.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
