@@ -1,0 +1,235 @@
+// Leader election through a coordination.k8s.io/v1 Lease, after client-go's leaderelection:
+//   - a candidate reads the Lease every retryPeriod; it takes it when nobody holds it, when the
+//     holder released it (empty holderIdentity), or when the record has not changed for
+//     leaseDuration as measured by this replica's own clock (no trust in other clocks);
+//   - every write is a replace with the resourceVersion read, so two candidates cannot both win;
+//   - the leader renews every retryPeriod; if it has not renewed successfully for renewDeadline it
+//     steps down (its term's AbortSignal aborts) and becomes a candidate again;
+//   - on stop, a leader releases the Lease (empty holder, 1 s duration) so a standby takes over
+//     at once instead of waiting out the Lease.
+//
+// Interface (stable, used by controller/main.ts):
+//   const elector = new LeaderElector({ api | kc, namespace, name, identity, leaseDurationMs,
+//     renewDeadlineMs, retryPeriodMs, log, onStartedLeading(termSignal), onStoppedLeading() })
+//   elector.start(); elector.isLeader(); await elector.stop()
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../../proto/log.js';
+
+/** The Lease calls the elector makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
+export interface LeaseApi {
+  /** undefined when the Lease does not exist. */
+  read(namespace: string, name: string): Promise<V1Lease | undefined>;
+  create(namespace: string, lease: V1Lease): Promise<V1Lease>;
+  /** Fails with code 409 when lease.metadata.resourceVersion is stale. */
+  replace(namespace: string, name: string, lease: V1Lease): Promise<V1Lease>;
+}
+
+export function errorCode(err: unknown): number | undefined {
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; statusCode?: unknown };
+    if (typeof e.code === 'number') return e.code;
+    if (typeof e.statusCode === 'number') return e.statusCode;
+  }
+  return undefined;
+}
+
+export function coordinationLeaseApi(kc: KubeConfig): LeaseApi {
+  const api = kc.makeApiClient(CoordinationV1Api);
+  return {
+    read: async (namespace, name) => {
+      try {
+        return await api.readNamespacedLease({ namespace, name });
+      } catch (err) {
+        if (errorCode(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    create: (namespace, body) => api.createNamespacedLease({ namespace, body }),
+    replace: (namespace, name, body) => api.replaceNamespacedLease({ namespace, name, body }),
+  };
+}
+
+export interface LeaderElectorOptions {
+  api?: LeaseApi;
+  kc?: KubeConfig;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  log: Logger;
+  /** Called when this replica becomes leader; the signal aborts when the term ends. */
+  onStartedLeading: (termSignal: AbortSignal) => void;
+  /** Called when this replica stops leading (lost the Lease, or stop()). */
+  onStoppedLeading?: () => void;
+  now?: () => number;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function jittered(ms: number): number {
+  return Math.round(ms * (1 + Math.random() * 0.2));
+}
+
+export class LeaderElector {
+  private readonly api: LeaseApi;
+  private readonly now: () => number;
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | undefined;
+  private term: AbortController | undefined;
+  /** The last Lease record seen and when (by our clock) it last changed. */
+  private observed: { key: string; at: number } | undefined;
+  private lastRenew = 0;
+
+  constructor(private readonly opts: LeaderElectorOptions) {
+    if (opts.api) this.api = opts.api;
+    else if (opts.kc) this.api = coordinationLeaseApi(opts.kc);
+    else throw new Error('LeaderElector needs api or kc');
+    this.now = opts.now ?? Date.now;
+  }
+
+  isLeader(): boolean {
+    return this.term !== undefined && !this.term.signal.aborted;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Stops campaigning; a leader ends its term and releases the Lease. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+    if (this.isLeader()) {
+      this.endTerm('stopping');
+      await this.release();
+    }
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      let ok = false;
+      try {
+        ok = await this.tryAcquireOrRenew();
+      } catch (err) {
+        this.opts.log.warn({ lease: this.opts.name, code: errorCode(err), err: err instanceof Error ? err.message : String(err) }, 'leader election: lease call failed');
+      }
+      if (signal.aborted) break;
+      if (ok) {
+        this.lastRenew = this.now();
+        if (!this.isLeader()) this.beginTerm();
+      } else if (this.isLeader() && this.now() - this.lastRenew >= this.opts.renewDeadlineMs) {
+        this.endTerm('could not renew the Lease within the renew deadline');
+      }
+      await sleep(this.isLeader() ? this.opts.retryPeriodMs : jittered(this.opts.retryPeriodMs), signal);
+    }
+  }
+
+  private beginTerm(): void {
+    this.term = new AbortController();
+    this.opts.log.info({ lease: this.opts.name, identity: this.opts.identity }, 'became leader');
+    try {
+      this.opts.onStartedLeading(this.term.signal);
+    } catch (err) {
+      this.opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'onStartedLeading failed');
+    }
+  }
+
+  private endTerm(why: string): void {
+    const term = this.term;
+    this.term = undefined;
+    if (!term) return;
+    this.opts.log.warn({ lease: this.opts.name, identity: this.opts.identity, why }, 'stopped leading');
+    term.abort();
+    try {
+      this.opts.onStoppedLeading?.();
+    } catch (err) {
+      this.opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'onStoppedLeading failed');
+    }
+  }
+
+  /** One round: returns true when this replica holds the Lease afterwards. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity } = this.opts;
+    const nowMs = this.now();
+    const durationSeconds = Math.max(1, Math.round(this.opts.leaseDurationMs / 1000));
+    const lease = await this.api.read(namespace, name);
+    if (!lease) {
+      const stamp = new V1MicroTime(nowMs);
+      try {
+        await this.api.create(namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+        });
+      } catch (err) {
+        if (errorCode(err) === 409) return false; // another candidate created it first
+        throw err;
+      }
+      this.observed = undefined;
+      return true;
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? '';
+    const key = `${holder}|${String(spec.renewTime)}|${lease.metadata?.resourceVersion ?? ''}`;
+    if (!this.observed || this.observed.key !== key) this.observed = { key, at: nowMs };
+    const observedDurationMs = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+    if (holder !== '' && holder !== identity && this.observed.at + observedDurationMs > nowMs) return false;
+
+    const stamp = new V1MicroTime(nowMs);
+    const taking = holder !== identity;
+    const next: V1Lease = {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: stamp,
+        ...(taking ? { acquireTime: stamp, leaseTransitions: (spec.leaseTransitions ?? 0) + (holder !== '' ? 1 : 0) } : {}),
+      },
+    };
+    try {
+      const saved = await this.api.replace(namespace, name, next);
+      this.observed = {
+        key: `${identity}|${String(saved.spec?.renewTime)}|${saved.metadata?.resourceVersion ?? ''}`,
+        at: nowMs,
+      };
+      if (taking) this.opts.log.info({ lease: name, identity, previous: holder || undefined }, 'acquired leader Lease');
+      return true;
+    } catch (err) {
+      if (errorCode(err) === 409) return false;
+      throw err;
+    }
+  }
+
+  /** Gives the Lease up so another replica can take it at once. */
+  private async release(): Promise<void> {
+    const { namespace, name, identity } = this.opts;
+    try {
+      const lease = await this.api.read(namespace, name);
+      if (!lease || lease.spec?.holderIdentity !== identity) return;
+      const stamp = new V1MicroTime(this.now());
+      await this.api.replace(namespace, name, {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: stamp },
+      });
+      this.opts.log.info({ lease: name, identity }, 'released leader Lease');
+    } catch (err) {
+      this.opts.log.warn({ lease: name, code: errorCode(err), err: err instanceof Error ? err.message : String(err) }, 'could not release leader Lease');
+    }
+  }
+}

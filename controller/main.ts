@@ -1,0 +1,338 @@
+// `stoker controller` wired together: informers (Warmups, Nodes, agent Leases) feed a
+// level-triggered work queue; while this replica leads, workers hand each key to the reconciler
+// (controller/reconcile.ts). Status goes through the rate-bounded StatusWriter, Events through the
+// EventRecorder. HTTP serves /healthz, /readyz (informers synced) and /metrics.
+//
+// Interface (stable):
+//   startController(config, deps?) -> Promise<RunningController>
+//   RunningController { stop(): Promise<void>; httpAddress: { host, port }; isLeader(): boolean;
+//                       statusWriter; metrics; done: Promise<void> }
+//   The reconciler is created once per leadership term with ReconcilerDeps (below) and its
+//   `signal` aborts when the term ends; `stop()` is awaited before a new term starts.
+import { readFile } from 'node:fs/promises';
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type KubernetesObject,
+  type V1Lease,
+  type V1Node,
+} from '@kubernetes/client-node';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AGENT_LEASE_LABEL } from '../proto/agent-lease.js';
+import { createLogger, type Logger } from '../proto/log.js';
+import { STOKER_VERSION } from '../proto/version.js';
+import type { AgentTls } from './agent-client.js';
+import { GROUP, PLURAL, VERSION, type Warmup, type WarmupStatus } from './api/types.js';
+import type { ControllerConfig } from './config.js';
+import { AgentDirectory } from './k8s/agents.js';
+import { EventRecorder } from './k8s/events.js';
+import { objectKey, startInformer, type Informer, type ListResult } from './k8s/informer.js';
+import { LeaderElector } from './k8s/leader.js';
+import { StatusWriter } from './k8s/status-writer.js';
+import { WorkQueue, type ReconcileResult } from './k8s/workqueue.js';
+import { createControllerMetrics, type ControllerMetrics, type WarmupPhaseLabel } from './metrics.js';
+
+/** What the reconciler gets from the controller. */
+export interface ReconcilerDeps {
+  kc: KubeConfig;
+  warmups: Informer<Warmup>;
+  nodes: Informer<V1Node>;
+  agents: AgentDirectory;
+  status: StatusWriter<Warmup, WarmupStatus>;
+  events: EventRecorder;
+  metrics: ControllerMetrics;
+  log: Logger;
+  config: ControllerConfig;
+  /** PEM contents for mutual TLS to agents, read once at start. */
+  agentTls: AgentTls;
+  isLeader: () => boolean;
+  /** Queues a Warmup key ("namespace/name") for another reconcile (e.g. a node task finished). */
+  enqueue: (key: string) => void;
+  /** Aborts when this leadership term ends (or the controller stops). */
+  signal: AbortSignal;
+}
+
+export interface Reconciler {
+  reconcile(key: string): Promise<ReconcileResult>;
+  /** Ends work in flight (dispatch streams are cancelled by `signal`); resolves when drained. */
+  stop(): Promise<void>;
+}
+
+export type CreateReconciler = (deps: ReconcilerDeps) => Reconciler;
+
+export interface ControllerDeps {
+  kc?: KubeConfig;
+  log?: Logger;
+  createReconciler?: CreateReconciler;
+}
+
+export interface RunningController {
+  stop(): Promise<void>;
+  /** The HTTP server's bound address (port resolved when 0 was asked for). */
+  readonly httpAddress: { host: string; port: number };
+  isLeader(): boolean;
+  readonly statusWriter: StatusWriter<Warmup, WarmupStatus>;
+  readonly metrics: ControllerMetrics;
+  readonly agents: AgentDirectory;
+  /** Resolves when the controller has stopped. */
+  readonly done: Promise<void>;
+}
+
+/** Turns typed API results into the same plain JSON a watch delivers (timestamps as strings). */
+function plain<T>(obj: T): T {
+  return JSON.parse(JSON.stringify(obj)) as T;
+}
+
+function isFinished(w: Warmup): boolean {
+  return w.status?.phase === 'Succeeded' || w.status?.phase === 'Failed';
+}
+
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+async function defaultCreateReconciler(): Promise<CreateReconciler> {
+  // Loaded at run time so the plumbing can be tested on its own.
+  const specifier = './reconcile.js';
+  const mod = (await import(specifier)) as { createReconciler: CreateReconciler };
+  return mod.createReconciler;
+}
+
+export async function startController(config: ControllerConfig, deps: ControllerDeps = {}): Promise<RunningController> {
+  const log = deps.log ?? createLogger({ name: 'stoker-controller', level: config.logLevel });
+  const kc = deps.kc ?? loadKubeConfig(config.kubeconfig);
+  const createReconciler = deps.createReconciler ?? (await defaultCreateReconciler());
+  const [ca, cert, key] = await Promise.all([readFile(config.agentCaFile), readFile(config.tlsCertFile), readFile(config.tlsPrivateKeyFile)]);
+  const agentTls: AgentTls = { ca, cert, key, ...(config.agentServerName ? { serverName: config.agentServerName } : {}) };
+
+  const root = new AbortController();
+  const core = kc.makeApiClient(CoreV1Api);
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+
+  const refs: { warmups?: Informer<Warmup>; agents?: AgentDirectory } = {};
+  const metrics = createControllerMetrics({
+    phaseCounts: () => {
+      const counts: Partial<Record<WarmupPhaseLabel, number>> = {};
+      for (const w of refs.warmups?.list() ?? []) {
+        const phase = w.status?.phase ?? 'Pending';
+        counts[phase] = (counts[phase] ?? 0) + 1;
+      }
+      return counts;
+    },
+    liveAgentCount: () => refs.agents?.live().size ?? 0,
+  });
+  const onRestart = (informer: string) => (reason: string) => metrics.informerRestarts.inc({ informer, reason });
+
+  const informerBase = { kc, log, relistIntervalMs: config.relistIntervalMs, watchdogMs: config.watchdogMs };
+  const ns = config.watchNamespace;
+  const warmups = startInformer<Warmup>({
+    ...informerBase,
+    name: 'warmups',
+    path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+    list: async () =>
+      (ns
+        ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
+        : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as ListResult<Warmup>,
+    onRestart: onRestart('warmups'),
+  });
+  const nodes = startInformer<V1Node>({
+    ...informerBase,
+    name: 'nodes',
+    path: '/api/v1/nodes',
+    list: async (): Promise<ListResult<V1Node>> => plain(await core.listNode()),
+    onRestart: onRestart('nodes'),
+  });
+  const leases = startInformer<V1Lease>({
+    ...informerBase,
+    name: 'agent-leases',
+    path: `/apis/coordination.k8s.io/v1/namespaces/${config.namespace}/leases`,
+    labelSelector: `${AGENT_LEASE_LABEL}=true`,
+    list: async (): Promise<ListResult<V1Lease>> => plain(await coordination.listNamespacedLease({ namespace: config.namespace, labelSelector: `${AGENT_LEASE_LABEL}=true` })),
+    onRestart: onRestart('agent-leases'),
+  });
+  refs.warmups = warmups;
+  const agents = new AgentDirectory({ informer: leases, log });
+  refs.agents = agents;
+
+  const status = new StatusWriter<Warmup, WarmupStatus>({
+    kc,
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    log,
+    minIntervalMs: config.statusIntervalMs,
+    onWrite: () => metrics.statusWrites.inc(),
+  });
+  const events = new EventRecorder({
+    kc,
+    component: 'stoker-controller',
+    instance: config.leaderElectionId,
+    log,
+    onWrite: (type) => metrics.events.inc({ type }),
+  });
+  const queue = new WorkQueue({
+    log,
+    onDepth: (d) => metrics.workqueueDepth.set(d),
+    onResult: (outcome, seconds) => {
+      metrics.reconcileDuration.observe({ outcome }, seconds);
+      if (outcome === 'error') metrics.reconcileErrors.inc();
+    },
+  });
+
+  // Event wiring: a Warmup change queues its key; a node or agent change queues every unfinished Warmup.
+  const enqueueWarmup = (w: KubernetesObject): void => queue.add(objectKey(w));
+  warmups.on('add', enqueueWarmup);
+  warmups.on('update', enqueueWarmup);
+  warmups.on('delete', (w) => {
+    status.forget(w.metadata?.namespace ?? '', w.metadata?.name ?? '');
+    queue.add(objectKey(w));
+  });
+  const enqueueUnfinished = (): void => {
+    for (const w of warmups.list()) if (!isFinished(w)) queue.add(objectKey(w));
+  };
+  const nodeLabels = new Map<string, string>();
+  const labelsOf = (n: V1Node): string => JSON.stringify(Object.entries(n.metadata?.labels ?? {}).sort());
+  nodes.on('add', (n) => {
+    nodeLabels.set(objectKey(n), labelsOf(n));
+    enqueueUnfinished();
+  });
+  nodes.on('update', (n) => {
+    // Kubelets update their Node often; only a label change can change which Warmups target it.
+    const k = objectKey(n);
+    const labels = labelsOf(n);
+    if (nodeLabels.get(k) === labels) return;
+    nodeLabels.set(k, labels);
+    enqueueUnfinished();
+  });
+  nodes.on('delete', (n) => {
+    nodeLabels.delete(objectKey(n));
+    enqueueUnfinished();
+  });
+  agents.on('change', enqueueUnfinished);
+
+  // Leadership: the reconciler exists only during a term.
+  let currentTerm: Promise<void> | undefined;
+  let elector: LeaderElector | undefined;
+  let leading = false;
+  const runTerm = (termSignal: AbortSignal): void => {
+    const previous = currentTerm;
+    currentTerm = (async () => {
+      await previous;
+      if (termSignal.aborted) return;
+      leading = true;
+      metrics.isLeader.set(1);
+      await Promise.all([warmups.synced, nodes.synced, leases.synced]);
+      const signal = AbortSignal.any([termSignal, root.signal]);
+      const reconciler = createReconciler({
+        kc,
+        warmups,
+        nodes,
+        agents,
+        status,
+        events,
+        metrics,
+        log,
+        config,
+        agentTls,
+        isLeader: () => leading && !signal.aborted,
+        enqueue: (k) => queue.add(k),
+        signal,
+      });
+      for (const w of warmups.list()) queue.add(objectKey(w));
+      try {
+        await queue.run(config.maxConcurrentReconciles, (k) => reconciler.reconcile(k), signal);
+      } finally {
+        leading = false;
+        metrics.isLeader.set(0);
+        await reconciler.stop().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'reconciler stop failed'));
+      }
+    })().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'leadership term failed'));
+  };
+
+  warmups.start();
+  nodes.start();
+  leases.start();
+
+  if (config.leaderElect) {
+    elector = new LeaderElector({
+      kc,
+      namespace: config.namespace,
+      name: config.leaderLeaseName,
+      identity: config.leaderElectionId,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+      log,
+      onStartedLeading: runTerm,
+    });
+    elector.start();
+  } else {
+    runTerm(root.signal);
+  }
+
+  const http = await startHttp(config, { metrics, ready: () => warmups.hasSynced() && nodes.hasSynced() && leases.hasSynced() && !root.signal.aborted });
+  const address = http.server.address();
+  const httpAddress =
+    address && typeof address === 'object' ? { host: address.address, port: address.port } : { host: config.httpListen.host, port: config.httpListen.port };
+  log.info({ version: STOKER_VERSION, http: httpAddress, namespace: config.namespace, identity: config.leaderElectionId }, 'controller started');
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('controller stopping');
+      root.abort();
+      const drain = (async () => {
+        await elector?.stop();
+        await currentTerm;
+        await status.stop();
+        await events.idle();
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((r) => (timer = setTimeout(r, config.shutdownTimeoutMs)));
+      await Promise.race([drain, bound]);
+      clearTimeout(timer);
+      queue.shutDown();
+      agents.stop();
+      warmups.stop();
+      nodes.stop();
+      leases.stop();
+      await http.close();
+      log.info('controller stopped');
+      resolveDone();
+    })();
+    return stopping;
+  };
+
+  return {
+    stop,
+    httpAddress,
+    isLeader: () => leading,
+    statusWriter: status,
+    metrics,
+    agents,
+    done,
+  };
+}
+
+async function startHttp(config: ControllerConfig, opts: { metrics: ControllerMetrics; ready: () => boolean }): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false });
+  app.get('/healthz', (_req, reply) => reply.send('ok'));
+  app.get('/readyz', async (_req, reply) => {
+    if (opts.ready()) return 'ok';
+    return reply.code(503).send('informers not synced');
+  });
+  app.get('/metrics', async (_req, reply) => {
+    const body = await opts.metrics.registry.metrics();
+    return reply.header('content-type', opts.metrics.registry.contentType).send(body);
+  });
+  await app.listen({ host: config.httpListen.host, port: config.httpListen.port });
+  return app;
+}
