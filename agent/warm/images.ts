@@ -1,0 +1,360 @@
+// The image warming engine, used by `stoker warm` and by the agent daemon.
+//
+// API (stable):
+//
+//   warmImages(runtime: CriRuntime, {
+//     images: { image: string, pullPolicy: 'IF_NOT_PRESENT' | 'ALWAYS' | PullPolicy }[],
+//     credentials?: RegistryCredential[],   // proto type; matched to each image's registry
+//     concurrency?: number,                 // pulls at once (default 4)
+//     progressTimeoutMs?: number,           // cancel a pull after this long without new bytes (default 120 s; 0 = never)
+//     pullTimeoutMs?: number,               // cap on one pull where byte progress is unknown (default none)
+//     signal?: AbortSignal,
+//     onProgress?: (p: ImageProgress__Output) => void,
+//     progressIntervalMs?: number,          // how often a running pull reports (default 1 s)
+//     logger?: Logger,
+//   }): Promise<ImageResult__Output[]>       // one per requested image, in request order; never rejects
+//
+// Every reference is checked against the distribution grammar before any runtime call.
+// `IF_NOT_PRESENT` (and PULL_POLICY_UNSPECIFIED) asks ImageStatus first and reports PRESENT;
+// `ALWAYS` pulls again. Results are DONE, PRESENT or FAILED with a Failure {code, message}
+// whose message names the image and the reason (agent/cri/errors.ts).
+//
+// Identical pulls in flight at once in this process (same runtime, same normalised reference,
+// same credentials) are merged into one CRI PullImage call; each caller keeps its own signal,
+// and the shared call is cancelled only when every caller has gone.
+//
+// The PullImage call has no deadline. With containerd, a watchdog cancels it when no new
+// bytes arrive for `progressTimeoutMs` while a blob is being written or before the first blob
+// appears (a registry that accepts the connection and sends nothing); once every blob is in,
+// unpacking may take as long as it takes. Elsewhere only `pullTimeoutMs` bounds a pull.
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import type {
+  ImageProgress__Output,
+  ImageResult__Output,
+  ItemState__Output,
+  PullPolicy,
+  RegistryCredential,
+} from '../../proto/agent.js';
+import type { CriAuthConfig } from '../../proto/cri.js';
+import type { Logger } from '../../proto/log.js';
+import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
+import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
+import type { CriRuntime } from '../cri/runtime.js';
+import { credentialFor } from '../images/docker-config.js';
+import { InvalidReferenceError, parseImageReference, type ImageReference } from '../images/reference.js';
+
+export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
+
+export interface ImageRequest {
+  image: string;
+  pullPolicy?: ImagePullPolicy | PullPolicy | undefined;
+}
+
+export interface WarmImagesOptions {
+  images: readonly ImageRequest[];
+  credentials?: readonly RegistryCredential[] | undefined;
+  concurrency?: number | undefined;
+  progressTimeoutMs?: number | undefined;
+  pullTimeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: ImageProgress__Output) => void) | undefined;
+  progressIntervalMs?: number | undefined;
+  logger?: Logger | undefined;
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_PROGRESS_TIMEOUT_MS = 120_000;
+const DEFAULT_PROGRESS_INTERVAL_MS = 1_000;
+const WATCHDOG_INTERVAL_MS = 500;
+
+function normalizePolicy(policy: ImageRequest['pullPolicy']): ImagePullPolicy {
+  return policy === 'ALWAYS' || policy === 2 ? 'ALWAYS' : 'IF_NOT_PRESENT';
+}
+
+/**
+ * The CRI AuthConfig for a credential already matched to the image's registry. server_address
+ * stays empty: containerd 1.6 parses it as a URL and drops the credential when it is a bare
+ * "host:port", and an empty one applies the credential to the image's own registry hosts.
+ */
+export function toAuthConfig(credential: RegistryCredential | undefined): CriAuthConfig | undefined {
+  if (!credential) return undefined;
+  const auth: CriAuthConfig = {};
+  if (credential.username) auth.username = credential.username;
+  if (credential.password) auth.password = credential.password;
+  if (credential.auth) auth.auth = credential.auth;
+  if (credential.identityToken) auth.identityToken = credential.identityToken;
+  if (credential.registryToken) auth.registryToken = credential.registryToken;
+  return auth;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merged pulls
+
+interface SharedPull {
+  readonly result: Promise<string>;
+  readonly controller: AbortController;
+  readonly progress: PullProgressHandle | undefined;
+  subscribers: number;
+}
+
+const inFlight = new Map<string, SharedPull>();
+
+/** How many distinct pulls this process has in flight (for metrics and tests). */
+export function pullsInFlight(): number {
+  return inFlight.size;
+}
+
+function pullKey(runtime: CriRuntime, ref: string, auth: CriAuthConfig | undefined): string {
+  const secret = auth ? createHash('sha256').update(JSON.stringify(auth)).digest('hex') : '-';
+  return `${runtime.endpoint.target}\n${ref}\n${secret}`;
+}
+
+interface PullContext {
+  failure: FailureContext;
+  progressTimeoutMs: number;
+  pullTimeoutMs: number;
+}
+
+function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig | undefined, ctx: PullContext, key: string): SharedPull {
+  const controller = new AbortController();
+  const progress = runtime.progress?.begin();
+  const startedAt = Date.now();
+  let reason: WarmError | undefined;
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    if (progress && ctx.progressTimeoutMs > 0) {
+      const snap = progress.snapshot();
+      const idle = now - snap.lastProgressAt;
+      if (idle >= ctx.progressTimeoutMs && (snap.active > 0 || !snap.seenAny)) {
+        reason = new WarmError(
+          'PROGRESS_TIMEOUT',
+          `pulling ${ctx.failure.image} timed out: no new bytes from registry ${ctx.failure.registry} for ${Math.round(idle / 1000)} s`,
+        );
+        controller.abort();
+      }
+    }
+    if (!reason && ctx.pullTimeoutMs > 0 && now - startedAt >= ctx.pullTimeoutMs) {
+      reason = new WarmError('TIMED_OUT', `pulling ${ctx.failure.image} timed out after ${Math.round(ctx.pullTimeoutMs / 1000)} s`);
+      controller.abort();
+    }
+  }, WATCHDOG_INTERVAL_MS);
+  watchdog.unref();
+  const result = runtime.pullImage(ref, auth, controller.signal).then(
+    (imageRef) => imageRef,
+    (err: unknown) => {
+      throw reason ?? translatePullError(err, ctx.failure);
+    },
+  );
+  const shared: SharedPull = { result, controller, progress, subscribers: 0 };
+  void result
+    .catch(() => undefined)
+    .finally(() => {
+      clearInterval(watchdog);
+      progress?.end();
+      if (inFlight.get(key) === shared) inFlight.delete(key);
+    });
+  return shared;
+}
+
+interface JoinedPull {
+  result: Promise<string>;
+  bytes(): PullBytes | undefined;
+  leave(): void;
+}
+
+function joinPull(
+  runtime: CriRuntime,
+  ref: string,
+  auth: CriAuthConfig | undefined,
+  ctx: PullContext,
+  signal: AbortSignal | undefined,
+): JoinedPull {
+  const key = pullKey(runtime, ref, auth);
+  let shared = inFlight.get(key);
+  if (!shared) {
+    shared = startSharedPull(runtime, ref, auth, ctx, key);
+    inFlight.set(key, shared);
+  }
+  const pull = shared;
+  pull.subscribers++;
+  let left = false;
+  const leave = (): void => {
+    if (left) return;
+    left = true;
+    signal?.removeEventListener('abort', onAbort);
+    pull.subscribers--;
+    if (pull.subscribers === 0) pull.controller.abort();
+  };
+  let rejectCancelled: (err: WarmError) => void = () => undefined;
+  const cancelled = new Promise<never>((_, reject) => {
+    rejectCancelled = reject;
+  });
+  const onAbort = (): void => {
+    rejectCancelled(new WarmError('CANCELLED', `pulling ${ctx.failure.image} was cancelled`));
+    leave();
+  };
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  const result = Promise.race([pull.result, cancelled]).finally(() => {
+    if (!left) {
+      left = true;
+      signal?.removeEventListener('abort', onAbort);
+      pull.subscribers--;
+    }
+  });
+  return { result, bytes: () => pull.progress?.snapshot(), leave };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine
+
+interface Item {
+  readonly image: string;
+  readonly policy: ImagePullPolicy;
+  readonly ref: ImageReference | undefined;
+  readonly invalid: WarmError | undefined;
+}
+
+export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): Promise<ImageResult__Output[]> {
+  const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a whole number >= 1, got ${concurrency}`);
+  const credentials = opts.credentials ?? [];
+  const progressTimeoutMs = opts.progressTimeoutMs ?? DEFAULT_PROGRESS_TIMEOUT_MS;
+  const pullTimeoutMs = opts.pullTimeoutMs ?? 0;
+  const intervalMs = opts.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  const emit = (p: ImageProgress__Output): void => {
+    try {
+      opts.onProgress?.(p);
+    } catch (err) {
+      opts.logger?.warn({ err }, 'image progress listener failed');
+    }
+  };
+
+  // Every reference is checked before any call to the runtime.
+  const items: Item[] = opts.images.map(({ image, pullPolicy }) => {
+    try {
+      return { image, policy: normalizePolicy(pullPolicy), ref: parseImageReference(image), invalid: undefined };
+    } catch (err) {
+      if (!(err instanceof InvalidReferenceError)) throw err;
+      return { image, policy: normalizePolicy(pullPolicy), ref: undefined, invalid: new WarmError('INVALID_REFERENCE', err.message) };
+    }
+  });
+
+  const progressOf = (image: string, state: ItemState__Output, startedAt: number, bytes?: PullBytes): ImageProgress__Output => ({
+    image,
+    state,
+    bytesDone: bytes?.bytesDone ?? 0,
+    bytesTotal: bytes?.bytesTotal ?? 0,
+    bytesKnown: bytes !== undefined && bytes.exclusive && bytes.seenAny,
+    elapsedSeconds: startedAt > 0 ? (Date.now() - startedAt) / 1000 : 0,
+  });
+
+  for (const item of items) if (!item.invalid) emit(progressOf(item.image, 'WAITING', 0));
+
+  const limit = pLimit(concurrency);
+  return Promise.all(
+    items.map(async (item): Promise<ImageResult__Output> => {
+      if (item.invalid || !item.ref) {
+        const failure = { code: item.invalid?.code ?? 'INVALID_REFERENCE', message: item.invalid?.message ?? `invalid image reference ${item.image}` };
+        const result = failed(item.image, 0, failure.code, failure.message);
+        emit(progressOf(item.image, 'FAILED', 0));
+        return result;
+      }
+      const ref = item.ref;
+      return limit(async () => {
+        const startedAt = Date.now();
+        const result = await warmOne(runtime, item, ref, {
+          credentials,
+          progressTimeoutMs,
+          pullTimeoutMs,
+          intervalMs,
+          signal: opts.signal,
+          startedAt,
+          emit: (state, bytes) => emit(progressOf(item.image, state, startedAt, bytes)),
+          logger: opts.logger,
+        });
+        return result;
+      });
+    }),
+  );
+}
+
+function failed(image: string, seconds: number, code: WarmError['code'], message: string): ImageResult__Output {
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message } };
+}
+
+interface OneOptions {
+  credentials: readonly RegistryCredential[];
+  progressTimeoutMs: number;
+  pullTimeoutMs: number;
+  intervalMs: number;
+  signal: AbortSignal | undefined;
+  startedAt: number;
+  emit: (state: ItemState__Output, bytes?: PullBytes) => void;
+  logger: Logger | undefined;
+}
+
+async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: OneOptions): Promise<ImageResult__Output> {
+  const seconds = (): number => (Date.now() - o.startedAt) / 1000;
+  const log = o.logger?.child({ image: item.image });
+  const fail = (err: WarmError): ImageResult__Output => {
+    log?.warn({ code: err.code, detail: err.detail }, 'image failed');
+    o.emit('FAILED');
+    return failed(item.image, seconds(), err.code, err.message);
+  };
+  if (o.signal?.aborted) return fail(new WarmError('CANCELLED', `pulling ${item.image} was cancelled before it started`));
+  o.emit('RUNNING');
+  const what = (verb: string): string => `${verb} ${item.image}`;
+  try {
+    if (item.policy === 'IF_NOT_PRESENT') {
+      const present = await runtime.imageStatus(ref.normalized, o.signal);
+      if (present) {
+        o.emit('PRESENT');
+        log?.debug({ imageRef: present.id }, 'image already present');
+        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null };
+      }
+    }
+  } catch (err) {
+    return fail(translateCallError(err, what('checking whether the runtime has'), runtime.endpoint.display));
+  }
+
+  const credential = credentialFor(ref.domain, o.credentials);
+  const auth = toAuthConfig(credential);
+  const joined = joinPull(
+    runtime,
+    ref.normalized,
+    auth,
+    {
+      failure: { image: item.image, registry: ref.domain, endpoint: runtime.endpoint.display, withCredentials: auth !== undefined },
+      progressTimeoutMs: o.progressTimeoutMs,
+      pullTimeoutMs: o.pullTimeoutMs,
+    },
+    o.signal,
+  );
+  const ticker = setInterval(() => o.emit('RUNNING', joined.bytes()), o.intervalMs);
+  ticker.unref();
+  let imageRef: string;
+  let lastBytes: PullBytes | undefined;
+  try {
+    imageRef = await joined.result;
+    lastBytes = joined.bytes();
+  } catch (err) {
+    return fail(err instanceof WarmError ? err : translatePullError(err, { image: item.image, registry: ref.domain, endpoint: runtime.endpoint.display, withCredentials: auth !== undefined }));
+  } finally {
+    clearInterval(ticker);
+  }
+
+  try {
+    const status = await runtime.imageStatus(ref.normalized, o.signal);
+    if (!status) {
+      return fail(new WarmError('RUNTIME_ERROR', `the runtime reported ${item.image} pulled, but does not list it afterwards`));
+    }
+    // Ingests that finished between two listings still count as complete.
+    o.emit('DONE', lastBytes && { ...lastBytes, bytesDone: lastBytes.bytesTotal });
+    log?.info({ imageRef, bytes: status.size, seconds: seconds() }, 'image pulled');
+    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null };
+  } catch (err) {
+    return fail(translateCallError(err, what('checking the pulled image'), runtime.endpoint.display));
+  }
+}
