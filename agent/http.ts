@@ -1,0 +1,59 @@
+// The agent's HTTP side (fastify): /healthz (the process is alive), /readyz (the runtime answers
+// Version), /status (JSON for people and scripts) and /metrics (Prometheus).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, type RawServerDefault } from 'fastify';
+import type { Logger } from '../proto/log.js';
+import { STOKER_VERSION } from '../proto/version.js';
+import type { AgentMetrics } from './metrics.js';
+import type { RuntimeProbe } from './server/runtime.js';
+import type { TaskRegistry } from './server/tasks.js';
+
+export interface HttpContext {
+  readonly nodeName: string;
+  readonly criEndpoint: string;
+  readonly allowedRoots: readonly string[];
+  readonly probe: RuntimeProbe;
+  readonly tasks: TaskRegistry;
+  readonly metrics: AgentMetrics;
+  readonly log: Logger;
+  /** True once shutdown began: /readyz answers 503 from then on. */
+  readonly stopping: () => boolean;
+}
+
+export function createHttpServer(ctx: HttpContext): FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger> {
+  const app = Fastify({ loggerInstance: ctx.log, disableRequestLogging: true, forceCloseConnections: true });
+
+  app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    if (ctx.stopping()) {
+      return reply.code(503).send({ ready: false, reason: `the agent on node "${ctx.nodeName}" is shutting down` });
+    }
+    const state = await ctx.probe.check();
+    if (!state.ready) return reply.code(503).send({ ready: false, criEndpoint: ctx.criEndpoint, reason: state.reason });
+    return { ready: true, criEndpoint: ctx.criEndpoint, runtimeName: state.runtimeName, runtimeVersion: state.runtimeVersion };
+  });
+
+  app.get('/status', (_req, reply) => {
+    const state = ctx.probe.state;
+    return reply.send({
+      nodeName: ctx.nodeName,
+      agentVersion: STOKER_VERSION,
+      criEndpoint: ctx.criEndpoint,
+      runtimeReady: state.ready,
+      runtimeName: state.runtimeName,
+      runtimeVersion: state.runtimeVersion,
+      runtimeReason: state.reason,
+      allowedRoots: ctx.allowedRoots,
+      tasksInFlight: ctx.tasks.inFlight,
+      tasks: ctx.tasks.summaries(),
+    });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const body = await ctx.metrics.registry.metrics();
+    return reply.type(ctx.metrics.registry.contentType).send(body);
+  });
+
+  return app;
+}

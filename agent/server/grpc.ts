@@ -1,0 +1,258 @@
+// The Agent gRPC service (proto/stoker/v1/agent.proto) and its server.
+//
+// Warm: validated in one place (validate.ts). A request the agent refuses as a whole (malformed,
+// or meant for another node) gets one WarmResult with `failure` set (INVALID_REQUEST, WRONG_NODE)
+// and then the call ends with the matching gRPC status (INVALID_ARGUMENT, FAILED_PRECONDITION) and
+// the code in the `stoker-error-code` trailer: callers may look at either. An accepted request
+// joins the task registry: progress events stream back (coalesced per item when the caller reads
+// slowly), then exactly one WarmResult, then OK. A caller that cancels only detaches from its task.
+// At shutdown every open Warm call ends with UNAVAILABLE so the caller knows to come back.
+import * as grpc from '@grpc/grpc-js';
+import { agentProto, type AgentHandlers, type NodeStatusResponse, type WarmEvent, type WarmResult } from '../../proto/agent.js';
+import type { Logger } from '../../proto/log.js';
+import { STOKER_VERSION } from '../../proto/version.js';
+import { ERROR_CODE_TRAILER, ServerError, isUnexpected, toStatus } from './errors.js';
+import type { AgentRuntime, ImagePresenceInfo, RuntimeProbe } from './runtime.js';
+import { RegistryClosedError, TaskCapacityError, type TaskRegistry, type TaskRun } from './tasks.js';
+import { validateNodeStatusRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
+
+export interface ServiceContext {
+  readonly nodeName: string;
+  readonly allowedRoots: readonly string[];
+  readonly tasks: TaskRegistry;
+  readonly runtime: AgentRuntime;
+  readonly probe: RuntimeProbe;
+  readonly log: Logger;
+  /** Builds the run of a validated request (warm.ts in the agent, a fake in unit tests). */
+  readonly runWarm: (req: ValidWarmRequest) => TaskRun;
+}
+
+/** Writes WarmEvents to one call; when the caller reads slowly, keeps only the latest per item. */
+class EventWriter {
+  private readonly pending = new Map<string, WarmEvent>();
+  private blocked = false;
+  private closed = false;
+
+  constructor(private readonly call: grpc.ServerWritableStream<unknown, WarmEvent>) {
+    call.on('drain', () => this.flush());
+  }
+
+  get open(): boolean {
+    return !this.closed && !this.call.cancelled;
+  }
+
+  event(event: WarmEvent): void {
+    if (!this.open) return;
+    const key = event.image ? `i:${event.image.image ?? ''}` : `f:${event.file?.path ?? ''}`;
+    if (this.blocked) {
+      this.pending.delete(key);
+      this.pending.set(key, event);
+      return;
+    }
+    this.blocked = !this.call.write(event);
+  }
+
+  private flush(): void {
+    this.blocked = false;
+    for (const [key, event] of this.pending) {
+      this.pending.delete(key);
+      if (!this.open) return;
+      if (!this.call.write(event)) {
+        this.blocked = true;
+        return;
+      }
+    }
+  }
+
+  result(result: WarmResult): void {
+    if (!this.open) return;
+    for (const event of this.pending.values()) this.call.write(event);
+    this.pending.clear();
+    this.closed = true;
+    this.call.write({ result });
+    this.call.end();
+  }
+
+  fail(err: unknown): void {
+    if (!this.open) return;
+    this.closed = true;
+    this.pending.clear();
+    const s = toStatus(err);
+    this.call.emit('error', { code: s.code, details: s.details, metadata: s.metadata });
+  }
+}
+
+function refusal(taskId: string, err: ServerError): WarmResult {
+  return {
+    taskId,
+    succeeded: false,
+    images: [],
+    paths: [],
+    seconds: 0,
+    failure: { code: err.errorCode ?? 'INVALID_REQUEST', message: err.message },
+  };
+}
+
+/** Runs `fn` over items with at most `limit` at once. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export interface AgentService {
+  readonly handlers: AgentHandlers;
+  /** Ends every open Warm call with UNAVAILABLE. */
+  drain(message: string): void;
+}
+
+export function createAgentService(ctx: ServiceContext): AgentService {
+  const open = new Set<EventWriter>();
+
+  const Warm: AgentHandlers['Warm'] = (call) => {
+    const request = call.request;
+    const writer = new EventWriter(call);
+    let req: ValidWarmRequest;
+    try {
+      req = validateWarmRequest(request, ctx.nodeName);
+    } catch (err) {
+      if (err instanceof ServerError) {
+        ctx.log.warn({ taskId: request.taskId, reason: err.message, code: err.errorCode }, 'warm request refused');
+        call.write({ result: refusal(request.taskId, err) });
+      } else {
+        ctx.log.error({ err }, 'warm request validation failed');
+      }
+      writer.fail(err);
+      return;
+    }
+    try {
+      const attachment = ctx.tasks.attach(req.taskId, ctx.runWarm(req), {
+        event: (e) => writer.event(e),
+        result: (r) => {
+          open.delete(writer);
+          writer.result(r);
+        },
+      });
+      if (attachment.kind !== 'started') ctx.log.info({ taskId: req.taskId, kind: attachment.kind }, 'warm call joined an existing task');
+      if (writer.open) {
+        open.add(writer);
+        call.on('cancelled', () => {
+          open.delete(writer);
+          attachment.detach();
+        });
+      }
+    } catch (err) {
+      if (err instanceof TaskCapacityError) {
+        writer.fail(new ServerError(grpc.status.RESOURCE_EXHAUSTED, `node "${ctx.nodeName}": ${err.message}; try again later`));
+      } else if (err instanceof RegistryClosedError) {
+        writer.fail(new ServerError(grpc.status.UNAVAILABLE, `the agent on node "${ctx.nodeName}" is shutting down`));
+      } else {
+        ctx.log.error({ err, taskId: req.taskId }, 'warm call failed');
+        writer.fail(err);
+      }
+    }
+  };
+
+  const NodeStatus: AgentHandlers['NodeStatus'] = (call, callback) => {
+    const answer = async (): Promise<NodeStatusResponse> => {
+      const images = validateNodeStatusRequest(call.request, ctx.nodeName);
+      const state = await ctx.probe.check();
+      const response: NodeStatusResponse = {
+        nodeName: ctx.nodeName,
+        runtimeReady: state.ready,
+        runtimeName: state.runtimeName,
+        runtimeVersion: state.runtimeVersion,
+        agentVersion: STOKER_VERSION,
+        images: [],
+        allowedRoots: [...ctx.allowedRoots],
+        tasksInFlight: ctx.tasks.inFlight,
+      };
+      if (!state.ready || images.length === 0) return response;
+      const cancelled = new AbortController();
+      call.on('cancelled', () => cancelled.abort());
+      const presence = await mapLimit(images, 8, async (image): Promise<ImagePresenceInfo> => {
+        const signal = AbortSignal.any([cancelled.signal, AbortSignal.timeout(10_000)]);
+        try {
+          return await ctx.runtime.imageStatus(image, signal);
+        } catch (err) {
+          if (err instanceof Error && err.name === 'InvalidReferenceError') {
+            throw new ServerError(grpc.status.INVALID_ARGUMENT, err.message, 'INVALID_REFERENCE');
+          }
+          if (cancelled.signal.aborted) throw err;
+          throw new ServerError(
+            grpc.status.UNAVAILABLE,
+            `the container runtime at ${ctx.runtime.endpoint} did not answer ImageStatus for ${JSON.stringify(image)}`,
+            'RUNTIME_UNAVAILABLE',
+          );
+        }
+      });
+      response.images = images.map((image, i) => ({ image, ...presence[i] }));
+      return response;
+    };
+    answer().then(
+      (response) => callback(null, response),
+      (err: unknown) => {
+        if (isUnexpected(err)) ctx.log.error({ err }, 'NodeStatus failed');
+        const s = toStatus(err);
+        callback({ code: s.code, details: s.details, metadata: s.metadata });
+      },
+    );
+  };
+
+  return {
+    handlers: { Warm, NodeStatus },
+    drain(message) {
+      const err = new ServerError(grpc.status.UNAVAILABLE, message);
+      for (const writer of open) writer.fail(err);
+      open.clear();
+    },
+  };
+}
+
+export interface GrpcServerHandle {
+  readonly port: number;
+  /** Stops taking calls; waits for open calls up to timeoutMs, then cuts them. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/** Binds the Agent service on host:port (port 0 picks a free one) with the given credentials. */
+export async function startGrpcServer(
+  handlers: AgentHandlers,
+  credentials: grpc.ServerCredentials,
+  host: string,
+  port: number,
+): Promise<GrpcServerHandle> {
+  const server = new grpc.Server({
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  });
+  server.addService(agentProto().Agent.service, handlers);
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(new Error(`cannot listen for gRPC on ${address}: ${err.message}`)) : resolve(p)));
+  });
+  return {
+    port: bound,
+    stop: (timeoutMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, timeoutMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+export { ERROR_CODE_TRAILER };

@@ -1,0 +1,117 @@
+// What the agent needs from the container runtime, and a probe that keeps asking it for its
+// Version: readiness flips with the answers, and the agent keeps serving while the runtime is down.
+import type { Logger } from '../../proto/log.js';
+
+export interface RuntimeVersion {
+  readonly runtimeName: string;
+  readonly runtimeVersion: string;
+}
+
+export interface ImagePresenceInfo {
+  readonly present: boolean;
+  readonly imageRef: string;
+  readonly sizeBytes: number;
+}
+
+/** The agent's view of the runtime; run.ts adapts the CRI client to it, unit tests use fakes. */
+export interface AgentRuntime {
+  /** The CRI endpoint as the user wrote it, for messages. */
+  readonly endpoint: string;
+  version(signal: AbortSignal): Promise<RuntimeVersion>;
+  imageStatus(image: string, signal: AbortSignal): Promise<ImagePresenceInfo>;
+  close(): void;
+}
+
+export interface RuntimeState {
+  readonly ready: boolean;
+  readonly runtimeName: string;
+  readonly runtimeVersion: string;
+  /** Why the last probe failed (names the endpoint); "" when ready. */
+  readonly reason: string;
+  readonly checkedAt: number;
+}
+
+export interface RuntimeProbeOptions {
+  intervalMs: number;
+  /** Deadline of one Version call. */
+  timeoutMs: number;
+  log: Logger;
+  onChange?: (state: RuntimeState) => void;
+}
+
+/** A short reason for a failed runtime call, safe to show: the message's first line, cut short. */
+export function runtimeReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const line = text.split('\n')[0] ?? '';
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
+}
+
+export class RuntimeProbe {
+  private current: RuntimeState = { ready: false, runtimeName: '', runtimeVersion: '', reason: 'not probed yet', checkedAt: 0 };
+  private inFlight: Promise<RuntimeState> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly stopped = new AbortController();
+
+  constructor(
+    private readonly runtime: AgentRuntime,
+    private readonly opts: RuntimeProbeOptions,
+  ) {}
+
+  get state(): RuntimeState {
+    return this.current;
+  }
+
+  /** Starts probing every intervalMs (the first probe at once). */
+  start(): void {
+    const loop = () => {
+      void this.check().finally(() => {
+        if (this.stopped.signal.aborted) return;
+        this.timer = setTimeout(loop, this.opts.intervalMs);
+        this.timer.unref();
+      });
+    };
+    loop();
+  }
+
+  stop(): void {
+    this.stopped.abort();
+    clearTimeout(this.timer);
+  }
+
+  /** Asks the runtime for its Version now (joining a probe already under way). */
+  check(): Promise<RuntimeState> {
+    this.inFlight ??= this.probe().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  private async probe(): Promise<RuntimeState> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopped.signal]);
+    let next: RuntimeState;
+    try {
+      const v = await this.runtime.version(signal);
+      next = { ready: true, runtimeName: v.runtimeName, runtimeVersion: v.runtimeVersion, reason: '', checkedAt: Date.now() };
+    } catch (err) {
+      const why = signal.aborted && !this.stopped.signal.aborted ? `no answer within ${this.opts.timeoutMs} ms` : runtimeReason(err);
+      next = {
+        ready: false,
+        runtimeName: this.current.runtimeName,
+        runtimeVersion: this.current.runtimeVersion,
+        reason: `the container runtime at ${this.runtime.endpoint} did not answer Version: ${why}`,
+        checkedAt: Date.now(),
+      };
+    }
+    const prev = this.current;
+    this.current = next;
+    if (prev.ready !== next.ready || prev.checkedAt === 0) {
+      if (next.ready) {
+        this.opts.log.info({ endpoint: this.runtime.endpoint, runtime: next.runtimeName, version: next.runtimeVersion }, 'container runtime ready');
+      } else if (!this.stopped.signal.aborted) {
+        this.opts.log.warn({ endpoint: this.runtime.endpoint, reason: next.reason }, 'container runtime not ready');
+      }
+      this.opts.onChange?.(next);
+    }
+    return next;
+  }
+}

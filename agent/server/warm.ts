@@ -1,0 +1,195 @@
+// Runs one warm task: images through the image engine, paths through the file engine, side by
+// side; turns every outcome (including an engine that throws, a runtime that is down, and
+// cancellation) into per-item results and one WarmResult. Failure messages are scrubbed of the
+// request's credentials before anyone sees them.
+import { performance } from 'node:perf_hooks';
+import type {
+  FileProgress,
+  ImageProgress,
+  ImageResult,
+  PathResult,
+  WarmEvent,
+  WarmResult,
+} from '../../proto/agent.js';
+import { ERROR_CODES, type StokerErrorCode } from '../../proto/errors.js';
+import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
+import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
+import type { Logger } from '../../proto/log.js';
+import type { AgentMetrics } from '../metrics.js';
+import { runtimeReason, type RuntimeProbe } from './runtime.js';
+import { credentialSecrets, scrub, type ValidImageTask, type ValidWarmRequest } from './validate.js';
+
+export interface WarmImagesInput {
+  images: ValidImageTask[];
+  credentials: RegistryCredential__Output[];
+  concurrency: number;
+  progressTimeoutMs: number;
+  signal: AbortSignal;
+  onProgress: (progress: ImageProgress) => void;
+}
+/** The image engine, bound to the agent's runtime. */
+export type WarmImagesFn = (input: WarmImagesInput) => Promise<ImageResult[]>;
+
+export interface WarmFilesInput {
+  paths: PathTask__Output[];
+  allowedRoots: readonly string[];
+  signal: AbortSignal;
+  onProgress: (progress: FileProgress) => void;
+}
+export type WarmFilesFn = (input: WarmFilesInput) => Promise<PathResult[]>;
+
+export interface WarmContext {
+  readonly nodeName: string;
+  readonly allowedRoots: readonly string[];
+  readonly pullConcurrency: number;
+  readonly defaultProgressTimeoutMs: number;
+  readonly probe: RuntimeProbe;
+  readonly endpoint: string;
+  /** Absent when this build has no image warming. */
+  readonly warmImages: WarmImagesFn | undefined;
+  /** Absent when this build has no file warming. */
+  readonly warmFiles: WarmFilesFn | undefined;
+  readonly metrics: AgentMetrics;
+  readonly log: Logger;
+}
+
+function failedImage(image: string, code: StokerErrorCode, message: string): ImageResult {
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds: 0, failure: { code, message } };
+}
+
+function failedPath(path: string, code: StokerErrorCode, message: string): PathResult {
+  return {
+    path,
+    state: 'FAILED',
+    files: 0,
+    bytes: 0,
+    seconds: 0,
+    residentBytesBefore: -1,
+    residentBytesAfter: -1,
+    issues: [],
+    failure: { code, message },
+    warnings: [],
+  };
+}
+
+function cancelledMessage(nodeName: string): string {
+  return `the task was cancelled on node "${nodeName}" (the agent is shutting down)`;
+}
+
+/** Runs a validated request; never throws. */
+export async function runWarmTask(
+  ctx: WarmContext,
+  req: ValidWarmRequest,
+  signal: AbortSignal,
+  emit: (event: WarmEvent) => void,
+): Promise<WarmResult> {
+  const started = performance.now();
+  const secrets = credentialSecrets(req.credentials);
+  const clean = (text: string) => scrub(text, secrets);
+  const log = ctx.log.child({ taskId: req.taskId });
+  log.info({ images: req.images.length, paths: req.paths.length, credentials: req.credentials.length }, 'task started');
+
+  const [images, paths] = await Promise.all([
+    runImages(ctx, req, signal, emit, log, clean),
+    runPaths(ctx, req, signal, emit, log, clean),
+  ]);
+
+  for (const r of images) {
+    if (r.failure) r.failure = { code: r.failure.code ?? 'INTERNAL', message: clean(r.failure.message ?? '') };
+    ctx.metrics.recordImage(r);
+    log.info(
+      { image: r.image, state: r.state, seconds: r.seconds, sizeBytes: r.sizeBytes, code: r.failure?.code, reason: r.failure?.message },
+      'image finished',
+    );
+  }
+  for (const r of paths) {
+    if (r.failure) r.failure = { code: r.failure.code ?? 'INTERNAL', message: clean(r.failure.message ?? '') };
+    r.issues = (r.issues ?? []).map((i) => ({ ...i, message: clean(i.message ?? '') }));
+    ctx.metrics.recordPath(r);
+    log.info({ path: r.path, state: r.state, files: r.files, bytes: r.bytes, seconds: r.seconds, code: r.failure?.code }, 'path finished');
+  }
+
+  const succeeded =
+    images.every((r) => r.state === 'DONE' || r.state === 'PRESENT') && paths.every((r) => r.state === 'DONE');
+  const seconds = (performance.now() - started) / 1000;
+  ctx.metrics.recordTask(succeeded);
+  log.info({ succeeded, seconds }, 'task finished');
+  return { taskId: req.taskId, succeeded, images, paths, seconds, failure: null };
+}
+
+async function runImages(
+  ctx: WarmContext,
+  req: ValidWarmRequest,
+  signal: AbortSignal,
+  emit: (event: WarmEvent) => void,
+  log: Logger,
+  clean: (text: string) => string,
+): Promise<ImageResult[]> {
+  if (req.images.length === 0) return [];
+  if (!ctx.warmImages) {
+    return req.images.map((i) => failedImage(i.image, 'INTERNAL', `image warming is not available in this agent; ${JSON.stringify(i.image)} was not pulled`));
+  }
+  const state = await ctx.probe.check();
+  if (signal.aborted) return req.images.map((i) => failedImage(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+  if (!state.ready) {
+    return req.images.map((i) => failedImage(i.image, 'RUNTIME_UNAVAILABLE', state.reason));
+  }
+  try {
+    const results = await ctx.warmImages({
+      images: [...req.images],
+      credentials: [...req.credentials],
+      concurrency: ctx.pullConcurrency,
+      progressTimeoutMs: req.progressTimeoutMs || ctx.defaultProgressTimeoutMs,
+      signal,
+      onProgress: (image) => emit({ image }),
+    });
+    // Every requested image gets exactly one result, in request order.
+    const byImage = new Map(results.map((r) => [r.image ?? '', r]));
+    return req.images.map(
+      (i) => byImage.get(i.image) ?? failedImage(i.image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(i.image)}`),
+    );
+  } catch (err) {
+    if (signal.aborted) return req.images.map((i) => failedImage(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+    log.error({ err: clean(runtimeReason(err)) }, 'image engine failed');
+    return req.images.map((i) => failedImage(i.image, 'INTERNAL', `pulling ${JSON.stringify(i.image)} failed inside the agent (see its log)`));
+  }
+}
+
+async function runPaths(
+  ctx: WarmContext,
+  req: ValidWarmRequest,
+  signal: AbortSignal,
+  emit: (event: WarmEvent) => void,
+  log: Logger,
+  clean: (text: string) => string,
+): Promise<PathResult[]> {
+  if (req.paths.length === 0) return [];
+  if (ctx.allowedRoots.length === 0) {
+    return req.paths.map((p) =>
+      failedPath(p.path, 'PATH_OUTSIDE_ROOT', `${JSON.stringify(p.path)} is outside every allowed root: the agent on node "${ctx.nodeName}" has no --allowed-root`),
+    );
+  }
+  if (!ctx.warmFiles) {
+    return req.paths.map((p) => failedPath(p.path, 'INTERNAL', `file warming is not available in this agent; ${JSON.stringify(p.path)} was not read`));
+  }
+  try {
+    const results = await ctx.warmFiles({
+      paths: [...req.paths],
+      allowedRoots: ctx.allowedRoots,
+      signal,
+      onProgress: (file) => emit({ file }),
+    });
+    const byPath = new Map(results.map((r) => [r.path ?? '', r]));
+    return req.paths.map(
+      (p) => byPath.get(p.path) ?? failedPath(p.path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(p.path)}`),
+    );
+  } catch (err) {
+    if (signal.aborted) return req.paths.map((p) => failedPath(p.path, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+    const code = (err as { code?: unknown }).code;
+    if (err instanceof Error && typeof code === 'string' && code in ERROR_CODES) {
+      return req.paths.map((p) => failedPath(p.path, code as StokerErrorCode, clean(err.message)));
+    }
+    log.error({ err: clean(runtimeReason(err)) }, 'file engine failed');
+    return req.paths.map((p) => failedPath(p.path, 'INTERNAL', `reading ${JSON.stringify(p.path)} failed inside the agent (see its log)`));
+  }
+}
