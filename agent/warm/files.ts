@@ -1,0 +1,215 @@
+// Warms files into the page cache: the file half of a WarmRequest (PathTask -> PathResult).
+//
+//   const results = await warmFiles({
+//     paths: [{ path: '/models/llama', include: ['*.safetensors'], exclude: [] }],
+//     allowedRoots: ['/models'],
+//     signal,                       // abort stops every reader after its current read
+//     onProgress: (p) => send(p),   // FileProgress per path: WAITING (totals), RUNNING, DONE/FAILED
+//     readers: 16,                  // files in flight (default DEFAULT_READERS)
+//     bufferBytes: 8 << 20,         // one reused buffer per reader (default DEFAULT_BUFFER_BYTES)
+//     budget: 'warn',               // 'warn' | 'refuse' | 'off' (default 'warn')
+//   });
+//
+// Order of work: every path is checked and walked first (paths.ts: roots, symlinks, loops,
+// FIFOs, include/exclude), then residency is measured (residency.ts), the total is compared
+// with the memory budget (budget.ts), and each path's files are read (readers.ts), then
+// residency is measured again. One result per requested path, in request order:
+// - state DONE: the tree was read; `issues` lists files skipped or failed below it;
+// - state FAILED with `failure`: the path was refused (PATH_OUTSIDE_ROOT, PATH_NOT_FOUND,
+//   INVALID_REQUEST for a bad glob), the budget refused it (OVER_BUDGET), or the signal
+//   aborted (CANCELLED; warmFiles resolves promptly rather than throwing);
+// - resident bytes before/after are -1 where they cannot be measured.
+// It throws only for a bad allowed root (a PathError with code INVALID_REQUEST): a caller
+// should check its roots once at start-up with resolveRoots().
+//
+// Readers run on libuv's thread pool: a process that warms files should set UV_THREADPOOL_SIZE
+// (e.g. to 16) before its first asynchronous file call, or at most 4 reads run at once.
+import type { FileProgress__Output } from '../../proto/gen/stoker/v1/FileProgress.js';
+import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js';
+import type { FileIssue__Output } from '../../proto/gen/stoker/v1/FileIssue.js';
+import type { Failure__Output } from '../../proto/gen/stoker/v1/Failure.js';
+import type { StokerErrorCode } from '../../proto/errors.js';
+import { type BudgetMode, type MemoryFacts, budgetWarnings, formatBytes, readMemoryFacts } from './budget.js';
+import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, readAll } from './readers.js';
+import { UNKNOWN, residentBytes } from './residency.js';
+
+export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS } from './readers.js';
+export { PathError, resolveRoots } from './paths.js';
+export type { BudgetMode } from './budget.js';
+
+export interface WarmFilesOptions {
+  /** PathTask from the proto: an absolute path, include and exclude globs relative to it. */
+  paths: readonly PathSpec[];
+  allowedRoots: readonly string[];
+  signal: AbortSignal;
+  onProgress?: (p: FileProgress__Output) => void;
+  readers?: number;
+  bufferBytes?: number;
+  budget?: BudgetMode;
+  /** Least time between two RUNNING progress events of one path (default 500 ms; 0: every read). */
+  progressIntervalMs?: number;
+  /** Measure page-cache residency before and after (default true). */
+  residency?: boolean;
+  /** Memory facts for the budget; read from /proc and /sys/fs/cgroup when not given. */
+  memoryFacts?: MemoryFacts;
+}
+
+const DEFAULT_PROGRESS_INTERVAL_MS = 500;
+const MAX_READERS = 1024;
+const MAX_BUFFER_BYTES = 256 * 1024 * 1024;
+
+interface Work {
+  spec: PathSpec;
+  tree?: Tree;
+  failure?: Failure__Output;
+  warnings: string[];
+  residentBefore: number;
+  residentAfter: number;
+  filesDone: number;
+  bytesDone: number;
+  seconds: number;
+  issues: FileIssue__Output[];
+}
+
+export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Output[]> {
+  const readers = opts.readers ?? DEFAULT_READERS;
+  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
+  if (!Number.isInteger(readers) || readers < 1 || readers > MAX_READERS) {
+    throw new PathError('INVALID_REQUEST', '', `readers must be an integer from 1 to ${MAX_READERS}, not ${readers}`);
+  }
+  if (!Number.isInteger(bufferBytes) || bufferBytes < 4096 || bufferBytes > MAX_BUFFER_BYTES) {
+    throw new PathError('INVALID_REQUEST', '', `bufferBytes must be an integer from 4096 to ${MAX_BUFFER_BYTES}, not ${bufferBytes}`);
+  }
+  const budget = opts.budget ?? 'warn';
+  const measure = opts.residency ?? true;
+  const interval = opts.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  const { signal } = opts;
+  const roots = await resolveRoots(opts.allowedRoots);
+
+  const work: Work[] = opts.paths.map((spec) => ({
+    spec,
+    warnings: [],
+    residentBefore: UNKNOWN,
+    residentAfter: UNKNOWN,
+    filesDone: 0,
+    bytesDone: 0,
+    seconds: 0,
+    issues: [],
+  }));
+
+  const emit = (w: Work, state: FileProgress__Output['state'], started: number): void => {
+    opts.onProgress?.({
+      path: w.spec.path,
+      state,
+      filesDone: w.filesDone,
+      filesTotal: w.tree?.files.length ?? 0,
+      bytesDone: w.bytesDone,
+      bytesTotal: w.tree?.bytes ?? 0,
+      elapsedSeconds: started ? (performance.now() - started) / 1000 : 0,
+    });
+  };
+  const cancelled = (w: Work): Failure__Output => ({
+    code: 'CANCELLED',
+    message: `warming "${w.spec.path}" was cancelled after ${w.bytesDone} of ${w.tree?.bytes ?? 0} bytes`,
+  });
+
+  // 1. Check and walk every path.
+  for (const w of work) {
+    if (signal.aborted) {
+      w.failure = cancelled(w);
+      continue;
+    }
+    const t0 = performance.now();
+    try {
+      w.tree = await walkTree(w.spec, roots, signal);
+      w.issues.push(...w.tree.issues);
+    } catch (err) {
+      w.failure = signal.aborted ? cancelled(w) : toFailure(err, w.spec.path);
+    }
+    w.seconds += (performance.now() - t0) / 1000;
+    emit(w, w.failure ? 'FAILED' : 'WAITING', 0);
+  }
+
+  // 2. Residency before, and the budget over everything that will be read.
+  const live = work.filter((w) => w.tree && !w.failure);
+  if (measure) {
+    for (const w of live) w.residentBefore = await residentBytes(w.tree?.files.map((f) => f.real) ?? [], signal);
+  }
+  if (budget !== 'off' && live.length > 0) {
+    const facts = opts.memoryFacts ?? (await readMemoryFacts());
+    const treeBytes = live.reduce((s, w) => s + (w.tree?.bytes ?? 0), 0);
+    const resident = live.every((w) => w.residentBefore >= 0) ? live.reduce((s, w) => s + w.residentBefore, 0) : 0;
+    const warnings = budgetWarnings(treeBytes, Math.max(0, treeBytes - resident), facts);
+    for (const w of live) {
+      w.warnings.push(...warnings);
+      if (budget === 'refuse' && warnings.length > 0) {
+        w.failure = { code: 'OVER_BUDGET', message: `warming "${w.spec.path}" refused (${formatBytes(treeBytes)} in all): ${warnings.join('; ')}` };
+        emit(w, 'FAILED', 0);
+      }
+    }
+  }
+
+  // 3. Read each path's files, then measure residency again.
+  for (const w of work) {
+    if (!w.tree || w.failure) continue;
+    if (signal.aborted) {
+      w.failure = cancelled(w);
+      emit(w, 'FAILED', 0);
+      continue;
+    }
+    const tree = w.tree;
+    const started = performance.now();
+    let lastEmit = started;
+    emit(w, 'RUNNING', started);
+    try {
+      await readAll(tree.files, {
+        readers,
+        bufferBytes,
+        signal,
+        onBytes: (n) => {
+          w.bytesDone += n;
+          const now = performance.now();
+          if (now - lastEmit >= interval) {
+            lastEmit = now;
+            emit(w, 'RUNNING', started);
+          }
+        },
+        onFile: (_entry, result) => {
+          w.filesDone++;
+          if (result.issue) w.issues.push(result.issue);
+        },
+      });
+    } catch (err) {
+      w.failure = signal.aborted ? cancelled(w) : toFailure(err, w.spec.path);
+    }
+    w.seconds += (performance.now() - started) / 1000;
+    if (measure && !signal.aborted) {
+      const failed = new Set(w.issues.map((i) => i.path));
+      w.residentAfter = await residentBytes(
+        tree.files.filter((f) => !failed.has(f.shown)).map((f) => f.real),
+        signal,
+      );
+    }
+    emit(w, w.failure ? 'FAILED' : 'DONE', started);
+  }
+
+  return work.map((w) => ({
+    path: w.spec.path,
+    state: w.failure ? 'FAILED' : 'DONE',
+    files: w.filesDone,
+    bytes: w.bytesDone,
+    seconds: w.seconds,
+    residentBytesBefore: w.residentBefore,
+    residentBytesAfter: w.residentAfter,
+    issues: w.issues,
+    failure: w.failure ?? null,
+    warnings: w.warnings,
+  }));
+}
+
+function toFailure(err: unknown, path: string): Failure__Output {
+  if (err instanceof PathError) return { code: err.code, message: err.message };
+  const code: StokerErrorCode = 'INTERNAL';
+  return { code, message: `warming "${path}" failed: ${err instanceof Error ? err.message : String(err)}` };
+}

@@ -1,0 +1,141 @@
+// Streams files into the page cache: a bounded pool of readers, each with one large buffer it
+// reuses for every read; file contents never live beyond those buffers.
+//
+// Each file is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in after the walk cannot
+// block the open), then fstat'ed: the reader refuses anything that is not the regular file,
+// device and inode the walk checked (paths.ts), so a swap between check and open reads nothing.
+// Node's callback fs API is used rather than FileHandle: it costs less per call, which matters
+// for trees of many small files. Every call runs on libuv's thread pool (UV_THREADPOOL_SIZE,
+// 4 by default), which bounds how many reads are really in flight.
+import fs from 'node:fs';
+import type { FileEntry, Issue } from './paths.js';
+import { errnoCode, errnoText } from './paths.js';
+
+export const DEFAULT_READERS = 16;
+export const DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024;
+const MIN_BUFFER_BYTES = 64 * 1024;
+
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+function openFd(path: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(path, OPEN_FLAGS, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+function fstatFd(fd: number): Promise<fs.Stats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+function readFd(fd: number, buf: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
+}
+
+export interface ReadResult {
+  /** Bytes read from the file (also when an issue is reported). */
+  bytes: number;
+  /** Set when the file was refused, vanished or changed while being read. */
+  issue?: Issue;
+}
+
+/**
+ * Reads one file to its end into `buf`, reporting each chunk through `onBytes`.
+ * Throws only when `signal` aborts; every other problem becomes the result's issue.
+ */
+export async function readFile(entry: FileEntry, buf: Buffer, signal: AbortSignal, onBytes: (n: number) => void): Promise<ReadResult> {
+  const shown = entry.shown;
+  let fd: number;
+  try {
+    fd = await openFd(entry.real);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return { bytes: 0, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" vanished before it could be read` } };
+    if (code === 'ELOOP') {
+      return { bytes: 0, issue: { path: shown, code: 'PATH_OUTSIDE_ROOT', message: `"${shown}" was replaced by a symlink after it was checked: refused` } };
+    }
+    return { bytes: 0, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" cannot be opened: ${errnoText(err)}` } };
+  }
+  let pos = 0;
+  try {
+    const st = await fstatFd(fd);
+    if (!st.isFile() || st.dev !== entry.dev || st.ino !== entry.ino) {
+      return {
+        bytes: 0,
+        issue: { path: shown, code: 'PATH_OUTSIDE_ROOT', message: `"${shown}" changed between check and open (not the file that was checked): refused` },
+      };
+    }
+    const size = st.size;
+    let reads = 0;
+    for (;;) {
+      signal.throwIfAborted();
+      const n = await readFd(fd, buf, pos);
+      reads++;
+      if (n === 0) break;
+      pos += n;
+      onBytes(n);
+      // A short read that reaches the size seen at open is the end of the file: no extra call.
+      if (n < buf.length && pos >= size) break;
+    }
+    if (pos < size) {
+      return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" shrank from ${size} to ${pos} bytes while being read` } };
+    }
+    if (pos > size) {
+      return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" grew from ${size} to ${pos} bytes while being read` } };
+    }
+    if (reads > 1) {
+      // A file read in several steps may have been deleted or rewritten meanwhile.
+      const after = await fstatFd(fd);
+      if (after.nlink === 0) {
+        return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" was deleted while being read` } };
+      }
+      if (after.size !== size) {
+        return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" changed size from ${size} to ${after.size} bytes while being read` } };
+      }
+    }
+    return { bytes: pos };
+  } catch (err) {
+    if (signal.aborted) throw err;
+    return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" could not be read: ${errnoText(err)}` } };
+  } finally {
+    await closeFd(fd);
+  }
+}
+
+export interface PoolOptions {
+  readers: number;
+  bufferBytes: number;
+  signal: AbortSignal;
+  onBytes: (n: number) => void;
+  onFile: (entry: FileEntry, result: ReadResult) => void;
+}
+
+/**
+ * Reads every file with at most `readers` files in flight, largest first (so one big file does
+ * not start last). Resolves when all are read; rejects with the abort reason when cancelled,
+ * after every reader has stopped.
+ */
+export async function readAll(files: readonly FileEntry[], opts: PoolOptions): Promise<void> {
+  const order = [...files].sort((a, b) => b.size - a.size);
+  const largest = order[0]?.size ?? 0;
+  // No buffer larger than the largest file needs (plus one byte, so a file read in one call
+  // ends with a short read); a tree of small files does not pin readers x 8 MiB.
+  const bufBytes = Math.max(MIN_BUFFER_BYTES, Math.min(opts.bufferBytes, roundUp(largest + 1, MIN_BUFFER_BYTES)));
+  const workers = Math.max(1, Math.min(opts.readers, order.length));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    const buf = Buffer.allocUnsafe(bufBytes);
+    for (;;) {
+      opts.signal.throwIfAborted();
+      const entry = order[next++];
+      if (!entry) return;
+      const result = await readFile(entry, buf, opts.signal, opts.onBytes);
+      opts.onFile(entry, result);
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: workers }, worker));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function roundUp(n: number, unit: number): number {
+  return Math.ceil(n / unit) * unit;
+}

@@ -1,0 +1,89 @@
+// How many bytes of a set of files sit in the page cache, measured with util-linux's `fincore`
+// (mincore(2) over each file). Where it cannot be measured (no fincore, a file it cannot open,
+// a timeout) the answer is -1, "unknown", never 0.
+import { spawn } from 'node:child_process';
+
+export const UNKNOWN = -1;
+
+/** Paths per fincore run: keeps each command line far below the kernel's argument limit. */
+const BATCH_FILES = 512;
+const BATCH_CHARS = 64 * 1024;
+/** fincore opens each file; a file swapped for a FIFO would block it, so every run is bounded. */
+const RUN_TIMEOUT_MS = 60_000;
+
+let fincoreMissing = false;
+
+/** Sum of resident bytes over `paths` (real paths of regular files), or -1 when unknown. */
+export async function residentBytes(paths: readonly string[], signal: AbortSignal): Promise<number> {
+  if (paths.length === 0) return 0;
+  if (fincoreMissing) return UNKNOWN;
+  let total = 0;
+  let batch: string[] = [];
+  let chars = 0;
+  const flush = async (): Promise<boolean> => {
+    if (batch.length === 0) return true;
+    const got = await runFincore(batch, signal);
+    batch = [];
+    chars = 0;
+    if (got === UNKNOWN) return false;
+    total += got;
+    return true;
+  };
+  for (const p of paths) {
+    batch.push(p);
+    chars += p.length + 1;
+    if ((batch.length >= BATCH_FILES || chars >= BATCH_CHARS) && !(await flush())) return UNKNOWN;
+  }
+  if (!(await flush())) return UNKNOWN;
+  return total;
+}
+
+interface FincoreJson {
+  fincore?: { res?: number | string; file?: string }[];
+}
+
+function runFincore(paths: readonly string[], signal: AbortSignal): Promise<number> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve(UNKNOWN);
+      return;
+    }
+    const child = spawn('fincore', ['--json', '--bytes', '--output', 'RES,FILE', '--', ...paths], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      signal: AbortSignal.any([signal, AbortSignal.timeout(RUN_TIMEOUT_MS)]),
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') fincoreMissing = true;
+      resolve(UNKNOWN);
+    });
+    child.on('close', (code) => {
+      // Non-zero: at least one file could not be measured, so the sum would understate.
+      if (code !== 0) {
+        resolve(UNKNOWN);
+        return;
+      }
+      try {
+        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FincoreJson;
+        const rows = parsed.fincore ?? [];
+        if (rows.length !== paths.length) {
+          resolve(UNKNOWN);
+          return;
+        }
+        let sum = 0;
+        for (const row of rows) {
+          const res = Number(row.res);
+          if (!Number.isFinite(res) || res < 0) {
+            resolve(UNKNOWN);
+            return;
+          }
+          sum += res;
+        }
+        resolve(sum);
+      } catch {
+        resolve(UNKNOWN);
+      }
+    });
+  });
+}
