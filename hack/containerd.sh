@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A private containerd with everything under one directory, so several can run side by side.
 #
-#   hack/containerd.sh start DIR                  start (or restart on the same DIR, keeping its images);
-#                                                 prints the CRI endpoint unix://DIR/containerd.sock
+#   hack/containerd.sh start DIR [--owner-pid PID] start (or restart on the same DIR, keeping its images);
+#                                                 prints the CRI endpoint unix://DIR/containerd.sock;
+#                                                 with --owner-pid, containerd is stopped when PID exits
 #   hack/containerd.sh add-registry DIR HOST:PORT pull from HOST:PORT over plain HTTP (takes effect at once)
 #   hack/containerd.sh stop DIR                   SIGTERM, SIGKILL after a bound, wait until gone
 #   hack/containerd.sh kill DIR                   SIGKILL at once (a runtime crash)
@@ -15,7 +16,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/infra.sh"
 
-usage() { die "usage: $0 start|stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
+usage() { die "usage: $0 start DIR [--owner-pid PID] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
 
 cmd=${1:-}
 [ $# -ge 2 ] || usage
@@ -76,6 +77,14 @@ TOML
 }
 
 start() {
+  local owner=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
+      *) die "unknown option: $1" ;;
+    esac
+  done
+  check_owner "$owner"
   if pid_alive "$pidfile"; then
     die "containerd already runs for $dir (pid $(cat "$pidfile"))"
   fi
@@ -91,6 +100,7 @@ start() {
       die "containerd exited during start-up (log: $dir/containerd.log)"
     fi
     if [ -S "$sock" ] && ctr --address "$sock" --timeout 2s version >/dev/null 2>&1; then
+      [ -z "$owner" ] || watch_owner "$owner" "$pidfile"
       echo "unix://$sock"
       return 0
     fi
@@ -127,7 +137,7 @@ clean() {
 }
 
 case $cmd in
-  start) start ;;
+  start) start "${@:3}" ;;
   add-registry) add_registry "${3:-}" ;;
   stop) stop_pidfile "$pidfile" 10 ;;
   kill) kill_pidfile "$pidfile" ;;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A private OCI registry (Debian docker-registry, distribution 2.8) on 127.0.0.1, storage under DIR.
 #
-#   hack/registry.sh start DIR [--htpasswd USER PASS]   prints 127.0.0.1:PORT (plain HTTP; basic auth
-#                                                      with bcrypt htpasswd when --htpasswd is given)
+#   hack/registry.sh start DIR [--htpasswd USER PASS] [--owner-pid PID]
+#                                                      prints 127.0.0.1:PORT (plain HTTP; basic auth
+#                                                      with bcrypt htpasswd when --htpasswd is given;
+#                                                      stopped when PID exits, with --owner-pid)
 #   hack/registry.sh stop DIR                          stop it (DIR and the stored images stay)
 #   hack/registry.sh clean DIR                         stop it and remove DIR
 #   hack/registry.sh host DIR                          prints 127.0.0.1:PORT of a running registry
@@ -11,7 +13,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/infra.sh"
 
-usage() { die "usage: $0 start DIR [--htpasswd USER PASS] | stop|clean|host DIR"; }
+usage() { die "usage: $0 start DIR [--htpasswd USER PASS] [--owner-pid PID] | stop|clean|host DIR"; }
 
 cmd=${1:-}
 [ $# -ge 2 ] || usage
@@ -23,7 +25,7 @@ if [ -d "$dir" ]; then dir=$(cd "$dir" && pwd); fi
 pidfile=$dir/registry.pid
 
 start() {
-  local user="" pass=""
+  local user="" pass="" owner=""
   while [ $# -gt 0 ]; do
     case $1 in
       --htpasswd)
@@ -31,9 +33,11 @@ start() {
         user=$2 pass=$3
         shift 3
         ;;
+      --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
       *) die "unknown option: $1" ;;
     esac
   done
+  check_owner "$owner"
   [[ -z $user || $user =~ ^[A-Za-z0-9._-]+$ ]] || die "user name must be letters, digits, '.', '_' or '-', got: '$user'"
   if pid_alive "$pidfile"; then
     die "a registry already runs for $dir (pid $(cat "$pidfile"))"
@@ -83,6 +87,7 @@ YAML
       code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
       if [ "$code" = 200 ] || [ "$code" = 401 ]; then
         echo "127.0.0.1:$port" >"$dir/registry.host"
+        [ -z "$owner" ] || watch_owner "$owner" "$pidfile"
         echo "127.0.0.1:$port"
         return 0
       fi

@@ -61,3 +61,29 @@ wait_gone() {
   echo "$(basename "$0"): process $pid did not exit" >&2
   return 1
 }
+
+# Dies unless OWNER (if given) is the id of a running process.
+check_owner() {
+  local owner=$1
+  [ -n "$owner" ] || return 0
+  [[ $owner =~ ^[0-9]+$ ]] || die "--owner-pid must be a process id, got: '$owner'"
+  kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not running"
+}
+
+# Starts a detached watchdog that stops the process in PIDFILE (as `stop_pidfile` does) once process
+# OWNER has exited, so a test runner killed mid-test leaves no daemon behind. It ends by itself when
+# the daemon ends first.
+watch_owner() {
+  local owner=$1 pidfile=$2 pid
+  pid=$(cat "$pidfile")
+  setsid bash -c '
+    owner=$1 pid=$2
+    while kill -0 "$owner" 2>/dev/null; do
+      [ -e "/proc/$pid" ] && [ "$(awk "{print \$3}" "/proc/$pid/stat" 2>/dev/null)" != Z ] || exit 0
+      sleep 1
+    done
+    kill -TERM "$pid" 2>/dev/null || exit 0
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  ' watch-owner "$owner" "$pid" </dev/null >/dev/null 2>&1 &
+}

@@ -44,13 +44,16 @@ export interface Containerd {
   contentDigests(): Promise<string[]>;
 }
 
-/** Starts a private containerd and waits until it answers on its socket. */
+/**
+ * Starts a private containerd and waits until it answers on its socket. If this process dies
+ * without calling stop(), containerd is stopped anyway (its directory stays).
+ */
 export async function startContainerd(opts: ContainerdOptions = {}): Promise<Containerd> {
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'stoker-ctrd-')));
   let endpoint: string;
   try {
-    endpoint = await runHack('containerd.sh', ['start', dir]);
+    endpoint = await runHack('containerd.sh', ['start', dir, '--owner-pid', String(process.pid)]);
   } catch (err) {
     if (ownDir) await runHack('containerd.sh', ['clean', dir]).catch(() => undefined);
     throw err;
@@ -87,7 +90,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     async restart() {
       if (stopped) throw new Error(`containerd in ${dir} was stopped for good; start a new one`);
       await runHack('containerd.sh', ['stop', dir]);
-      await runHack('containerd.sh', ['start', dir]);
+      await runHack('containerd.sh', ['start', dir, '--owner-pid', String(process.pid)]);
     },
     async imagePresent(ref) {
       return (await listRows()).some((row) => row.ref === ref);
