@@ -39,7 +39,7 @@ import {
   type WarmupCondition,
   type WarmupStatus,
 } from './api/types.js';
-import { AgentClientPool, type AgentConnection } from './agent-client.js';
+import { AgentClientPool, type AgentConnection, type AgentTls } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
 import { WarmupRun, type NodeTarget, type RunOutcome } from './dispatch.js';
 
@@ -83,7 +83,10 @@ export interface ReconcilerDeps {
     agentCaFile?: string;
     agentServerName?: string | undefined;
   };
+  /** PEM contents for mutual TLS to agents (else read from the config's files). */
+  agentTls?: AgentTls;
   isLeader: () => boolean;
+  /** Aborts when this leadership term ends: every dispatch stops. */
   signal: AbortSignal;
   /** Tests and benchmarks may inject these. */
   connect?: (endpoint: string) => AgentConnection;
@@ -116,6 +119,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const connect =
     deps.connect ??
     ((endpoint: string): AgentConnection => {
+      if (!pool && deps.agentTls) pool = new AgentClientPool(deps.agentTls);
       if (!pool) {
         const c = deps.config;
         if (!c.agentCaFile || !c.tlsCertFile || !c.tlsPrivateKeyFile) {
@@ -153,6 +157,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         if (httpCode(err) !== 404) throw err;
       }
     });
+
+  deps.signal.addEventListener('abort', () => {
+    for (const key of [...runs.keys()]) cancel(key);
+  }, { once: true });
 
   function cancel(key: string): void {
     const e = runs.get(key);
@@ -233,7 +241,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       deps.status.forget?.(ns, name);
       return;
     }
-    if (!deps.isLeader()) {
+    if (!deps.isLeader() || deps.signal.aborted) {
       cancel(key);
       return;
     }
@@ -435,10 +443,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
   return {
     reconcile,
-    stop() {
+    async stop() {
+      const pending = [...runs.values()].map((e) => e.run.done);
       for (const key of [...runs.keys()]) cancel(key);
+      await Promise.allSettled(pending);
       pool?.close();
-      return Promise.resolve();
     },
   };
 }
