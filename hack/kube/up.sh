@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Starts a private etcd and kube-apiserver on loopback for tests and the demo.
+#
+#   hack/kube/up.sh DIR      # DIR: an empty or new directory (e.g. from mktemp -d)
+#
+# Everything lives in DIR: certificates, etcd data, logs, pid files and DIR/kubeconfig, whose
+# user is an admin client certificate in group system:masters. Ports are free ports picked at
+# run time. Authorization is RBAC, so RBAC rules given to other identities are really enforced.
+# Prints the kubeconfig path once /readyz answers ok. Stop with hack/kube/down.sh DIR.
+#
+# Environment: STOKER_KUBE_BIN (a directory with kube-apiserver and kubectl; default: what
+# hack/kube/build.sh prints), STOKER_ETCD (an etcd binary; default: etcd on PATH).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+[ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
+mkdir -p "$1"
+dir="$(cd "$1" && pwd)"
+if [ -e "$dir/kube-apiserver.pid" ] || [ -e "$dir/etcd.pid" ]; then
+  echo "up.sh: $dir already has a running cluster (pid files present); run down.sh $dir first" >&2
+  exit 1
+fi
+
+bin="${STOKER_KUBE_BIN:-$(bash "$here/build.sh")}"
+etcd_bin="${STOKER_ETCD:-$(command -v etcd || true)}"
+for f in "$bin/kube-apiserver" "$bin/kubectl"; do
+  [ -x "$f" ] || { echo "up.sh: $f not found (run hack/kube/build.sh)" >&2; exit 1; }
+done
+[ -n "$etcd_bin" ] && [ -x "$etcd_bin" ] ||
+  { echo "up.sh: no etcd binary (install Debian's etcd-server or set STOKER_ETCD)" >&2; exit 1; }
+
+# If anything below fails, leave nothing running.
+cleanup_on_error() { bash "$here/down.sh" "$dir" >/dev/null 2>&1 || true; }
+trap cleanup_on_error ERR
+
+# --- certificates -------------------------------------------------------------------------------
+pki="$dir/pki"
+mkdir -p "$pki"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+openssl req -x509 "${ec[@]}" -days 3650 -subj "/CN=stoker-test-ca" \
+  -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+openssl req -x509 "${ec[@]}" -days 3650 -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+  -subj "/CN=kube-apiserver" \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc" \
+  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
+  -keyout "$pki/apiserver.key" -out "$pki/apiserver.crt" 2>/dev/null
+openssl req -x509 "${ec[@]}" -days 3650 -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+  -subj "/O=system:masters/CN=stoker-admin" \
+  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=clientAuth" \
+  -keyout "$pki/admin.key" -out "$pki/admin.crt" 2>/dev/null
+# Signs and verifies service-account tokens (TokenRequest works; no controller-manager runs).
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkey -out "$pki/sa.key"
+openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+chmod 600 "$pki"/*.key
+
+# --- ports --------------------------------------------------------------------------------------
+# Three distinct free loopback ports, held open together so the OS hands out different ones.
+free_ports() {
+  node -e '
+    const net = require("node:net");
+    const servers = [0, 1, 2].map(() => net.createServer());
+    Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
+      console.log(servers.map((s) => s.address().port).join(" "));
+      for (const s of servers) s.close();
+    });'
+}
+
+wait_for() { # wait_for SECONDS PID COMMAND...: until COMMAND succeeds, PID exits, or time runs out
+  local limit=$1 pid=$2; shift 2
+  local end=$((SECONDS + limit))
+  while ((SECONDS < end)); do
+    "$@" >/dev/null 2>&1 && return 0
+    alive "$pid" || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q "^State:[[:space:]]*Z" "/proc/$1/status" 2>/dev/null; }
+
+stop_pid() { # stop_pid FILE: TERM, wait up to 10 s, then KILL
+  local f=$1 pid
+  [ -f "$f" ] || return 0
+  pid="$(cat "$f")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do alive "$pid" || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$f"
+}
+
+# A port picked free can be taken by someone else before our server binds it: retry with new ones.
+started=""
+for attempt in 1 2 3; do
+  read -r etcd_client etcd_peer api_port < <(free_ports)
+
+  rm -rf "$dir/etcd-data"
+  setsid "$etcd_bin" --name stoker-test --data-dir "$dir/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "stoker-test=http://127.0.0.1:$etcd_peer" \
+    --log-level warn >"$dir/etcd.log" 2>&1 </dev/null &
+  echo $! >"$dir/etcd.pid"
+  if ! wait_for 30 "$(cat "$dir/etcd.pid")" bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd_client"; then
+    stop_pid "$dir/etcd.pid"
+    echo "up.sh: etcd did not start (attempt $attempt); log: $dir/etcd.log" >&2
+    continue
+  fi
+
+  setsid "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_client" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --api-audiences https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode RBAC \
+    --allow-privileged=true \
+    --endpoint-reconciler-type none \
+    --profiling=false \
+    --v=1 >"$dir/kube-apiserver.log" 2>&1 </dev/null &
+  echo $! >"$dir/kube-apiserver.pid"
+
+  cat >"$dir/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: stoker-test
+    cluster:
+      server: https://127.0.0.1:$api_port
+      certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+  - name: stoker-admin
+    user:
+      client-certificate-data: $(base64 -w0 "$pki/admin.crt")
+      client-key-data: $(base64 -w0 "$pki/admin.key")
+contexts:
+  - name: stoker-test
+    context:
+      cluster: stoker-test
+      user: stoker-admin
+      namespace: default
+current-context: stoker-test
+EOF
+  chmod 600 "$dir/kubeconfig"
+
+  readyz() { [ "$("$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz 2>/dev/null)" = ok ]; }
+  if wait_for 120 "$(cat "$dir/kube-apiserver.pid")" readyz; then
+    started=1
+    break
+  fi
+  echo "up.sh: kube-apiserver did not become ready (attempt $attempt); last log lines:" >&2
+  grep -E "^[EF][0-9]{4}" "$dir/kube-apiserver.log" | tail -n 5 >&2 || tail -n 5 "$dir/kube-apiserver.log" >&2
+  stop_pid "$dir/kube-apiserver.pid"
+  stop_pid "$dir/etcd.pid"
+done
+[ -n "$started" ] || { echo "up.sh: giving up; logs in $dir" >&2; exit 1; }
+
+echo "$dir/kubeconfig"

@@ -1,0 +1,150 @@
+// The test API server itself: a real kube-apiserver + etcd from hack/kube, the Warmup CRD's schema
+// enforced at admission, its defaults, status subresource and printer columns, and RBAC enforced.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
+
+const group = 'stoker.io';
+const version = 'v1alpha1';
+const plural = 'warmups';
+const namespace = 'default';
+
+let kube: Kube;
+let objects: CustomObjectsApi;
+
+beforeAll(async () => {
+  kube = await startKube();
+  objects = kube.kubeConfig.makeApiClient(CustomObjectsApi);
+});
+
+afterAll(async () => {
+  await kube?.stop();
+});
+
+function warmup(name: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return { apiVersion: `${group}/${version}`, kind: 'Warmup', metadata: { name, namespace }, spec };
+}
+
+/** Creates a Warmup and returns the API server's error message (the test expects a rejection). */
+async function rejection(name: string, spec: Record<string, unknown>): Promise<string> {
+  try {
+    await objects.createNamespacedCustomObject({ group, version, namespace, plural, body: warmup(name, spec) });
+  } catch (err) {
+    expect((err as { code?: number }).code).toBe(422);
+    return String((err as { body?: unknown }).body);
+  }
+  throw new Error(`Warmup ${name} was accepted; expected the schema to reject it`);
+}
+
+describe('kube-apiserver for tests', () => {
+  it('serves Nodes to client-node', async () => {
+    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+    await createNode(kube.kubeConfig, 'node-a', { 'stoker.io/pool': 'gpu' });
+    await createNode(kube.kubeConfig, 'node-b');
+    const gpu = await core.listNode({ labelSelector: 'stoker.io/pool=gpu' });
+    expect(gpu.items.map((n) => n.metadata?.name)).toEqual(['node-a']);
+
+    await deleteNode(kube.kubeConfig, 'node-b');
+    await deleteNode(kube.kubeConfig, 'node-b'); // already gone: no error
+    const all = await core.listNode();
+    expect(all.items.map((n) => n.metadata?.name)).toEqual(['node-a']);
+  });
+
+  it('stores a Warmup, applies schema defaults and reads it back', async () => {
+    await objects.createNamespacedCustomObject({
+      group,
+      version,
+      namespace,
+      plural,
+      body: warmup('models', {
+        images: [{ image: '127.0.0.1:5000/app/model:v1' }],
+        paths: [{ path: '/models/llama', include: ['*.safetensors'] }],
+        nodes: { selector: { matchLabels: { 'stoker.io/pool': 'gpu' } } },
+      }),
+    });
+    const got = (await objects.getNamespacedCustomObject({ group, version, namespace, plural, name: 'models' })) as {
+      spec: { images: { image: string; pullPolicy: string }[]; policy: Record<string, number>; suspend: boolean };
+    };
+    expect(got.spec.images).toEqual([{ image: '127.0.0.1:5000/app/model:v1', pullPolicy: 'IfNotPresent' }]);
+    expect(got.spec.policy).toEqual({ parallelism: 10, backoffLimit: 3, timeoutSeconds: 3600 });
+    expect(got.spec.suspend).toBe(false);
+  });
+
+  it('writes status only through the status subresource, shown in printer columns', async () => {
+    const current = (await objects.getNamespacedCustomObject({ group, version, namespace, plural, name: 'models' })) as Record<
+      string,
+      unknown
+    >;
+    const status = {
+      phase: 'Running',
+      desiredNodes: 3,
+      activeNodes: 1,
+      succeededNodes: 1,
+      failedNodes: 1,
+      failedNodeList: [{ name: 'node-c', reason: 'ImagePullFailed', message: 'image "x" not found' }],
+      activeNodeList: [{ name: 'node-a', attempt: 1, bytesDone: 10, bytesTotal: 100 }],
+      record: { succeeded: 'AAAAAAAA', failed: 'bbbbbbbb' },
+      observedGeneration: 1,
+    };
+    await objects.replaceNamespacedCustomObjectStatus({ group, version, namespace, plural, name: 'models', body: { ...current, status } });
+    const table = await kube.kubectl(['get', 'warmups', 'models', '-n', namespace]);
+    expect(table).toMatch(/^NAME\s+PHASE\s+SUCCEEDED\s+FAILED\s+DESIRED\s+AGE$/m);
+    expect(table).toMatch(/^models\s+Running\s+1\s+1\s+3\s+\S+$/m);
+    // The short name works too.
+    expect(await kube.kubectl(['get', 'wu', '-n', namespace, '-o', 'name'])).toBe('warmup.stoker.io/models\n');
+
+    // A bad status is rejected too (a record token is 8 characters).
+    const updated = (await objects.getNamespacedCustomObject({ group, version, namespace, plural, name: 'models' })) as Record<string, unknown>;
+    await expect(
+      objects.replaceNamespacedCustomObjectStatus({
+        group,
+        version,
+        namespace,
+        plural,
+        name: 'models',
+        body: { ...updated, status: { ...status, record: { succeeded: 'short' } } },
+      }),
+    ).rejects.toMatchObject({ code: 422 });
+  });
+
+  it('rejects bad Warmups at admission, naming the field', async () => {
+    expect(await rejection('neg', { images: [{ image: 'busybox' }], policy: { parallelism: -1 } })).toContain(
+      'spec.policy.parallelism',
+    );
+    expect(await rejection('empty', {})).toContain('list at least one image or path');
+    expect(await rejection('rel', { paths: [{ path: 'models/llama' }] })).toContain('spec.paths[0].path');
+    expect(await rejection('dup', { images: [{ image: 'busybox' }, { image: 'busybox' }] })).toContain('Duplicate value');
+    expect(await rejection('policy', { images: [{ image: 'busybox', pullPolicy: 'Never' }] })).toContain('pullPolicy');
+    expect(await rejection('both', { images: [{ image: 'a' }], nodes: { names: ['n'], selector: { matchLabels: { a: 'b' } } } })).toContain(
+      'names or selector, not both',
+    );
+    expect(
+      await rejection('expr', { images: [{ image: 'a' }], nodes: { selector: { matchExpressions: [{ key: 'k', operator: 'In' }] } } }),
+    ).toContain('In and NotIn need values');
+    expect(await rejection('many', { images: Array.from({ length: 65 }, (_, i) => ({ image: `img${i}` })) })).toContain(
+      'must have at most 64 items',
+    );
+  });
+
+  it('enforces RBAC for identities other than the admin', async () => {
+    // A ServiceAccount token from the TokenRequest API, with no role bound: reading Warmups is forbidden.
+    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'nobody' } } });
+    const tr = await core.createNamespacedServiceAccountToken({ namespace, name: 'nobody', body: { spec: { audiences: [] } } });
+    const token = tr.status?.token;
+    expect(token).toBeTruthy();
+
+    const cluster = kube.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: 'nobody', token: token ?? '' }],
+      contexts: [{ name: 'nobody', cluster: cluster.name, user: 'nobody' }],
+      currentContext: 'nobody',
+    });
+    await expect(
+      kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group, version, namespace, plural }),
+    ).rejects.toMatchObject({ code: 403 });
+  });
+});

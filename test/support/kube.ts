@@ -1,0 +1,105 @@
+// A private kube-apiserver + etcd on loopback (hack/kube/up.sh) with Stoker's Warmup CRD installed.
+//
+//   const kube = await startKube();               // in beforeAll: about 10-20 s on 2 cores
+//   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+//   await createNode(kube.kubeConfig, 'node-a', { 'stoker.io/pool': 'gpu' });
+//   await kube.kubectl(['get', 'warmups', '-A']);
+//   await kube.stop();                            // in afterAll
+//
+// One API server per test file. The kubeconfig's user is an admin (group system:masters);
+// authorization is RBAC. There is no kubelet, scheduler or controller-manager: Nodes are plain
+// objects, and nothing garbage-collects or finalizes namespaces.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { run, runHack } from './proc.js';
+
+export interface Kube {
+  /** Directory with certificates, etcd data, logs (etcd.log, kube-apiserver.log) and the kubeconfig. */
+  readonly dir: string;
+  readonly kubeconfigPath: string;
+  /** A client-node KubeConfig loaded from kubeconfigPath (admin). */
+  readonly kubeConfig: KubeConfig;
+  /** Directory holding the kube-apiserver and kubectl binaries. */
+  readonly binDir: string;
+  /** Runs kubectl against this API server; resolves with stdout, rejects with stderr in the message. */
+  kubectl(args: readonly string[], opts?: { input?: string; signal?: AbortSignal }): Promise<string>;
+  /** Stops the API server and etcd and removes dir (if startKube created it). Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface KubeOptions {
+  /** Directory for this instance; default: a new temp dir, removed by stop(). */
+  dir?: string;
+  /** Apply deploy/crd/warmups.stoker.io.yaml and wait until it is Established. Default true. */
+  installCrd?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Starts etcd and kube-apiserver, waits for /readyz, and installs the Warmup CRD. */
+export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'stoker-kube-')));
+  const sig = opts.signal ? { signal: opts.signal } : {};
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      await runHack('kube/down.sh', [dir]);
+    } finally {
+      if (ownDir) await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  try {
+    const binDir = await runHack('kube/build.sh', [], sig);
+    const env = { STOKER_KUBE_BIN: binDir };
+    const kubeconfigPath = await runHack('kube/up.sh', [dir], { ...sig, env });
+    if (opts.installCrd ?? true) await runHack('kube/install-crd.sh', [kubeconfigPath], { ...sig, env });
+
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(kubeconfigPath);
+    const kubectlPath = join(binDir, 'kubectl');
+    return {
+      dir,
+      kubeconfigPath,
+      kubeConfig,
+      binDir,
+      async kubectl(args, o = {}) {
+        const { stdout } = await run(kubectlPath, ['--kubeconfig', kubeconfigPath, ...args], {
+          ...(o.input !== undefined ? { input: o.input } : {}),
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+        return stdout;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Creates a Node object (no kubelet runs; it is just an API object) and returns it. */
+export async function createNode(kc: KubeConfig, name: string, labels: Record<string, string> = {}): Promise<V1Node> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return core.createNode({
+    body: {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
+    },
+  });
+}
+
+/** Deletes a Node object; a Node that does not exist is not an error. */
+export async function deleteNode(kc: KubeConfig, name: string): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  try {
+    await core.deleteNode({ name });
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 404) throw err;
+  }
+}
