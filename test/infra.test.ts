@@ -165,6 +165,37 @@ describe('broken and slow registries', () => {
   });
 });
 
+describe('a runtime killed mid-pull', () => {
+  it('fails the pull in flight, and after restart the same pull completes', async () => {
+    const registry = await startRegistry();
+    const containerd = await startContainerd();
+    const proxy = await startThrottledProxy(registry, 128 * 1024);
+    try {
+      const image = await pushRandomImageDetailed(registry, 'infra/killed', { layerSizeBytes: 4 * 1024 * 1024 });
+      await addRegistryHost(containerd, proxy);
+      const ref = image.ref.replace(registry.host, proxy.host);
+      const pull = containerd.ctrPull(ref).then(
+        () => 'completed',
+        (err: unknown) => `failed: ${String(err)}`,
+      );
+      // Kill once some layer bytes have gone through: the pull is then certainly in flight.
+      while (proxy.bytesForwarded() < 256 * 1024) await new Promise((r) => setTimeout(r, 50));
+      await containerd.kill();
+      expect(await pull).toMatch(/^failed: /);
+
+      await containerd.restart();
+      expect(await containerd.imagePresent(ref)).toBe(false);
+      proxy.setRate(Number.POSITIVE_INFINITY);
+      await containerd.ctrPull(ref);
+      expect(await containerd.imagePresent(ref)).toBe(true);
+      expect(await containerd.contentDigests()).toContain(image.digest);
+    } finally {
+      await proxy.stop();
+      await Promise.allSettled([containerd.stop(), registry.stop()]);
+    }
+  });
+});
+
 describe('certificates', () => {
   it('issues server and client certificates from one CA and a client certificate from a foreign CA', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stoker-certs-'));
