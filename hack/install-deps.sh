@@ -47,3 +47,7 @@ done
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+
+# kube-apiserver and kubectl for the integration tests and the demo: built from the Kubernetes Go
+# modules once, then cached outside the repository (hack/kube/build.sh; slow the first time).
+bash hack/kube/build.sh >/dev/null
