@@ -199,7 +199,7 @@ export class LeaderElector {
         holderIdentity: identity,
         leaseDurationSeconds: durationSeconds,
         renewTime: stamp,
-        ...(taking ? { acquireTime: stamp, leaseTransitions: (spec.leaseTransitions ?? 0) + (holder !== '' ? 1 : 0) } : {}),
+        ...(taking ? { acquireTime: stamp, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
       },
     };
     try {

@@ -1,0 +1,197 @@
+// The agent's announcement to the API server: a coordination.k8s.io/v1 Lease
+// "stoker-agent-<node>" in Stoker's namespace (see proto/agent-lease.ts) with holderIdentity = node
+// name, the agent's gRPC endpoint and version in annotations, renewTime and leaseDurationSeconds.
+// It is renewed every leaseDuration/3 as a heartbeat, so the controller finds live agents without
+// reaching any kubelet; a renewal that fails is retried at the next beat, and a Lease that
+// someone deleted or changed is recreated or taken back. On stop the Lease is deleted, so the
+// controller sees at once that this agent is gone.
+//
+//   const announcer = startAnnouncer({ kubeConfig, namespace, nodeName, endpoint, leaseDurationSeconds, signal, log });
+//   await announcer.firstRenewal;   // optional: resolves after the first successful write
+//   await announcer.stop();
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION, agentLeaseName } from '../proto/agent-lease.js';
+import type { Logger } from '../proto/log.js';
+import { STOKER_VERSION } from '../proto/version.js';
+
+/** The Lease calls the announcer makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
+export interface AnnounceLeaseApi {
+  read(namespace: string, name: string): Promise<V1Lease | undefined>;
+  create(namespace: string, lease: V1Lease): Promise<V1Lease>;
+  replace(namespace: string, name: string, lease: V1Lease): Promise<V1Lease>;
+  delete(namespace: string, name: string): Promise<void>;
+}
+
+export interface AnnouncerOptions {
+  kubeConfig?: KubeConfig;
+  api?: AnnounceLeaseApi;
+  namespace: string;
+  nodeName: string;
+  /** "host:port" the controller dials; IPv6 hosts in brackets. */
+  endpoint: string;
+  leaseDurationSeconds?: number;
+  signal?: AbortSignal;
+  log: Logger;
+  version?: string;
+  /** Delete the Lease on stop (default true). */
+  releaseOnStop?: boolean;
+}
+
+export interface Announcer {
+  /** Resolves after the first successful create or renewal (never rejects; keeps retrying). */
+  readonly firstRenewal: Promise<void>;
+  /** Successful writes so far. */
+  renewals(): number;
+  stop(): Promise<void>;
+}
+
+function errorCode(err: unknown): number | undefined {
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; statusCode?: unknown };
+    if (typeof e.code === 'number') return e.code;
+    if (typeof e.statusCode === 'number') return e.statusCode;
+  }
+  return undefined;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 300) : String(err);
+}
+
+export function coordinationAnnounceApi(kc: KubeConfig): AnnounceLeaseApi {
+  const api = kc.makeApiClient(CoordinationV1Api);
+  return {
+    read: async (namespace, name) => {
+      try {
+        return await api.readNamespacedLease({ namespace, name });
+      } catch (err) {
+        if (errorCode(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    create: (namespace, body) => api.createNamespacedLease({ namespace, body }),
+    replace: (namespace, name, body) => api.replaceNamespacedLease({ namespace, name, body }),
+    delete: async (namespace, name) => {
+      try {
+        await api.deleteNamespacedLease({ namespace, name });
+      } catch (err) {
+        if (errorCode(err) !== 404) throw err;
+      }
+    },
+  };
+}
+
+const ENDPOINT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+export function startAnnouncer(opts: AnnouncerOptions): Announcer {
+  if (!ENDPOINT.test(opts.endpoint) || Number(opts.endpoint.slice(opts.endpoint.lastIndexOf(':') + 1)) > 65535) {
+    throw new Error(`announce endpoint "${opts.endpoint}" is not HOST:PORT`);
+  }
+  const duration = opts.leaseDurationSeconds ?? 30;
+  if (!Number.isInteger(duration) || duration < 1) throw new Error(`lease duration "${String(duration)}" is not a whole number of seconds >= 1`);
+  const api = opts.api ?? (opts.kubeConfig ? coordinationAnnounceApi(opts.kubeConfig) : undefined);
+  if (!api) throw new Error('startAnnouncer needs kubeConfig or api');
+
+  const { namespace, nodeName, endpoint, log } = opts;
+  const name = agentLeaseName(nodeName);
+  const version = opts.version ?? STOKER_VERSION;
+  const stopper = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stopper.signal]) : stopper.signal;
+  const intervalMs = Math.max(200, Math.floor((duration * 1000) / 3));
+  let written = 0;
+  let failing = false;
+  let resolveFirst!: () => void;
+  const firstRenewal = new Promise<void>((r) => (resolveFirst = r));
+
+  const desired = (base: V1Lease | undefined, now: Date): V1Lease => {
+    const stamp = new V1MicroTime(now.getTime());
+    const takingOver = base?.spec?.holderIdentity !== nodeName;
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        ...(base?.metadata ?? {}),
+        name,
+        namespace,
+        labels: { ...(base?.metadata?.labels ?? {}), [AGENT_LEASE_LABEL]: 'true' },
+        annotations: { ...(base?.metadata?.annotations ?? {}), [AGENT_ENDPOINT_ANNOTATION]: endpoint, [AGENT_VERSION_ANNOTATION]: version },
+      },
+      spec: {
+        ...(base?.spec ?? {}),
+        holderIdentity: nodeName,
+        leaseDurationSeconds: duration,
+        renewTime: stamp,
+        ...(takingOver || !base?.spec?.acquireTime ? { acquireTime: stamp } : {}),
+      },
+    };
+  };
+
+  /** One heartbeat: read, then create or replace. A conflict is retried at once, a few times. */
+  const beat = async (): Promise<void> => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await api.read(namespace, name);
+      try {
+        if (!current) await api.create(namespace, desired(undefined, new Date()));
+        else await api.replace(namespace, name, desired(current, new Date()));
+        return;
+      } catch (err) {
+        const code = errorCode(err);
+        if ((code === 409 || code === 404) && attempt < 2) continue;
+        throw err;
+      }
+    }
+  };
+
+  const loop = (async () => {
+    while (!signal.aborted) {
+      try {
+        await beat();
+        written++;
+        if (written === 1) {
+          log.info({ lease: name, namespace, endpoint }, 'announced agent to the API server');
+          resolveFirst();
+        } else if (failing) log.info({ lease: name }, 'agent announcement renewed again');
+        failing = false;
+      } catch (err) {
+        if (!failing) log.warn({ lease: name, namespace, code: errorCode(err), err: errorText(err) }, 'agent announcement failed; retrying');
+        failing = true;
+      }
+      // Retry sooner after a failure, so a short API outage does not let the Lease lapse.
+      await sleep(failing ? Math.min(intervalMs, 1000) : intervalMs, signal);
+    }
+  })();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    firstRenewal,
+    renewals: () => written,
+    stop: () => {
+      stopping ??= (async () => {
+        stopper.abort();
+        await loop;
+        if (opts.releaseOnStop ?? true) {
+          try {
+            const current = await api.read(namespace, name);
+            if (current?.spec?.holderIdentity === nodeName) await api.delete(namespace, name);
+          } catch (err) {
+            log.warn({ lease: name, code: errorCode(err), err: errorText(err) }, 'could not withdraw agent announcement');
+          }
+        }
+      })();
+      return stopping;
+    },
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
