@@ -14,6 +14,7 @@
 # and no debug or metrics listener is opened. CNI is not configured: containerd logs a CNI error at
 # start, which is harmless for image pulls. Log: DIR/containerd.log; pid: DIR/containerd.pid.
 set -euo pipefail
+# shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
 usage() { die "usage: $0 start DIR [--owner-pid PID] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }

@@ -8,6 +8,7 @@
 # OUTDIR must be absent or empty; afterwards it holds oci-layout, index.json (tag "latest") and
 # blobs/sha256/. Prints the manifest digest.
 set -euo pipefail
+# shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
 [ $# -ge 1 ] || die "usage: $0 OUTDIR [--layers N] [--layer-size BYTES]"

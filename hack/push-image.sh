@@ -5,6 +5,7 @@
 #
 # Prints the pushed reference.
 set -euo pipefail
+# shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
 [ $# -ge 2 ] || die "usage: $0 OUTDIR REGISTRY/NAME:TAG [--creds USER:PASS]"

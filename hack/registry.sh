@@ -11,6 +11,7 @@
 #
 # Log: DIR/registry.log; pid: DIR/registry.pid; address: DIR/registry.host.
 set -euo pipefail
+# shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
 usage() { die "usage: $0 start DIR [--htpasswd USER PASS] [--owner-pid PID] | stop|clean|host DIR"; }

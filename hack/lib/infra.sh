@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by hack/containerd.sh, hack/registry.sh and the image scripts. Source it; don't run it.
 
 die() {
