@@ -1,7 +1,7 @@
 // The agent's HTTP side (fastify): /healthz (the process is alive), /readyz (the runtime answers
 // Version), /status (JSON for people and scripts) and /metrics (Prometheus).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { type FastifyInstance, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { Logger } from '../proto/log.js';
 import { STOKER_VERSION } from '../proto/version.js';
 import type { AgentMetrics } from './metrics.js';
@@ -21,7 +21,12 @@ export interface HttpContext {
 }
 
 export function createHttpServer(ctx: HttpContext): FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger> {
-  const app = Fastify({ loggerInstance: ctx.log, disableRequestLogging: true, forceCloseConnections: true });
+  const app = Fastify({
+    loggerInstance: ctx.log,
+    // Probes and scrapes come every few seconds: no log line per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: true,
+  });
 
   app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));
 

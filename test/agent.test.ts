@@ -1,0 +1,437 @@
+// The agent against real parts: a private containerd, real registries, real certificates. Most
+// tests run the agent in this process (startAgent); shutdown, start-up errors and log redaction
+// run the built CLI (`node dist/bin/stoker.js agent ...`) as a child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAgentConfig, type AgentOptionsInput } from '../agent/config.js';
+import { startAgent, type RunningAgent } from '../agent/run.js';
+import { agentProto, type AgentClient, type WarmEvent__Output, type WarmResult__Output } from '../proto/agent.js';
+import type { NodeStatusResponse__Output } from '../proto/gen/stoker/v1/NodeStatusResponse.js';
+import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
+import { createLogger } from '../proto/log.js';
+import { makeCertificates, type Certificates } from './support/certs.js';
+import { startContainerd, type Containerd } from './support/containerd.js';
+import { pushRandomImage } from './support/images.js';
+import { REPO_ROOT, run } from './support/proc.js';
+import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
+import { addRegistryHost, startRegistry, startStallingRegistry, type Registry, type StallingRegistry } from './support/registry.js';
+
+const NODE = 'node-a';
+const AUTH = { username: 'stoker', password: 'Kn0wn-Pa55word-for-redaction-test' };
+
+type Identity = 'client' | 'none' | 'foreign';
+
+function agentClient(address: string, certs: Certificates, who: Identity = 'client'): AgentClient {
+  const ca = Buffer.from(certs.caCertPem);
+  const creds =
+    who === 'none'
+      ? grpc.credentials.createSsl(ca)
+      : who === 'client'
+        ? grpc.credentials.createSsl(ca, Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem))
+        : grpc.credentials.createSsl(ca, Buffer.from(certs.foreignClientKeyPem), Buffer.from(certs.foreignClientCertPem));
+  // The test server certificate names localhost; TLS SNI must not carry the IP address.
+  return new (agentProto().Agent)(address, creds, { 'grpc.ssl_target_name_override': 'localhost' });
+}
+
+function nodeStatus(client: AgentClient, nodeName: string, images: string[] = []): Promise<NodeStatusResponse__Output> {
+  return new Promise((resolve, reject) => {
+    client.nodeStatus({ nodeName, images }, { deadline: Date.now() + 15_000 }, (err, res) => (err || !res ? reject(err ?? new Error('no response')) : resolve(res)));
+  });
+}
+
+interface WarmOutcome {
+  events: WarmEvent__Output[];
+  result: WarmResult__Output | undefined;
+  error: grpc.ServiceError | undefined;
+}
+
+/** Runs one Warm call to its end; `onEvent` may cancel it. */
+function warm(
+  client: AgentClient,
+  request: WarmRequest,
+  onEvent?: (e: WarmEvent__Output, call: grpc.ClientReadableStream<WarmEvent__Output>) => void,
+): Promise<WarmOutcome> {
+  return new Promise((resolve) => {
+    const events: WarmEvent__Output[] = [];
+    const call = client.warm(request);
+    let result: WarmResult__Output | undefined;
+    call.on('data', (e: WarmEvent__Output) => {
+      events.push(e);
+      if (e.result) result = e.result;
+      onEvent?.(e, call);
+    });
+    call.on('error', (error: grpc.ServiceError) => resolve({ events, result, error }));
+    call.on('end', () => resolve({ events, result, error: undefined }));
+  });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function agentFlags(certs: Certificates, containerd: Containerd, extra: AgentOptionsInput = {}): AgentOptionsInput {
+  return {
+    nodeName: NODE,
+    criEndpoint: containerd.endpoint,
+    grpcListen: '127.0.0.1:0',
+    httpListen: '127.0.0.1:0',
+    tlsCertFile: certs.serverCert,
+    tlsPrivateKeyFile: certs.serverKey,
+    clientCaFile: certs.caCert,
+    runtimeProbeInterval: '500ms',
+    logLevel: 'warn',
+    ...extra,
+  };
+}
+
+describe('stoker agent', () => {
+  let dir: string;
+  let certs: Certificates;
+  let containerd: Containerd;
+  let registry: Registry;
+  let locked: Registry;
+  let proxy: ThrottledProxy;
+  let stalling: StallingRegistry;
+  let agent: RunningAgent;
+  let client: AgentClient;
+  const logLines: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stoker-agent-test-'));
+    [certs, containerd, registry, locked, stalling] = await Promise.all([
+      makeCertificates(join(dir, 'pki')),
+      startContainerd(),
+      startRegistry(),
+      startRegistry({ auth: AUTH }),
+      startStallingRegistry(),
+    ]);
+    proxy = await startThrottledProxy(registry, 512 * 1024);
+    await registry.addTo(containerd);
+    await addRegistryHost(containerd, locked);
+    await addRegistryHost(containerd, proxy);
+    await addRegistryHost(containerd, stalling);
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logLines.push(chunk.toString());
+        cb();
+      },
+    });
+    agent = await startAgent(resolveAgentConfig(agentFlags(certs, containerd)), {
+      logger: createLogger({ name: 'stoker-agent', level: 'info', destination }),
+    });
+    client = agentClient(agent.grpcAddress, certs);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await agent?.stop();
+    await Promise.allSettled([containerd?.stop(), registry?.stop(), locked?.stop(), proxy?.stop(), stalling?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('mutual TLS', () => {
+    it('answers a client whose certificate chains to the client CA', async () => {
+      const status = await nodeStatus(client, NODE);
+      expect(status.nodeName).toBe(NODE);
+      expect(status.runtimeReady).toBe(true);
+      expect(status.runtimeName).toBe('containerd');
+      expect(status.runtimeVersion).not.toBe('');
+    });
+
+    it('gives nothing to a client without a certificate', async () => {
+      const anonymous = agentClient(agent.grpcAddress, certs, 'none');
+      try {
+        const err = await nodeStatus(anonymous, NODE).then(() => undefined, (e: grpc.ServiceError) => e);
+        expect(err).toBeDefined();
+        expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+      } finally {
+        anonymous.close();
+      }
+    });
+
+    it('gives nothing to a client whose certificate comes from another CA', async () => {
+      const foreign = agentClient(agent.grpcAddress, certs, 'foreign');
+      try {
+        const err = await nodeStatus(foreign, NODE).then(() => undefined, (e: grpc.ServiceError) => e);
+        expect(err).toBeDefined();
+        expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+        const outcome = await warm(foreign, { taskId: 'foreign-1', nodeName: NODE, images: [{ image: `${registry.host}/never/pulled:v1` }] });
+        expect(outcome.events).toEqual([]);
+        expect(outcome.error?.code).toBe(grpc.status.UNAVAILABLE);
+      } finally {
+        foreign.close();
+      }
+    });
+  });
+
+  it('refuses a request meant for another node, naming both nodes', async () => {
+    const image = `${registry.host}/wrong/node:v1`;
+    const outcome = await warm(client, { taskId: 'wrong-node-1', nodeName: 'node-b', images: [{ image }] });
+    expect(outcome.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(outcome.error?.details).toContain('"node-b"');
+    expect(outcome.error?.details).toContain(`"${NODE}"`);
+    expect(outcome.error?.metadata.get('stoker-error-code')).toEqual(['WRONG_NODE']);
+    expect(outcome.result?.succeeded).toBe(false);
+    expect(outcome.result?.failure?.code).toBe('WRONG_NODE');
+
+    const err = await nodeStatus(client, 'node-b').then(() => undefined, (e: grpc.ServiceError) => e);
+    expect(err?.code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it('refuses a malformed request with a message naming the bad value', async () => {
+    const outcome = await warm(client, { taskId: 'bad id with spaces', nodeName: NODE, images: [{ image: 'busybox' }] });
+    expect(outcome.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(outcome.error?.details).toContain('"bad id with spaces"');
+    expect(outcome.result?.failure?.code).toBe('INVALID_REQUEST');
+  });
+
+  it('pulls an image, streams its progress and ends with one result', async () => {
+    const image = await pushRandomImage(registry, 'agent/progress', { layers: 2, layerSizeBytes: 1024 * 1024 });
+    const slow = image.replace(registry.host, proxy.host);
+    const outcome = await warm(client, { taskId: 'progress-1', nodeName: NODE, images: [{ image: slow }] });
+    expect(outcome.error).toBeUndefined();
+    const results = outcome.events.filter((e) => e.result);
+    expect(results).toHaveLength(1);
+    expect(outcome.events.at(-1)?.result).toBeDefined();
+    expect(outcome.result?.succeeded).toBe(true);
+    expect(outcome.result?.images[0]?.state).toBe('DONE');
+    const progress = outcome.events.flatMap((e) => (e.image ? [e.image] : []));
+    expect(progress.some((p) => p.image === slow && p.state === 'RUNNING')).toBe(true);
+    expect(progress.some((p) => p.bytesKnown && p.bytesDone > 0)).toBe(true);
+    expect(await containerd.imagePresent(slow)).toBe(true);
+
+    const metrics = await (await fetch(`${agent.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^stoker_image_pulls_total\{outcome="pulled"\} [1-9]/m);
+    expect(metrics).toMatch(/^stoker_image_pull_duration_seconds_count [1-9]/m);
+    expect(metrics).toMatch(/^stoker_tasks_in_flight 0$/m);
+  });
+
+  it('joins a running task with the same task id and never pulls it twice', async () => {
+    const image = (await pushRandomImage(registry, 'agent/join', { layers: 1, layerSizeBytes: 2 * 1024 * 1024 })).replace(registry.host, proxy.host);
+    const request = { taskId: 'join-1', nodeName: NODE, images: [{ image }] };
+    let second: Promise<WarmOutcome> | undefined;
+    const first = await warm(client, request, (e) => {
+      // The second call comes while the first is pulling.
+      if (!second && e.image?.state === 'RUNNING') {
+        second = warm(client, request);
+      }
+    });
+    expect(second).toBeDefined();
+    const joined = await second!;
+    expect(first.result?.images[0]?.state).toBe('DONE');
+    expect(joined.result).toEqual(first.result);
+    expect(joined.events.filter((e) => e.image).length).toBeGreaterThan(0);
+
+    // The same id again after it finished: the remembered result, and no pull (the image stays gone).
+    await containerd.removeImage(image);
+    const again = await warm(client, request);
+    expect(again.result).toEqual(first.result);
+    expect(await containerd.imagePresent(image)).toBe(false);
+
+    const status = (await (await fetch(`${agent.httpUrl}/status`)).json()) as { nodeName: string; tasksInFlight: number };
+    expect(status).toMatchObject({ nodeName: NODE, tasksInFlight: 0 });
+  });
+
+  it('keeps a task running when its caller goes away, so a re-attaching caller gets the result', async () => {
+    const image = (await pushRandomImage(registry, 'agent/detach', { layers: 1, layerSizeBytes: 1024 * 1024 })).replace(registry.host, proxy.host);
+    const request = { taskId: 'detach-1', nodeName: NODE, images: [{ image }] };
+    const cancelled = await warm(client, request, (e, call) => {
+      if (e.image?.state === 'RUNNING') call.cancel();
+    });
+    expect(cancelled.error?.code).toBe(grpc.status.CANCELLED);
+    const reattached = await warm(client, request);
+    expect(reattached.result?.succeeded).toBe(true);
+    expect(reattached.result?.images[0]?.state).toBe('DONE');
+    expect(await containerd.imagePresent(image)).toBe(true);
+  });
+
+  it('cancels a pull from a registry that accepts and then sends nothing, after the progress timeout', async () => {
+    const image = `${stalling.host}/agent/stalled:v1`;
+    const outcome = await warm(client, { taskId: 'stall-1', nodeName: NODE, images: [{ image }], progressTimeoutSeconds: 2 });
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.result?.succeeded).toBe(false);
+    expect(outcome.result?.images[0]?.state).toBe('FAILED');
+    expect(outcome.result?.images[0]?.failure?.code).toBe('PROGRESS_TIMEOUT');
+    expect(outcome.result?.images[0]?.failure?.message).toContain(image);
+    expect(stalling.connections()).toBeGreaterThan(0);
+  });
+
+  it('reports which images are present', async () => {
+    const present = await pushRandomImage(registry, 'agent/present', { layerSizeBytes: 64 * 1024 });
+    await containerd.ctrPull(present);
+    const absent = `${registry.host}/agent/absent:v1`;
+    const status = await nodeStatus(client, NODE, [present, absent]);
+    expect(status.images.find((i) => i.image === present)?.present).toBe(true);
+    expect(status.images.find((i) => i.image === absent)?.present).toBe(false);
+  });
+
+  it('flips /readyz when containerd stops and starts, and keeps serving meanwhile', async () => {
+    const ready = await fetch(`${agent.httpUrl}/readyz`);
+    expect(ready.status).toBe(200);
+
+    await containerd.kill();
+    const down = await waitFor('/readyz to answer 503', async () => {
+      const res = await fetch(`${agent.httpUrl}/readyz`);
+      return res.status === 503 ? ((await res.json()) as { reason: string; criEndpoint: string }) : undefined;
+    });
+    expect(down.criEndpoint).toBe(containerd.endpoint);
+    expect(down.reason).toContain(containerd.endpoint);
+    expect((await fetch(`${agent.httpUrl}/healthz`)).status).toBe(200);
+    const status = await nodeStatus(client, NODE);
+    expect(status.runtimeReady).toBe(false);
+    const image = `${registry.host}/agent/while-down:v1`;
+    const outcome = await warm(client, { taskId: 'down-1', nodeName: NODE, images: [{ image }] });
+    expect(outcome.result?.images[0]?.failure?.code).toBe('RUNTIME_UNAVAILABLE');
+    expect(outcome.result?.images[0]?.failure?.message).toContain(containerd.endpoint);
+
+    await containerd.restart();
+    await waitFor('/readyz to answer 200', async () => ((await fetch(`${agent.httpUrl}/readyz`)).status === 200 ? true : undefined));
+    expect((await nodeStatus(client, NODE)).runtimeReady).toBe(true);
+    // Pulls work again on the recovered connection.
+    const after = await pushRandomImage(registry, 'agent/after-restart', { layerSizeBytes: 64 * 1024 });
+    const pulled = await warm(client, { taskId: 'after-restart-1', nodeName: NODE, images: [{ image: after }] });
+    expect(pulled.result?.images[0]?.state).toBe('DONE');
+  });
+
+  describe('the stoker agent command', () => {
+    const cli = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+
+    beforeAll(async () => {
+      await run('npm', ['run', 'build']);
+      expect(existsSync(cli)).toBe(true);
+    });
+
+    function spawnAgent(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+      const child = spawn(process.execPath, [cli, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOKER_LOG_LEVEL: '' } });
+      const chunks: string[] = [];
+      child.stdout?.on('data', (b: Buffer) => chunks.push(b.toString()));
+      child.stderr?.on('data', (b: Buffer) => chunks.push(b.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      return { child, output: () => chunks.join(''), exited };
+    }
+
+    function flags(extra: string[] = []): string[] {
+      return [
+        '--node-name', NODE,
+        '--cri-endpoint', containerd.endpoint,
+        '--grpc-listen', '127.0.0.1:0',
+        '--http-listen', '127.0.0.1:0',
+        '--tls-cert-file', certs.serverCert,
+        '--tls-private-key-file', certs.serverKey,
+        '--client-ca-file', certs.caCert,
+        ...extra,
+      ];
+    }
+
+    async function started(output: () => string): Promise<{ grpc: string; http: string }> {
+      return waitFor('the agent to start', () => {
+        const line = output().split('\n').find((l) => l.includes('"agent started"'));
+        return Promise.resolve(line ? (JSON.parse(line) as { grpc: string; http: string }) : undefined);
+      });
+    }
+
+    it('does not start without its TLS flags and names the missing flag', async () => {
+      const all = flags();
+      const without = all.filter((_, i) => all[i] !== '--tls-private-key-file' && all[i - 1] !== '--tls-private-key-file');
+      const { output, exited } = spawnAgent(without);
+      expect(await exited).not.toBe(0);
+      expect(output()).toContain('--tls-private-key-file');
+    });
+
+    it('drains on SIGTERM: open streams end UNAVAILABLE and the process exits 0', async () => {
+      proxy.setRate(64 * 1024);
+      const image = (await pushRandomImage(registry, 'agent/drain', { layerSizeBytes: 4 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      const proc = spawnAgent(flags());
+      try {
+        const { grpc: address } = await started(proc.output);
+        const c = agentClient(address, certs);
+        let signalled = false;
+        const outcome = await warm(c, { taskId: 'drain-1', nodeName: NODE, images: [{ image }] }, (e) => {
+          if (!signalled && e.image?.state === 'RUNNING') {
+            signalled = true;
+            proc.child.kill('SIGTERM');
+          }
+        });
+        c.close();
+        expect(signalled).toBe(true);
+        expect(outcome.error?.code).toBe(grpc.status.UNAVAILABLE);
+        expect(outcome.error?.details).toContain('shutting down');
+        // The command exits 1 if its drain takes more than 9.5 s; 0 means it drained in time.
+        expect(await proc.exited).toBe(0);
+        expect(proc.output()).toContain('"agent stopped"');
+      } finally {
+        proc.child.kill('SIGKILL');
+        proxy.setRate(512 * 1024);
+      }
+    });
+
+    it('never logs a registry password, its auth string or a token, error paths included', async () => {
+      const ok = await pushRandomImage(locked, 'agent/secret-ok', { layerSizeBytes: 64 * 1024 });
+      const auth = Buffer.from(`${AUTH.username}:${AUTH.password}`).toString('base64');
+      const token = 'Kn0wn-identity-token-for-redaction-test';
+      const proc = spawnAgent(flags(['--log-level', 'trace']));
+      try {
+        const { grpc: address } = await started(proc.output);
+        const c = agentClient(address, certs);
+        const good = await warm(c, {
+          taskId: 'secret-ok',
+          nodeName: NODE,
+          images: [{ image: ok }],
+          credentials: [{ registry: locked.host, username: AUTH.username, password: AUTH.password }],
+        });
+        expect(good.result?.images[0]?.state).toBe('DONE');
+        // Error paths: a wrong user with the known password, a missing repository, an auth string and a token.
+        const bad = await warm(c, {
+          taskId: 'secret-bad',
+          nodeName: NODE,
+          images: [{ image: `${locked.host}/agent/secret-missing:v1`, pullPolicy: 'ALWAYS' }],
+          credentials: [{ registry: locked.host, username: 'nobody', password: AUTH.password }],
+        });
+        expect(bad.result?.images[0]?.state).toBe('FAILED');
+        const badAuth = await warm(c, {
+          taskId: 'secret-auth',
+          nodeName: NODE,
+          images: [{ image: ok, pullPolicy: 'ALWAYS' }, { image: `${stalling.host}/x/y:v1` }],
+          credentials: [
+            { registry: locked.host, auth },
+            { registry: stalling.host, identityToken: token },
+          ],
+          progressTimeoutSeconds: 1,
+        });
+        expect(badAuth.result?.images.map((i) => i.state)).toEqual(['DONE', 'FAILED']);
+        const refused = await warm(c, {
+          taskId: 'secret refused',
+          nodeName: NODE,
+          images: [{ image: ok }],
+          credentials: [{ registry: locked.host, username: AUTH.username, password: AUTH.password }],
+        });
+        expect(refused.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+        c.close();
+        proc.child.kill('SIGTERM');
+        expect(await proc.exited).toBe(0);
+        const everything = [proc.output(), JSON.stringify([good, bad, badAuth, refused])].join('\n');
+        expect(proc.output()).toContain('secret-bad');
+        for (const secret of [AUTH.password, auth, token]) expect(everything).not.toContain(secret);
+      } finally {
+        proc.child.kill('SIGKILL');
+      }
+    });
+  });
+
+  it('logged nothing secret in process either', () => {
+    expect(logLines.length).toBeGreaterThan(0);
+    expect(logLines.join('')).not.toContain(AUTH.password);
+  });
+});
