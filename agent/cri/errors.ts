@@ -35,7 +35,7 @@ export function isGrpcError(err: unknown): err is GrpcLikeError {
 export function scrubDetail(text: string): string {
   return text
     .replace(/(\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1[REDACTED]@')
-    .replace(/((?:authorization|bearer|basic|token|password)["'=:\s]+)[^\s"',]+/gi, '$1[REDACTED]');
+    .replace(/((?:authorization|bearer|basic|token|password)["'=:\s]+(?:(?:basic|bearer)\s+)?)[^\s"',]+/gi, '$1[REDACTED]');
 }
 
 export interface FailureContext {
@@ -56,7 +56,8 @@ const REGISTRY_UNREACHABLE_PATTERNS: readonly [RegExp, string][] = [
   [/server gave HTTP response to HTTPS client/i, 'it speaks plain HTTP where HTTPS was expected'],
   [/x509|certificate|tls:|handshake/i, 'TLS certificate not trusted or handshake failed'],
   [/connection reset|broken pipe|unexpected EOF|\bEOF\b/i, 'connection lost'],
-  [/dial tcp|i\/o timeout/i, 'connection failed'],
+  [/\btimeout\b|timed out/i, 'connection timed out'],
+  [/dial tcp/i, 'connection failed'],
 ];
 
 const UNAUTHORIZED = /\b40[13]\b|unauthori[sz]ed|forbidden|failed to authorize|authorization failed|access denied|denied/i;
@@ -71,8 +72,10 @@ function unauthorizedMessage(ctx: FailureContext): string {
 }
 
 /** Translates the words of a runtime's pull failure. Undefined when nothing is recognised. */
-function fromRuntimeText(text: string, ctx: FailureContext): WarmError | undefined {
-  const detail = scrubDetail(text);
+function fromRuntimeText(raw: string, ctx: FailureContext): WarmError | undefined {
+  const detail = scrubDetail(raw);
+  // Quoted strings, references and URLs can hold any word ("…/eof:v1"); only the runtime's own words count.
+  const text = raw.replace(/"[^"]*"/g, ' ').replace(/\S*\/\S*/g, ' ');
   if (DEADLINE.test(text)) return new WarmError('TIMED_OUT', `pulling ${ctx.image} timed out in the runtime`, detail);
   for (const [pattern, words] of REGISTRY_UNREACHABLE_PATTERNS) {
     if (pattern.test(text) && !/\b40[134]\b/.test(text)) {

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { PullProgressTracker, type Ingest } from './content-progress.js';
+
+/** A fake ingest list the test sets before each poll, with a fake clock. */
+function fakeTracker(): { tracker: PullProgressTracker; set: (list: Ingest[]) => void; tick: (ms: number) => void } {
+  let list: Ingest[] = [];
+  let now = 1_000;
+  const tracker = new PullProgressTracker(() => Promise.resolve(list.map((i) => ({ ...i }))), { intervalMs: 3_600_000, now: () => now });
+  return { tracker, set: (l) => (list = l), tick: (ms) => (now += ms) };
+}
+
+describe('PullProgressTracker', () => {
+  it('counts the ingests that appear during a pull, completes vanished ones, and ignores leftovers until they move', async () => {
+    const { tracker, set, tick } = fakeTracker();
+    set([{ ref: 'layer-sha256:old', offset: 5, total: 10 }]);
+    const pull = tracker.begin();
+    await tracker.poll();
+    expect(pull.snapshot()).toMatchObject({ bytesDone: 0, bytesTotal: 0, seenAny: false, active: 0 });
+
+    tick(500);
+    set([{ ref: 'layer-sha256:old', offset: 5, total: 10 }, { ref: 'layer-sha256:a', offset: 0, total: 100 }]);
+    await tracker.poll();
+    expect(pull.snapshot()).toMatchObject({ bytesDone: 0, bytesTotal: 100, seenAny: true, active: 1, exclusive: true, lastProgressAt: 1_500 });
+
+    tick(500);
+    set([{ ref: 'layer-sha256:old', offset: 5, total: 10 }, { ref: 'layer-sha256:a', offset: 60, total: 100 }]);
+    await tracker.poll();
+    expect(pull.snapshot()).toMatchObject({ bytesDone: 60, lastProgressAt: 2_000 });
+
+    tick(500);
+    set([{ ref: 'layer-sha256:old', offset: 5, total: 10 }, { ref: 'layer-sha256:a', offset: 60, total: 100 }]);
+    await tracker.poll();
+    expect(pull.snapshot().lastProgressAt).toBe(2_000);
+
+    tick(500);
+    set([{ ref: 'layer-sha256:old', offset: 8, total: 10 }, { ref: 'layer-sha256:a', offset: 90, total: 100 }]);
+    await tracker.poll();
+    expect(pull.snapshot()).toMatchObject({ bytesDone: 98, bytesTotal: 110, active: 2, lastProgressAt: 3_000 });
+
+    tick(500);
+    set([]);
+    await tracker.poll();
+    expect(pull.snapshot()).toMatchObject({ bytesDone: 110, bytesTotal: 110, active: 0, lastProgressAt: 3_500 });
+    pull.end();
+  });
+
+  it('marks ingests that appear while several pulls run as shared, and reports the aggregate once', async () => {
+    const { tracker, set, tick } = fakeTracker();
+    const a = tracker.begin();
+    await tracker.poll();
+    set([{ ref: 'layer-sha256:a', offset: 10, total: 100 }]);
+    tick(100);
+    await tracker.poll();
+    const b = tracker.begin();
+    set([{ ref: 'layer-sha256:a', offset: 20, total: 100 }, { ref: 'layer-sha256:b', offset: 5, total: 50 }]);
+    tick(100);
+    await tracker.poll();
+    expect(a.snapshot()).toMatchObject({ bytesDone: 25, bytesTotal: 150, exclusive: false });
+    expect(b.snapshot()).toMatchObject({ bytesDone: 5, bytesTotal: 50, exclusive: false });
+    expect(tracker.aggregate()).toEqual({ bytesDone: 25, bytesTotal: 150 });
+    a.end();
+    b.end();
+    expect(tracker.aggregate()).toEqual({ bytesDone: 0, bytesTotal: 0 });
+  });
+
+  it('reports listing errors and keeps going', async () => {
+    const errors: unknown[] = [];
+    let fail = true;
+    let list: Ingest[] = [];
+    const tracker = new PullProgressTracker(
+      () => (fail ? Promise.reject(new Error('unavailable')) : Promise.resolve(list)),
+      { intervalMs: 3_600_000, onError: (e) => errors.push(e) },
+    );
+    const pull = tracker.begin();
+    await tracker.poll();
+    expect(errors).toHaveLength(1);
+    fail = false;
+    await tracker.poll(); // the first listing that works is the baseline
+    list = [{ ref: 'r', offset: 1, total: 2 }];
+    await tracker.poll();
+    expect(pull.snapshot().bytesTotal).toBe(2);
+    tracker.close();
+  });
+});

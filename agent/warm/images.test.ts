@@ -1,0 +1,205 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { ImageProgress__Output } from '../../proto/agent.js';
+import type { CriAuthConfig, CriImage } from '../../proto/cri.js';
+import { PullProgressTracker, type Ingest } from '../cri/content-progress.js';
+import { parseEndpoint } from '../cri/endpoint.js';
+import type { CriRuntime } from '../cri/runtime.js';
+import { pullsInFlight, warmImages } from './images.js';
+
+interface FakePull {
+  image: string;
+  auth: CriAuthConfig | undefined;
+  signal: AbortSignal;
+  finish(): void;
+  fail(err: Error): void;
+}
+
+/** A fake CRI runtime: pulls stay in flight until the test finishes them. */
+function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[] } = {}) {
+  const present = new Set(opts.present ?? []);
+  const pulls: FakePull[] = [];
+  const calls: string[] = [];
+  const image = (ref: string): CriImage => ({ id: `sha256:${ref.length}`, repoTags: [ref], repoDigests: [], size: 1234, spec: null, pinned: false });
+  const ingests = opts.ingests;
+  const runtime: CriRuntime = {
+    endpoint: parseEndpoint('unix:///fake/cri.sock'),
+    version: { version: 'v1', runtimeName: ingests ? 'containerd' : 'fake', runtimeVersion: '0', runtimeApiVersion: 'v1' },
+    progress: ingests ? new PullProgressTracker(() => Promise.resolve(ingests()), { intervalMs: 100 }) : undefined,
+    imageStatus: (ref) => {
+      calls.push(`status ${ref}`);
+      return Promise.resolve(present.has(ref) ? image(ref) : undefined);
+    },
+    listImages: () => Promise.resolve([...present].map(image)),
+    pullImage: (ref, auth, signal) => {
+      calls.push(`pull ${ref}`);
+      return new Promise<string>((resolve, reject) => {
+        const pull: FakePull = {
+          image: ref,
+          auth,
+          signal,
+          finish: () => {
+            present.add(ref);
+            resolve(`sha256:${ref.length}`);
+          },
+          fail: reject,
+        };
+        signal.addEventListener('abort', () =>
+          reject(Object.assign(new Error('1 CANCELLED: Cancelled on client'), { code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() })),
+        );
+        pulls.push(pull);
+      });
+    },
+    removeImage: (ref) => {
+      present.delete(ref);
+      return Promise.resolve();
+    },
+    imageFsInfo: () => Promise.resolve([]),
+    close: () => undefined,
+  };
+  return { runtime, pulls, calls };
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(cond()).toBe(true);
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('warmImages', () => {
+  it('skips present images with IF_NOT_PRESENT and pulls them again with ALWAYS', async () => {
+    const { runtime, pulls, calls } = fakeRuntime({ present: ['docker.io/library/busybox:latest'] });
+    const skipped = await warmImages(runtime, { images: [{ image: 'busybox', pullPolicy: 'IF_NOT_PRESENT' }] });
+    expect(skipped).toEqual([
+      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null },
+    ]);
+    expect(calls).toEqual(['status docker.io/library/busybox:latest']);
+
+    const again = warmImages(runtime, { images: [{ image: 'busybox', pullPolicy: 'ALWAYS' }] });
+    await until(() => pulls.length === 1);
+    pulls[0]?.finish();
+    expect((await again)[0]).toMatchObject({ image: 'busybox', state: 'DONE', sizeBytes: 1234 });
+    expect(calls).toContain('pull docker.io/library/busybox:latest');
+  });
+
+  it('fails malformed references before any runtime call', async () => {
+    const { runtime, calls } = fakeRuntime();
+    const events: ImageProgress__Output[] = [];
+    const results = await warmImages(runtime, { images: [{ image: 'Not/Valid' }, { image: 'a:b:c' }], onProgress: (p) => events.push(p) });
+    expect(results.map((r) => [r.state, r.failure?.code])).toEqual([
+      ['FAILED', 'INVALID_REFERENCE'],
+      ['FAILED', 'INVALID_REFERENCE'],
+    ]);
+    expect(results[0]?.failure?.message).toContain('"Not/Valid"');
+    expect(calls).toEqual([]);
+    expect(events.map((e) => e.state)).toEqual(['FAILED', 'FAILED']);
+  });
+
+  it('merges identical pulls in flight into one CRI call, but not pulls with other credentials', async () => {
+    const { runtime, pulls, calls } = fakeRuntime();
+    const img = { image: '127.0.0.1:5000/app:v1', pullPolicy: 'ALWAYS' as const };
+    const a = warmImages(runtime, { images: [img] });
+    const b = warmImages(runtime, { images: [img, { image: '127.0.0.1:5000/app:v1' }] });
+    const c = warmImages(runtime, { images: [img], credentials: [{ registry: '127.0.0.1:5000', username: 'u', password: 'p' }] });
+    await until(() => pulls.length === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls.filter((x) => x.startsWith('pull'))).toHaveLength(2);
+    expect(pullsInFlight()).toBe(2);
+    expect(pulls.map((p) => p.auth)).toEqual([undefined, { username: 'u', password: 'p' }]);
+    for (const p of pulls) p.finish();
+    expect((await a).map((r) => r.state)).toEqual(['DONE']);
+    expect((await b).map((r) => r.state)).toEqual(['DONE', 'DONE']);
+    expect((await c).map((r) => r.state)).toEqual(['DONE']);
+    expect(pullsInFlight()).toBe(0);
+  });
+
+  it('cancels the shared pull only when every caller has gone', async () => {
+    const { runtime, pulls } = fakeRuntime();
+    const img = { image: '127.0.0.1:5000/big:v1', pullPolicy: 'ALWAYS' as const };
+    const first = new AbortController();
+    const second = new AbortController();
+    const a = warmImages(runtime, { images: [img], signal: first.signal });
+    const b = warmImages(runtime, { images: [img], signal: second.signal });
+    await until(() => pulls.length === 1);
+    await new Promise((r) => setTimeout(r, 20));
+    first.abort();
+    expect((await a)[0]?.failure?.code).toBe('CANCELLED');
+    expect(pulls[0]?.signal.aborted).toBe(false);
+    second.abort();
+    expect((await b)[0]?.failure).toMatchObject({ code: 'CANCELLED', message: expect.stringContaining('127.0.0.1:5000/big:v1') as string });
+    expect(pulls[0]?.signal.aborted).toBe(true);
+  });
+
+  it('runs at most `concurrency` pulls at once', async () => {
+    const { runtime, pulls } = fakeRuntime();
+    const images = ['a', 'b', 'c', 'd'].map((n) => ({ image: `127.0.0.1:5000/${n}:v1`, pullPolicy: 'ALWAYS' as const }));
+    const run = warmImages(runtime, { images, concurrency: 2 });
+    await until(() => pulls.length === 2);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(pulls).toHaveLength(2);
+    pulls[0]?.finish();
+    await until(() => pulls.length === 3);
+    for (const p of pulls.slice(1)) p.finish();
+    await until(() => pulls.length === 4);
+    pulls[3]?.finish();
+    expect((await run).every((r) => r.state === 'DONE')).toBe(true);
+  });
+
+  it('passes the credential of the image registry, matched the way Docker matches', async () => {
+    const { runtime, pulls } = fakeRuntime();
+    const run = warmImages(runtime, {
+      images: [{ image: 'library/redis:7', pullPolicy: 'ALWAYS' }, { image: 'ghcr.io/x/y:1', pullPolicy: 'ALWAYS' }],
+      credentials: [{ registry: 'https://index.docker.io/v1/', username: 'hub', password: 'pw' }],
+    });
+    await until(() => pulls.length === 2);
+    expect(pulls.find((p) => p.image === 'docker.io/library/redis:7')?.auth).toEqual({ username: 'hub', password: 'pw' });
+    expect(pulls.find((p) => p.image === 'ghcr.io/x/y:1')?.auth).toBeUndefined();
+    for (const p of pulls) p.finish();
+    await run;
+  });
+
+  it('cancels a pull that gets no bytes for the progress timeout', async () => {
+    vi.useFakeTimers();
+    const { runtime, pulls } = fakeRuntime({ ingests: () => [] });
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/stuck:v1', pullPolicy: 'ALWAYS' }], progressTimeoutMs: 2_000 });
+    await vi.advanceTimersByTimeAsync(2_600);
+    const [result] = await run;
+    expect(result?.failure?.code).toBe('PROGRESS_TIMEOUT');
+    expect(result?.failure?.message).toMatch(/127\.0\.0\.1:5000\/stuck:v1 timed out: no new bytes/);
+    expect(pulls[0]?.signal.aborted).toBe(true);
+  });
+
+  it('never cuts off a pull whose bytes keep moving, and reports them', async () => {
+    vi.useFakeTimers();
+    let offset = 0;
+    const { runtime, pulls } = fakeRuntime({ ingests: () => [{ ref: 'layer-sha256:x', offset: (offset += 1_000), total: 1_000_000 }] });
+    const events: ImageProgress__Output[] = [];
+    const run = warmImages(runtime, {
+      images: [{ image: '127.0.0.1:5000/huge:v1', pullPolicy: 'ALWAYS' }],
+      progressTimeoutMs: 1_000,
+      progressIntervalMs: 500,
+      onProgress: (p) => events.push(p),
+    });
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(pulls[0]?.signal.aborted).toBe(false);
+    pulls[0]?.finish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await run)[0]?.state).toBe('DONE');
+    const running = events.filter((e) => e.state === 'RUNNING' && e.bytesKnown).map((e) => e.bytesDone);
+    expect(running.length).toBeGreaterThan(5);
+    expect(running.at(-1)).toBeGreaterThan(running[0] ?? Infinity);
+    expect(events.at(-1)).toMatchObject({ state: 'DONE', bytesKnown: true });
+  });
+
+  it('bounds a pull by pullTimeoutMs where bytes are unknown', async () => {
+    vi.useFakeTimers();
+    const { runtime } = fakeRuntime();
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/slow:v1', pullPolicy: 'ALWAYS' }], pullTimeoutMs: 3_000, progressTimeoutMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await vi.advanceTimersByTimeAsync(1_600);
+    expect((await run)[0]?.failure?.code).toBe('TIMED_OUT');
+  });
+});
