@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import { createLogger } from '../proto/log.js';
 import { AGENT_OPTIONS, ConfigError, resolveAgentConfig, type AgentOptionsInput } from './config.js';
+import { ANNOUNCE_OPTIONS, AnnounceConfigError, announceAgent, resolveAnnounceConfig, type AnnounceOptionsInput } from './announce.js';
 
 /** Past this, a stuck drain no longer holds the process: Kubernetes kills at 30 s by default. */
 const EXIT_DEADLINE_MS = 9_500;
@@ -37,12 +38,20 @@ export function registerAgentCommand(program: Command): void {
     .addOption(opt(o.runtimeProbeInterval, 'duration', "how often the runtime's Version is probed"))
     .addOption(opt(o.shutdownTimeout, 'duration', 'how long work may drain at shutdown (at most 9s)'))
     .addOption(opt(o.logLevel, 'level', 'fatal, error, warn, info, debug, trace or silent'))
-    .action(async (flags: AgentOptionsInput, command: Command) => {
+    .addOption(opt(ANNOUNCE_OPTIONS.announceNamespace, 'namespace', 'announce this agent with a Lease in this namespace, for the controller to find (off when absent)'))
+    .addOption(opt(ANNOUNCE_OPTIONS.kubeconfig, 'file', 'kubeconfig for the announcement (default: in-cluster)'))
+    .addOption(opt(ANNOUNCE_OPTIONS.advertiseAddress, 'host', 'IP or host name the controller dials (default: the gRPC listen address)'))
+    .action(async (allFlags: AgentOptionsInput & AnnounceOptionsInput, command: Command) => {
+      const { kubeconfig, announceNamespace, advertiseAddress, ...flags } = allFlags;
       let config;
+      let announce;
       try {
         config = resolveAgentConfig(flags, process.env);
+        announce = resolveAnnounceConfig({ kubeconfig, announceNamespace, advertiseAddress }, process.env);
       } catch (err) {
-        if (err instanceof ConfigError) command.error(`error: ${err.message}`, { exitCode: 2, code: 'stoker.config' });
+        if (err instanceof ConfigError || err instanceof AnnounceConfigError) {
+          command.error(`error: ${err.message}`, { exitCode: 2, code: 'stoker.config' });
+        }
         throw err;
       }
       const log = createLogger({ name: 'stoker-agent', level: config.logLevel });
@@ -57,19 +66,23 @@ export function registerAgentCommand(program: Command): void {
         process.exit(1);
       }
       const running = agent;
+      const announcer = announce ? announceAgent(announce, running, log) : undefined;
       const onSignal = (signal: NodeJS.Signals) => {
         const deadline = setTimeout(() => {
           log.error({ signal, ms: EXIT_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
           process.exit(1);
         }, EXIT_DEADLINE_MS);
         deadline.unref();
-        running.stop(`received ${signal}`).then(
-          () => process.exit(0),
-          (err: unknown) => {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
+        // Withdraw the announcement first, so the controller stops sending work here.
+        (announcer?.stop() ?? Promise.resolve())
+          .then(() => running.stop(`received ${signal}`))
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              log.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
       };
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);

@@ -32,6 +32,7 @@ import { objectKey, startInformer, type Informer, type ListResult } from './k8s/
 import { LeaderElector } from './k8s/leader.js';
 import { StatusWriter } from './k8s/status-writer.js';
 import { WorkQueue, type ReconcileResult } from './k8s/workqueue.js';
+import { createReconciler as defaultCreateReconciler } from './reconcile.js';
 import { createControllerMetrics, type ControllerMetrics, type WarmupPhaseLabel } from './metrics.js';
 
 /** What the reconciler gets from the controller. */
@@ -96,17 +97,10 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
-async function defaultCreateReconciler(): Promise<CreateReconciler> {
-  // Loaded at run time so the plumbing can be tested on its own.
-  const specifier = './reconcile.js';
-  const mod = (await import(specifier)) as { createReconciler: CreateReconciler };
-  return mod.createReconciler;
-}
-
 export async function startController(config: ControllerConfig, deps: ControllerDeps = {}): Promise<RunningController> {
   const log = deps.log ?? createLogger({ name: 'stoker-controller', level: config.logLevel });
   const kc = deps.kc ?? loadKubeConfig(config.kubeconfig);
-  const createReconciler = deps.createReconciler ?? (await defaultCreateReconciler());
+  const createReconciler: CreateReconciler = deps.createReconciler ?? defaultCreateReconciler;
   const [ca, cert, key] = await Promise.all([readFile(config.agentCaFile), readFile(config.tlsCertFile), readFile(config.tlsPrivateKeyFile)]);
   const agentTls: AgentTls = { ca, cert, key, ...(config.agentServerName ? { serverName: config.agentServerName } : {}) };
 
@@ -229,7 +223,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       metrics.isLeader.set(1);
       await Promise.all([warmups.synced, nodes.synced, leases.synced]);
       const signal = AbortSignal.any([termSignal, root.signal]);
-      const reconciler = createReconciler({
+      const reconcilerDeps: ReconcilerDeps = {
         kc,
         warmups,
         nodes,
@@ -243,7 +237,8 @@ export async function startController(config: ControllerConfig, deps: Controller
         isLeader: () => leading && !signal.aborted,
         enqueue: (k) => queue.add(k),
         signal,
-      });
+      };
+      const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));
       try {
         await queue.run(config.maxConcurrentReconciles, (k) => reconciler.reconcile(k), signal);
