@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criProto } from '../proto/cri.js';
+import type { ImageStatusResponse__Output } from '../proto/gen/runtime/v1/ImageStatusResponse.js';
 import type { PullImageResponse__Output } from '../proto/gen/runtime/v1/PullImageResponse.js';
 import { makeCertificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
@@ -31,6 +32,18 @@ function criPull(endpoint: string, image: string, auth?: { username: string; pas
         else resolve(res?.imageRef ?? '');
       },
     );
+  });
+}
+
+/** The CRI's ImageStatus: the image's id, or undefined when the runtime does not have it. */
+function criImageId(endpoint: string, image: string): Promise<string | undefined> {
+  const client = new (criProto().ImageService)(endpoint, grpc.credentials.createInsecure());
+  return new Promise<string | undefined>((resolve, reject) => {
+    client.imageStatus({ image: { image } }, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null, res?: ImageStatusResponse__Output) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res?.image?.id);
+    });
   });
 }
 
@@ -87,6 +100,11 @@ describe('containerd and registries', () => {
     const imageRef = await criPull(containerd.endpoint, ref, AUTH);
     expect(imageRef).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(await containerd.imagePresent(ref)).toBe(true);
+    expect(await criImageId(containerd.endpoint, ref)).toBe(imageRef);
+
+    // removeImage is seen by the CRI too: the runtime no longer reports the image.
+    await containerd.removeImage(ref);
+    expect(await criImageId(containerd.endpoint, ref)).toBeUndefined();
   });
 
   it('refuses a push without credentials to the auth registry', async () => {

@@ -53,12 +53,12 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
     const child = spawn(command, args, {
       cwd: opts.cwd ?? REPO_ROOT,
       env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
     const onAbort = (): void => {
       child.kill('SIGKILL');
     };
@@ -75,7 +75,11 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
       else if (code === 0) resolvePromise({ stdout, stderr });
       else reject(new CommandError([command, ...args].join(' '), code, stdout, stderr, opts.secrets));
     });
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // A command that exits without reading its input must not crash the test with EPIPE.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
   });
 }
 
