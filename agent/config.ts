@@ -111,7 +111,7 @@ export function resolveAgentConfig(input: AgentOptionsInput, env: Env = {}): Age
 
   const nodeName = required('nodeName');
   if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) {
-    throw new ConfigError(`${AGENT_OPTIONS.nodeName.flag} "${nodeName}" is not a valid Kubernetes node name`);
+    throw new ConfigError(`${describe('nodeName')} "${nodeName}" is not a valid Kubernetes node name`);
   }
 
   const tlsCertFile = filePath('tlsCertFile', required('tlsCertFile'));
@@ -125,7 +125,7 @@ export function resolveAgentConfig(input: AgentOptionsInput, env: Env = {}): Age
 
   const logLevel = withDefault('logLevel');
   if (!LOG_LEVELS.has(logLevel)) {
-    throw new ConfigError(`${AGENT_OPTIONS.logLevel.flag} "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
+    throw new ConfigError(`${describe('logLevel')} "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
   }
 
   const config: AgentConfig = {

@@ -1,0 +1,192 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { WarmEvent } from '../../proto/agent.js';
+import { createLogger } from '../../proto/log.js';
+import { createHttpServer } from '../http.js';
+import { createAgentMetrics } from '../metrics.js';
+import { RuntimeProbe, type AgentRuntime } from './runtime.js';
+import { TaskRegistry } from './tasks.js';
+import { runWarmTask, type WarmContext, type WarmFilesFn, type WarmImagesFn } from './warm.js';
+import { validateWarmRequest } from './validate.js';
+
+const SECRET = 'Fake-Pa55word-xyz';
+
+/** A runtime that answers Version while `up` is true. */
+function fakeRuntime(state: { up: boolean }): AgentRuntime {
+  return {
+    endpoint: 'unix:///fake/containerd.sock',
+    version: () => (state.up ? Promise.resolve({ runtimeName: 'containerd', runtimeVersion: '1.7.0' }) : Promise.reject(new Error('connect ENOENT'))),
+    imageStatus: () => Promise.resolve({ present: false, imageRef: '', sizeBytes: 0 }),
+    close: () => undefined,
+  };
+}
+
+function setup(opts: { up?: boolean; warmImages?: WarmImagesFn; warmFiles?: WarmFilesFn; roots?: string[] } = {}) {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+  const log = createLogger({ name: 'test', level: 'debug', destination });
+  const state = { up: opts.up ?? true };
+  const runtime = fakeRuntime(state);
+  const probe = new RuntimeProbe(runtime, { intervalMs: 60_000, timeoutMs: 1_000, log });
+  const tasks = new TaskRegistry({ retentionMs: 1_000, retentionCount: 10, maxRunning: 4, onRunError: () => { throw new Error('unused'); } });
+  const metrics = createAgentMetrics({ tasksInFlight: () => tasks.inFlight, processMetrics: false });
+  const ctx: WarmContext = {
+    nodeName: 'node-a',
+    allowedRoots: opts.roots ?? ['/models'],
+    pullConcurrency: 2,
+    defaultProgressTimeoutMs: 120_000,
+    probe,
+    endpoint: runtime.endpoint,
+    warmImages: opts.warmImages,
+    warmFiles: opts.warmFiles,
+    metrics,
+    log,
+  };
+  return { ctx, lines, state, probe, tasks, metrics, log };
+}
+
+const request = validateWarmRequest(
+  {
+    taskId: 't1',
+    nodeName: 'node-a',
+    images: [
+      { image: 'r.example.com/a:v1', pullPolicy: 'IF_NOT_PRESENT' },
+      { image: 'r.example.com/b:v1', pullPolicy: 'ALWAYS' },
+    ],
+    paths: [{ path: '/models/m', include: [], exclude: [] }],
+    credentials: [{ registry: 'r.example.com', username: 'u', password: SECRET, auth: '', identityToken: '', registryToken: '' }],
+    progressTimeoutSeconds: 7,
+  },
+  'node-a',
+);
+
+describe('runWarmTask', () => {
+  it('runs images and paths, streams their progress, and passes the request through to the engines', async () => {
+    const seen: unknown[] = [];
+    const fakeWarmImages: WarmImagesFn = (input) => {
+      seen.push({ images: input.images, progressTimeoutMs: input.progressTimeoutMs, concurrency: input.concurrency, credentials: input.credentials.length });
+      input.onProgress({ image: 'r.example.com/a:v1', state: 'RUNNING', bytesDone: 5 });
+      return Promise.resolve([
+        { image: 'r.example.com/b:v1', state: 'PRESENT', imageRef: 'sha256:b', sizeBytes: 10, seconds: 0 },
+        { image: 'r.example.com/a:v1', state: 'DONE', imageRef: 'sha256:a', sizeBytes: 20, seconds: 3 },
+      ]);
+    };
+    const fakeWarmFiles: WarmFilesFn = (input) => {
+      seen.push({ roots: input.allowedRoots });
+      input.onProgress({ path: '/models/m', state: 'RUNNING', bytesDone: 1 });
+      return Promise.resolve([{ path: '/models/m', state: 'DONE', files: 2, bytes: 100, seconds: 1 }]);
+    };
+    const { ctx, metrics } = setup({ warmImages: fakeWarmImages, warmFiles: fakeWarmFiles });
+    const events: WarmEvent[] = [];
+    const result = await runWarmTask(ctx, request, new AbortController().signal, (e) => events.push(e));
+    expect(result.succeeded).toBe(true);
+    expect(result.images?.map((i) => [i.image, i.state])).toEqual([
+      ['r.example.com/a:v1', 'DONE'],
+      ['r.example.com/b:v1', 'PRESENT'],
+    ]);
+    expect(seen).toHaveLength(2);
+    expect(seen).toEqual(expect.arrayContaining([
+      {
+        images: [
+          { image: 'r.example.com/a:v1', pullPolicy: 'IF_NOT_PRESENT' },
+          { image: 'r.example.com/b:v1', pullPolicy: 'ALWAYS' },
+        ],
+        progressTimeoutMs: 7_000,
+        concurrency: 2,
+        credentials: 1,
+      },
+      { roots: ['/models'] },
+    ]));
+    expect(events).toHaveLength(2);
+    expect(events).toEqual(
+      expect.arrayContaining([{ image: { image: 'r.example.com/a:v1', state: 'RUNNING', bytesDone: 5 } }, { file: { path: '/models/m', state: 'RUNNING', bytesDone: 1 } }]),
+    );
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/stoker_image_pulls_total\{outcome="pulled"\} 1/);
+    expect(text).toMatch(/stoker_image_pulls_total\{outcome="present"\} 1/);
+    expect(text).toMatch(/stoker_file_bytes_read_total 100/);
+  });
+
+  it('fails the images with RUNTIME_UNAVAILABLE naming the endpoint when the runtime is down, and still reads the paths', async () => {
+    let pulled = false;
+    const { ctx } = setup({
+      up: false,
+      warmImages: () => {
+        pulled = true;
+        return Promise.resolve([]);
+      },
+      warmFiles: () => Promise.resolve([{ path: '/models/m', state: 'DONE', files: 1, bytes: 1, seconds: 0 }]),
+    });
+    const result = await runWarmTask(ctx, request, new AbortController().signal, () => undefined);
+    expect(pulled).toBe(false);
+    expect(result.succeeded).toBe(false);
+    for (const image of result.images ?? []) {
+      expect(image.failure?.code).toBe('RUNTIME_UNAVAILABLE');
+      expect(image.failure?.message).toContain('unix:///fake/containerd.sock');
+    }
+    expect(result.paths?.[0]?.state).toBe('DONE');
+  });
+
+  it('scrubs credentials from engine failures and logs, and gives every item a result', async () => {
+    const { ctx, lines } = setup({
+      warmImages: () =>
+        Promise.resolve([{ image: 'r.example.com/a:v1', state: 'FAILED', failure: { code: 'UNAUTHORIZED', message: `registry said: bad password ${SECRET}` } }]),
+      warmFiles: () => Promise.reject(new Error(`disk exploded near ${SECRET}`)),
+    });
+    const result = await runWarmTask(ctx, request, new AbortController().signal, () => undefined);
+    expect(result.images?.[0]?.failure).toEqual({ code: 'UNAUTHORIZED', message: 'registry said: bad password [REDACTED]' });
+    expect(result.images?.[1]?.failure?.code).toBe('INTERNAL');
+    expect(result.images?.[1]?.failure?.message).toContain('r.example.com/b:v1');
+    expect(result.paths?.[0]?.failure?.code).toBe('INTERNAL');
+    expect(lines.length).toBeGreaterThan(3);
+    expect(lines.join('')).not.toContain(SECRET);
+    expect(JSON.stringify(result)).not.toContain(SECRET);
+  });
+
+  it('refuses paths outright when the agent has no allowed root', async () => {
+    const { ctx } = setup({ roots: [], warmImages: () => Promise.resolve([]), warmFiles: () => Promise.reject(new Error('not called')) });
+    const result = await runWarmTask(ctx, { ...request, images: [] }, new AbortController().signal, () => undefined);
+    expect(result.paths?.[0]?.failure?.code).toBe('PATH_OUTSIDE_ROOT');
+    expect(result.paths?.[0]?.failure?.message).toContain('"/models/m"');
+  });
+});
+
+describe('HTTP endpoints', () => {
+  it('/readyz flips with the runtime and names the CRI endpoint; /status and /metrics answer', async () => {
+    const { state, probe, tasks, metrics, log } = setup();
+    const app = createHttpServer({
+      nodeName: 'node-a',
+      criEndpoint: 'unix:///fake/containerd.sock',
+      allowedRoots: ['/models'],
+      probe,
+      tasks,
+      metrics,
+      log,
+      stopping: () => false,
+    });
+    try {
+      expect((await app.inject('/healthz')).statusCode).toBe(200);
+      expect((await app.inject('/readyz')).statusCode).toBe(200);
+      state.up = false;
+      const down = await app.inject('/readyz');
+      expect(down.statusCode).toBe(503);
+      expect(down.json()).toMatchObject({ ready: false, criEndpoint: 'unix:///fake/containerd.sock' });
+      expect(down.json<{ reason: string }>().reason).toContain('unix:///fake/containerd.sock');
+      const status = (await app.inject('/status')).json<Record<string, unknown>>();
+      expect(status).toMatchObject({ nodeName: 'node-a', runtimeReady: false, runtimeName: 'containerd', tasksInFlight: 0 });
+      expect(typeof status.agentVersion).toBe('string');
+      const scrape = await app.inject('/metrics');
+      expect(scrape.headers['content-type']).toContain('text/plain');
+      expect(scrape.body).toContain('stoker_tasks_in_flight 0');
+      state.up = true;
+      expect((await app.inject('/readyz')).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});
