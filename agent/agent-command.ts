@@ -41,7 +41,7 @@ export function registerAgentCommand(program: Command): void {
     .addOption(opt(ANNOUNCE_OPTIONS.announceNamespace, 'namespace', 'announce this agent with a Lease in this namespace, for the controller to find (off when absent)'))
     .addOption(opt(ANNOUNCE_OPTIONS.kubeconfig, 'file', 'kubeconfig for the announcement (default: in-cluster)'))
     .addOption(opt(ANNOUNCE_OPTIONS.advertiseAddress, 'host', 'IP or host name the controller dials (default: the gRPC listen address)'))
-    .action(async (allFlags: AgentOptionsInput & AnnounceOptionsInput, command: Command) => {
+    .action(async (allFlags: AgentOptionsInput & AnnounceOptionsInput) => {
       const { kubeconfig, announceNamespace, advertiseAddress, ...flags } = allFlags;
       let config;
       let announce;
@@ -49,10 +49,9 @@ export function registerAgentCommand(program: Command): void {
         config = resolveAgentConfig(flags, process.env);
         announce = resolveAnnounceConfig({ kubeconfig, announceNamespace, advertiseAddress }, process.env);
       } catch (err) {
-        if (err instanceof ConfigError || err instanceof AnnounceConfigError) {
-          command.error(`error: ${err.message}`, { exitCode: 2, code: 'stoker.config' });
-        }
-        throw err;
+        if (!(err instanceof ConfigError || err instanceof AnnounceConfigError)) throw err;
+        process.stderr.write(`stoker agent: ${err.message} (see stoker agent --help)\n`);
+        process.exit(2);
       }
       const log = createLogger({ name: 'stoker-agent', level: config.logLevel });
       const { startAgent } = await import('./run.js');
