@@ -9,11 +9,15 @@ const program = new Command('stoker')
   .version(STOKER_VERSION)
   .showHelpAfterError();
 
-const { registerWarmCommand } = await import('../agent/warm-command.js');
-registerWarmCommand(program);
-const { registerAgentCommand } = await import('../agent/agent-command.js');
-registerAgentCommand(program);
-const { registerControllerCommand } = await import('../controller/controller-command.js');
-registerControllerCommand(program);
+const subcommands: Record<string, () => Promise<unknown>> = {
+  warm: async () => (await import('../agent/warm-command.js')).registerWarmCommand(program),
+  agent: async () => (await import('../agent/agent-command.js')).registerAgentCommand(program),
+  controller: async () => (await import('../controller/controller-command.js')).registerControllerCommand(program),
+};
+// Only the subcommand that runs is loaded (the controller's Kubernetes client alone takes
+// seconds to load); help and unknown commands load them all.
+const load = subcommands[process.argv[2] ?? ''];
+if (load) await load();
+else for (const register of Object.values(subcommands)) await register();
 
 await program.parseAsync(process.argv);
