@@ -25,7 +25,14 @@ export function registerControllerCommand(program: Command): void {
       throw err;
     }
     const { startController } = await import('./main.js');
-    const controller = await startController(config);
+    let controller;
+    try {
+      controller = await startController(config);
+    } catch (err) {
+      process.stderr.write(`stoker controller: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+      return;
+    }
     const onSignal = (signal: NodeJS.Signals): void => {
       process.stderr.write(`stoker controller: ${signal} received, stopping\n`);
       controller.stop().then(

@@ -24,7 +24,7 @@ import { AGENT_LEASE_LABEL } from '../proto/agent-lease.js';
 import { createLogger, type Logger } from '../proto/log.js';
 import { STOKER_VERSION } from '../proto/version.js';
 import type { AgentTls } from './agent-client.js';
-import { GROUP, PLURAL, VERSION, type Warmup, type WarmupStatus } from './api/types.js';
+import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupStatus } from './api/types.js';
 import type { ControllerConfig } from './config.js';
 import { AgentDirectory } from './k8s/agents.js';
 import { EventRecorder } from './k8s/events.js';
@@ -86,10 +86,6 @@ function plain<T>(obj: T): T {
   return JSON.parse(JSON.stringify(obj)) as T;
 }
 
-function isFinished(w: Warmup): boolean {
-  return w.status?.phase === 'Succeeded' || w.status?.phase === 'Failed';
-}
-
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
@@ -109,7 +105,7 @@ export async function startController(config: ControllerConfig, deps: Controller
   const coordination = kc.makeApiClient(CoordinationV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
 
-  const refs: { warmups?: Informer<Warmup>; agents?: AgentDirectory } = {};
+  const refs: { warmups?: Informer<Warmup>; agents?: AgentDirectory; synced?: () => boolean } = {};
   const metrics = createControllerMetrics({
     phaseCounts: () => {
       const counts: Partial<Record<WarmupPhaseLabel, number>> = {};
@@ -121,6 +117,8 @@ export async function startController(config: ControllerConfig, deps: Controller
     },
     liveAgentCount: () => refs.agents?.live().size ?? 0,
   });
+  // HTTP first: a port already taken fails the start before anything else runs.
+  const http = await startHttp(config, { metrics, ready: () => (refs.synced?.() ?? false) && !root.signal.aborted });
   const onRestart = (informer: string) => (reason: string) => metrics.informerRestarts.inc({ informer, reason });
 
   const informerBase = { kc, log, relistIntervalMs: config.relistIntervalMs, watchdogMs: config.watchdogMs };
@@ -153,6 +151,7 @@ export async function startController(config: ControllerConfig, deps: Controller
   refs.warmups = warmups;
   const agents = new AgentDirectory({ informer: leases, log });
   refs.agents = agents;
+  refs.synced = () => warmups.hasSynced() && nodes.hasSynced() && leases.hasSynced();
 
   const status = new StatusWriter<Warmup, WarmupStatus>({
     kc,
@@ -188,7 +187,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     queue.add(objectKey(w));
   });
   const enqueueUnfinished = (): void => {
-    for (const w of warmups.list()) if (!isFinished(w)) queue.add(objectKey(w));
+    for (const w of warmups.list()) if (!isFinished(w.status)) queue.add(objectKey(w));
   };
   const nodeLabels = new Map<string, string>();
   const labelsOf = (n: V1Node): string => JSON.stringify(Object.entries(n.metadata?.labels ?? {}).sort());
@@ -271,7 +270,6 @@ export async function startController(config: ControllerConfig, deps: Controller
     runTerm(root.signal);
   }
 
-  const http = await startHttp(config, { metrics, ready: () => warmups.hasSynced() && nodes.hasSynced() && leases.hasSynced() && !root.signal.aborted });
   const address = http.server.address();
   const httpAddress =
     address && typeof address === 'object' ? { host: address.address, port: address.port } : { host: config.httpListen.host, port: config.httpListen.port };
