@@ -3,10 +3,21 @@
 import { Option, type Command } from 'commander';
 import { createLogger } from '../proto/log.js';
 import { AGENT_OPTIONS, ConfigError, resolveAgentConfig, type AgentOptionsInput } from './config.js';
-import { ANNOUNCE_OPTIONS, AnnounceConfigError, announceAgent, resolveAnnounceConfig, type AnnounceOptionsInput } from './announce.js';
+import type { AnnounceConfig, AnnounceOptionsInput } from './announce.js';
 
 /** Past this, a stuck drain no longer holds the process: Kubernetes kills at 30 s by default. */
 const EXIT_DEADLINE_MS = 9_500;
+
+/**
+ * The announcement's flags, as ANNOUNCE_OPTIONS in announce.ts has them (agent-command.test.ts keeps
+ * the two equal). They are repeated here so that announce.ts, and @kubernetes/client-node with it
+ * (some 65 MB resident), load only when the agent is asked to announce itself.
+ */
+export const ANNOUNCE_FLAGS = {
+  kubeconfig: { flag: '--kubeconfig', env: 'STOKER_KUBECONFIG' },
+  announceNamespace: { flag: '--announce-namespace', env: 'STOKER_ANNOUNCE_NAMESPACE' },
+  advertiseAddress: { flag: '--advertise-address', env: 'STOKER_ADVERTISE_ADDRESS' },
+} as const;
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -38,18 +49,24 @@ export function registerAgentCommand(program: Command): void {
     .addOption(opt(o.runtimeProbeInterval, 'duration', "how often the runtime's Version is probed"))
     .addOption(opt(o.shutdownTimeout, 'duration', 'how long work may drain at shutdown (at most 9s)'))
     .addOption(opt(o.logLevel, 'level', 'fatal, error, warn, info, debug, trace or silent'))
-    .addOption(opt(ANNOUNCE_OPTIONS.announceNamespace, 'namespace', 'announce this agent with a Lease in this namespace, for the controller to find (off when absent)'))
-    .addOption(opt(ANNOUNCE_OPTIONS.kubeconfig, 'file', 'kubeconfig for the announcement (default: in-cluster)'))
-    .addOption(opt(ANNOUNCE_OPTIONS.advertiseAddress, 'host', 'IP or host name the controller dials (default: the gRPC listen address)'))
+    .addOption(opt(ANNOUNCE_FLAGS.announceNamespace, 'namespace', 'announce this agent with a Lease in this namespace, for the controller to find (off when absent)'))
+    .addOption(opt(ANNOUNCE_FLAGS.kubeconfig, 'file', 'kubeconfig for the announcement (default: in-cluster)'))
+    .addOption(opt(ANNOUNCE_FLAGS.advertiseAddress, 'host', 'IP or host name the controller dials (default: the gRPC listen address)'))
     .action(async (allFlags: AgentOptionsInput & AnnounceOptionsInput) => {
       const { kubeconfig, announceNamespace, advertiseAddress, ...flags } = allFlags;
       let config;
-      let announce;
+      let announce: AnnounceConfig | undefined;
+      let announceModule: typeof import('./announce.js') | undefined;
       try {
         config = resolveAgentConfig(flags, process.env);
-        announce = resolveAnnounceConfig({ kubeconfig, announceNamespace, advertiseAddress }, process.env);
+        const announceInput = { kubeconfig, announceNamespace, advertiseAddress };
+        const wanted = Object.values(announceInput).some((v) => v) || Object.values(ANNOUNCE_FLAGS).some((f) => process.env[f.env]);
+        if (wanted) {
+          announceModule = await import('./announce.js');
+          announce = announceModule.resolveAnnounceConfig(announceInput, process.env);
+        }
       } catch (err) {
-        if (!(err instanceof ConfigError || err instanceof AnnounceConfigError)) throw err;
+        if (!(err instanceof ConfigError || (err instanceof Error && err.name === 'AnnounceConfigError'))) throw err;
         process.stderr.write(`stoker agent: ${err.message} (see stoker agent --help)\n`);
         process.exit(2);
       }
@@ -65,7 +82,7 @@ export function registerAgentCommand(program: Command): void {
         process.exit(1);
       }
       const running = agent;
-      const announcer = announce ? announceAgent(announce, running, log) : undefined;
+      const announcer = announce && announceModule ? announceModule.announceAgent(announce, running, log) : undefined;
       const onSignal = (signal: NodeJS.Signals) => {
         const deadline = setTimeout(() => {
           log.error({ signal, ms: EXIT_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
