@@ -19,12 +19,14 @@ class FakeEventsApi implements EventsApi {
     this.events.set(`${namespace}/${e.metadata.name}`, structuredClone(e));
     return e;
   });
-  replace = (namespace: string, name: string, e: CoreV1Event): Promise<CoreV1Event> => later(() => {
-    this.calls.push('replace');
+  bump = (namespace: string, name: string, change: { count: number; lastTimestamp: Date }) => later(() => {
+    this.calls.push('bump');
     if (this.fail) throw Object.assign(new Error('forbidden'), { code: 403 });
-    if (!this.events.has(`${namespace}/${name}`)) throw Object.assign(new Error('not found'), { code: 404 });
-    this.events.set(`${namespace}/${name}`, structuredClone(e));
-    return e;
+    const cur = this.events.get(`${namespace}/${name}`);
+    if (!cur) throw Object.assign(new Error('not found'), { code: 404 });
+    const next = { ...cur, ...change };
+    this.events.set(`${namespace}/${name}`, next);
+    return next;
   });
 }
 

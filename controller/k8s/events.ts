@@ -2,7 +2,7 @@
 //
 // Repeats are aggregated like client-go's event correlator: the same (object, type, reason,
 // message) within `aggregateWindowMs` bumps `count` and `lastTimestamp` of the Event already
-// written instead of creating a new one. Writes run in the background, one at a time; `record`
+// written (a merge patch, as client-go does) instead of creating a new one. Writes run in the background, one at a time; `record`
 // never throws and never blocks the caller; failures are logged and dropped. Callers must not put
 // credentials in messages (the reconciler builds messages from its own words and user values).
 //
@@ -12,7 +12,7 @@
 //   idle(): Promise<void>   (resolves when every recorded Event has been written; for tests and shutdown)
 //   written: number
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/log.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -26,7 +26,8 @@ export interface EventSubject {
 /** The calls the recorder makes; the default uses CoreV1Api. Unit tests pass a fake. */
 export interface EventsApi {
   create(namespace: string, event: CoreV1Event): Promise<CoreV1Event>;
-  replace(namespace: string, name: string, event: CoreV1Event): Promise<CoreV1Event>;
+  /** Merge-patches the repeat count and last time of an Event already written. */
+  bump(namespace: string, name: string, change: { count: number; lastTimestamp: Date }): Promise<CoreV1Event>;
 }
 
 export interface EventRecorderOptions {
@@ -56,7 +57,8 @@ export function coreEventsApi(kc: KubeConfig): EventsApi {
   const api = kc.makeApiClient(CoreV1Api);
   return {
     create: (namespace, body) => api.createNamespacedEvent({ namespace, body }),
-    replace: (namespace, name, body) => api.replaceNamespacedEvent({ namespace, name, body }),
+    bump: (namespace, name, change) =>
+      api.patchNamespacedEvent({ namespace, name, body: { count: change.count, lastTimestamp: change.lastTimestamp.toISOString() } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
   };
 }
 
@@ -108,10 +110,10 @@ export class EventRecorder {
     try {
       const prev = this.seen.get(key);
       if (prev && now.getTime() - prev.at < this.windowMs && prev.event.metadata.name) {
-        const next: CoreV1Event = { ...prev.event, count: (prev.event.count ?? 1) + 1, lastTimestamp: now };
+        const count = (prev.event.count ?? 1) + 1;
         try {
-          const saved = await this.api.replace(namespace, prev.event.metadata.name, next);
-          this.remember(key, saved, now);
+          await this.api.bump(namespace, prev.event.metadata.name, { count, lastTimestamp: now });
+          this.remember(key, { ...prev.event, count, lastTimestamp: now }, now);
           this.written++;
           this.opts.onWrite?.(type, reason);
           return;
