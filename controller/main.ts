@@ -245,6 +245,8 @@ export async function startController(config: ControllerConfig, deps: Controller
         leading = false;
         metrics.isLeader.set(0);
         await reconciler.stop().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'reconciler stop failed'));
+        // A replica that lost the Lease writes no more status; one shutting down still flushes.
+        if (!root.signal.aborted) status.cancelPending();
       }
     })().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'leadership term failed'));
   };

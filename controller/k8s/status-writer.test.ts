@@ -144,3 +144,18 @@ describe('StatusWriter', () => {
     expect(api.puts).toEqual([]);
   });
 });
+
+describe('StatusWriter.cancelPending', () => {
+  it('drops what is pending, so a replica that lost the lead writes nothing more', async () => {
+    vi.useFakeTimers();
+    const api = new FakeStatusApi();
+    const w = new StatusWriter<Obj>({ api, log, minIntervalMs: 1000 });
+    w.schedule('ns', 'w', () => ({ done: 1 }));
+    await vi.advanceTimersByTimeAsync(1);
+    w.schedule('ns', 'w', () => ({ done: 2 }));
+    w.cancelPending();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(api.puts.map((p) => p.status?.done)).toEqual([1]);
+    vi.useRealTimers();
+  });
+});

@@ -13,7 +13,7 @@
 //   flush(namespace, name): Promise<void>   (rejects if the write fails)
 //   forget(namespace, name): void           (object deleted: drop what is pending)
 //   writes: number                          (successful status writes, for metrics and benchmarks)
-//   conflicts: number; stop(): Promise<void>
+//   conflicts: number; cancelPending(): void; stop(): Promise<void>
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/log.js';
@@ -130,6 +130,15 @@ export class StatusWriter<T extends StatusObject<S>, S = NonNullable<T['status']
     const slot = this.slots.get(key);
     if (slot?.timer !== undefined) this.clock.clearTimeout(slot.timer);
     this.slots.delete(key);
+  }
+
+  /** Drops every pending update (this replica stopped leading; the new leader owns status now). */
+  cancelPending(): void {
+    for (const slot of this.slots.values()) {
+      if (slot.timer !== undefined) this.clock.clearTimeout(slot.timer);
+      slot.timer = undefined;
+      slot.compute = undefined;
+    }
   }
 
   /** Writes everything pending once, then refuses new work. */
