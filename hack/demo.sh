@@ -63,5 +63,12 @@ start=$(date +%s.%N)
 warm
 echo "took $(elapsed "$start")"
 
+say "stoker warm --pull-policy Always without credentials (the auth registry refuses)"
+mkdir -p "$work/no-docker-config"
+rc=0
+DOCKER_CONFIG=$work/no-docker-config node dist/bin/stoker.js warm --cri-endpoint "$endpoint" \
+  --pull-policy Always --image "$image_b" || rc=$?
+echo "exit code $rc"
+
 say "images in the runtime (ctr -n k8s.io images ls)"
 ctr -n k8s.io --address "${endpoint#unix://}" images ls -q | grep -v '^sha256:'
