@@ -347,6 +347,70 @@ describe('agent announcements', () => {
   });
 });
 
+describe('stoker agent --announce-namespace', () => {
+  it('announces the advertised endpoint with a Lease and withdraws it on SIGTERM', async () => {
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'bin', 'stoker.ts'),
+        'agent',
+        '--node-name',
+        'cli-node',
+        // No runtime answers here: the agent starts (not ready) and still announces itself.
+        '--cri-endpoint',
+        `unix://${join(dir, 'no-runtime.sock')}`,
+        '--grpc-listen',
+        `127.0.0.1:${grpcPort}`,
+        '--http-listen',
+        `127.0.0.1:${httpPort}`,
+        '--tls-cert-file',
+        certs.serverCert,
+        '--tls-private-key-file',
+        certs.serverKey,
+        '--client-ca-file',
+        certs.caCert,
+        '--kubeconfig',
+        kube.kubeconfigPath,
+        '--announce-namespace',
+        STOKER_NS,
+        '--advertise-address',
+        '127.0.0.1',
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOKER_LOG_LEVEL: 'info' } },
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const coordination = kube.kubeConfig.makeApiClient(CoordinationV1Api);
+    const read = async (): Promise<V1Lease | undefined> => {
+      try {
+        return await coordination.readNamespacedLease({ namespace: STOKER_NS, name: 'stoker-agent-cli-node' });
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 404) return undefined;
+        throw err;
+      }
+    };
+    try {
+      const lease = await waitFor('the agent Lease', read, 60_000);
+      expect(lease.spec?.holderIdentity).toBe('cli-node');
+      expect(lease.metadata?.annotations?.['stoker.io/grpc-endpoint']).toBe(`127.0.0.1:${grpcPort}`);
+      expect(lease.metadata?.labels?.['stoker.io/agent']).toBe('true');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(await read()).toBeUndefined();
+    } catch (err) {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\nagent output:\n${out.slice(-3000)}`);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+  });
+});
+
 describe('stoker controller', () => {
   interface Proc {
     child: ChildProcess;
