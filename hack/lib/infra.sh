@@ -77,14 +77,5 @@ check_owner() {
 watch_owner() {
   local owner=$1 pidfile=$2 pid
   pid=$(cat "$pidfile")
-  setsid bash -c '
-    owner=$1 pid=$2
-    while kill -0 "$owner" 2>/dev/null; do
-      [ -e "/proc/$pid" ] && [ "$(awk "{print \$3}" "/proc/$pid/stat" 2>/dev/null)" != Z ] || exit 0
-      sleep 1
-    done
-    kill -TERM "$pid" 2>/dev/null || exit 0
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  ' watch-owner "$owner" "$pid" </dev/null >/dev/null 2>&1 &
+  setsid bash "$(dirname "${BASH_SOURCE[0]}")/watch-owner.sh" "$owner" "$pid" </dev/null >/dev/null 2>&1 &
 }
