@@ -16,6 +16,7 @@ APT_PACKAGES=(
   util-linux            # fincore
   fio                   # the disk's own read speed, for the benchmark
   sshfs openssh-server  # a real network filesystem on loopback, for the benchmark
+  gcc libc6-dev         # builds Stoker's optional native helper (agent/native)
   etcd-server           # the API server's store
 )
 

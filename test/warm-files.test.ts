@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { warmFiles } from '../agent/warm/files.js';
+import { loadNative } from '../agent/warm/native.js';
 import { REPO_ROOT } from './support/proc.js';
 
 const exec = promisify(execFile);
@@ -56,8 +57,16 @@ afterAll(async () => {
 });
 
 describe('warmFiles on a real tree', () => {
-  it('reads every file into the page cache and reports residency before and after', async () => {
-    const dir = join(root, 'model');
+  it.for([
+    ['the native helper (mincore on the reader\'s descriptor)', true],
+    ['fincore', false],
+  ] as const)('reads every file into the page cache and reports residency before and after, measured with %s', async ([, native], ctx) => {
+    if (native && !loadNative().native) {
+      console.warn(`skipping the native residency test: the native helper is ${loadNative().reason}`);
+      ctx.skip();
+      return;
+    }
+    const dir = join(root, native ? 'model-native' : 'model-fincore');
     await mkdir(join(dir, 'sub'), { recursive: true });
     await fill(join(dir, 'shard-1.bin'), 8 * MiB);
     await fill(join(dir, 'shard-2.bin'), 8 * MiB);
@@ -66,7 +75,7 @@ describe('warmFiles on a real tree', () => {
     expect(await vmtouchResident(dir)).toBe(0);
 
     const events: string[] = [];
-    const [r] = await warmFiles({ paths: [task(dir)], allowedRoots: [root], signal: never, onProgress: (p) => events.push(p.state) });
+    const [r] = await warmFiles({ paths: [task(dir)], allowedRoots: [root], signal: never, native, onProgress: (p) => events.push(p.state) });
 
     expect(r?.state).toBe('DONE');
     expect(r?.files).toBe(3);
@@ -263,7 +272,7 @@ describe('budget and cancellation', () => {
 
     const [warned] = await warmFiles({ paths: [task(dir)], allowedRoots: [root], signal: never, memoryFacts: facts });
     expect(warned?.state).toBe('DONE');
-    expect(warned?.warnings.join('\n')).toMatch(/4\.0 MiB more page cache .* only 2\.0 MiB available \(MemAvailable\)/);
+    expect(warned?.warnings.join('\n')).toMatch(/the files take 4\.0 MiB but the node has only 2\.0 MiB available \(MemAvailable\)/);
 
     await evict(dir);
     const [refused] = await warmFiles({ paths: [task(dir)], allowedRoots: [root], signal: never, memoryFacts: facts, budget: 'refuse' });

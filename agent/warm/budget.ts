@@ -115,21 +115,18 @@ function limitOrUndefined(n: number): number | undefined {
   return Number.isFinite(n) && n > 0 && n < UNLIMITED ? n : undefined;
 }
 
-/**
- * Warnings for reading `needBytes` more into the page cache (the tree's size minus what is
- * already resident) for a tree of `treeBytes`, with the numbers; empty when it fits.
- */
-export function budgetWarnings(treeBytes: number, needBytes: number, facts: MemoryFacts): string[] {
+/** Warnings, with the numbers, when a tree of `treeBytes` cannot stay in the page cache; empty when it fits. */
+export function budgetWarnings(treeBytes: number, facts: MemoryFacts): string[] {
   const out: string[] = [];
-  if (facts.memAvailable !== undefined && needBytes > facts.memAvailable) {
+  if (facts.memAvailable !== undefined && treeBytes > facts.memAvailable) {
     out.push(
-      `the files need ${formatBytes(needBytes)} more page cache (tree ${formatBytes(treeBytes)}) but the node has only ` +
-        `${formatBytes(facts.memAvailable)} available (MemAvailable): the tree will evict itself as it is read`,
+      `the files take ${formatBytes(treeBytes)} but the node has only ${formatBytes(facts.memAvailable)} available ` +
+        `(MemAvailable): the tree will evict itself as it is read`,
     );
   }
-  if (facts.cgroupLimit !== undefined && needBytes > facts.cgroupLimit) {
+  if (facts.cgroupLimit !== undefined && treeBytes > facts.cgroupLimit) {
     out.push(
-      `the files need ${formatBytes(needBytes)} more page cache (tree ${formatBytes(treeBytes)}) but Stoker's memory cgroup ` +
+      `the files take ${formatBytes(treeBytes)} but Stoker's memory cgroup ` +
         `${facts.cgroupPath ?? ''} (v${facts.cgroupVersion ?? '?'}) is limited to ${formatBytes(facts.cgroupLimit)}: page cache is charged ` +
         `to the cgroup that reads it, so at most about ${formatBytes(facts.cgroupLimit)} will stay resident; raise the agent's memory limit`,
     );

@@ -30,6 +30,7 @@ import type { FileIssue__Output } from '../../proto/gen/stoker/v1/FileIssue.js';
 import type { Failure__Output } from '../../proto/gen/stoker/v1/Failure.js';
 import type { StokerErrorCode } from '../../proto/errors.js';
 import { type BudgetMode, type MemoryFacts, budgetWarnings, formatBytes, readMemoryFacts } from './budget.js';
+import { loadNative } from './native.js';
 import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, readAll } from './readers.js';
 import { UNKNOWN, residentBytes } from './residency.js';
@@ -51,6 +52,12 @@ export interface WarmFilesOptions {
   progressIntervalMs?: number;
   /** Measure page-cache residency before and after (default true). */
   residency?: boolean;
+  /**
+   * Use the native helper (agent/native) when it is built (default true): residency is then
+   * measured with mincore on the reader's own descriptor instead of running fincore, which
+   * opens every file again. False forces fincore.
+   */
+  native?: boolean;
   /** Memory facts for the budget; read from /proc and /sys/fs/cgroup when not given. */
   memoryFacts?: MemoryFacts;
 }
@@ -83,6 +90,7 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
   }
   const budget = opts.budget ?? 'warn';
   const measure = opts.residency ?? true;
+  const native = measure && opts.native !== false ? loadNative().native : undefined;
   const interval = opts.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   const { signal } = opts;
   const roots = await resolveRoots(opts.allowedRoots);
@@ -133,14 +141,13 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
 
   // 2. Residency before, and the budget over everything that will be read.
   const live = work.filter((w) => w.tree && !w.failure);
-  if (measure) {
+  if (measure && !native) {
     for (const w of live) w.residentBefore = await residentBytes(w.tree?.files.map((f) => f.real) ?? [], signal);
   }
   if (budget !== 'off' && live.length > 0) {
     const facts = opts.memoryFacts ?? (await readMemoryFacts());
     const treeBytes = live.reduce((s, w) => s + (w.tree?.bytes ?? 0), 0);
-    const resident = live.every((w) => w.residentBefore >= 0) ? live.reduce((s, w) => s + w.residentBefore, 0) : 0;
-    const warnings = budgetWarnings(treeBytes, Math.max(0, treeBytes - resident), facts);
+    const warnings = budgetWarnings(treeBytes, facts);
     for (const w of live) {
       w.warnings.push(...warnings);
       if (budget === 'refuse' && warnings.length > 0) {
@@ -161,6 +168,10 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
     const tree = w.tree;
     const started = performance.now();
     let lastEmit = started;
+    // With the native helper, residency is summed over the files as they are read.
+    let before = 0;
+    let after = 0;
+    const add = (acc: number, v: number | undefined): number => (acc < 0 || v === undefined || v < 0 ? UNKNOWN : acc + v);
     emit(w, 'RUNNING', started);
     try {
       await readAll(tree.files, {
@@ -177,14 +188,23 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
         },
         onFile: (_entry, result) => {
           w.filesDone++;
+          // A file refused or gone before it was opened is not part of the tree that was read.
+          if (native && !(result.issue && result.residentBefore === undefined)) {
+            before = add(before, result.residentBefore);
+            if (!result.issue) after = add(after, result.residentAfter);
+          }
           if (result.issue) w.issues.push(result.issue);
         },
+        native,
       });
     } catch (err) {
       w.failure = signal.aborted ? cancelled(w) : toFailure(err, w.spec.path);
     }
     w.seconds += (performance.now() - started) / 1000;
-    if (measure && !signal.aborted) {
+    if (native && !w.failure) {
+      w.residentBefore = before;
+      w.residentAfter = after;
+    } else if (measure && !native && !signal.aborted) {
       const failed = new Set(w.issues.map((i) => i.path));
       w.residentAfter = await residentBytes(
         tree.files.filter((f) => !failed.has(f.shown)).map((f) => f.real),

@@ -8,6 +8,7 @@
 // for trees of many small files. Every call runs on libuv's thread pool (UV_THREADPOOL_SIZE,
 // 4 by default), which bounds how many reads are really in flight.
 import fs from 'node:fs';
+import type { Native } from './native.js';
 import type { FileEntry, Issue } from './paths.js';
 import { errnoCode, errnoText } from './paths.js';
 
@@ -35,13 +36,22 @@ export interface ReadResult {
   bytes: number;
   /** Set when the file was refused, vanished or changed while being read. */
   issue?: Issue;
+  /** Page-cache residency measured on the open descriptor (with the native helper); -1 unknown. */
+  residentBefore?: number;
+  residentAfter?: number;
 }
 
 /**
  * Reads one file to its end into `buf`, reporting each chunk through `onBytes`.
  * Throws only when `signal` aborts; every other problem becomes the result's issue.
  */
-export async function readFile(entry: FileEntry, buf: Buffer, signal: AbortSignal, onBytes: (n: number) => void): Promise<ReadResult> {
+export async function readFile(
+  entry: FileEntry,
+  buf: Buffer,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+  native?: Native,
+): Promise<ReadResult> {
   const shown = entry.shown;
   let fd: number;
   try {
@@ -64,6 +74,9 @@ export async function readFile(entry: FileEntry, buf: Buffer, signal: AbortSigna
       };
     }
     const size = st.size;
+    const residentBefore = native ? native.residentBytes(fd, size) : undefined;
+    const measured = (r: ReadResult): ReadResult =>
+      native && residentBefore !== undefined ? { ...r, residentBefore, residentAfter: native.residentBytes(fd, Math.min(pos, size)) } : r;
     let reads = 0;
     for (;;) {
       signal.throwIfAborted();
@@ -76,22 +89,22 @@ export async function readFile(entry: FileEntry, buf: Buffer, signal: AbortSigna
       if (n < buf.length && pos >= size) break;
     }
     if (pos < size) {
-      return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" shrank from ${size} to ${pos} bytes while being read` } };
+      return measured({ bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" shrank from ${size} to ${pos} bytes while being read` } });
     }
     if (pos > size) {
-      return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" grew from ${size} to ${pos} bytes while being read` } };
+      return measured({ bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" grew from ${size} to ${pos} bytes while being read` } });
     }
     if (reads > 1) {
       // A file read in several steps may have been deleted or rewritten meanwhile.
       const after = await fstatFd(fd);
       if (after.nlink === 0) {
-        return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" was deleted while being read` } };
+        return measured({ bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" was deleted while being read` } });
       }
       if (after.size !== size) {
-        return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" changed size from ${size} to ${after.size} bytes while being read` } };
+        return measured({ bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" changed size from ${size} to ${after.size} bytes while being read` } });
       }
     }
-    return { bytes: pos };
+    return measured({ bytes: pos });
   } catch (err) {
     if (signal.aborted) throw err;
     return { bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" could not be read: ${errnoText(err)}` } };
@@ -106,6 +119,8 @@ export interface PoolOptions {
   signal: AbortSignal;
   onBytes: (n: number) => void;
   onFile: (entry: FileEntry, result: ReadResult) => void;
+  /** Measures residency on each open descriptor when given. */
+  native?: Native | undefined;
 }
 
 /**
@@ -127,7 +142,7 @@ export async function readAll(files: readonly FileEntry[], opts: PoolOptions): P
       opts.signal.throwIfAborted();
       const entry = order[next++];
       if (!entry) return;
-      const result = await readFile(entry, buf, opts.signal, opts.onBytes);
+      const result = await readFile(entry, buf, opts.signal, opts.onBytes, opts.native);
       opts.onFile(entry, result);
     }
   };

@@ -1,0 +1,41 @@
+// Loads Stoker's optional native helper (agent/native, built by agent/native/build.sh during
+// `npm run build`). Absent or broken, it is simply not used: residency is then measured with
+// fincore (residency.ts) and reading is unchanged.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Native {
+  /** Bytes of an open file (of `size` bytes) in the page cache; -1 when it cannot be measured. */
+  residentBytes(fd: number, size: number): number;
+}
+
+const CANDIDATES = [join('agent', 'native', 'build', 'stoker_native.node'), join('agent', 'native', 'build', 'Release', 'stoker_native.node')];
+
+let loaded: { native: Native | undefined; reason: string } | undefined;
+
+/** The helper, or undefined with the reason it is not available. */
+export function loadNative(): { native: Native | undefined; reason: string } {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  // From source (agent/warm/native.ts) or from the build (dist/agent/warm/native.js): look upwards.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5 && !loaded; i++) {
+    for (const rel of CANDIDATES) {
+      const file = join(dir, rel);
+      if (!existsSync(file)) continue;
+      try {
+        const mod = require(file) as Partial<Native>;
+        if (typeof mod.residentBytes !== 'function') throw new Error('it exports no residentBytes');
+        loaded = { native: mod as Native, reason: `loaded ${file}` };
+      } catch (err) {
+        loaded = { native: undefined, reason: `${file} cannot be loaded: ${(err as Error).message}` };
+      }
+      break;
+    }
+    dir = dirname(dir);
+  }
+  loaded ??= { native: undefined, reason: 'not built (run npm run build, or bash agent/native/build.sh)' };
+  return loaded;
+}
