@@ -140,7 +140,7 @@ describe('informer', () => {
     const apiPort = Number(new URL(kube.kubeConfig.getCurrentCluster()!.server).port);
     const proxy = await startCutProxy(apiPort);
     const restarts: string[] = [];
-    const informer = nodeInformer(viaPort(kube.kubeConfig, proxy.port), restarts, 4_000);
+    const informer = nodeInformer(viaPort(kube.kubeConfig, proxy.port), restarts, 8_000);
     const added: string[] = [];
     informer.on('add', (n) => added.push(n.metadata?.name ?? ''));
     try {
@@ -153,7 +153,8 @@ describe('informer', () => {
       proxy.cutAll();
       await createNode(kube.kubeConfig, 'inf-2');
       await until('inf-2 after the cut', () => added.includes('inf-2'), 60_000);
-      expect(restarts).toContain('error');
+      // Seen as an error or as an early end of the stream, depending on where the cut lands.
+      expect(restarts.some((r) => r === 'error' || r === 'closed')).toBe(true);
 
       // Wait until a fresh watch delivers again (an event made after the restart settled).
       await new Promise((r) => setTimeout(r, 3_000));
