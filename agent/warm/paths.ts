@@ -98,12 +98,11 @@ export function compileFilter(spec: PathSpec): (rel: string, isDir: boolean) => 
       throw new PathError('INVALID_REQUEST', spec.path, `glob "${g}" for "${spec.path}" is absolute; globs match paths relative to the requested path`);
     }
   }
-  const opts = { dot: true, basename: true };
-  let inc: picomatch.Matcher | undefined;
-  let exc: picomatch.Matcher | undefined;
+  let inc: Matcher | undefined;
+  let exc: Matcher | undefined;
   try {
-    inc = include.length ? picomatch(include, opts) : undefined;
-    exc = exclude.length ? picomatch(exclude, opts) : undefined;
+    inc = include.length ? matcher(include) : undefined;
+    exc = exclude.length ? matcher(exclude) : undefined;
   } catch (err) {
     throw new PathError('INVALID_REQUEST', spec.path, `bad glob for "${spec.path}": ${(err as Error).message}`);
   }
@@ -112,6 +111,17 @@ export function compileFilter(spec: PathSpec): (rel: string, isDir: boolean) => 
     if (isDir || !inc) return true;
     return inc(rel);
   };
+}
+
+type Matcher = (rel: string) => boolean;
+
+/** A glob without a slash matches a name at any depth ("*.bin"); one with a slash matches the relative path. */
+function matcher(globs: readonly string[]): Matcher {
+  const names = globs.filter((g) => !g.includes('/'));
+  const paths = globs.filter((g) => g.includes('/'));
+  const byName = names.length ? picomatch(names, { dot: true, basename: true }) : undefined;
+  const byPath = paths.length ? picomatch(paths, { dot: true }) : undefined;
+  return (rel) => (byName?.(rel) ?? false) || (byPath?.(rel) ?? false);
 }
 
 /**

@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, stat, symlink, unlink, writeFile, rename } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FileEntry } from './paths.js';
+import { readAll, readFile } from './readers.js';
+
+let base: string;
+const never = new AbortController().signal;
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'stoker-readers-'));
+});
+afterAll(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+async function entry(name: string, bytes: number): Promise<FileEntry> {
+  const p = join(base, name);
+  await writeFile(p, Buffer.alloc(bytes, 7));
+  const st = await stat(p);
+  return { real: p, shown: p, size: st.size, dev: st.dev, ino: st.ino };
+}
+
+describe('readFile', () => {
+  it('reads the whole file through a small buffer and reports every chunk', async () => {
+    const e = await entry('whole', 100_000);
+    const chunks: number[] = [];
+    const r = await readFile(e, Buffer.alloc(4096), never, (n) => chunks.push(n));
+    expect(r).toEqual({ bytes: 100_000 });
+    expect(chunks.reduce((a, b) => a + b, 0)).toBe(100_000);
+  });
+
+  it('refuses a file replaced by another after the check (different inode)', async () => {
+    const e = await entry('swapped', 1000);
+    await writeFile(join(base, 'other'), 'x');
+    await rename(join(base, 'other'), e.real);
+    const r = await readFile(e, Buffer.alloc(4096), never, () => undefined);
+    expect(r.bytes).toBe(0);
+    expect(r.issue?.code).toBe('PATH_OUTSIDE_ROOT');
+    expect(r.issue?.message).toContain('changed between check and open');
+  });
+
+  it('refuses a file replaced by a symlink after the check (O_NOFOLLOW)', async () => {
+    const e = await entry('to-link', 1000);
+    await unlink(e.real);
+    await symlink('/etc/hostname', e.real);
+    const r = await readFile(e, Buffer.alloc(4096), never, () => undefined);
+    expect(r.issue?.code).toBe('PATH_OUTSIDE_ROOT');
+    expect(r.issue?.message).toContain('replaced by a symlink');
+  });
+
+  it('does not block on a file replaced by a FIFO after the check', async () => {
+    const e = await entry('to-fifo', 1000);
+    await unlink(e.real);
+    execFileSync('mkfifo', [e.real]);
+    const r = await readFile(e, Buffer.alloc(4096), never, () => undefined);
+    expect(r.issue?.code).toBe('PATH_OUTSIDE_ROOT');
+  });
+
+  it('reports a file that is gone before it is opened', async () => {
+    const e = await entry('gone', 10);
+    await unlink(e.real);
+    const r = await readFile(e, Buffer.alloc(4096), never, () => undefined);
+    expect(r.issue?.message).toMatch(/vanished/);
+  });
+});
+
+describe('readAll', () => {
+  it('reads every file with a bounded pool and stops on abort', async () => {
+    const files = await Promise.all([1, 2, 3, 4, 5].map((i) => entry(`pool-${i}`, 64 * 1024 * i)));
+    let bytes = 0;
+    let done = 0;
+    await readAll(files, { readers: 2, bufferBytes: 65536, signal: never, onBytes: (n) => (bytes += n), onFile: () => done++ });
+    expect([bytes, done]).toEqual([15 * 64 * 1024, 5]);
+
+    const ac = new AbortController();
+    let read = 0;
+    const run = readAll(files, {
+      readers: 1,
+      bufferBytes: 65536,
+      signal: ac.signal,
+      onBytes: (n) => {
+        read += n;
+        ac.abort(new Error('stop'));
+      },
+      onFile: () => undefined,
+    });
+    await expect(run).rejects.toThrow('stop');
+    expect(read).toBe(65536);
+  });
+});
