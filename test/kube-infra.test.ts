@@ -1,8 +1,15 @@
 // The test API server itself: a real kube-apiserver + etcd from hack/kube, the Warmup CRD's schema
 // enforced at admission, its defaults, status subresource and printer columns, and RBAC enforced.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
+import { runHack } from './support/proc.js';
 
 const group = 'stoker.io';
 const version = 'v1alpha1';
@@ -147,4 +154,35 @@ describe('kube-apiserver for tests', () => {
       kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group, version, namespace, plural }),
     ).rejects.toMatchObject({ code: 403 });
   });
+
+  it('stops etcd and kube-apiserver by itself when the owner process dies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stoker-kube-owner-'));
+    const owner = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    try {
+      await runHack('kube/up.sh', [dir, '--owner-pid', String(owner.pid)], { env: { STOKER_KUBE_BIN: kube.binDir } });
+      const pids = await Promise.all(['kube-apiserver', 'etcd'].map(async (n) => Number(await readFile(join(dir, `${n}.pid`), 'utf8'))));
+      expect(pids.every(alive)).toBe(true);
+
+      owner.kill('SIGKILL');
+      await once(owner, 'exit');
+      const deadline = Date.now() + 60_000;
+      while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(pids.filter(alive)).toEqual([]);
+    } finally {
+      owner.kill('SIGKILL');
+      await runHack('kube/down.sh', [dir]).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** Whether a process runs (a zombie, exited but not yet reaped, does not count). */
+function alive(pid: number): boolean {
+  try {
+    // Field 3 of /proc/PID/stat is the state; the command name before it is in parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl from the published Kubernetes Go modules (pinned in go.mod
-# beside this script) and prints the directory that holds them. No prebuilt binaries are fetched.
+# Builds kube-apiserver, kubectl and helm from their published Go modules (pinned in go.mod beside
+# this script) and prints the directory that holds them. No prebuilt binaries are fetched.
 #
-# Binaries are cached outside the repository, keyed by the Kubernetes version:
-#   ${STOKER_CACHE:-$HOME/.cache/stoker}/kube/<version>/bin/
-# A second run finds them there and builds nothing. The first build takes a while on 2 cores
-# (see the README); Go's own module and build caches (GOMODCACHE, GOCACHE) are used as configured.
+# Binaries are cached outside the repository, keyed by the Kubernetes and Helm versions:
+#   ${STOKER_CACHE:-$HOME/.cache/stoker}/kube/<kubernetes version>-helm-<helm version>/bin/
+# A second run finds them there and builds nothing. The first build is slow (about 10-25 minutes
+# on 2 cores, most of it kube-apiserver); Go's module and build caches (GOMODCACHE, GOCACHE) are
+# used as configured, so a rebuild after a version bump compiles only what changed.
 #
-# etcd: Debian's etcd-server is used when it is installed (hack/install-deps.sh installs it);
-# otherwise set STOKER_ETCD to an etcd binary.
+# etcd is not built here: hack/kube/up.sh uses Debian's etcd-server (hack/install-deps.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -17,31 +17,41 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 fi
 command -v go >/dev/null 2>&1 || { echo "build.sh: the go command is not installed" >&2; exit 1; }
 
-version="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$here/go.mod")"
-[ -n "$version" ] || { echo "build.sh: no 'require k8s.io/kubernetes vX' line in $here/go.mod" >&2; exit 1; }
+required() { # required MODULE: the version go.mod requires
+  awk -v m="$1" '($1 == m) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$here/go.mod"
+}
+kube_version="$(required k8s.io/kubernetes)"
+helm_version="$(required helm.sh/helm/v3)"
+[ -n "$kube_version" ] && [ -n "$helm_version" ] ||
+  { echo "build.sh: $here/go.mod must require k8s.io/kubernetes and helm.sh/helm/v3" >&2; exit 1; }
 
-bin="${STOKER_CACHE:-$HOME/.cache/stoker}/kube/$version/bin"
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ]; then
+bin="${STOKER_CACHE:-$HOME/.cache/stoker}/kube/$kube_version-helm-$helm_version/bin"
+if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ]; then
   echo "$bin"
   exit 0
 fi
 
-echo "building kube-apiserver and kubectl $version into $bin (first time only; slow)" >&2
+echo "building kube-apiserver, kubectl $kube_version and helm $helm_version into $bin (first time only; slow)" >&2
 start=$SECONDS
 mkdir -p "$bin"
 tmp="$(mktemp -d "$bin/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-# One go build for both commands so their shared packages compile once.
-# Stamp the version the way the Kubernetes release build does (kubectl version, /version).
-minor="$(echo "$version" | cut -d. -f2)"
-ldflags="-s -w"
+
+# Stamp the versions the way the release builds do (kubectl version, /version, helm version).
+minor="$(echo "$kube_version" | cut -d. -f2)"
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
+# helm template and helm lint assume this Kubernetes version when no cluster is asked.
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+done
+# One go build for all three so their shared packages (client-go, apimachinery, ...) compile once.
 (cd "$here" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags="$ldflags" -o "$tmp/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
-# Move into place only when both built, so an interrupted build is never mistaken for a cached one.
-mv -f "$tmp/kubectl" "$bin/kubectl"
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl helm.sh/helm/v3/cmd/helm)
+# Move into place only when all built, so an interrupted build is never mistaken for a cached one.
+mv -f "$tmp/kubectl" "$tmp/helm" "$bin/"
 mv -f "$tmp/kube-apiserver" "$bin/kube-apiserver"
 echo "built in $((SECONDS - start))s" >&2
 echo "$bin"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Starts a private etcd and kube-apiserver on loopback for tests and the demo.
 #
-#   hack/kube/up.sh DIR      # DIR: an empty or new directory (e.g. from mktemp -d)
+#   hack/kube/up.sh DIR [--owner-pid PID]
+#
+# DIR: an empty or new directory (e.g. from mktemp -d). With --owner-pid, both servers are stopped
+# when process PID exits, so a test runner killed mid-test leaves nothing running.
 #
 # Everything lives in DIR: certificates, etcd data, logs, pid files and DIR/kubeconfig, whose
 # user is an admin client certificate in group system:masters. Ports are free ports picked at
@@ -13,9 +16,22 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-[ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [--owner-pid PID]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
 mkdir -p "$1"
 dir="$(cd "$1" && pwd)"
+shift
+owner=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --owner-pid) [ $# -ge 2 ] || usage; owner=$2; shift 2 ;;
+    *) echo "up.sh: unknown option: $1" >&2; usage ;;
+  esac
+done
+if [ -n "$owner" ]; then
+  [[ $owner =~ ^[0-9]+$ ]] || { echo "up.sh: --owner-pid must be a process id, got: '$owner'" >&2; exit 2; }
+  kill -0 "$owner" 2>/dev/null || { echo "up.sh: --owner-pid $owner is not running" >&2; exit 2; }
+fi
 if [ -e "$dir/kube-apiserver.pid" ] || [ -e "$dir/etcd.pid" ]; then
   echo "up.sh: $dir already has a running cluster (pid files present); run down.sh $dir first" >&2
   exit 1
@@ -156,5 +172,18 @@ EOF
   stop_pid "$dir/etcd.pid"
 done
 [ -n "$started" ] || { echo "up.sh: giving up; logs in $dir" >&2; exit 1; }
+
+if [ -n "$owner" ]; then
+  # A detached watchdog: once the owner exits, stop both servers as down.sh does. It ends by
+  # itself when down.sh has stopped them first (the pid files are gone).
+  setsid bash -c '
+    owner=$1 dir=$2 down=$3
+    while kill -0 "$owner" 2>/dev/null; do
+      [ -e "$dir/kube-apiserver.pid" ] || [ -e "$dir/etcd.pid" ] || exit 0
+      sleep 1
+    done
+    exec bash "$down" "$dir"
+  ' kube-owner-watch "$owner" "$dir" "$here/down.sh" </dev/null >/dev/null 2>&1 &
+fi
 
 echo "$dir/kubeconfig"

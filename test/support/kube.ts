@@ -1,4 +1,5 @@
-// A private kube-apiserver + etcd on loopback (hack/kube/up.sh) with Stoker's Warmup CRD installed.
+// A private kube-apiserver + etcd on loopback (hack/kube/up.sh) with Stoker's Warmup CRD installed,
+// and the kubectl and helm built beside it (hack/kube/build.sh).
 //
 //   const kube = await startKube();               // in beforeAll: about 10-20 s on 2 cores
 //   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
@@ -21,12 +22,20 @@ export interface Kube {
   readonly kubeconfigPath: string;
   /** A client-node KubeConfig loaded from kubeconfigPath (admin). */
   readonly kubeConfig: KubeConfig;
-  /** Directory holding the kube-apiserver and kubectl binaries. */
+  /** Directory holding the kube-apiserver, kubectl and helm binaries. */
   readonly binDir: string;
   /** Runs kubectl against this API server; resolves with stdout, rejects with stderr in the message. */
-  kubectl(args: readonly string[], opts?: { input?: string; signal?: AbortSignal }): Promise<string>;
+  kubectl(args: readonly string[], opts?: CommandOptions): Promise<string>;
+  /** Runs helm against this API server (its cache and config kept in dir); resolves with stdout. */
+  helm(args: readonly string[], opts?: CommandOptions): Promise<string>;
   /** Stops the API server and etcd and removes dir (if startKube created it). Idempotent. */
   stop(): Promise<void>;
+}
+
+export interface CommandOptions {
+  /** Written to the command's stdin. */
+  input?: string;
+  signal?: AbortSignal;
 }
 
 export interface KubeOptions {
@@ -56,24 +65,32 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
   try {
     const binDir = await runHack('kube/build.sh', [], sig);
     const env = { STOKER_KUBE_BIN: binDir };
-    const kubeconfigPath = await runHack('kube/up.sh', [dir], { ...sig, env });
+    const kubeconfigPath = await runHack('kube/up.sh', [dir, '--owner-pid', String(process.pid)], { ...sig, env });
     if (opts.installCrd ?? true) await runHack('kube/install-crd.sh', [kubeconfigPath], { ...sig, env });
 
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
-    const kubectlPath = join(binDir, 'kubectl');
+    const tool = async (name: string, args: readonly string[], o: CommandOptions, env: Record<string, string> = {}): Promise<string> => {
+      const { stdout } = await run(join(binDir, name), ['--kubeconfig', kubeconfigPath, ...args], {
+        env,
+        ...(o.input !== undefined ? { input: o.input } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      return stdout;
+    };
+    const helmHome = join(dir, 'helm');
+    const helmEnv = {
+      HELM_CACHE_HOME: join(helmHome, 'cache'),
+      HELM_CONFIG_HOME: join(helmHome, 'config'),
+      HELM_DATA_HOME: join(helmHome, 'data'),
+    };
     return {
       dir,
       kubeconfigPath,
       kubeConfig,
       binDir,
-      async kubectl(args, o = {}) {
-        const { stdout } = await run(kubectlPath, ['--kubeconfig', kubeconfigPath, ...args], {
-          ...(o.input !== undefined ? { input: o.input } : {}),
-          ...(o.signal ? { signal: o.signal } : {}),
-        });
-        return stdout;
-      },
+      kubectl: (args, o = {}) => tool('kubectl', args, o),
+      helm: (args, o = {}) => tool('helm', args, o, helmEnv),
       stop,
     };
   } catch (err) {
