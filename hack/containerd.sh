@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A private containerd with everything under one directory, so several can run side by side.
 #
-#   hack/containerd.sh start DIR [--owner-pid PID] start (or restart on the same DIR, keeping its images);
+#   hack/containerd.sh start DIR [--owner-pid PID] [--snapshotter native|overlayfs]
+#                                                 start (or restart on the same DIR, keeping its images
+#                                                 and its snapshotter, which is also in DIR/snapshotter);
 #                                                 prints the CRI endpoint unix://DIR/containerd.sock;
 #                                                 with --owner-pid, containerd is stopped when PID exits
 #   hack/containerd.sh add-registry DIR HOST:PORT pull from HOST:PORT over plain HTTP (takes effect at once)
@@ -10,14 +12,15 @@
 #   hack/containerd.sh clean DIR                  stop, unmount anything under DIR, remove DIR
 #   hack/containerd.sh endpoint DIR               prints the CRI endpoint
 #
-# The CRI plugin uses the native snapshotter, its streaming server takes a port chosen by the kernel,
+# The CRI plugin uses the native snapshotter unless told otherwise (overlayfs is what nodes use and
+# unpacks many-layer images much faster, but needs a filesystem that supports it), its streaming server takes a port chosen by the kernel,
 # and no debug or metrics listener is opened. CNI is not configured: containerd logs a CNI error at
 # start, which is harmless for image pulls. Log: DIR/containerd.log; pid: DIR/containerd.pid.
 set -euo pipefail
 # shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
-usage() { die "usage: $0 start DIR [--owner-pid PID] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
+usage() { die "usage: $0 start DIR [--owner-pid PID] [--snapshotter native|overlayfs] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
 
 cmd=${1:-}
 [ $# -ge 2 ] || usage
@@ -68,7 +71,7 @@ disabled_plugins = [
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
     [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "native"
+      snapshotter = "$snapshotter"
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "$dir/cni/bin"
       conf_dir = "$dir/cni/conf"
@@ -79,18 +82,23 @@ TOML
 
 start() {
   local owner=""
+  # A restart keeps the snapshotter the directory was started with.
+  snapshotter=$(cat "$dir/snapshotter" 2>/dev/null || echo native)
   while [ $# -gt 0 ]; do
     case $1 in
       --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
+      --snapshotter) snapshotter=${2:-}; shift 2 || die "--snapshotter needs a value" ;;
       *) die "unknown option: $1" ;;
     esac
   done
   check_owner "$owner"
+  [[ $snapshotter == native || $snapshotter == overlayfs ]] || die "--snapshotter must be native or overlayfs, got: '$snapshotter'"
   if pid_alive "$pidfile"; then
     die "containerd already runs for $dir (pid $(cat "$pidfile"))"
   fi
   rm -f "$sock" "$sock.ttrpc"
   write_config
+  echo "$snapshotter" >"$dir/snapshotter"
   # setsid: the daemon outlives this script and is not hit by signals sent to the caller's process group.
   setsid containerd --config "$dir/config.toml" >>"$dir/containerd.log" 2>&1 </dev/null &
   echo $! >"$pidfile"

@@ -137,6 +137,39 @@ describe('containerd and registries', () => {
   });
 });
 
+/** Whether this machine can mount overlayfs in its temp dir (not on every CI filesystem). */
+async function overlaySupported(): Promise<boolean> {
+  const dir = await mkdtemp(join(tmpdir(), 'stoker-overlay-probe-'));
+  try {
+    await run('bash', ['-c', 'cd "$1" && mkdir l u w m && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w m && umount m', 'probe', dir]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('overlayfs snapshotter', async () => {
+  it.skipIf(!(await overlaySupported()))('pulls and unpacks through the CRI with overlayfs', async () => {
+    const registry = await startRegistry();
+    const containerd = await startContainerd({ snapshotter: 'overlayfs' });
+    try {
+      await registry.addTo(containerd);
+      const ref = await pushRandomImage(registry, 'infra/overlay', { layers: 3, layerSizeBytes: 64 * 1024 });
+      const id = await criPull(containerd.endpoint, ref);
+      expect(await criImageId(containerd.endpoint, ref)).toBe(id);
+      const { stdout } = await containerd.ctr(['snapshots', '--snapshotter', 'overlayfs', 'ls']);
+      expect(stdout.trim().split('\n').length - 1).toBe(3);
+      await containerd.restart();
+      expect(containerd.snapshotter).toBe('overlayfs');
+      expect(await criImageId(containerd.endpoint, ref)).toBe(id);
+    } finally {
+      await Promise.allSettled([containerd.stop(), registry.stop()]);
+    }
+  });
+});
+
 describe('broken and slow registries', () => {
   it('a stalling registry accepts connections and never answers', async () => {
     const stalling = await startStallingRegistry();
