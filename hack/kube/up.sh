@@ -104,6 +104,19 @@ stop_pid() { # stop_pid FILE: TERM, wait up to 10 s, then KILL
   rm -f "$f"
 }
 
+if [ -n "$owner" ]; then
+  # A detached watchdog: once the owner exits, stop both servers as down.sh does. It ends by
+  # itself when this script has finished and nothing runs any more (down.sh removed the pid files).
+  setsid bash -c '
+    owner=$1 up=$2 dir=$3 down=$4
+    while kill -0 "$owner" 2>/dev/null; do
+      if ! kill -0 "$up" 2>/dev/null && [ ! -e "$dir/kube-apiserver.pid" ] && [ ! -e "$dir/etcd.pid" ]; then exit 0; fi
+      sleep 1
+    done
+    exec bash "$down" "$dir"
+  ' kube-owner-watch "$owner" "$$" "$dir" "$here/down.sh" </dev/null >/dev/null 2>&1 &
+fi
+
 # A port picked free can be taken by someone else before our server binds it: retry with new ones.
 started=""
 for attempt in 1 2 3; do
@@ -172,18 +185,5 @@ EOF
   stop_pid "$dir/etcd.pid"
 done
 [ -n "$started" ] || { echo "up.sh: giving up; logs in $dir" >&2; exit 1; }
-
-if [ -n "$owner" ]; then
-  # A detached watchdog: once the owner exits, stop both servers as down.sh does. It ends by
-  # itself when down.sh has stopped them first (the pid files are gone).
-  setsid bash -c '
-    owner=$1 dir=$2 down=$3
-    while kill -0 "$owner" 2>/dev/null; do
-      [ -e "$dir/kube-apiserver.pid" ] || [ -e "$dir/etcd.pid" ] || exit 0
-      sleep 1
-    done
-    exec bash "$down" "$dir"
-  ' kube-owner-watch "$owner" "$dir" "$here/down.sh" </dev/null >/dev/null 2>&1 &
-fi
 
 echo "$dir/kubeconfig"

@@ -1,7 +1,7 @@
 // A private kube-apiserver + etcd on loopback (hack/kube/up.sh) with Stoker's Warmup CRD installed,
 // and the kubectl and helm built beside it (hack/kube/build.sh).
 //
-//   const kube = await startKube();               // in beforeAll: about 10-20 s on 2 cores
+//   const kube = await startKube();               // in beforeAll: about 4 s on 2 cores (binaries cached)
 //   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
 //   await createNode(kube.kubeConfig, 'node-a', { 'stoker.io/pool': 'gpu' });
 //   await kube.kubectl(['get', 'warmups', '-A']);
