@@ -217,11 +217,13 @@ export async function startController(config: ControllerConfig, deps: Controller
     const previous = currentTerm;
     currentTerm = (async () => {
       await previous;
-      if (termSignal.aborted) return;
+      const signal = AbortSignal.any([termSignal, root.signal]);
+      // Reconcile only from full caches; give up waiting if the term ends first.
+      const aborted = new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      await Promise.race([Promise.all([warmups.synced, nodes.synced, leases.synced]), aborted]);
+      if (signal.aborted) return;
       leading = true;
       metrics.isLeader.set(1);
-      await Promise.all([warmups.synced, nodes.synced, leases.synced]);
-      const signal = AbortSignal.any([termSignal, root.signal]);
       const reconcilerDeps: ReconcilerDeps = {
         kc,
         warmups,
