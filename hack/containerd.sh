@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A private containerd with everything under one directory, so several can run side by side.
 #
-#   hack/containerd.sh start DIR [--owner-pid PID] [--snapshotter native|overlayfs]
+#   hack/containerd.sh start DIR [--owner-pid PID [--owner-cleanup]] [--snapshotter native|overlayfs]
 #                                                 start (or restart on the same DIR, keeping its images
 #                                                 and its snapshotter, which is also in DIR/snapshotter);
 #                                                 prints the CRI endpoint unix://DIR/containerd.sock;
 #                                                 with --owner-pid, containerd is stopped when PID exits
+#                                                 (and DIR removed too, with --owner-cleanup)
 #   hack/containerd.sh add-registry DIR HOST:PORT pull from HOST:PORT over plain HTTP (takes effect at once)
 #   hack/containerd.sh stop DIR                   SIGTERM, SIGKILL after a bound, wait until gone
 #   hack/containerd.sh kill DIR                   SIGKILL at once (a runtime crash)
@@ -20,7 +21,7 @@ set -euo pipefail
 # shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
-usage() { die "usage: $0 start DIR [--owner-pid PID] [--snapshotter native|overlayfs] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
+usage() { die "usage: $0 start DIR [--owner-pid PID [--owner-cleanup]] [--snapshotter native|overlayfs] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
 
 cmd=${1:-}
 [ $# -ge 2 ] || usage
@@ -81,12 +82,13 @@ TOML
 }
 
 start() {
-  local owner=""
+  local owner="" owner_cleanup=""
   # A restart keeps the snapshotter the directory was started with.
   snapshotter=$(cat "$dir/snapshotter" 2>/dev/null || echo native)
   while [ $# -gt 0 ]; do
     case $1 in
       --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
+      --owner-cleanup) owner_cleanup=1; shift ;;
       --snapshotter) snapshotter=${2:-}; shift 2 || die "--snapshotter needs a value" ;;
       *) die "unknown option: $1" ;;
     esac
@@ -109,7 +111,7 @@ start() {
       die "containerd exited during start-up (log: $dir/containerd.log)"
     fi
     if [ -S "$sock" ] && ctr --address "$sock" --timeout 2s version >/dev/null 2>&1; then
-      [ -z "$owner" ] || watch_owner "$owner" "$pidfile"
+      [ -z "$owner" ] || watch_owner "$owner" "$pidfile" ${owner_cleanup:+bash "$SELF" clean "$dir"}
       echo "unix://$sock"
       return 0
     fi

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A private OCI registry (Debian docker-registry, distribution 2.8) on 127.0.0.1, storage under DIR.
 #
-#   hack/registry.sh start DIR [--htpasswd USER PASS] [--owner-pid PID]
+#   hack/registry.sh start DIR [--htpasswd USER PASS] [--owner-pid PID [--owner-cleanup]]
 #                                                      prints 127.0.0.1:PORT (plain HTTP; basic auth
 #                                                      with bcrypt htpasswd when --htpasswd is given;
-#                                                      stopped when PID exits, with --owner-pid)
+#                                                      stopped when PID exits, with --owner-pid, and
+#                                                      DIR removed too, with --owner-cleanup)
 #   hack/registry.sh stop DIR                          stop it (DIR and the stored images stay)
 #   hack/registry.sh clean DIR                         stop it and remove DIR
 #   hack/registry.sh host DIR                          prints 127.0.0.1:PORT of a running registry
@@ -14,7 +15,7 @@ set -euo pipefail
 # shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
-usage() { die "usage: $0 start DIR [--htpasswd USER PASS] [--owner-pid PID] | stop|clean|host DIR"; }
+usage() { die "usage: $0 start DIR [--htpasswd USER PASS] [--owner-pid PID [--owner-cleanup]] | stop|clean|host DIR"; }
 
 cmd=${1:-}
 [ $# -ge 2 ] || usage
@@ -26,7 +27,7 @@ if [ -d "$dir" ]; then dir=$(cd "$dir" && pwd); fi
 pidfile=$dir/registry.pid
 
 start() {
-  local user="" pass="" owner=""
+  local user="" pass="" owner="" owner_cleanup=""
   while [ $# -gt 0 ]; do
     case $1 in
       --htpasswd)
@@ -35,6 +36,7 @@ start() {
         shift 3
         ;;
       --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
+      --owner-cleanup) owner_cleanup=1; shift ;;
       *) die "unknown option: $1" ;;
     esac
   done
@@ -88,7 +90,7 @@ YAML
       code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
       if [ "$code" = 200 ] || [ "$code" = 401 ]; then
         echo "127.0.0.1:$port" >"$dir/registry.host"
-        [ -z "$owner" ] || watch_owner "$owner" "$pidfile"
+        [ -z "$owner" ] || watch_owner "$owner" "$pidfile" ${owner_cleanup:+bash "$SELF" clean "$dir"}
         echo "127.0.0.1:$port"
         return 0
       fi

@@ -1,6 +1,10 @@
 # shellcheck shell=bash
 # Helpers shared by hack/containerd.sh, hack/registry.sh and the image scripts. Source it; don't run it.
 
+# The running script's absolute path, for commands that run it again later from elsewhere.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+
 die() {
   echo "$(basename "$0"): $*" >&2
   exit 1
@@ -71,11 +75,12 @@ check_owner() {
   kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not running"
 }
 
-# Starts a detached watchdog that stops the process in PIDFILE (as `stop_pidfile` does) once process
-# OWNER has exited, so a test runner killed mid-test leaves no daemon behind. It ends by itself when
-# the daemon ends first.
+# watch_owner OWNER PIDFILE [CLEANUP...]: starts a detached watchdog that stops the process in
+# PIDFILE once process OWNER has exited and then runs CLEANUP, so a test runner killed mid-test
+# leaves no daemon (and, with CLEANUP, no directory) behind. It ends by itself when the daemon ends first.
 watch_owner() {
   local owner=$1 pidfile=$2 pid
+  shift 2
   pid=$(cat "$pidfile")
-  setsid bash "$(dirname "${BASH_SOURCE[0]}")/watch-owner.sh" "$owner" "$pid" </dev/null >/dev/null 2>&1 &
+  setsid bash "$(dirname "${BASH_SOURCE[0]}")/watch-owner.sh" "$owner" "$pid" "$@" </dev/null >/dev/null 2>&1 &
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# watch-owner.sh OWNER PID: once process OWNER has exited, stops PID (SIGTERM, SIGKILL after 10 s).
-# Ends by itself when PID ends first. Started detached by watch_owner in infra.sh.
+# watch-owner.sh OWNER PID [CLEANUP...]: once process OWNER has exited, stops PID (SIGTERM, SIGKILL
+# after 10 s) and then runs CLEANUP (a command, e.g. removing the daemon's directory). Ends by itself,
+# without cleaning up, when PID ends first. Started detached by watch_owner in infra.sh.
 owner=$1 pid=$2
+shift 2
 alive() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 while kill -0 "$owner" 2>/dev/null; do
   alive "$pid" || exit 0
@@ -9,8 +11,11 @@ while kill -0 "$owner" 2>/dev/null; do
 done
 kill -TERM "$pid" 2>/dev/null || exit 0
 for _ in $(seq 100); do
-  alive "$pid" || exit 0
+  alive "$pid" || break
   sleep 0.1
 done
-kill -KILL "$pid" 2>/dev/null
+alive "$pid" && kill -KILL "$pid" 2>/dev/null
+if [ $# -gt 0 ]; then
+  "$@"
+fi
 exit 0

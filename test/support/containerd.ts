@@ -50,15 +50,17 @@ export interface Containerd {
 
 /**
  * Starts a private containerd and waits until it answers on its socket. If this process dies
- * without calling stop(), containerd is stopped anyway (its directory stays).
+ * without calling stop(), containerd is stopped anyway (and its directory removed if made here).
  */
 export async function startContainerd(opts: ContainerdOptions = {}): Promise<Containerd> {
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'stoker-ctrd-')));
   const snapshotter = opts.snapshotter ?? 'native';
+  // If this process dies without stop(), the daemon is stopped anyway, and a directory made here removed.
+  const ownerArgs = ['--owner-pid', String(process.pid), ...(ownDir ? ['--owner-cleanup'] : [])];
   let endpoint: string;
   try {
-    endpoint = await runHack('containerd.sh', ['start', dir, '--owner-pid', String(process.pid), '--snapshotter', snapshotter]);
+    endpoint = await runHack('containerd.sh', ['start', dir, ...ownerArgs, '--snapshotter', snapshotter]);
   } catch (err) {
     if (ownDir) await runHack('containerd.sh', ['clean', dir]).catch(() => undefined);
     throw err;
@@ -96,7 +98,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     async restart() {
       if (stopped) throw new Error(`containerd in ${dir} was stopped for good; start a new one`);
       await runHack('containerd.sh', ['stop', dir]);
-      await runHack('containerd.sh', ['start', dir, '--owner-pid', String(process.pid)]);
+      await runHack('containerd.sh', ['start', dir, ...ownerArgs]);
     },
     async imagePresent(ref) {
       return (await listRows()).some((row) => row.ref === ref);

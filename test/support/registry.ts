@@ -35,11 +35,11 @@ export interface HasHost {
 
 /**
  * Starts a registry on 127.0.0.1 and a free port, with filesystem storage in a temp dir. If this
- * process dies without calling stop(), the registry is stopped anyway.
+ * process dies without calling stop(), the registry is stopped and its directory removed anyway.
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<Registry> {
   const dir = await mkdtemp(join(tmpdir(), 'stoker-registry-'));
-  const args = ['start', dir, '--owner-pid', String(process.pid)];
+  const args = ['start', dir, '--owner-pid', String(process.pid), '--owner-cleanup'];
   if (opts.auth) args.push('--htpasswd', opts.auth.username, opts.auth.password);
   let host: string;
   try {
