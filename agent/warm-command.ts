@@ -378,6 +378,7 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
     return imageOutcome(results, undefined, config.criEndpoint);
   }
   const progress = runtime.progress;
+  const latest = new Map<string, ImageProgress__Output>();
   const aggregateTimer = setInterval(() => {
     const agg = progress?.aggregate();
     const running = [...latest.values()].filter((p) => p.state === 'RUNNING');
@@ -389,7 +390,6 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
     );
   }, 500);
   aggregateTimer.unref();
-  const latest = new Map<string, ImageProgress__Output>();
   try {
     const results = await warmImages(runtime, {
       images: config.images.map((image) => ({ image, pullPolicy: config.pullPolicy })),

@@ -12,7 +12,8 @@
 //     onProgress?: (p: ImageProgress__Output) => void,
 //     progressIntervalMs?: number,          // how often a running pull reports (default 1 s)
 //     logger?: Logger,
-//   }): Promise<ImageResult__Output[]>       // one per requested image, in request order; never rejects
+//   }): Promise<ImageResult__Output[]>       // one per requested image, in request order; failures are
+//                                            // results, it rejects only for a concurrency below 1
 //
 // Every reference is checked against the distribution grammar before any runtime call.
 // `IF_NOT_PRESENT` (and PULL_POLICY_UNSPECIFIED) asks ImageStatus first and reports PRESENT;
