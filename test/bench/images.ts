@@ -10,8 +10,13 @@
 //             bare CRI PullImage from a minimal grpc-js process (what crictl does); and, without
 //             process start-up, warmImages() against PullImage in this process. Target <= 1.1.
 // - parallel: 8 images of ~12 MB. `stoker warm` with all 8 at once against the same 8 pulled one
-//             after another with bare PullImage calls. Target <= 0.5.
+//             after another with bare PullImage calls. Target <= 0.5. Run twice: straight from
+//             the loopback registry (bound by containerd's CPU work, which 8 pulls share), and
+//             through a proxy that limits each connection to --conn-mbps MB/s (default 25), as a
+//             remote registry does where one TCP stream is bound by round trips.
 import { spawn } from 'node:child_process';
+import { connect, createServer, type Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -22,7 +27,44 @@ import { criProto } from '../../proto/cri.js';
 import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';
 import { REPO_ROOT, run } from '../support/proc.js';
-import { startRegistry } from '../support/registry.js';
+import { addRegistryHost, startRegistry } from '../support/registry.js';
+
+/** A loopback proxy to `target` that limits every connection, on its own, to `bytesPerSecond`. */
+async function perConnectionProxy(target: string, bytesPerSecond: number): Promise<{ host: string; stop: () => Promise<void> }> {
+  const [targetHost = '', targetPort = ''] = target.split(/:(?=\d+$)/);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(targetPort), targetHost);
+    let free = Date.now();
+    const pace = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        free = Math.max(free, Date.now()) + (chunk.length * 1000) / bytesPerSecond;
+        setTimeout(() => done(null, chunk), Math.max(0, free - Date.now()));
+      },
+    });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.pipe(pace).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('proxy has no address');
+  return {
+    host: `127.0.0.1:${address.port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -32,6 +74,7 @@ const flag = (name: string): string | undefined => {
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZE_MB = Number(flag('--size-mb') ?? 100);
 const ONLY = new Set((flag('--only') ?? 'single,parallel').split(','));
+const CONN_MBPS = Number(flag('--conn-mbps') ?? 25);
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
 
 function median(xs: number[]): number {
@@ -173,15 +216,27 @@ try {
   if (ONLY.has('parallel')) {
     const images: string[] = [];
     for (let i = 0; i < 8; i++) images.push(await pushRandomImage(registry, `bench/parallel-${i}`, { layers: 1, layerSizeBytes: 12 * 1024 * 1024 }));
-    process.stderr.write(`parallel: 8 images of 12.6 MB\n`);
-    const times = await rounds(
-      [
-        { name: 'stoker warm, 8 at once', run: () => stokerProcess(endpoint, images, 8) },
-        { name: 'bare PullImage, one after another', run: () => bareProcess(endpoint, images) },
-      ],
-      () => removeAll(images),
-    );
-    report('8 images', times, [['stoker warm, 8 at once', 'bare PullImage, one after another', '<= 0.5']]);
+    const proxy = await perConnectionProxy(registry.host, CONN_MBPS * 1e6);
+    try {
+      await addRegistryHost(containerd, proxy.host);
+      const viaProxy = images.map((i) => i.replace(registry.host, proxy.host));
+      for (const [label, list] of [
+        ['loopback registry', images],
+        [`registry at ${CONN_MBPS} MB/s per connection`, viaProxy],
+      ] as const) {
+        process.stderr.write(`parallel: 8 images of 12.6 MB, ${label}\n`);
+        const times = await rounds(
+          [
+            { name: 'stoker warm, 8 at once', run: () => stokerProcess(endpoint, [...list], 8) },
+            { name: 'bare PullImage, one after another', run: () => bareProcess(endpoint, [...list]) },
+          ],
+          () => removeAll([...list]),
+        );
+        report(`8 images, ${label}`, times, [['stoker warm, 8 at once', 'bare PullImage, one after another', '<= 0.5']]);
+      }
+    } finally {
+      await proxy.stop();
+    }
   }
 } finally {
   await containerd.stop();
