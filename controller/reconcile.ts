@@ -187,7 +187,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       base.startTime ??= finishedAt;
       base.completionTime = finishedAt;
       base.observedGeneration = cur.metadata.generation ?? 0;
-      base.conditions = setCondition(base.conditions, {
+      base.conditions = setCondition(resumed(base.conditions, finishedAt), {
         type: phase === 'Succeeded' ? 'Complete' : 'Failed',
         status: 'True',
         reason,
@@ -433,10 +433,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         startTime: cur.status?.startTime ?? startedAt,
         observedGeneration: cur.metadata.generation ?? 0,
       };
-      const suspended = status.conditions?.find((c) => c.type === 'Suspended');
-      if (suspended?.status === 'True') {
-        status.conditions = setCondition(status.conditions, { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false', lastTransitionTime: startedAt });
-      }
+      const conditions = resumed(status.conditions, startedAt);
+      if (conditions) status.conditions = conditions;
       return status;
     });
   }
@@ -450,6 +448,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       pool?.close();
     },
   };
+}
+
+/** Flips a Suspended=True condition to False (the Warmup runs again); other conditions unchanged. */
+function resumed(conditions: WarmupCondition[] | undefined, at: string): WarmupCondition[] | undefined {
+  const suspended = conditions?.find((c) => c.type === 'Suspended');
+  if (suspended?.status !== 'True') return conditions;
+  return setCondition(conditions, { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false', lastTransitionTime: at });
 }
 
 function noMatchMessage(spec: ResolvedSpec): string {

@@ -1,74 +1,196 @@
 #!/usr/bin/env bash
-# `npm run demo`: Stoker warms a private containerd from two registries on loopback, one open and
-# one behind basic auth, then warms it again (already warm: nothing to pull). Everything it starts
-# runs under one temp dir and is torn down on exit, also on failure or Ctrl-C.
+# `npm run demo`: the whole path on one machine. A real kube-apiserver (built from source the first
+# time, then cached), three simulated nodes node-1..node-3 (each a Node object with its own
+# containerd and its own `stoker agent`, which announces itself with a Lease), the controller
+# (`stoker controller`), and two registries on loopback: one open, one behind basic auth.
+# It applies a Warmup of two images (the private one through an imagePullSecret), shows live
+# progress and `kubectl get warmups`, then asks each node's runtime whether the images are there.
+# Everything runs under one temp dir and is torn down on exit, also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 
+demo_start=$(date +%s)
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+elapsed() { echo "$(($(date +%s) - $1)) s"; }
+
+say "installing dependencies and building Stoker"
 bash hack/install-deps.sh
 npm run build --silent
 
+say "kube-apiserver and kubectl (built from source on the first run: several minutes; cached after)"
+start=$(date +%s)
+kube_bin=$(bash hack/kube/build.sh)
+echo "binaries in $kube_bin ($(elapsed "$start"))"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/stoker-demo.XXXXXX")
+pids=()
 cleanup() {
   set +e
-  bash hack/containerd.sh clean "$work/containerd" 2>/dev/null
-  bash hack/registry.sh clean "$work/open-registry" 2>/dev/null
-  bash hack/registry.sh clean "$work/auth-registry" 2>/dev/null
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  for n in 1 2 3; do bash hack/containerd.sh clean "$work/node-$n/containerd" >/dev/null 2>&1; done
+  bash hack/registry.sh clean "$work/open-registry" >/dev/null 2>&1
+  bash hack/registry.sh clean "$work/auth-registry" >/dev/null 2>&1
+  bash hack/kube/down.sh "$work/kube" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+start=$(date +%s)
+kubeconfig=$(STOKER_KUBE_BIN=$kube_bin bash hack/kube/up.sh "$work/kube" --owner-pid $$)
+STOKER_KUBE_BIN=$kube_bin bash hack/kube/install-crd.sh "$kubeconfig" 2>/dev/null
+kubectl() { "$kube_bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+kubectl create namespace stoker-system >/dev/null
+echo "API server up, Warmup CRD installed ($(elapsed "$start"))"
 
-say "starting containerd and two registries (open, and basic auth)"
-endpoint=$(bash hack/containerd.sh start "$work/containerd")
-open_host=$(bash hack/registry.sh start "$work/open-registry")
+say "certificates for mutual TLS between the controller and the agents"
+pki=$work/pki
+mkdir -p "$pki"
+newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+newkey "$pki/ca.key"
+openssl req -x509 -new -key "$pki/ca.key" -subj /CN=stoker-demo-ca -days 2 -out "$pki/ca.crt" 2>/dev/null
+issue() { # NAME EXTENSIONS
+  newkey "$pki/$1.key"
+  openssl req -new -key "$pki/$1.key" -subj "/CN=$1" -out "$pki/$1.csr" 2>/dev/null
+  printf '%s\n' "$2" >"$pki/$1.ext"
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
+    -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+}
+issue stoker-agent $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
+issue stoker-controller 'extendedKeyUsage=clientAuth'
+echo "CA, agent server certificate, controller client certificate in $pki"
+
+say "two registries (open, and basic auth) with one random image each (~32 MB)"
+open_host=$(bash hack/registry.sh start "$work/open-registry" --owner-pid $$)
 user=demo
 pass=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-auth_host=$(bash hack/registry.sh start "$work/auth-registry" --htpasswd "$user" "$pass")
-bash hack/containerd.sh add-registry "$work/containerd" "$open_host"
-bash hack/containerd.sh add-registry "$work/containerd" "$auth_host"
-echo "containerd:    $endpoint"
-echo "open registry: $open_host"
-echo "auth registry: $auth_host (user $user)"
-
-say "building and pushing two random images (~80 MB each)"
+auth_host=$(bash hack/registry.sh start "$work/auth-registry" --owner-pid $$ --htpasswd "$user" "$pass")
 image_a=$open_host/demo/web:v1
 image_b=$auth_host/demo/model-server:v1
-bash hack/make-image.sh "$work/image-a" --layers 4 --layer-size 20000000 >/dev/null
-bash hack/make-image.sh "$work/image-b" --layers 4 --layer-size 20000000 >/dev/null
-bash hack/push-image.sh "$work/image-a" "$image_a"
-bash hack/push-image.sh "$work/image-b" "$image_b" --creds "$user:$pass"
+bash hack/make-image.sh "$work/image-a" --layers 2 --layer-size 16000000 >/dev/null
+bash hack/make-image.sh "$work/image-b" --layers 2 --layer-size 16000000 >/dev/null
+bash hack/push-image.sh "$work/image-a" "$image_a" >/dev/null
+bash hack/push-image.sh "$work/image-b" "$image_b" --creds "$user:$pass" >/dev/null
 rm -rf "$work/image-a" "$work/image-b"
+echo "open: $image_a"
+echo "auth: $image_b"
 
-# A Docker config.json with the auth registry's credentials, as `docker login` writes it.
-jq -n --arg host "$auth_host" --arg auth "$(printf '%s:%s' "$user" "$pass" | base64 -w0)" \
-  '{auths: {($host): {auth: $auth}}}' >"$work/config.json"
-chmod 600 "$work/config.json"
+say "three simulated nodes: a Node object, a containerd and a stoker agent each"
+for n in 1 2 3; do
+  node=node-$n
+  mkdir -p "$work/$node"
+  endpoint=$(bash hack/containerd.sh start "$work/$node/containerd" --owner-pid $$)
+  echo "$endpoint" >"$work/$node/endpoint"
+  bash hack/containerd.sh add-registry "$work/$node/containerd" "$open_host"
+  bash hack/containerd.sh add-registry "$work/$node/containerd" "$auth_host"
+  kubectl create -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $node
+  labels:
+    kubernetes.io/hostname: $node
+    stoker.io/demo: "true"
+EOF
+  node dist/bin/stoker.js agent --node-name "$node" --cri-endpoint "$endpoint" \
+    --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --tls-cert-file "$pki/stoker-agent.crt" --tls-private-key-file "$pki/stoker-agent.key" --client-ca-file "$pki/ca.crt" \
+    --kubeconfig "$kubeconfig" --announce-namespace stoker-system >"$work/$node/agent.log" 2>&1 &
+  pids+=($!)
+  echo "$node: containerd $endpoint, agent pid $!"
+done
+for _ in $(seq 100); do
+  [ "$(kubectl get leases -n stoker-system -l stoker.io/agent=true -o name | wc -l)" -ge 3 ] && break
+  sleep 0.2
+done
+kubectl get leases -n stoker-system -l stoker.io/agent=true \
+  -o custom-columns='LEASE:.metadata.name,NODE:.spec.holderIdentity,ENDPOINT:.metadata.annotations.stoker\.io/grpc-endpoint'
 
-warm() {
-  node dist/bin/stoker.js warm --cri-endpoint "$endpoint" --auth-file "$work/config.json" \
-    --image "$image_a" --image "$image_b"
-}
-elapsed() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f s", e - s }'; }
+say "the controller"
+node dist/bin/stoker.js controller --kubeconfig "$kubeconfig" --namespace stoker-system \
+  --tls-cert-file "$pki/stoker-controller.crt" --tls-private-key-file "$pki/stoker-controller.key" \
+  --agent-ca-file "$pki/ca.crt" --http-listen 127.0.0.1:0 >"$work/controller.log" 2>&1 &
+pids+=($!)
+echo "controller pid $!"
 
-say "stoker warm (cold: both images are pulled)"
-start=$(date +%s.%N)
-warm
-echo "took $(elapsed "$start")"
+say "applying a Warmup: two images, the private one through an imagePullSecret"
+kubectl create secret docker-registry regcred --docker-server="$auth_host" \
+  --docker-username="$user" --docker-password="$pass" >/dev/null
+echo "secret/regcred created (kubernetes.io/dockerconfigjson for $auth_host)"
+cat >"$work/warmup.yaml" <<EOF
+apiVersion: stoker.io/v1alpha1
+kind: Warmup
+metadata:
+  name: demo
+  namespace: default
+spec:
+  images:
+    - image: $image_a
+    - image: $image_b
+  imagePullSecrets:
+    - name: regcred
+  nodes:
+    selector:
+      matchLabels:
+        stoker.io/demo: "true"
+  policy:
+    parallelism: 2
+    backoffLimit: 2
+    timeoutSeconds: 300
+EOF
+cat "$work/warmup.yaml"
+kubectl apply -f "$work/warmup.yaml"
 
-say "stoker warm again (already warm: nothing to pull)"
-start=$(date +%s.%N)
-warm
-echo "took $(elapsed "$start")"
+say "live progress (status written by the controller at most once a second)"
+start=$(date +%s)
+mb() { awk -v b="${1:-0}" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+phase=""
+last=""
+while :; do
+  read -r phase ok failed desired active done total < <(kubectl get warmup demo -o \
+    jsonpath='{.status.phase} {.status.succeededNodes} {.status.failedNodes} {.status.desiredNodes} {.status.activeNodes} {.status.bytesDone} {.status.bytesTotal}{"\n"}' 2>/dev/null || echo) || true
+  line=$(printf '%-9s nodes: %s/%s succeeded, %s failed, %s active   in flight: %s of %s' \
+    "${phase:-Pending}" "${ok:-0}" "${desired:-?}" "${failed:-0}" "${active:-0}" "$(mb "$done")" "$(mb "$total")")
+  if [ "$line" != "$last" ]; then
+    printf '[%3ss] %s\n' "$(($(date +%s) - start))" "$line"
+    last=$line
+  fi
+  case $phase in Succeeded | Failed) break ;; esac
+  if [ $(($(date +%s) - start)) -gt 600 ]; then
+    echo "the Warmup did not finish in 10 minutes; controller log:" >&2
+    tail -20 "$work/controller.log" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
 
-say "stoker warm --pull-policy Always without credentials (the auth registry refuses)"
-mkdir -p "$work/no-docker-config"
-rc=0
-DOCKER_CONFIG=$work/no-docker-config node dist/bin/stoker.js warm --cri-endpoint "$endpoint" \
-  --pull-policy Always --image "$image_b" || rc=$?
-echo "exit code $rc"
+say "kubectl get warmups"
+kubectl get warmups -o wide
+say "Events"
+kubectl get events --field-selector involvedObject.name=demo --sort-by=.lastTimestamp \
+  -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message'
 
-say "images in the runtime (ctr -n k8s.io images ls)"
-ctr -n k8s.io --address "${endpoint#unix://}" images ls -q | grep -v '^sha256:'
+say "asking each node's runtime (ctr -n k8s.io images ls) whether the images are there"
+missing=0
+for n in 1 2 3; do
+  sock=$(sed 's|^unix://||' "$work/node-$n/endpoint")
+  have=$(ctr -n k8s.io --address "$sock" images ls -q)
+  for image in "$image_a" "$image_b"; do
+    if grep -qxF "$image" <<<"$have"; then
+      echo "node-$n: present  $image"
+    else
+      echo "node-$n: MISSING  $image"
+      missing=1
+    fi
+  done
+done
+if grep -qF "$pass" "$work/controller.log" "$work"/node-*/agent.log; then
+  echo "the registry password appeared in a log" >&2
+  exit 1
+fi
+echo "the registry password appears in no controller or agent log"
+
+say "done in $(elapsed "$demo_start")"
+[ "$phase" = Succeeded ] && [ $missing -eq 0 ]

@@ -266,6 +266,8 @@ describe('one controller', () => {
       await api.create(NS, 'node-deleted', { images: [{ image }] });
       await waitFor('node-3 to be in flight', async () => ((await nodes.get('node-3')!.metric('stoker_tasks_in_flight')) > 0 ? true : undefined), 60_000, 50);
       await deleteNode(kube.kubeConfig, 'node-3');
+      // The pull stays slow until the controller has recorded the deletion.
+      await waitFor('node-3 recorded failed', async () => ((await api.get(NS, 'node-deleted'))?.status?.failedNodes ? true : undefined), 60_000, 100);
       proxy.setRate(Infinity);
       const w = await finished('node-deleted');
       expect(w.status).toMatchObject({ phase: 'Failed', succeededNodes: 2, failedNodes: 1 });
