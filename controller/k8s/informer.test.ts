@@ -200,3 +200,18 @@ describe('startInformer', () => {
     expect(server.watches.length).toBe(1);
   });
 });
+
+describe('startInformer with a signal', () => {
+  it('stops watching when the signal aborts', async () => {
+    const server = new FakeWatchServer();
+    const ac = new AbortController();
+    const inf = startInformer({ kc: {} as KubeConfig, path: '/x', name: 'x', log, list: server.list, watch: server.watch, signal: ac.signal });
+    inf.start();
+    await inf.synced;
+    await vi.advanceTimersByTimeAsync(1);
+    ac.abort();
+    expect(server.current.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(server.watches.length).toBe(1);
+  });
+});

@@ -75,6 +75,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   onRestart?: (reason: 'error' | 'closed' | 'watchdog' | 'gone' | 'relist') => void;
   timers?: InformerTimers;
   watch?: WatchFn;
+  /** Stops the informer when aborted (same as stop()). */
+  signal?: AbortSignal;
 }
 
 export interface Informer<T extends KubernetesObject> {
@@ -169,7 +171,8 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
   }
 
   start(): void {
-    if (this.running) return;
+    if (this.running || this.opts.signal?.aborted) return;
+    this.opts.signal?.addEventListener('abort', () => this.stop(), { once: true });
     this.running = true;
     this.resourceVersion = '';
     void this.cycle();

@@ -64,6 +64,8 @@ export interface LeaderElectorOptions {
   /** Called when this replica stops leading (lost the Lease, or stop()). */
   onStoppedLeading?: () => void;
   now?: () => number;
+  /** Stops campaigning (and releases a held Lease) when aborted, as stop() does. */
+  signal?: AbortSignal;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -105,6 +107,7 @@ export class LeaderElector {
   }
 
   start(): void {
+    if (!this.loop) this.opts.signal?.addEventListener('abort', () => void this.stop(), { once: true });
     this.loop ??= this.run();
   }
 
