@@ -66,6 +66,8 @@ describe('runWarm', () => {
       Promise.resolve({
         key: 'images',
         ok,
+        header: ['IMAGE', 'STATE', 'TIME', 'SIZE'],
+        warnings: ok ? [] : ['something to know'],
         rows: [['x', ok ? 'done' : 'failed', '1.0s', '-']],
         failures: ok ? [] : ['NOT_FOUND: cannot pull x: not found in registry docker.io'],
         json: [{ image: 'x' }],
@@ -88,7 +90,9 @@ describe('runWarm', () => {
     const plain = parseWarmConfig({ image: ['x'] }, {}, none);
     const code = await runWarm(plain, [part(false)], { stdout, stderr, isTTY: false }, new AbortController().signal);
     expect(code).toBe(EXIT_FAILED);
-    expect((stderr.read() as Buffer).toString()).toBe('error: NOT_FOUND: cannot pull x: not found in registry docker.io\n');
+    expect((stderr.read() as Buffer).toString()).toBe(
+      'warning: something to know\nerror: NOT_FOUND: cannot pull x: not found in registry docker.io\n',
+    );
     expect((stdout.read() as Buffer).toString()).toMatch(/IMAGE\s+STATE\s+TIME\s+SIZE\nx\s+failed/);
   });
 });

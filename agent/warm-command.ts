@@ -178,6 +178,7 @@ const STATE_WORDS: Record<string, string> = {
 
 interface Row {
   label: string;
+  text?: string | undefined;
   state: string;
   elapsed: number;
   bytesDone: number;
@@ -189,7 +190,11 @@ interface Row {
 
 /** What every part of the command reports to; one instance per run. */
 export interface Display {
-  update(key: string, p: { state: string; elapsed: number; bytesDone?: number; bytesTotal?: number; bytesKnown?: boolean }): void;
+  /** `text`, when given, replaces the built-in description after the item's name. */
+  update(
+    key: string,
+    p: { state: string; elapsed: number; bytesDone?: number; bytesTotal?: number; bytesKnown?: boolean; text?: string },
+  ): void;
   /** A line of aggregate progress (several pulls sharing bytes), or undefined to drop it. */
   aggregate(text: string | undefined): void;
   close(): void;
@@ -219,6 +224,7 @@ class TerminalDisplay implements Display {
     };
     row.state = p.state;
     row.elapsed = p.elapsed;
+    row.text = p.text;
     if (p.bytesKnown) {
       row.bytesKnown = true;
       row.bytesDone = p.bytesDone ?? 0;
@@ -274,6 +280,7 @@ class PlainDisplay implements Display {
       bytesKnown: p.bytesKnown ?? false,
       rate,
       samples,
+      text: p.text,
     };
     this.out.write(`${key}: ${describe(row)}\n`);
     this.last.set(key, { state: p.state, printedAt: now, samples });
@@ -305,6 +312,7 @@ function icon(state: string): string {
 }
 
 function describe(r: Row): string {
+  if (r.text !== undefined) return r.text;
   const parts = [STATE_WORDS[r.state] ?? r.state.toLowerCase(), formatSeconds(r.elapsed)];
   if (r.bytesKnown && (r.state === 'RUNNING' || r.state === 'DONE')) {
     parts.push(`${formatBytes(r.bytesDone)} of ${formatBytes(r.bytesTotal)}`);
@@ -320,10 +328,14 @@ export interface PartOutcome {
   /** Key in the JSON summary ("images"). */
   readonly key: string;
   readonly ok: boolean;
+  /** Column names of the summary table. */
+  readonly header: readonly string[];
   /** Rows of the summary table: first cell is the item. */
   readonly rows: readonly string[][];
   /** One line per failed item, naming it and the reason. */
   readonly failures: readonly string[];
+  /** Lines worth telling that do not fail the run. */
+  readonly warnings?: readonly string[];
   readonly json: unknown;
   /** Extra top-level JSON fields (e.g. the runtime). */
   readonly meta?: Record<string, unknown>;
@@ -343,6 +355,7 @@ const IMAGE_HEADER = ['IMAGE', 'STATE', 'TIME', 'SIZE'];
 function imageOutcome(results: ImageResult__Output[], runtime: CriRuntime | undefined, endpoint: CriEndpoint): PartOutcome {
   return {
     key: 'images',
+    header: IMAGE_HEADER,
     ok: results.every((r) => r.state === 'DONE' || r.state === 'PRESENT'),
     rows: results.map((r) => [
       r.image,
@@ -441,7 +454,7 @@ async function warmImagesWithoutRuntime(config: WarmConfig, cause: WarmError): P
 // ---------------------------------------------------------------------------------------------
 // The command
 
-function table(header: string[], rows: readonly string[][]): string {
+function table(header: readonly string[], rows: readonly string[][]): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
@@ -475,8 +488,9 @@ export async function runWarm(config: WarmConfig, parts: readonly WarmPart[], io
     for (const o of outcomes) Object.assign(doc, o.meta ?? {}, { [o.key]: o.json });
     io.stdout.write(`${JSON.stringify(doc)}\n`);
   } else {
-    for (const o of outcomes) if (o.key === 'images') io.stdout.write(`\n${table(IMAGE_HEADER, o.rows)}\n`);
+    for (const o of outcomes) if (o.rows.length > 0) io.stdout.write(`\n${table(o.header, o.rows)}\n`);
   }
+  for (const line of outcomes.flatMap((o) => o.warnings ?? [])) io.stderr.write(`warning: ${line}\n`);
   for (const line of failures) io.stderr.write(`error: ${line}\n`);
   return ok ? EXIT_OK : EXIT_FAILED;
 }
