@@ -62,15 +62,15 @@ issue stoker-agent $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage
 issue stoker-controller 'extendedKeyUsage=clientAuth'
 echo "CA, agent server certificate, controller client certificate in $pki"
 
-say "two registries (open, and basic auth) with one random image each (~32 MB)"
+say "two registries (open, and basic auth) with one random image each (~96 MB)"
 open_host=$(bash hack/registry.sh start "$work/open-registry" --owner-pid $$)
 user=demo
 pass=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 auth_host=$(bash hack/registry.sh start "$work/auth-registry" --owner-pid $$ --htpasswd "$user" "$pass")
 image_a=$open_host/demo/web:v1
 image_b=$auth_host/demo/model-server:v1
-bash hack/make-image.sh "$work/image-a" --layers 2 --layer-size 16000000 >/dev/null
-bash hack/make-image.sh "$work/image-b" --layers 2 --layer-size 16000000 >/dev/null
+bash hack/make-image.sh "$work/image-a" --layers 3 --layer-size 32000000 >/dev/null
+bash hack/make-image.sh "$work/image-b" --layers 3 --layer-size 32000000 >/dev/null
 bash hack/push-image.sh "$work/image-a" "$image_a" >/dev/null
 bash hack/push-image.sh "$work/image-b" "$image_b" --creds "$user:$pass" >/dev/null
 rm -rf "$work/image-a" "$work/image-b"

@@ -1,0 +1,218 @@
+// Benchmark: the controller's fan-out over 50, 100 and 200 simulated nodes.
+//
+//   npx tsx test/bench/controller.ts [--rounds N] [--sizes 50,100,200] [--parallelism P]
+//
+// A real kube-apiserver (test/support/kube.ts), one containerd with a small image already
+// present, and one real agent per simulated node (agent/run.ts startAgent, all in this process,
+// each with its own node name, ports and announcement Lease, all sharing the containerd). The
+// controller is the built CLI (`node dist/bin/stoker.js controller`) as its own process, so its
+// RSS (VmRSS from /proc) is its own.
+//
+// Each round, for each size, interleaved (order alternating between rounds):
+// - Stoker: create a Warmup over the N nodes, time from create until the API server reports
+//   Succeeded, and count the controller's status writes (stoker_status_writes_total) for it;
+// - the plain tool: the same N Warm calls straight to the agents over mutual TLS with the same
+//   parallelism, no Kubernetes at all (the floor any controller stands on).
+// Prints medians over the rounds: Stoker's time, the plain tool's, their difference (the
+// controller's overhead; target under 10 s at 200 nodes), the ratio, status writes per Warmup and
+// per second of its run (target at most one a second, plus the final write), and the controller's
+// peak RSS.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import pLimit from 'p-limit';
+import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
+import { createLogger } from '../../proto/log.js';
+import { makeCertificates } from '../support/certs.js';
+import { startContainerd } from '../support/containerd.js';
+import { pushRandomImage } from '../support/images.js';
+import { startKube } from '../support/kube.js';
+import { freePort } from '../support/ports.js';
+import { REPO_ROOT, run } from '../support/proc.js';
+import { startRegistry } from '../support/registry.js';
+import { ensureNamespace, startSimNode, waitFor, warmupApi, type SimNode } from '../support/sim-cluster.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
+const SIZES = (flag('--sizes') ?? '50,100,200').split(',').map(Number);
+const PARALLELISM = Number(flag('--parallelism') ?? 20);
+const MAX_NODES = Math.max(...SIZES);
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+const NS = 'default';
+const STOKER_NS = 'stoker-system';
+const OVERHEAD_TARGET_S = 10;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+}
+
+function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m?.[1] ? Number(m[1]) / 1024 : 0;
+}
+
+async function counter(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+/** One Warm call to its result; rejects unless it succeeded. */
+function warmOne(client: AgentClient, taskId: string, nodeName: string, image: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = client.warm({ taskId, nodeName, images: [{ image, pullPolicy: 'IF_NOT_PRESENT' }] });
+    let ok = false;
+    call.on('data', (e: WarmEvent__Output) => {
+      if (e.result) ok = e.result.succeeded;
+    });
+    call.on('error', reject);
+    call.on('end', () => (ok ? resolve() : reject(new Error(`task ${taskId} on ${nodeName} did not succeed`))));
+  });
+}
+
+if (!existsSync(CLI)) await run('npm', ['run', 'build']);
+const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-controller-'));
+const log = createLogger({ name: 'stoker-agent', level: 'error' });
+const kube = await startKube();
+const containerd = await startContainerd();
+const registry = await startRegistry();
+const nodes: SimNode[] = [];
+let controller: ChildProcess | undefined;
+try {
+  await registry.addTo(containerd);
+  const certs = await makeCertificates(join(dir, 'pki'));
+  const image = await pushRandomImage(registry, 'bench/fanout', { layers: 1, layerSizeBytes: 64 * 1024 });
+  await containerd.ctrPull(image);
+  await ensureNamespace(kube.kubeConfig, STOKER_NS);
+  process.stderr.write(`starting ${MAX_NODES} simulated nodes (Node object, agent, Lease) on one containerd...\n`);
+  const limit = pLimit(16);
+  await Promise.all(
+    Array.from({ length: MAX_NODES }, (_, i) =>
+      limit(async () => {
+        nodes[i] = await startSimNode({
+          kc: kube.kubeConfig,
+          certs,
+          name: `sim-${String(i + 1).padStart(3, '0')}`,
+          labels: { 'bench.stoker.io/first-50': String(i < 50), 'bench.stoker.io/first-100': String(i < 100) },
+          containerd,
+          namespace: STOKER_NS,
+          leaseDurationSeconds: 120,
+          log,
+        });
+      }),
+    ),
+  );
+
+  const httpPort = await freePort();
+  controller = spawn(
+    process.execPath,
+    [CLI, 'controller', '--kubeconfig', kube.kubeconfigPath, '--namespace', STOKER_NS, '--tls-cert-file', certs.clientCert,
+      '--tls-private-key-file', certs.clientKey, '--agent-ca-file', certs.caCert, '--http-listen', `127.0.0.1:${httpPort}`,
+      '--leader-elect', 'false', '--log-level', 'warn'],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const pid = controller.pid ?? 0;
+  await waitFor('the controller to be ready', async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.ok ? true : undefined), 60_000);
+  await waitFor(`the controller to see ${MAX_NODES} live agents`, async () => ((await counter(httpPort, 'stoker_live_agents')) >= MAX_NODES ? true : undefined), 120_000);
+
+  const api = warmupApi(kube.kubeConfig);
+  const clients = new Map<string, AgentClient>();
+  const Agent = agentProto().Agent;
+  const creds = grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem));
+  for (const n of nodes) clients.set(n.name, new Agent(n.agent!.grpcAddress, creds));
+
+  const selectorFor = (size: number) =>
+    size === MAX_NODES ? undefined : { selector: { matchLabels: { [`bench.stoker.io/first-${size}`]: 'true' } } };
+
+  type Sample = { stoker: number; plain: number; writes: number; rss: number };
+  const results = new Map<number, Sample[]>(SIZES.map((s) => [s, []]));
+  let seq = 0;
+
+  const runStoker = async (size: number): Promise<Omit<Sample, 'plain'>> => {
+    const name = `fanout-${size}-${++seq}`;
+    const writesBefore = await counter(httpPort, 'stoker_status_writes_total');
+    let peak = rssMb(pid);
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 50);
+    const t0 = performance.now();
+    try {
+      const sel = selectorFor(size);
+      await api.create(NS, name, { images: [{ image }], policy: { parallelism: PARALLELISM }, ...(sel ? { nodes: sel } : {}) });
+      const w = await waitFor(`Warmup ${name}`, async () => {
+        const cur = await api.get(NS, name);
+        return cur?.status?.phase === 'Succeeded' || cur?.status?.phase === 'Failed' ? cur : undefined;
+      }, 300_000, 20);
+      if (w.status?.phase !== 'Succeeded' || w.status.succeededNodes !== size) {
+        throw new Error(`Warmup ${name} ended ${w.status?.phase} with ${w.status?.succeededNodes}/${size} nodes: ${JSON.stringify(w.status?.failedNodeList?.slice(0, 3))}`);
+      }
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    await sleep(1500); // let a trailing write land before counting
+    const writes = (await counter(httpPort, 'stoker_status_writes_total')) - writesBefore;
+    await api.delete(NS, name);
+    return { stoker: seconds, writes, rss: Math.max(peak, rssMb(pid)) };
+  };
+
+  const runPlain = async (size: number): Promise<number> => {
+    const round = ++seq;
+    const lim = pLimit(PARALLELISM);
+    const t0 = performance.now();
+    await Promise.all(nodes.slice(0, size).map((n) => lim(() => warmOne(clients.get(n.name)!, `plain-${round}-${n.name}`, n.name, image))));
+    return (performance.now() - t0) / 1000;
+  };
+
+  // A warm-up round so that first-use costs (TLS handshakes, JIT) are not in the first sample.
+  await runStoker(SIZES[0] ?? 50);
+  await runPlain(SIZES[0] ?? 50);
+
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const size of SIZES) {
+      let s: Omit<Sample, 'plain'>;
+      let plain: number;
+      if (r % 2 === 0) {
+        s = await runStoker(size);
+        plain = await runPlain(size);
+      } else {
+        plain = await runPlain(size);
+        s = await runStoker(size);
+      }
+      results.get(size)!.push({ ...s, plain });
+      process.stderr.write(`round ${r + 1} ${size} nodes: stoker ${s.stoker.toFixed(2)} s, plain ${plain.toFixed(2)} s, ${s.writes} status writes, controller RSS ${s.rss.toFixed(0)} MB\n`);
+    }
+  }
+  for (const c of clients.values()) c.close();
+
+  console.log(`\nController fan-out: medians of ${ROUNDS} rounds, parallelism ${PARALLELISM}, image already present on every node`);
+  console.log('nodes | Stoker create->Succeeded | plain direct fan-out | overhead (target < 10 s) | ratio | status writes | writes/s | controller RSS peak');
+  for (const size of SIZES) {
+    const xs = results.get(size)!;
+    const stoker = median(xs.map((x) => x.stoker));
+    const plain = median(xs.map((x) => x.plain));
+    const writes = median(xs.map((x) => x.writes));
+    const perSecond = median(xs.map((x) => x.writes / Math.max(1, x.stoker)));
+    const rss = median(xs.map((x) => x.rss));
+    const overhead = stoker - plain;
+    console.log(
+      `${String(size).padStart(5)} | ${stoker.toFixed(2).padStart(8)} s | ${plain.toFixed(2).padStart(8)} s | ${overhead.toFixed(2).padStart(6)} s ${overhead < OVERHEAD_TARGET_S ? 'ok' : 'OVER'} | ${(stoker / plain).toFixed(1).padStart(5)}x | ${writes.toFixed(0).padStart(3)} | ${perSecond.toFixed(2)} | ${rss.toFixed(0)} MB`,
+    );
+  }
+} finally {
+  controller?.kill('SIGTERM');
+  await Promise.allSettled(nodes.map((n) => n.stop()));
+  await Promise.allSettled([containerd.stop(), registry.stop()]);
+  await kube.stop();
+  await rm(dir, { recursive: true, force: true });
+}
