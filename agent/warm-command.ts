@@ -375,10 +375,12 @@ function imageOutcome(results: ImageResult__Output[], runtime: CriRuntime | unde
 
 /** The image part: credentials, runtime connection, the engine, progress onto the display. */
 export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
+  const warnings: string[] = [];
   const credentials = await loadDockerCredentials({
     authFile: config.authFile,
     dockerConfigDir: config.dockerConfigDir,
     home: config.home,
+    onWarning: (w) => warnings.push(w),
   });
   let runtime: CriRuntime | undefined;
   try {
@@ -388,7 +390,7 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
     log.debug({ detail: cause.detail }, 'runtime connection failed');
     // Invalid references still say so; every other image fails with the runtime's reason.
     const results = await warmImagesWithoutRuntime(config, cause);
-    return imageOutcome(results, undefined, config.criEndpoint);
+    return { ...imageOutcome(results, undefined, config.criEndpoint), warnings };
   }
   const progress = runtime.progress;
   const latest = new Map<string, ImageProgress__Output>();
@@ -424,7 +426,7 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
         });
       },
     });
-    return imageOutcome(results, runtime, config.criEndpoint);
+    return { ...imageOutcome(results, runtime, config.criEndpoint), warnings };
   } finally {
     clearInterval(aggregateTimer);
     display.aggregate(undefined);

@@ -22,6 +22,7 @@ describe('registryHost', () => {
 
 describe('parseDockerConfig', () => {
   it('reads auth, username/password and tokens, and folds Docker Hub aliases', () => {
+    const warnings: string[] = [];
     const creds = parseDockerConfig(
       JSON.stringify({
         auths: {
@@ -33,7 +34,9 @@ describe('parseDockerConfig', () => {
         credsStore: 'desktop',
       }),
       'config.json',
+      (w) => warnings.push(w),
     );
+    expect(warnings).toEqual(['config.json names credential helpers (credsStore "desktop"), which Stoker does not run; only its "auths" entries are used']);
     expect(creds).toEqual([
       { registry: 'docker.io', username: 'hubuser', password: 'hub:pass', auth: '', identityToken: '', registryToken: '' },
       { registry: 'registry.example.com:5000', username: 'u', password: 'p', auth: '', identityToken: '', registryToken: '' },

@@ -56,8 +56,11 @@ export function dockerConfigPath(opts: { authFile?: string | undefined; dockerCo
   return { path: join(opts.home ?? homedir(), '.docker', 'config.json'), explicit: false };
 }
 
-/** Parses the text of a Docker config file into credentials, one per registry. */
-export function parseDockerConfig(text: string, path: string): RegistryCredential[] {
+/**
+ * Parses the text of a Docker config file into credentials, one per registry. Credential
+ * helpers (credsStore, credHelpers) are not run; `onWarning` hears about them.
+ */
+export function parseDockerConfig(text: string, path: string, onWarning?: (message: string) => void): RegistryCredential[] {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -66,7 +69,14 @@ export function parseDockerConfig(text: string, path: string): RegistryCredentia
     throw new DockerConfigError(path, 'it is not valid JSON');
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new DockerConfigError(path, 'it is not a JSON object');
-  const auths = (doc as { auths?: unknown }).auths;
+  const { auths, credsStore, credHelpers } = doc as { auths?: unknown; credsStore?: unknown; credHelpers?: unknown };
+  const helpers = [
+    ...(typeof credsStore === 'string' && credsStore !== '' ? [`credsStore "${credsStore}"`] : []),
+    ...(typeof credHelpers === 'object' && credHelpers !== null ? Object.keys(credHelpers).map((k) => `credHelpers for ${k}`) : []),
+  ];
+  if (helpers.length > 0) {
+    onWarning?.(`${path} names credential helpers (${helpers.join(', ')}), which Stoker does not run; only its "auths" entries are used`);
+  }
   if (auths === undefined) return [];
   if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) {
     throw new DockerConfigError(path, '"auths" is not an object');
@@ -110,6 +120,7 @@ export async function loadDockerCredentials(opts: {
   authFile?: string | undefined;
   dockerConfigDir?: string | undefined;
   home?: string;
+  onWarning?: (message: string) => void;
 }): Promise<RegistryCredential[]> {
   const { path, explicit } = dockerConfigPath(opts);
   let text: string;
@@ -120,5 +131,5 @@ export async function loadDockerCredentials(opts: {
     if (code === 'ENOENT' && !explicit) return [];
     throw new DockerConfigError(path, code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? 'error'})`);
   }
-  return parseDockerConfig(text, path);
+  return parseDockerConfig(text, path, opts.onWarning);
 }
