@@ -17,6 +17,7 @@ import {
 } from '../proto/agent.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { NodeStatusRequest } from '../proto/gen/stoker/v1/NodeStatusRequest.js';
+import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
 
 export interface AgentTls {
   /** PEM of the CA that signed the agents' server certificates. */
@@ -30,11 +31,16 @@ export interface AgentTls {
 
 export type AgentCallReason = 'AgentUnavailable' | 'Timeout' | 'Cancelled' | 'AgentRefused' | 'AgentError';
 
+/** Trailer in which an agent names its ErrorCode when it refuses a call. */
+export const ERROR_CODE_TRAILER = 'stoker-error-code';
+
 export class AgentCallError extends Error {
   constructor(
     readonly reason: AgentCallReason,
     message: string,
     readonly grpcCode?: grpc.status,
+    /** The agent's ErrorCode, when it named one. */
+    readonly errorCode?: ErrorCode__Output,
   ) {
     super(message);
     this.name = 'AgentCallError';
@@ -164,8 +170,11 @@ export function translate(err: grpc.ServiceError, endpoint: string, aborted: boo
     case grpc.status.INVALID_ARGUMENT:
     case grpc.status.FAILED_PRECONDITION:
     case grpc.status.PERMISSION_DENIED:
-    case grpc.status.UNAUTHENTICATED:
-      return new AgentCallError('AgentRefused', `agent at ${endpoint} refused the request: ${detail}`, err.code);
+    case grpc.status.UNAUTHENTICATED: {
+      const named = err.metadata?.get(ERROR_CODE_TRAILER)[0];
+      const code = typeof named === 'string' && named ? (named as ErrorCode__Output) : undefined;
+      return new AgentCallError('AgentRefused', `agent at ${endpoint} refused the request: ${detail}`, err.code, code);
+    }
     default:
       return new AgentCallError('AgentError', `agent at ${endpoint} failed: ${detail}`, err.code);
   }

@@ -107,6 +107,15 @@ describe('WarmupRun', () => {
     expect(fleet.requests).toHaveLength(1);
   });
 
+  it('stops the whole run when an agent refuses the request naming a bad-input code', async () => {
+    const fleet = fakeFleet(() => new AgentCallError('AgentRefused', 'agent at a refused the request: image reference "Bad" is malformed', 3, 'INVALID_REFERENCE'));
+    const run = new WarmupRun(baseOptions({ parallelism: 1, targets: targetsOf(['a', 'b']), connect: fleet.connect }));
+    run.start();
+    const outcome = await run.done;
+    expect(outcome).toMatchObject({ kind: 'fatal', problem: { reason: 'InvalidImageReference' } });
+    expect(fleet.requests).toHaveLength(1);
+  });
+
   it('fails a node whose agent never shows up, and an agent that does not answer after retries', async () => {
     const fleet = fakeFleet((node) => (node === 'silent' ? new AgentCallError('AgentUnavailable', 'agent at silent is unavailable') : okResult('')));
     const run = new WarmupRun(baseOptions({ targets: targetsOf(['ok', 'silent', 'noagent'], ['ok', 'silent']), connect: fleet.connect }));

@@ -413,7 +413,11 @@ export class WarmupRun {
       else if (FATAL_CODES.has(failure.code)) outcome = { ok: false, reason: failure.reason, message: failure.message, retry: false, fatal: true };
       else outcome = { ok: false, reason: failure.reason, message: failure.message, retry: true };
     } catch (err) {
-      if (err instanceof AgentCallError) {
+      if (err instanceof AgentCallError && err.errorCode && err.errorCode in REASON_BY_CODE) {
+        // The agent refused the request and said why (e.g. INVALID_REFERENCE): its own words name the value.
+        const fatal = FATAL_CODES.has(err.errorCode);
+        outcome = { ok: false, reason: REASON_BY_CODE[err.errorCode], message: clip(err.message), retry: !fatal, fatal };
+      } else if (err instanceof AgentCallError) {
         outcome = { ok: false, reason: err.reason, message: clip(err.message), retry: err.reason !== 'Cancelled' };
       } else {
         log.error({ err }, 'node task failed unexpectedly');

@@ -166,6 +166,16 @@ describe('reconcile', () => {
     expect(c.warmups.get(key)!.status?.conditions?.find((x) => x.type === 'Suspended')?.status).toBe('False');
   });
 
+  it('fails a Warmup that outlives activeDeadlineSeconds with DeadlineExceeded', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('w', { images: [{ image: 'reg.io/a:1' }], policy: { activeDeadlineSeconds: 5 } }, { phase: 'Running', startTime: new Date(Date.now() - 6000).toISOString() });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    expect(c.warmups.get(key)!.status).toMatchObject({ phase: 'Failed', conditions: [expect.objectContaining({ type: 'Failed', reason: 'DeadlineExceeded' })] });
+    expect(c.requests).toHaveLength(0);
+    expect(c.events.some((e) => e.startsWith('Warning Failed') && e.includes('activeDeadlineSeconds (5s)'))).toBe(true);
+  });
+
   it('a non-leader dispatches nothing', async () => {
     const c = fakeCluster({ a: {} }, ['a']);
     const key = c.add('w', { images: [{ image: 'reg.io/a:1' }] });
