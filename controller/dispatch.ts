@@ -14,6 +14,7 @@
 // The run reads its targets (nodes that match and their live agents) on every tick, so nodes and
 // agents that come and go are seen without a reconcile. It never writes to the API server itself:
 // `onChange` tells the owner to publish `snapshot()` (the status writer coalesces).
+import { setMaxListeners } from 'node:events';
 import type { FailedNode, ActiveNode } from './api/types.js';
 import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
 import { AgentCallError, type AgentConnection } from './agent-client.js';
@@ -211,6 +212,8 @@ export class WarmupRun {
     this.#resumeAttempts = new Map(opts.resume?.attempts);
     this.#started = this.#succeeded.size + this.#failed.size > 0;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
+    // Every attempt in flight listens on the run's signal; parallelism may be well above 10.
+    setMaxListeners(0, this.#abort.signal);
   }
 
   get signal(): AbortSignal {
