@@ -16,7 +16,7 @@ interface FakePull {
 }
 
 /** A fake CRI runtime: pulls stay in flight until the test finishes them. */
-function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[] } = {}) {
+function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number } = {}) {
   const present = new Set(opts.present ?? []);
   const pulls: FakePull[] = [];
   const calls: string[] = [];
@@ -54,7 +54,12 @@ function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[] } = {}
       present.delete(ref);
       return Promise.resolve();
     },
-    imageFsInfo: () => Promise.resolve([]),
+    imageFsInfo: () =>
+      Promise.resolve(
+        opts.fsUsed
+          ? [{ timestamp: 1, fsId: { mountpoint: '/fake' }, usedBytes: { value: opts.fsUsed() }, inodesUsed: null }]
+          : [],
+      ),
     close: () => undefined,
   };
   return { runtime, pulls, calls };
@@ -192,6 +197,27 @@ describe('warmImages', () => {
     expect(running.length).toBeGreaterThan(5);
     expect(running.at(-1)).toBeGreaterThan(running[0] ?? Infinity);
     expect(events.at(-1)).toMatchObject({ state: 'DONE', bytesKnown: true });
+  });
+
+  it('does not cut off a pull without blobs while the image filesystem grows (unpacking present content)', async () => {
+    vi.useFakeTimers();
+    let used = 0;
+    const { runtime, pulls } = fakeRuntime({ ingests: () => [], fsUsed: () => (used += 4096) });
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/unpacking:v1', pullPolicy: 'ALWAYS' }], progressTimeoutMs: 3_000 });
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(pulls[0]?.signal.aborted).toBe(false);
+    pulls[0]?.finish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await run)[0]?.state).toBe('DONE');
+  });
+
+  it('cuts off a pull without blobs when the image filesystem stands still', async () => {
+    vi.useFakeTimers();
+    const { runtime, pulls } = fakeRuntime({ ingests: () => [], fsUsed: () => 1_000_000 });
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/silent:v1', pullPolicy: 'ALWAYS' }], progressTimeoutMs: 3_000 });
+    await vi.advanceTimersByTimeAsync(3_600);
+    expect((await run)[0]?.failure?.code).toBe('PROGRESS_TIMEOUT');
+    expect(pulls[0]?.signal.aborted).toBe(true);
   });
 
   it('bounds a pull by pullTimeoutMs where bytes are unknown', async () => {

@@ -25,9 +25,10 @@
 // and the shared call is cancelled only when every caller has gone.
 //
 // The PullImage call has no deadline. With containerd, a watchdog cancels it when no new
-// bytes arrive for `progressTimeoutMs` while a blob is being written or before the first blob
-// appears (a registry that accepts the connection and sends nothing); once every blob is in,
-// unpacking may take as long as it takes. Elsewhere only `pullTimeoutMs` bounds a pull.
+// bytes arrive for `progressTimeoutMs` while a blob is being written, or before the first blob
+// appears when the image filesystem (CRI ImageFsInfo) does not grow either (a registry that
+// accepts the connection and sends nothing); once every blob is in, unpacking may take as long
+// as it takes. Elsewhere only `pullTimeoutMs` bounds a pull.
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type {
@@ -68,6 +69,7 @@ export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_PROGRESS_TIMEOUT_MS = 120_000;
 const DEFAULT_PROGRESS_INTERVAL_MS = 1_000;
 const WATCHDOG_INTERVAL_MS = 500;
+const FS_SAMPLE_INTERVAL_MS = 2_000;
 
 function normalizePolicy(policy: ImageRequest['pullPolicy']): ImagePullPolicy {
   return policy === 'ALWAYS' || policy === 2 ? 'ALWAYS' : 'IF_NOT_PRESENT';
@@ -122,11 +124,35 @@ function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig |
   const progress = runtime.progress?.begin();
   const startedAt = Date.now();
   let reason: WarmError | undefined;
+  // Before the first blob appears, a pull may be resolving (a silent registry stalls here) or
+  // unpacking blobs the content store already had; growth of the image filesystem tells the
+  // second apart, so only a pull with neither bytes nor disk growth is cut off.
+  let fsUsed: number | undefined;
+  let fsGrewAt = 0;
+  let fsSampledAt = 0;
+  let fsSampling = false;
+  const sampleImageFs = (now: number): void => {
+    if (fsSampling || now - fsSampledAt < FS_SAMPLE_INTERVAL_MS) return;
+    fsSampling = true;
+    fsSampledAt = now;
+    runtime
+      .imageFsInfo(controller.signal)
+      .then((filesystems) => {
+        const used = filesystems.reduce((sum, fs) => sum + (fs.usedBytes?.value ?? 0), 0);
+        if (fsUsed !== undefined && used > fsUsed) fsGrewAt = Date.now();
+        fsUsed = used;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        fsSampling = false;
+      });
+  };
   const watchdog = setInterval(() => {
     const now = Date.now();
     if (progress && ctx.progressTimeoutMs > 0) {
       const snap = progress.snapshot();
-      const idle = now - snap.lastProgressAt;
+      if (!snap.seenAny) sampleImageFs(now);
+      const idle = now - Math.max(snap.lastProgressAt, snap.seenAny ? 0 : fsGrewAt);
       if (idle >= ctx.progressTimeoutMs && (snap.active > 0 || !snap.seenAny)) {
         reason = new WarmError(
           'PROGRESS_TIMEOUT',
