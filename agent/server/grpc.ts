@@ -12,7 +12,7 @@ import { agentProto, type AgentHandlers, type NodeStatusResponse, type WarmEvent
 import type { Logger } from '../../proto/log.js';
 import { STOKER_VERSION } from '../../proto/version.js';
 import { ERROR_CODE_TRAILER, ServerError, isUnexpected, toStatus } from './errors.js';
-import type { AgentRuntime, ImagePresenceInfo, RuntimeProbe } from './runtime.js';
+import { runtimeReason, type AgentRuntime, type ImagePresenceInfo, type RuntimeProbe } from './runtime.js';
 import { RegistryClosedError, TaskCapacityError, type TaskRegistry, type TaskRun } from './tasks.js';
 import { validateNodeStatusRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
 
@@ -182,10 +182,14 @@ export function createAgentService(ctx: ServiceContext): AgentService {
         try {
           return await ctx.runtime.imageStatus(image, signal);
         } catch (err) {
-          if (err instanceof Error && err.name === 'InvalidReferenceError') {
-            throw new ServerError(grpc.status.INVALID_ARGUMENT, err.message, 'INVALID_REFERENCE');
-          }
           if (cancelled.signal.aborted) throw err;
+          // The CRI client's errors carry a Stoker code and a sentence meant for users.
+          const code = (err as { code?: unknown }).code;
+          if (code === 'INVALID_REFERENCE') throw new ServerError(grpc.status.INVALID_ARGUMENT, (err as Error).message, 'INVALID_REFERENCE');
+          if (code === 'RUNTIME_ERROR') {
+            ctx.log.warn({ image, err: runtimeReason(err) }, 'ImageStatus failed');
+            throw new ServerError(grpc.status.INTERNAL, `the container runtime at ${ctx.runtime.endpoint} failed ImageStatus for ${JSON.stringify(image)}`, 'RUNTIME_ERROR');
+          }
           throw new ServerError(
             grpc.status.UNAVAILABLE,
             `the container runtime at ${ctx.runtime.endpoint} did not answer ImageStatus for ${JSON.stringify(image)}`,

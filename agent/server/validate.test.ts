@@ -92,6 +92,10 @@ describe('validateNodeStatusRequest', () => {
   it('checks the node and de-duplicates images', () => {
     expect(validateNodeStatusRequest({ nodeName: 'node-a', images: ['a', ' a ', 'b'] }, 'node-a')).toEqual(['a', 'b']);
     expect(refusal(() => validateNodeStatusRequest({ nodeName: 'node-z', images: [] }, 'node-a')).status).toBe(status.FAILED_PRECONDITION);
+    const bad = refusal(() => validateNodeStatusRequest({ nodeName: 'node-a', images: ['ok:v1', 'Bad/Upper:v1'] }, 'node-a'));
+    expect(bad.status).toBe(status.INVALID_ARGUMENT);
+    expect(bad.errorCode).toBe('INVALID_REFERENCE');
+    expect(bad.message).toContain('"Bad/Upper:v1"');
   });
 });
 

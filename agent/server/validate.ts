@@ -5,6 +5,7 @@ import { status } from '@grpc/grpc-js';
 import type { NodeStatusRequest, WarmRequest } from '../../proto/agent.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
+import { InvalidReferenceError, parseImageReference } from '../images/reference.js';
 import { ServerError } from './errors.js';
 
 export const LIMITS = Object.freeze({
@@ -129,6 +130,12 @@ export function validateNodeStatusRequest(req: NodeStatusRequest, nodeName: stri
     const trimmed = image.trim();
     if (trimmed === '') throw invalid(`images[${i}] is empty`);
     if (trimmed.length > LIMITS.imageLength) throw invalid(`images[${i}] ${quote(trimmed)} is longer than ${LIMITS.imageLength} characters`);
+    try {
+      parseImageReference(trimmed);
+    } catch (err) {
+      if (err instanceof InvalidReferenceError) throw new ServerError(status.INVALID_ARGUMENT, `images[${i}]: ${err.message}`, 'INVALID_REFERENCE');
+      throw err;
+    }
     return trimmed;
   });
   return [...new Set(images)];
