@@ -12,6 +12,7 @@ import { WarmError } from './cri/errors.js';
 import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { DockerConfigError, loadDockerCredentials } from './images/docker-config.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_TIMEOUT_MS, warmImages, type ImagePullPolicy } from './warm/images.js';
+import { FILE_ENV, filesPart, parseFileFlags, type FileFlags, type FilesConfig } from './warm/files-part.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -40,10 +41,12 @@ export interface WarmConfig {
   readonly pullTimeoutMs: number;
   readonly json: boolean;
   readonly logLevel: string;
+  /** The file part (--path and friends); no paths means no file part. */
+  readonly files: FilesConfig;
 }
 
 /** Flags as commander hands them over (all optional strings, booleans or lists). */
-export interface WarmFlags {
+export interface WarmFlags extends FileFlags {
   image?: string[];
   criEndpoint?: string;
   authFile?: string;
@@ -132,7 +135,11 @@ export function parseWarmConfig(
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`${levelName} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
 
   const [authFile] = pick(flags.authFile, 'authFile');
-  if (images.length === 0) throw new UsageError('nothing to warm: give at least one --image REF (or STOKER_IMAGES)');
+  const files = parseFileFlags(flags, env);
+  if (typeof files === 'string') throw new UsageError(files);
+  if (images.length === 0 && files.paths.length === 0) {
+    throw new UsageError(`nothing to warm: give at least one --image REF (or STOKER_IMAGES) or --path PATH (or ${FILE_ENV.paths})`);
+  }
 
   return Object.freeze({
     images: Object.freeze([...images]),
@@ -146,6 +153,7 @@ export function parseWarmConfig(
     pullTimeoutMs,
     json,
     logLevel,
+    files,
   });
 }
 
@@ -501,7 +509,7 @@ export function registerWarmCommand(program: Command): Command {
   const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
   return program
     .command('warm')
-    .description('Warm this node now: pull images through the CRI (exit 0 only when every image is present)')
+    .description('Warm this node now: pull images through the CRI and read files into the page cache (exit 0 only when all of it is warm)')
     .addOption(new Option('--image <ref>', `image to pull; repeat for more [env: ${WARM_ENV.images}, comma-separated]`).argParser(collect))
     .option('--cri-endpoint <endpoint>', `CRI socket; default: containerd's, then CRI-O's [env: ${WARM_ENV.criEndpoint}]`)
     .option('--auth-file <path>', `Docker config with registry credentials; default $DOCKER_CONFIG/config.json, then ~/.docker/config.json [env: ${WARM_ENV.authFile}]`)
@@ -509,6 +517,12 @@ export function registerWarmCommand(program: Command): Command {
     .option('--concurrency <n>', `images pulled at once (default ${DEFAULT_CONCURRENCY}) [env: ${WARM_ENV.concurrency}]`)
     .option('--progress-timeout <seconds>', `cancel a pull after this long without new bytes; 0 never (default ${DEFAULT_PROGRESS_TIMEOUT_MS / 1000}) [env: ${WARM_ENV.progressTimeout}]`)
     .option('--pull-timeout <seconds>', `cap on one pull where byte progress is unknown; 0 none (default 0) [env: ${WARM_ENV.pullTimeout}]`)
+    .addOption(new Option('--path <path>', `file or directory to read into the page cache; repeat for more [env: ${FILE_ENV.paths}, comma-separated]`).argParser(collect))
+    .addOption(new Option('--allowed-root <dir>', `directory every --path must really lie in (symlinks resolved); repeat for more [env: ${FILE_ENV.allowedRoots}]`).argParser(collect))
+    .addOption(new Option('--include <glob>', `read only files matching this glob, relative to each --path ("*.bin" matches at any depth) [env: ${FILE_ENV.include}]`).argParser(collect))
+    .addOption(new Option('--exclude <glob>', `skip files and directories matching this glob, relative to each --path [env: ${FILE_ENV.exclude}]`).argParser(collect))
+    .option('--budget <mode>', `when the files exceed available memory or Stoker's cgroup limit: warn (default), refuse or off [env: ${FILE_ENV.budget}]`)
+    .option('--readers <n>', `files read at once (default 16; set UV_THREADPOOL_SIZE as high for all to run) [env: ${FILE_ENV.readers}]`)
     .option('--json', `print one JSON summary on stdout instead of the display [env: ${WARM_ENV.json}]`)
     .option('--log-level <level>', `log level on stderr (default error) [env: ${WARM_ENV.logLevel}]`)
     .exitOverride((err: CommanderError) => {
@@ -532,7 +546,8 @@ export function registerWarmCommand(program: Command): Command {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        process.exitCode = await runWarm(config, [imagePart], { stdout: process.stdout, stderr: process.stderr, isTTY: process.stdout.isTTY === true }, controller.signal);
+        const parts = [...(config.images.length > 0 ? [imagePart] : []), ...(config.files.paths.length > 0 ? [filesPart(config.files)] : [])];
+        process.exitCode = await runWarm(config, parts, { stdout: process.stdout, stderr: process.stderr, isTTY: process.stdout.isTTY === true }, controller.signal);
       } catch (err) {
         if (err instanceof DockerConfigError) {
           process.stderr.write(`error: ${err.message}\n`);

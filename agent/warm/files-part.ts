@@ -1,0 +1,170 @@
+// The file part of `stoker warm`: --path, --allowed-root, --include, --exclude, --budget and
+// --readers, parsed with STOKER_* fallbacks, run through warmFiles, drawn on the command's
+// shared display (a progress bar, files and bytes done, throughput, ETA) and summed up in the
+// command's one summary.
+import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js';
+import type { PartOutcome, WarmPart } from '../warm-command.js';
+import type { BudgetMode } from './budget.js';
+import { formatBytes } from './budget.js';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, PathError, warmFiles } from './files.js';
+
+export interface FilesConfig {
+  readonly paths: readonly string[];
+  readonly allowedRoots: readonly string[];
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly budget: BudgetMode;
+  readonly readers: number;
+}
+
+/** The file flags as commander hands them over. */
+export interface FileFlags {
+  path?: string[];
+  allowedRoot?: string[];
+  include?: string[];
+  exclude?: string[];
+  budget?: string;
+  readers?: string;
+}
+
+export const FILE_ENV = Object.freeze({
+  paths: 'STOKER_PATHS',
+  allowedRoots: 'STOKER_ALLOWED_ROOTS',
+  include: 'STOKER_INCLUDE',
+  exclude: 'STOKER_EXCLUDE',
+  budget: 'STOKER_BUDGET',
+  readers: 'STOKER_READERS',
+});
+
+const BUDGETS: readonly BudgetMode[] = ['warn', 'refuse', 'off'];
+
+/**
+ * Flags first, then environment (lists comma-separated). Returns the config, or a sentence
+ * naming the bad value for the command to report as a usage error.
+ */
+export function parseFileFlags(flags: FileFlags, env: NodeJS.ProcessEnv): FilesConfig | string {
+  const list = (flag: string[] | undefined, key: keyof typeof FILE_ENV): string[] =>
+    flag && flag.length > 0 ? flag : (env[FILE_ENV[key]] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const paths = list(flags.path, 'paths');
+  const allowedRoots = list(flags.allowedRoot, 'allowedRoots');
+  const include = list(flags.include, 'include');
+  const exclude = list(flags.exclude, 'exclude');
+  if (paths.length > 0 && allowedRoots.length === 0) {
+    return `--path needs at least one --allowed-root (or ${FILE_ENV.allowedRoots}): no file is read outside the roots it is given`;
+  }
+  if (paths.length === 0 && (include.length > 0 || exclude.length > 0)) return '--include and --exclude need a --path';
+  for (const p of [...paths, ...allowedRoots]) {
+    if (!p.startsWith('/')) return `${paths.includes(p) ? '--path' : '--allowed-root'} must be absolute, got ${JSON.stringify(p)}`;
+  }
+  const budgetValue = flags.budget ?? (env[FILE_ENV.budget] || undefined);
+  const budget = (budgetValue ?? 'warn').trim().toLowerCase() as BudgetMode;
+  if (!BUDGETS.includes(budget)) return `--budget must be warn, refuse or off, got ${JSON.stringify(budgetValue)}`;
+  const readersValue = flags.readers ?? (env[FILE_ENV.readers] || undefined);
+  const readers = readersValue === undefined ? DEFAULT_READERS : Number(readersValue.trim());
+  if (!Number.isInteger(readers) || readers < 1 || readers > 1024) {
+    return `--readers must be a whole number from 1 to 1024, got ${JSON.stringify(readersValue)}`;
+  }
+  return Object.freeze({
+    paths: Object.freeze(paths),
+    allowedRoots: Object.freeze(allowedRoots),
+    include: Object.freeze(include),
+    exclude: Object.freeze(exclude),
+    budget,
+    readers,
+  });
+}
+
+export const FILE_HEADER = ['PATH', 'STATE', 'FILES', 'SIZE', 'TIME', 'GB/S', 'RESIDENT BEFORE', 'RESIDENT AFTER'];
+
+function resident(n: number, total: number): string {
+  if (n < 0) return 'unknown';
+  return total > 0 ? `${formatBytes(n)} (${Math.round((n / total) * 100)}%)` : formatBytes(n);
+}
+
+function gbps(r: PathResult__Output): string {
+  return r.seconds > 0 && r.bytes > 0 ? (r.bytes / r.seconds / 1e9).toFixed(2) : '-';
+}
+
+/** The summary rows, warnings and failures of the file part. */
+export function filesOutcome(results: PathResult__Output[]): PartOutcome {
+  const warnings = [...new Set(results.flatMap((r) => r.warnings))];
+  for (const r of results) for (const i of r.issues) warnings.push(`${i.code}: ${i.message}`);
+  return {
+    key: 'paths',
+    ok: results.every((r) => r.state === 'DONE'),
+    header: FILE_HEADER,
+    rows: results.map((r) => [
+      r.path,
+      r.state === 'DONE' ? 'done' : 'failed',
+      String(r.files),
+      formatBytes(r.bytes),
+      `${r.seconds.toFixed(1)}s`,
+      gbps(r),
+      resident(r.residentBytesBefore, r.bytes),
+      resident(r.residentBytesAfter, r.bytes),
+    ]),
+    failures: results.filter((r) => r.failure).map((r) => `${r.failure?.code}: ${r.failure?.message}`),
+    warnings,
+    json: results,
+  };
+}
+
+const BAR_WIDTH = 20;
+
+/** "[########------------]  3/10 files  1.2 GiB of 4.0 GiB  850.0 MiB/s  ETA 4s" */
+export function progressText(p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number; elapsedSeconds: number }): string {
+  const frac = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.filesTotal > 0 ? p.filesDone / p.filesTotal : 0;
+  const full = Math.round(frac * BAR_WIDTH);
+  const parts = [
+    `[${'#'.repeat(full)}${'-'.repeat(BAR_WIDTH - full)}]`,
+    `${p.filesDone}/${p.filesTotal} files`,
+    `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`,
+  ];
+  const rate = p.elapsedSeconds > 0 ? p.bytesDone / p.elapsedSeconds : 0;
+  if (rate > 0) {
+    parts.push(`${formatBytes(rate)}/s`);
+    parts.push(`ETA ${Math.max(0, Math.ceil((p.bytesTotal - p.bytesDone) / rate))}s`);
+  }
+  return parts.join('  ');
+}
+
+/** The file part for a parsed config. */
+export function filesPart(files: FilesConfig): WarmPart {
+  return async ({ signal, display }) => {
+    let results: PathResult__Output[];
+    try {
+      results = await warmFiles({
+        paths: files.paths.map((path) => ({ path, include: [...files.include], exclude: [...files.exclude] })),
+        allowedRoots: files.allowedRoots,
+        signal,
+        readers: files.readers,
+        bufferBytes: DEFAULT_BUFFER_BYTES,
+        budget: files.budget,
+        onProgress: (p) => {
+          const words: Record<string, string> = { WAITING: 'waiting', RUNNING: 'reading', DONE: 'done', FAILED: 'failed' };
+          display.update(p.path, {
+            state: p.state,
+            elapsed: p.elapsedSeconds,
+            text: p.state === 'FAILED' ? 'failed' : `${words[p.state] ?? p.state}  ${progressText(p)}`,
+          });
+        },
+      });
+    } catch (err) {
+      // A bad allowed root: every path fails with the same sentence.
+      if (!(err instanceof PathError)) throw err;
+      results = files.paths.map((path) => ({
+        path,
+        state: 'FAILED',
+        files: 0,
+        bytes: 0,
+        seconds: 0,
+        residentBytesBefore: -1,
+        residentBytesAfter: -1,
+        issues: [],
+        failure: { code: err.code, message: err.message },
+        warnings: [],
+      }));
+    }
+    return filesOutcome(results);
+  };
+}
