@@ -310,6 +310,65 @@ describe('budget and cancellation', () => {
   });
 });
 
+describe('stoker warm --path', () => {
+  /** Runs the CLI from source; resolves with its exit code and output. */
+  function stoker(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'warm', ...argv], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    });
+  }
+
+  it('warms the selected files, prints one JSON summary and exits 0', async () => {
+    const dir = join(root, 'cli');
+    await mkdir(dir);
+    await fill(join(dir, 'model.safetensors'), 4 * MiB);
+    await fill(join(dir, 'readme.md'), MiB);
+    await evict(dir);
+
+    const r = await stoker(['--path', dir, '--allowed-root', root, '--include', '*.safetensors', '--json']);
+
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; paths: { path: string; state: string; files: number; bytes: number; residentBytesAfter: number }[] };
+    expect(doc.ok).toBe(true);
+    expect(doc.paths[0]).toMatchObject({ path: dir, state: 'DONE', files: 1, bytes: 4 * MiB, residentBytesAfter: 4 * MiB });
+    expect(await vmtouchResident(join(dir, 'model.safetensors'))).toBe(4 * MiB);
+    expect(await vmtouchResident(join(dir, 'readme.md'))).toBe(0);
+  });
+
+  it('exits 1 naming a refused path, with a summary table for the rest', async () => {
+    const dir = join(root, 'cli-mixed');
+    await mkdir(dir);
+    await fill(join(dir, 'w.bin'), MiB);
+    const secret = join(outside, 'cli-secret.bin');
+    await fill(secret, MiB);
+    await evict(dir, secret);
+
+    const r = await stoker(['--path', dir, '--path', secret, '--allowed-root', root]);
+
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/PATH\s+STATE\s+FILES\s+SIZE/);
+    expect(r.stdout).toContain(`${dir}  `);
+    expect(r.stderr).toContain(`error: PATH_OUTSIDE_ROOT: path "${secret}" is outside the allowed roots`);
+    expect(await vmtouchResident(join(dir, 'w.bin'))).toBe(MiB);
+    expect(await vmtouchResident(secret)).toBe(0);
+  });
+
+  it('exits 2 for a path without an allowed root', async () => {
+    const r = await stoker(['--path', root]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--path needs at least one --allowed-root');
+  });
+});
+
 describe('memory cgroup budget', () => {
   it('warns about a small cgroup limit and the tree ends up mostly cold, as predicted', async (ctx) => {
     const cg = await makeChildMemoryCgroup(192 * MiB);
