@@ -18,7 +18,7 @@ import { pushRandomImage } from './support/images.js';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
 import { REPO_ROOT } from './support/proc.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
-import { addRegistryHost, startRegistry, type Registry } from './support/registry.js';
+import { addRegistryHost, startRegistry, startStallingRegistry, type Registry, type StallingRegistry } from './support/registry.js';
 import { ensureNamespace, rootFor, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
 
 const NS = 'default';
@@ -37,6 +37,7 @@ let certs: Certificates;
 let registry: Registry;
 let locked: Registry;
 let proxy: ThrottledProxy;
+let stalling: StallingRegistry;
 const containerds: Containerd[] = [];
 const nodes = new Map<string, SimNode>();
 let api: ReturnType<typeof warmupApi>;
@@ -96,11 +97,13 @@ beforeAll(async () => {
     startRegistry({ auth: AUTH }),
   ]);
   proxy = await startThrottledProxy(registry, 1024 * 1024);
+  stalling = await startStallingRegistry();
   for (const _ of NODES) containerds.push(await startContainerd());
   for (const c of containerds) {
     await registry.addTo(c);
     await addRegistryHost(c, locked);
     await addRegistryHost(c, proxy);
+    await addRegistryHost(c, stalling);
   }
   await ensureNamespace(kube.kubeConfig, STOKER_NS);
   api = warmupApi(kube.kubeConfig);
@@ -111,7 +114,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled([...nodes.values()].map((n) => n.stop()));
-  await Promise.allSettled([...containerds.map((c) => c.stop()), registry?.stop(), locked?.stop(), proxy?.stop()]);
+  await Promise.allSettled([...containerds.map((c) => c.stop()), registry?.stop(), locked?.stop(), proxy?.stop(), stalling?.stop()]);
   await kube?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -198,12 +201,26 @@ describe('one controller', () => {
     expect(everything).not.toContain(Buffer.from(`${AUTH.username}:${AUTH.password}`).toString('base64'));
   });
 
+  it('a registry that never answers: each attempt ends at timeoutSeconds, the node is retried, then recorded failed', async () => {
+    const image = `${stalling.host}/ctl/stalls:v1`;
+    await api.create(NS, 'stalls', { images: [{ image }], nodes: { names: ['node-1'] }, policy: { timeoutSeconds: 2, backoffLimit: 1 } });
+    const w = await finished('stalls');
+    expect(w.status).toMatchObject({ phase: 'Failed', failedNodes: 1, succeededNodes: 0 });
+    expect(w.status?.failedNodeList).toEqual([expect.objectContaining({ name: 'node-1', reason: 'Timeout' })]);
+    expect(Date.parse(w.status?.completionTime ?? '') - Date.parse(w.status?.startTime ?? '')).toBeGreaterThanOrEqual(4000);
+  });
+
   describe('bad input the schema cannot reject fails the Warmup with a condition naming the value', () => {
+    beforeAll(async () => {
+      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+      await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'opaque' }, type: 'Opaque', data: { token: Buffer.from('x').toString('base64') } } });
+    });
     const cases: [string, WarmupSpec, string, string][] = [
       ['bad-ref', { images: [{ image: 'registry.example/Upper/Case:v1' }] }, 'InvalidImageReference', '"registry.example/Upper/Case:v1"'],
       ['bad-path', { paths: [{ path: '/models/../etc' }] }, 'InvalidPath', '"/models/../etc"'],
       ['outside-root', { paths: [{ path: '/etc' }], nodes: { names: ['node-1'] } }, 'PathOutsideRoot', '/etc'],
       ['missing-secret', { images: [{ image: 'busybox:1.36' }], imagePullSecrets: [{ name: 'nope' }] }, 'PullSecretNotFound', '"default/nope"'],
+      ['wrong-secret-type', { images: [{ image: 'busybox:1.36' }], imagePullSecrets: [{ name: 'opaque' }] }, 'InvalidPullSecret', '"default/opaque" has type "Opaque"'],
       ['no-match', { images: [{ image: 'busybox:1.36' }], nodes: { selector: { matchLabels: { 'stoker.io/pool': 'tpu' } } } }, 'NoMatchingNodes', 'stoker.io/pool=tpu'],
     ];
     it.each(cases)('%s', async (name, spec, reason, fragment) => {
