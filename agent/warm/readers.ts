@@ -123,18 +123,36 @@ export interface PoolOptions {
   native?: Native | undefined;
 }
 
+/** Files from this size up are streamed through the big buffers by a few readers. */
+export const LARGE_FILE_BYTES = 1024 * 1024;
 /**
- * Reads every file with at most `readers` files in flight, largest first (so one big file does
- * not start last). Resolves when all are read; rejects with the abort reason when cancelled,
- * after every reader has stopped.
+ * Streams of large files read at once. One sequential stream per file already keeps the disk
+ * busy through the kernel's read-ahead; more streams only add buffers (and seeks).
+ */
+export const MAX_LARGE_READERS = 4;
+
+/**
+ * Reads every file with at most `readers` files in flight: first the large files (largest
+ * first, at most MAX_LARGE_READERS at once, each reader with a `bufferBytes` buffer), then the
+ * small ones (all `readers`, each with a buffer just larger than the largest small file, since
+ * a small file costs its calls, not its bytes). Buffer memory stays at most
+ * max(MAX_LARGE_READERS x bufferBytes, readers x LARGE_FILE_BYTES). Resolves when all are read;
+ * rejects with the abort reason when cancelled, after every reader has stopped.
  */
 export async function readAll(files: readonly FileEntry[], opts: PoolOptions): Promise<void> {
   const order = [...files].sort((a, b) => b.size - a.size);
+  const large = order.filter((f) => f.size >= LARGE_FILE_BYTES);
+  const small = order.filter((f) => f.size < LARGE_FILE_BYTES);
+  if (large.length > 0) await pool(large, Math.min(opts.readers, MAX_LARGE_READERS), opts.bufferBytes, opts);
+  if (small.length > 0) await pool(small, opts.readers, Math.min(opts.bufferBytes, LARGE_FILE_BYTES), opts);
+}
+
+async function pool(order: readonly FileEntry[], readers: number, maxBuffer: number, opts: PoolOptions): Promise<void> {
   const largest = order[0]?.size ?? 0;
   // No buffer larger than the largest file needs (plus one byte, so a file read in one call
-  // ends with a short read); a tree of small files does not pin readers x 8 MiB.
-  const bufBytes = Math.max(MIN_BUFFER_BYTES, Math.min(opts.bufferBytes, roundUp(largest + 1, MIN_BUFFER_BYTES)));
-  const workers = Math.max(1, Math.min(opts.readers, order.length));
+  // ends with a short read).
+  const bufBytes = Math.max(MIN_BUFFER_BYTES, Math.min(maxBuffer, roundUp(largest + 1, MIN_BUFFER_BYTES)));
+  const workers = Math.max(1, Math.min(readers, order.length));
   let next = 0;
   const worker = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(bufBytes);
