@@ -32,7 +32,7 @@ import type { StokerErrorCode } from '../../proto/errors.js';
 import { type BudgetMode, type MemoryFacts, budgetWarnings, formatBytes, readMemoryFacts } from './budget.js';
 import { loadNative } from './native.js';
 import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, readAll } from './readers.js';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, measureResident, readAll } from './readers.js';
 import { UNKNOWN, residentBytes } from './residency.js';
 
 export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS } from './readers.js';
@@ -168,9 +168,8 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
     const tree = w.tree;
     const started = performance.now();
     let lastEmit = started;
-    // With the native helper, residency is summed over the files as they are read.
+    // With the native helper, residency before is summed over the files as they are opened.
     let before = 0;
-    let after = 0;
     const add = (acc: number, v: number | undefined): number => (acc < 0 || v === undefined || v < 0 ? UNKNOWN : acc + v);
     emit(w, 'RUNNING', started);
     try {
@@ -189,10 +188,7 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
         onFile: (_entry, result) => {
           w.filesDone++;
           // A file refused or gone before it was opened is not part of the tree that was read.
-          if (native && !(result.issue && result.residentBefore === undefined)) {
-            before = add(before, result.residentBefore);
-            if (!result.issue) after = add(after, result.residentAfter);
-          }
+          if (native && !(result.issue && result.residentBefore === undefined)) before = add(before, result.residentBefore);
           if (result.issue) w.issues.push(result.issue);
         },
         native,
@@ -201,15 +197,12 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
       w.failure = signal.aborted ? cancelled(w) : toFailure(err, w.spec.path);
     }
     w.seconds += (performance.now() - started) / 1000;
-    if (native && !w.failure) {
-      w.residentBefore = before;
-      w.residentAfter = after;
-    } else if (measure && !native && !signal.aborted) {
+    if (native && !w.failure) w.residentBefore = before;
+    if (measure && !signal.aborted) {
+      // After the whole tree is read, not file by file: a tree that evicts itself shows here.
       const failed = new Set(w.issues.map((i) => i.path));
-      w.residentAfter = await residentBytes(
-        tree.files.filter((f) => !failed.has(f.shown)).map((f) => f.real),
-        signal,
-      );
+      const read = tree.files.filter((f) => !failed.has(f.shown));
+      w.residentAfter = native ? await measureResident(read, native, readers, signal) : await residentBytes(read.map((f) => f.real), signal);
     }
     emit(w, w.failure ? 'FAILED' : 'DONE', started);
   }

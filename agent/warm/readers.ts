@@ -31,14 +31,47 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
+/**
+ * Page-cache residency of checked files, measured on descriptors opened as the readers open
+ * them (so a swapped file is not measured), `readers` at a time; -1 when any cannot be measured.
+ */
+export async function measureResident(files: readonly FileEntry[], native: Native, readers: number, signal: AbortSignal): Promise<number> {
+  let total = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (signal.aborted || total < 0) return;
+      const entry = files[next++];
+      if (!entry) return;
+      let fd: number;
+      try {
+        fd = await openFd(entry.real);
+      } catch {
+        total = -1;
+        return;
+      }
+      try {
+        const st = await fstatFd(fd);
+        const n = st.isFile() && st.dev === entry.dev && st.ino === entry.ino ? native.residentBytes(fd, st.size) : -1;
+        total = n < 0 || total < 0 ? -1 : total + n;
+      } catch {
+        total = -1;
+      } finally {
+        await closeFd(fd);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(readers, files.length)) }, worker));
+  return signal.aborted ? -1 : total;
+}
+
 export interface ReadResult {
   /** Bytes read from the file (also when an issue is reported). */
   bytes: number;
   /** Set when the file was refused, vanished or changed while being read. */
   issue?: Issue;
-  /** Page-cache residency measured on the open descriptor (with the native helper); -1 unknown. */
+  /** Page-cache residency measured on the open descriptor before reading (with the native helper); -1 unknown. */
   residentBefore?: number;
-  residentAfter?: number;
 }
 
 /**
@@ -75,8 +108,7 @@ export async function readFile(
     }
     const size = st.size;
     const residentBefore = native ? native.residentBytes(fd, size) : undefined;
-    const measured = (r: ReadResult): ReadResult =>
-      native && residentBefore !== undefined ? { ...r, residentBefore, residentAfter: native.residentBytes(fd, Math.min(pos, size)) } : r;
+    const measured = (r: ReadResult): ReadResult => (residentBefore !== undefined ? { ...r, residentBefore } : r);
     let reads = 0;
     for (;;) {
       signal.throwIfAborted();
