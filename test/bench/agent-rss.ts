@@ -1,0 +1,214 @@
+// Benchmark: the agent's resident memory, idle and while it runs 8 pulls at once.
+//
+//   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB]
+//
+// The built CLI (`node dist/bin/stoker.js agent`) runs as its own process against a private
+// containerd and registry on loopback (test/support), with real certificates; its RSS is read
+// from /proc/<pid>/status. Each round first samples the idle agent, then interleaves (order
+// alternating between rounds) two contenders, every pull cold (images removed and their blobs
+// garbage-collected before each):
+// - the agent: 8 concurrent Warm calls over mutual TLS, one image each; its RSS is sampled every
+//   50 ms and the round's peak kept;
+// - the plain tool: 8 concurrent bare CRI PullImage calls from a minimal grpc-js process.
+// Prints the idle RSS 3 s after start (start-up garbage not yet collected) and medians over the
+// rounds: idle RSS before each round (target <= 80 MB), peak RSS during the pulls (target
+// <= 150 MB), and the wall time of the 8 pulls against the plain tool's.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
+import { makeCertificates } from '../support/certs.js';
+import { startContainerd } from '../support/containerd.js';
+import { pushRandomImage } from '../support/images.js';
+import { REPO_ROOT, run } from '../support/proc.js';
+import { startRegistry } from '../support/registry.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
+/** Size of each of the 8 images. */
+const SIZE_MB = Number(flag('--size-mb') ?? 16);
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+const NODE = 'bench-node';
+const IDLE_TARGET_MB = 80;
+const PULLS_TARGET_MB = 150;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resident set size of a process in MB (VmRSS). */
+function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+/** Median of `n` RSS samples `everyMs` apart. */
+async function sampleIdle(pid: number, n = 10, everyMs = 200): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    xs.push(rssMb(pid));
+    await sleep(everyMs);
+  }
+  return median(xs);
+}
+
+/** Runs `fn` while sampling the RSS every 50 ms; resolves with its seconds and the peak RSS. */
+async function withPeak(pid: number, fn: () => Promise<void>): Promise<{ seconds: number; peak: number }> {
+  let peak = rssMb(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 50);
+  const t0 = performance.now();
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return { seconds: (performance.now() - t0) / 1000, peak: Math.max(peak, rssMb(pid)) };
+}
+
+/** A bare CRI PullImage client as its own process: grpc-js and the CRI proto, 8 pulls at once. */
+const BARE_PULL = `
+import * as grpc from '@grpc/grpc-js';
+import * as loader from '@grpc/proto-loader';
+const [endpoint, ...images] = process.argv.slice(1);
+const def = loader.loadSync('proto/runtime/v1/api.proto', { includeDirs: ['proto'] });
+const Images = grpc.loadPackageDefinition(def).runtime.v1.ImageService;
+const client = new Images(endpoint, grpc.credentials.createInsecure());
+await Promise.all(images.map((image) => new Promise((resolve, reject) => client.PullImage({ image: { image } }, (err, res) => (err ? reject(err) : resolve(res))))));
+client.close();
+`;
+
+function bare(endpoint: string, images: string[]): Promise<void> {
+  return run(process.execPath, ['--input-type=module', '-e', BARE_PULL, endpoint, ...images]).then(() => undefined);
+}
+
+/** One Warm call to its end; rejects unless the image ends DONE. */
+function warmOne(client: AgentClient, taskId: string, image: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = client.warm({ taskId, nodeName: NODE, images: [{ image, pullPolicy: 'ALWAYS' }] });
+    let state = '';
+    call.on('data', (e: WarmEvent__Output) => {
+      if (e.result) state = e.result.images[0]?.state ?? '';
+    });
+    call.on('error', reject);
+    call.on('end', () => (state === 'DONE' ? resolve() : reject(new Error(`${image} ended ${state || 'without a result'}`))));
+  });
+}
+
+function startAgentProcess(args: string[]): Promise<{ child: ChildProcess; grpcAddress: string }> {
+  const child = spawn(process.execPath, [CLI, 'agent', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      const line = out.split('\n').find((l) => l.includes('"container runtime ready"'));
+      const started = out.split('\n').find((l) => l.includes('"agent started"'));
+      if (line && started) resolve({ child, grpcAddress: (JSON.parse(started) as { grpc: string }).grpc });
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
+    setTimeout(() => reject(new Error(`agent did not report ready within 60 s: ${out}`)), 60_000).unref();
+  });
+}
+
+if (!existsSync(CLI)) await run('npm', ['run', 'build']);
+const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-rss-'));
+const containerd = await startContainerd();
+const registry = await startRegistry();
+let agent: ChildProcess | undefined;
+try {
+  await registry.addTo(containerd);
+  const certs = await makeCertificates(join(dir, 'pki'));
+  const images: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    images.push(await pushRandomImage(registry, `bench/rss-${i}`, { layers: 2, layerSizeBytes: Math.round((SIZE_MB * 1024 * 1024) / 2) }));
+  }
+  process.stderr.write(`8 images of ${SIZE_MB} MB (2 layers each)\n`);
+
+  const started = await startAgentProcess([
+    '--node-name', NODE,
+    '--cri-endpoint', containerd.endpoint,
+    '--grpc-listen', '127.0.0.1:0',
+    '--http-listen', '127.0.0.1:0',
+    '--tls-cert-file', certs.serverCert,
+    '--tls-private-key-file', certs.serverKey,
+    '--client-ca-file', certs.caCert,
+    '--pull-concurrency', '8',
+  ]);
+  agent = started.child;
+  const pid = agent.pid ?? 0;
+  await sleep(3_000);
+  const idleAtStart = await sampleIdle(pid);
+  process.stderr.write(`idle after start: ${idleAtStart.toFixed(1)} MB\n`);
+
+  const client: AgentClient = new (agentProto().Agent)(
+    started.grpcAddress,
+    grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem)),
+    { 'grpc.ssl_target_name_override': 'localhost' },
+  );
+  const removeAll = async () => {
+    for (const i of images) await containerd.removeImage(i);
+  };
+
+  const idle: number[] = [];
+  const peaks: number[] = [];
+  const agentSeconds: number[] = [];
+  const bareSeconds: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    await sleep(2_000);
+    idle.push(await sampleIdle(pid));
+    const contenders: [string, () => Promise<void>][] = [
+      [
+        'agent',
+        async () => {
+          const r = await withPeak(pid, () => Promise.all(images.map((image, i) => warmOne(client, `rss-${round}-${i}`, image))).then(() => undefined));
+          peaks.push(r.peak);
+          agentSeconds.push(r.seconds);
+        },
+      ],
+      [
+        'bare',
+        async () => {
+          const t0 = performance.now();
+          await bare(containerd.endpoint, images);
+          bareSeconds.push((performance.now() - t0) / 1000);
+        },
+      ],
+    ];
+    for (const [, fn] of round % 2 === 0 ? contenders : [...contenders].reverse()) {
+      await removeAll();
+      await fn();
+    }
+    process.stderr.write(
+      `  round ${round + 1}/${ROUNDS}: idle ${idle.at(-1)?.toFixed(1)} MB, peak ${peaks.at(-1)?.toFixed(1)} MB, ` +
+        `agent ${agentSeconds.at(-1)?.toFixed(2)} s, bare ${bareSeconds.at(-1)?.toFixed(2)} s\n`,
+    );
+  }
+  client.close();
+
+  const verdict = (value: number, target: number) => (value <= target ? 'ok' : 'OVER TARGET');
+  console.log(`\nagent RSS, 8 concurrent pulls of ${SIZE_MB} MB images (${ROUNDS} rounds, medians)`);
+  console.log(`  idle 3 s after start             ${idleAtStart.toFixed(1).padStart(6)} MB   target <= ${IDLE_TARGET_MB} MB   ${verdict(idleAtStart, IDLE_TARGET_MB)}`);
+  console.log(`  idle between rounds              ${median(idle).toFixed(1).padStart(6)} MB   target <= ${IDLE_TARGET_MB} MB   ${verdict(median(idle), IDLE_TARGET_MB)}`);
+  console.log(`  peak during 8 concurrent pulls   ${median(peaks).toFixed(1).padStart(6)} MB   target <= ${PULLS_TARGET_MB} MB   ${verdict(median(peaks), PULLS_TARGET_MB)}  (max ${Math.max(...peaks).toFixed(1)} MB)`);
+  console.log(`  8 pulls through the agent        ${median(agentSeconds).toFixed(2).padStart(6)} s`);
+  console.log(`  8 bare CRI PullImage calls       ${median(bareSeconds).toFixed(2).padStart(6)} s`);
+  console.log(`  ratio agent / bare               ${(median(agentSeconds) / median(bareSeconds)).toFixed(2)}`);
+} finally {
+  agent?.kill('SIGTERM');
+  await containerd.stop();
+  await registry.stop();
+  await rm(dir, { recursive: true, force: true });
+}
