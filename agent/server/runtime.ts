@@ -98,7 +98,8 @@ export class RuntimeProbe {
         ready: false,
         runtimeName: this.current.runtimeName,
         runtimeVersion: this.current.runtimeVersion,
-        reason: `the container runtime at ${this.runtime.endpoint} did not answer Version: ${why}`,
+        // The CRI client's messages already name the endpoint; others get it added.
+        reason: why.includes(this.runtime.endpoint) ? why : `the container runtime at ${this.runtime.endpoint} did not answer Version: ${why}`,
         checkedAt: Date.now(),
       };
     }
