@@ -3,6 +3,9 @@
 // catalogue, the proto and the README's "Error codes" table in step.
 import type { ErrorCode__Output } from './gen/stoker/v1/ErrorCode.js';
 
+/** gRPC trailing metadata key in which the agent names the ErrorCode of a refused or failed call. */
+export const ERROR_CODE_TRAILER = 'stoker-error-code';
+
 /** Every ErrorCode except the proto's zero value. */
 export type StokerErrorCode = Exclude<ErrorCode__Output, 'ERROR_CODE_UNSPECIFIED'>;
 

@@ -4,10 +4,9 @@
 // (it may hold runtime or registry internals), aborts become CANCELLED.
 import { Metadata, status } from '@grpc/grpc-js';
 import type { StatusObject } from '@grpc/grpc-js';
-import type { StokerErrorCode } from '../../proto/errors.js';
+import { ERROR_CODE_TRAILER, type StokerErrorCode } from '../../proto/errors.js';
 
-/** Trailing metadata key carrying the Stoker ErrorCode of a failed call. */
-export const ERROR_CODE_TRAILER = 'stoker-error-code';
+export { ERROR_CODE_TRAILER };
 
 export class ServerError extends Error {
   override readonly name = 'ServerError';
