@@ -41,6 +41,7 @@ export function registerAgentCommand(program: Command): void {
     .addOption(opt(o.tlsCertFile, 'file', "the agent's TLS certificate (PEM)"))
     .addOption(opt(o.tlsPrivateKeyFile, 'file', "the agent's TLS private key (PEM)"))
     .addOption(opt(o.clientCaFile, 'file', 'CA that client certificates must chain to (PEM)'))
+    .addOption(opt(o.tlsReloadInterval, 'duration', 'how often the TLS files are re-read, so rotated certificates take effect without a restart (0: never)'))
     .addOption(opt(o.progressTimeout, 'duration', 'cancel a pull when no new bytes arrive for this long'))
     .addOption(opt(o.pullConcurrency, 'n', 'images pulled at once per task'))
     .addOption(opt(o.maxRunningTasks, 'n', 'tasks run at once; more are refused'))

@@ -19,6 +19,8 @@ export interface AgentConfig {
   readonly tlsCertFile: string;
   readonly tlsPrivateKeyFile: string;
   readonly clientCaFile: string;
+  /** How often the TLS files are re-read (rotated certificates are taken without a restart); 0: never. */
+  readonly tlsReloadIntervalMs: number;
   /** A pull with no new bytes for this long is cancelled (requests may ask for another value). */
   readonly progressTimeoutMs: number;
   /** Images pulled at once per task. */
@@ -45,6 +47,7 @@ export interface AgentOptionsInput {
   tlsCertFile?: string | undefined;
   tlsPrivateKeyFile?: string | undefined;
   clientCaFile?: string | undefined;
+  tlsReloadInterval?: string | undefined;
   progressTimeout?: string | undefined;
   pullConcurrency?: string | undefined;
   maxRunningTasks?: string | undefined;
@@ -65,6 +68,7 @@ export const AGENT_OPTIONS = {
   tlsCertFile: { flag: '--tls-cert-file', env: 'STOKER_TLS_CERT_FILE' },
   tlsPrivateKeyFile: { flag: '--tls-private-key-file', env: 'STOKER_TLS_PRIVATE_KEY_FILE' },
   clientCaFile: { flag: '--client-ca-file', env: 'STOKER_CLIENT_CA_FILE' },
+  tlsReloadInterval: { flag: '--tls-reload-interval', env: 'STOKER_TLS_RELOAD_INTERVAL', default: '1m' },
   progressTimeout: { flag: '--progress-timeout', env: 'STOKER_PROGRESS_TIMEOUT', default: '120s' },
   pullConcurrency: { flag: '--pull-concurrency', env: 'STOKER_PULL_CONCURRENCY', default: '3' },
   maxRunningTasks: { flag: '--max-running-tasks', env: 'STOKER_MAX_RUNNING_TASKS', default: '64' },
@@ -137,6 +141,7 @@ export function resolveAgentConfig(input: AgentOptionsInput, env: Env = {}): Age
     tlsCertFile,
     tlsPrivateKeyFile,
     clientCaFile,
+    tlsReloadIntervalMs: parseDurationOption('tlsReloadInterval', withDefault('tlsReloadInterval'), 0, 24 * 3600_000),
     progressTimeoutMs: parseDurationOption('progressTimeout', withDefault('progressTimeout'), 1_000, 24 * 3600_000),
     pullConcurrency: parseIntOption('pullConcurrency', withDefault('pullConcurrency'), 1, 64),
     maxRunningTasks: parseIntOption('maxRunningTasks', withDefault('maxRunningTasks'), 1, 10_000),

@@ -15,7 +15,7 @@ import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { createAgentService, startGrpcServer } from './server/grpc.js';
 import { RuntimeProbe, type AgentRuntime } from './server/runtime.js';
 import { TaskRegistry } from './server/tasks.js';
-import { loadTlsMaterial, serverCredentials } from './server/tls.js';
+import { ReloadingTlsProvider, loadTlsMaterial, serverCredentials } from './server/tls.js';
 import { runWarmTask, type WarmFilesFn, type WarmImagesFn } from './server/warm.js';
 
 /** Deadline of one readiness probe (CRI Version). */
@@ -180,11 +180,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     stopping: () => stopping,
   });
 
+  const tlsProvider = new ReloadingTlsProvider(
+    config,
+    tls,
+    config.tlsReloadIntervalMs,
+    (next) => log.info({ certificate: next.subject, certificateExpires: next.notAfter }, 'TLS certificates reloaded'),
+    (message) => log.warn({ reason: message }, 'TLS files not reloaded; keeping the current certificates'),
+  );
   probe.start();
   let grpcServer;
   try {
-    grpcServer = await startGrpcServer(service.handlers, serverCredentials(tls), config.grpcListen.host, config.grpcListen.port);
+    grpcServer = await startGrpcServer(service.handlers, serverCredentials(tlsProvider), config.grpcListen.host, config.grpcListen.port);
   } catch (err) {
+    tlsProvider.close();
     probe.stop();
     runtime.close();
     throw err;
@@ -192,6 +200,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   try {
     await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   } catch (err) {
+    tlsProvider.close();
     probe.stop();
     runtime.close();
     await grpcServer.stop(0);
@@ -232,6 +241,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       await registry.close(new Error(message), config.shutdownTimeoutMs);
       await grpcDone;
       probe.stop();
+      tlsProvider.close();
       await http.close();
       runtime.close();
       log.info({ ms: Date.now() - started }, 'agent stopped');

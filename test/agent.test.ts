@@ -3,7 +3,7 @@
 // run the built CLI (`node dist/bin/stoker.js agent ...`) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -174,6 +174,50 @@ describe('stoker agent', () => {
         foreign.close();
       }
     });
+  });
+
+  it('takes rotated TLS files without a restart, and keeps the current ones when the new files are broken', async () => {
+    const pki = join(dir, 'rotating');
+    await mkdir(pki);
+    for (const f of ['server.crt', 'server.key', 'ca.crt']) await copyFile(join(certs.dir, f), join(pki, f));
+    const rotating = await startAgent(
+      resolveAgentConfig(
+        agentFlags(certs, containerd, {
+          tlsCertFile: join(pki, 'server.crt'),
+          tlsPrivateKeyFile: join(pki, 'server.key'),
+          clientCaFile: join(pki, 'ca.crt'),
+          tlsReloadInterval: '200ms',
+        }),
+      ),
+      { logger: createLogger({ name: 'stoker-agent', level: 'silent' }), processMetrics: false },
+    );
+    /** NodeStatus through a fresh connection: the node name, or the gRPC error. */
+    const ask = async (who: Identity): Promise<string> => {
+      const c = agentClient(rotating.grpcAddress, certs, who);
+      try {
+        return (await nodeStatus(c, NODE)).nodeName;
+      } catch (err) {
+        return `error ${(err as grpc.ServiceError).code}`;
+      } finally {
+        c.close();
+      }
+    };
+    try {
+      expect(await ask('client')).toBe(NODE);
+      expect(await ask('foreign')).toBe(`error ${grpc.status.UNAVAILABLE}`);
+
+      // The client CA is rotated to the other CA: its clients get answers, the old ones nothing.
+      await writeFile(join(pki, 'ca.crt'), certs.foreignCaCertPem);
+      await waitFor('the rotated client CA to be taken', async () => ((await ask('foreign')) === NODE ? true : undefined));
+      expect(await ask('client')).toBe(`error ${grpc.status.UNAVAILABLE}`);
+
+      // A broken file is not taken: the agent keeps answering with what it has.
+      await writeFile(join(pki, 'ca.crt'), 'not a certificate\n');
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await ask('foreign')).toBe(NODE);
+    } finally {
+      await rotating.stop();
+    }
   });
 
   it('refuses a request meant for another node, naming both nodes', async () => {
