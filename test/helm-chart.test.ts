@@ -1,18 +1,26 @@
 // The Helm chart deploy/helm/stoker, installed with a real helm into a real kube-apiserver: every
 // object passes the API server's validation, RBAC grants the controller and the agents what they
-// need and no more, the generated certificates make a working mutual-TLS pair, and an upgrade
-// keeps them.
+// need and no more (checked by the API server, and by a real `stoker controller` and a real agent
+// announcement running as the chart's ServiceAccounts with the chart's settings), the generated
+// certificates make a working mutual-TLS pair, and an upgrade keeps them.
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AGENT_OPTIONS } from '../agent/config.js';
-import { ANNOUNCE_OPTIONS } from '../agent/announce.js';
+import { ANNOUNCE_OPTIONS, startAnnouncer } from '../agent/announce.js';
 import { CONTROLLER_OPTIONS } from '../controller/config.js';
+import { agentLeaseName } from '../proto/agent-lease.js';
+import { createLogger } from '../proto/log.js';
+import { freePort } from './support/ports.js';
 import { REPO_ROOT } from './support/proc.js';
+import { ensureNamespace, waitFor, warmupApi } from './support/sim-cluster.js';
 import { startKube, type Kube } from './support/kube.js';
 
 const chart = join(REPO_ROOT, 'deploy', 'helm', 'stoker');
@@ -32,11 +40,17 @@ afterAll(async () => {
   await kube?.stop();
 });
 
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+
 interface Workload {
   spec: {
     template: {
       spec: {
-        containers: { env?: { name: string; value?: string }[] }[];
+        containers: { env?: EnvVar[] }[];
         volumes: { name: string; hostPath?: { path: string } }[];
       };
     };
@@ -47,6 +61,37 @@ interface Obj {
   kind: string;
   metadata: { name: string; namespace?: string };
   spec?: unknown;
+}
+
+/** A kubeconfig file for a ServiceAccount of the chart, with a token from the TokenRequest API. */
+async function serviceAccountKubeconfig(dir: string, name: string): Promise<{ path: string; kc: KubeConfig }> {
+  const tr = await kube.kubeConfig
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccountToken({ namespace: ns, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const cluster = kube.kubeConfig.getCurrentCluster();
+  if (!cluster || !tr.status?.token) throw new Error(`no token for ServiceAccount ${name}`);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name, token: tr.status.token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
+  });
+  const path = join(dir, `${name}.kubeconfig`);
+  await writeFile(path, kc.exportConfig(), { mode: 0o600 });
+  return { path, kc };
+}
+
+/** The environment a container of the rendered chart gets, as the kubelet would resolve it. */
+function resolveEnv(env: EnvVar[], fields: Record<string, string>, files: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of env) {
+    const path = e.valueFrom?.fieldRef?.fieldPath;
+    const v = path !== undefined ? fields[path] : e.value;
+    if (v === undefined) throw new Error(`env ${e.name}: no value for ${path ?? 'it'}`);
+    out[e.name] = files[v] ?? v;
+  }
+  return out;
 }
 
 async function tlsSecret(name: string): Promise<{ crt: string; key: string; ca: string }> {
@@ -162,7 +207,8 @@ describe('helm chart', () => {
     };
     // Controller.
     expect(await can(controllerSA, 'watch', 'warmups.stoker.io', '-A')).toBe(true);
-    expect(await can(controllerSA, 'update', 'warmups.stoker.io/status', '-n', 'team-a')).toBe(true);
+    expect(await can(controllerSA, 'update', 'warmups.stoker.io', '--subresource', 'status', '-n', 'team-a')).toBe(true);
+    expect(await can(agentSA, 'update', 'warmups.stoker.io', '--subresource', 'status', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'list', 'nodes')).toBe(true);
     expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
     expect(await can(controllerSA, 'list', 'secrets', '-n', 'team-a')).toBe(false);
@@ -191,6 +237,81 @@ describe('helm chart', () => {
     expect(await handshake(agent, { ...agent, ca: controller.ca }, 'stoker-agent')).toBe(false);
     // A wrong server name is refused by the client.
     expect(await handshake(agent, controller, 'evil')).toBe(false);
+  });
+
+  it('runs the real controller with the chart settings and only its ServiceAccount permissions', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stoker-chart-'));
+    const log = createLogger({ name: 'chart-test', level: 'silent' });
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      const rendered = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...values])).map((d) => d.toJS() as Obj | null);
+      const containerEnv = (kind: string): EnvVar[] =>
+        (rendered.find((d) => d?.kind === kind) as unknown as Workload).spec.template.spec.containers[0]?.env ?? [];
+
+      // The chart's TLS Secret, as the Deployment mounts it at /etc/stoker/tls.
+      const tls = await tlsSecret('stoker-controller-tls');
+      const files: Record<string, string> = {};
+      for (const [key, pem] of [['tls.crt', tls.crt], ['tls.key', tls.key], ['ca.crt', tls.ca]] as const) {
+        await writeFile(join(dir, key), pem, { mode: 0o600 });
+        files[`/etc/stoker/tls/${key}`] = join(dir, key);
+      }
+      const port = await freePort();
+      const env = {
+        ...resolveEnv(containerEnv('Deployment'), { 'metadata.namespace': ns, 'metadata.name': 'stoker-controller-abc12' }, files),
+        STOKER_HTTP_LISTEN: `127.0.0.1:${port}`,
+        STOKER_KUBECONFIG: (await serviceAccountKubeconfig(dir, 'stoker-controller')).path,
+      };
+      child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'controller'], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      let output = '';
+      child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+      child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+      const exited = once(child, 'exit');
+
+      // An agent announces itself as the chart's agent ServiceAccount.
+      const agentKc = (await serviceAccountKubeconfig(dir, 'stoker-agent')).kc;
+      const announcer = startAnnouncer({ kubeConfig: agentKc, namespace: ns, nodeName: 'gpu-1', endpoint: '127.0.0.1:7443', log });
+      await announcer.firstRenewal;
+      const lease = await kube.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns, name: agentLeaseName('gpu-1') });
+      expect(lease.spec?.holderIdentity).toBe('gpu-1');
+      await announcer.stop();
+
+      // The controller takes the leader Lease and reconciles a Warmup in another namespace to a
+      // written status, with an Event; all with the chart's RBAC only.
+      await waitFor(
+        'the controller to lead',
+        async () => {
+          if (child?.exitCode !== null) throw new Error(`controller exited: ${output}`);
+          const l = await kube.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns, name: 'stoker-controller' });
+          return l.spec?.holderIdentity === 'stoker-controller-abc12' ? true : undefined;
+        },
+        60_000,
+      );
+      await ensureNamespace(kube.kubeConfig, 'team-a');
+      const api = warmupApi(kube.kubeConfig);
+      await api.create('team-a', 'nowhere', { images: [{ image: 'registry.example/app:1' }], nodes: { selector: { matchLabels: { pool: 'none' } } } });
+      const done = await waitFor('the Warmup to fail for lack of nodes', async () => {
+        const w = await api.get('team-a', 'nowhere');
+        return w?.status?.phase === 'Failed' ? w : undefined;
+      }, 60_000);
+      expect(done.status?.conditions?.find((c) => c.type === 'Failed')?.reason).toBe('NoMatchingNodes');
+      const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+      await waitFor('an Event on the Warmup', async () => {
+        const events = await core.listNamespacedEvent({ namespace: 'team-a', fieldSelector: 'involvedObject.name=nowhere' });
+        return events.items.length > 0 ? true : undefined;
+      }, 30_000);
+      expect(output).not.toMatch(/forbidden/i);
+
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(0);
+    } finally {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps the certificates across an upgrade', async () => {
