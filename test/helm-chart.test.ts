@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { AGENT_OPTIONS } from '../agent/config.js';
-import { ANNOUNCE_OPTIONS, startAnnouncer } from '../agent/announce.js';
+import { AGENT_OPTIONS, resolveAgentConfig } from '../agent/config.js';
+import { ANNOUNCE_OPTIONS, resolveAnnounceConfig, startAnnouncer } from '../agent/announce.js';
 import { CONTROLLER_OPTIONS } from '../controller/config.js';
 import { agentLeaseName } from '../proto/agent-lease.js';
 import { createLogger } from '../proto/log.js';
@@ -179,6 +179,17 @@ describe('helm chart', () => {
     expect(envOf('DaemonSet')).toContain('STOKER_NODE_NAME');
     expect(envOf('DaemonSet')).toContain('STOKER_ADVERTISE_ADDRESS');
     expect(envOf('Deployment')).toContain('STOKER_AGENT_SERVER_NAME');
+
+    // The agent accepts the DaemonSet's settings as the kubelet resolves them.
+    const ds = docs.find((d) => d?.kind === 'DaemonSet') as unknown as Workload;
+    const agentVars = resolveEnv(ds.spec.template.spec.containers[0]?.env ?? [], {
+      'spec.nodeName': 'gpu-node-1',
+      'status.podIP': '10.1.2.3',
+      'metadata.namespace': ns,
+    }, {});
+    const config = resolveAgentConfig({}, agentVars);
+    expect(config).toMatchObject({ nodeName: 'gpu-node-1', allowedRoots: ['/models', '/data/weights'], criEndpoint: 'unix:///host-cri/containerd.sock' });
+    expect(resolveAnnounceConfig({}, agentVars)).toMatchObject({ namespace: ns, advertiseAddress: '10.1.2.3' });
   });
 
   it('installs into a real API server, and every object is accepted', async () => {
