@@ -156,6 +156,37 @@ describe('WarmupRun', () => {
     expect(fleet.requests.map((r) => r.taskId).sort()).toEqual([taskId('uid1', 1, 'inflight', 2), taskId('uid1', 1, 'new', 1)].sort());
   });
 
+  it('fails a started node whose agent then disappears from the live set', async () => {
+    let live = true;
+    const fleet = fakeFleet((_n, req) => (live ? new AgentCallError('AgentUnavailable', 'agent at a is unavailable') : okResult(req.taskId ?? '')));
+    const run = new WarmupRun(
+      baseOptions({
+        backoffBaseMs: 50,
+        targets: () => (live ? new Map([['a', { endpoint: 'a' }]]) : new Map<string, NodeTarget>()),
+        connect: fleet.connect,
+      }),
+    );
+    run.start();
+    await new Promise((r) => setTimeout(r, 40));
+    live = false; // the Lease lapsed: the node is no longer a target, but it was started
+    expect(await run.done).toMatchObject({ kind: 'finished', failed: 1 });
+    expect(run.snapshot().failedNodeList[0]).toMatchObject({ name: 'a', reason: 'AgentUnavailable' });
+  });
+
+  it('finishes when every target is gone, counting what status had recorded', async () => {
+    const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''));
+    const run = new WarmupRun(
+      baseOptions({
+        targets: targetsOf([]),
+        connect: fleet.connect,
+        resume: { succeeded: new Set([nodeToken('old-1'), nodeToken('old-2')]), failed: new Set(), failedList: [], attempts: new Map() },
+      }),
+    );
+    run.start();
+    expect(await run.done).toEqual({ kind: 'finished', succeeded: 2, failed: 0, desired: 2 });
+    expect(fleet.requests).toHaveLength(0);
+  });
+
   it('cancel aborts attempts in flight and resolves cancelled', async () => {
     const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''), 5000);
     const run = new WarmupRun(baseOptions({ targets: targetsOf(['a']), connect: fleet.connect }));

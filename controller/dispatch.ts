@@ -306,7 +306,8 @@ export class WarmupRun {
   }
 
   #allFinished(): boolean {
-    if (this.#nodes.size === 0) return false;
+    // No target left (all deleted or deselected before they started): nothing more can happen.
+    if (this.#nodes.size === 0) return true;
     for (const n of this.#nodes.values()) if (n.phase !== 'succeeded' && n.phase !== 'failed') return false;
     return true;
   }
@@ -342,20 +343,24 @@ export class WarmupRun {
           n.abort?.abort();
           this.#recordFailed(n, 'NodeDeleted', `node ${n.name} was deleted`);
           changed = true;
-        } else if (n.phase === 'pending' && n.attempt === 0) {
+          continue;
+        }
+        if (n.phase === 'pending' && n.attempt === 0) {
           // No longer selected and never started: it is not this Warmup's any more.
           this.#nodes.delete(n.name);
           changed = true;
+          continue;
         }
-        continue;
+        // Started, but its agent is gone (or it is no longer selected): wait for an agent as below.
       }
-      if (target.endpoint === undefined && n.phase !== 'active') {
+      const endpoint = target?.endpoint;
+      if (endpoint === undefined && n.phase !== 'active') {
         n.waitingSince ??= now;
         if (now - n.waitingSince >= o.agentWaitMs) {
           this.#recordFailed(n, 'AgentUnavailable', `no live Stoker agent on node ${n.name} for ${Math.round(o.agentWaitMs / 1000)}s`);
           changed = true;
         }
-      } else if (target.endpoint !== undefined) {
+      } else if (endpoint !== undefined) {
         n.waitingSince = undefined;
       }
     }

@@ -399,6 +399,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     try {
       if (outcome.kind === 'fatal') {
         await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run);
+      } else if (outcome.desired === 0) {
+        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run);
       } else if (outcome.failed === 0) {
         await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed`, entry.run);
       } else {
