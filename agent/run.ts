@@ -22,7 +22,7 @@ import { runWarmTask, type WarmFilesFn, type WarmImagesFn } from './server/warm.
 const PROBE_TIMEOUT_MS = 2_000;
 
 export interface AgentDeps {
-  /** The runtime; default: the CRI client on config.criEndpoint, connected lazily. */
+  /** The runtime (closed by stop()); default: the CRI client on config.criEndpoint, connected lazily. */
   runtime?: AgentRuntime;
   /** The image engine; default: agent/warm/images.ts on the CRI runtime (required with `runtime`). */
   warmImages?: WarmImagesFn;
@@ -116,16 +116,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const log = (deps.logger ?? createLogger({ name: 'stoker-agent', level: config.logLevel })).child({ node: config.nodeName });
   const tls = await loadTlsMaterial(config);
 
-  const criRuntime = deps.runtime ? undefined : new CriAgentRuntime(config.criEndpoint);
-  const runtime: AgentRuntime = deps.runtime ?? (criRuntime as CriAgentRuntime);
-  const cri = criRuntime;
-  const warmImages: WarmImagesFn | undefined =
-    deps.warmImages ?? (cri ? async (input) => warmImagesOn(await cri.connect(input.signal), { ...input, logger: log }) : undefined);
   if (config.allowedRoots.length > 0) {
     // A root that does not exist or is not a directory is a configuration error: say so now.
     await resolveRoots(config.allowedRoots).catch((err: unknown) => {
       throw new ConfigError(`${AGENT_OPTIONS.allowedRoot.flag}: ${err instanceof Error ? err.message : String(err)}`);
     });
+  }
+
+  let runtime: AgentRuntime;
+  let warmImages: WarmImagesFn | undefined = deps.warmImages;
+  if (deps.runtime) {
+    runtime = deps.runtime;
+  } else {
+    const cri = new CriAgentRuntime(config.criEndpoint);
+    runtime = cri;
+    warmImages ??= async (input) => warmImagesOn(await cri.connect(input.signal), { ...input, logger: log });
   }
 
   const metrics = createAgentMetrics({ tasksInFlight: () => registry.inFlight, processMetrics: deps.processMetrics ?? true });
