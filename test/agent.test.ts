@@ -106,6 +106,7 @@ describe('stoker agent', () => {
   let stalling: StallingRegistry;
   let agent: RunningAgent;
   let client: AgentClient;
+  let models: string;
   const logLines: string[] = [];
 
   beforeAll(async () => {
@@ -128,7 +129,11 @@ describe('stoker agent', () => {
         cb();
       },
     });
-    agent = await startAgent(resolveAgentConfig(agentFlags(certs, containerd)), {
+    models = join(dir, 'models');
+    await mkdir(join(models, 'llama'), { recursive: true });
+    await writeFile(join(models, 'llama', 'weights.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
+    await writeFile(join(models, 'llama', 'notes.txt'), 'hello');
+    agent = await startAgent(resolveAgentConfig(agentFlags(certs, containerd, { allowedRoot: [models] })), {
       logger: createLogger({ name: 'stoker-agent', level: 'info', destination }),
     });
     client = agentClient(agent.grpcAddress, certs);
@@ -310,6 +315,29 @@ describe('stoker agent', () => {
     expect(outcome.result?.images[0]?.failure?.code).toBe('PROGRESS_TIMEOUT');
     expect(outcome.result?.images[0]?.failure?.message).toContain(image);
     expect(stalling.connections()).toBeGreaterThan(0);
+  });
+
+  it('reads files under an allowed root into the page cache, and refuses a path outside every root', async () => {
+    const outside = join(dir, 'pki');
+    const outcome = await warm(client, {
+      taskId: 'files-1',
+      nodeName: NODE,
+      paths: [
+        { path: join(models, 'llama'), include: ['*.bin'] },
+        { path: outside, include: [] },
+      ],
+    });
+    expect(outcome.error).toBeUndefined();
+    const [inside, refused] = outcome.result?.paths ?? [];
+    expect(inside).toMatchObject({ path: join(models, 'llama'), state: 'DONE', files: 1, bytes: 3 * 1024 * 1024 });
+    expect(refused?.state).toBe('FAILED');
+    expect(refused?.failure?.code).toBe('PATH_OUTSIDE_ROOT');
+    expect(refused?.failure?.message).toContain(outside);
+    expect(outcome.events.some((e) => e.file?.path === join(models, 'llama'))).toBe(true);
+    const status = await nodeStatus(client, NODE);
+    expect(status.allowedRoots).toEqual([models]);
+    const metrics = await (await fetch(`${agent.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^stoker_file_bytes_read_total ${3 * 1024 * 1024}$`, 'm'));
   });
 
   it('reports which images are present', async () => {
