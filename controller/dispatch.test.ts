@@ -187,6 +187,25 @@ describe('WarmupRun', () => {
     expect(fleet.requests).toHaveLength(0);
   });
 
+  it('counts bytes the runtime could not attribute to one image once per node', async () => {
+    const connect = (): AgentConnection => ({
+      warm(_req, opts) {
+        const ev = (image: string, bytesKnown: boolean, done: number, total: number) =>
+          opts.onEvent?.({ image: { image, state: 'RUNNING', bytesDone: done, bytesTotal: total, bytesKnown, elapsedSeconds: 0 }, event: 'image' });
+        ev('a', false, 30, 200); // both report the node's aggregate
+        ev('b', false, 40, 200);
+        ev('c', true, 5, 10); // attributed to c alone
+        return new Promise(() => undefined);
+      },
+      nodeStatus: () => Promise.reject(new Error('unused')),
+    });
+    const run = new WarmupRun(baseOptions({ targets: targetsOf(['n']), connect }));
+    run.start();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(run.snapshot()).toMatchObject({ bytesDone: 45, bytesTotal: 210 });
+    run.cancel();
+  });
+
   it('cancel aborts attempts in flight and resolves cancelled', async () => {
     const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''), 5000);
     const run = new WarmupRun(baseOptions({ targets: targetsOf(['a']), connect: fleet.connect }));

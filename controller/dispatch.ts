@@ -404,7 +404,9 @@ export class WarmupRun {
         answered = true;
         o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
       }
-      if (ev.image) n.items.set(`i:${ev.image.image}`, { done: ev.image.bytesDone, total: ev.image.bytesTotal });
+      // An image whose bytes the runtime cannot attribute to it alone (bytesKnown false) reports
+      // the node's concurrent downloads together: count that aggregate once, not once per image.
+      if (ev.image) n.items.set(ev.image.bytesKnown ? `i:${ev.image.image}` : 'i:*', { done: ev.image.bytesDone, total: ev.image.bytesTotal });
       else if (ev.file) n.items.set(`f:${ev.file.path}`, { done: ev.file.bytesDone, total: ev.file.bytesTotal });
       o.onChange();
     };
