@@ -13,6 +13,7 @@ import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { DockerConfigError, loadDockerCredentials } from './images/docker-config.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_TIMEOUT_MS, warmImages, type ImagePullPolicy } from './warm/images.js';
 import { FILE_ENV, filesPart, parseFileFlags, type FileFlags, type FilesConfig } from './warm/files-part.js';
+import { DEFAULT_READERS } from './warm/readers.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -522,7 +523,7 @@ export function registerWarmCommand(program: Command): Command {
     .addOption(new Option('--include <glob>', `read only files matching this glob, relative to each --path ("*.bin" matches at any depth) [env: ${FILE_ENV.include}]`).argParser(collect))
     .addOption(new Option('--exclude <glob>', `skip files and directories matching this glob, relative to each --path [env: ${FILE_ENV.exclude}]`).argParser(collect))
     .option('--budget <mode>', `when the files exceed available memory or Stoker's cgroup limit: warn (default), refuse or off [env: ${FILE_ENV.budget}]`)
-    .option('--readers <n>', `files read at once (default 16; set UV_THREADPOOL_SIZE as high for all to run) [env: ${FILE_ENV.readers}]`)
+    .option('--readers <n>', `files read at once (default ${DEFAULT_READERS}; UV_THREADPOOL_SIZE bounds how many really run) [env: ${FILE_ENV.readers}]`)
     .option('--json', `print one JSON summary on stdout instead of the display [env: ${WARM_ENV.json}]`)
     .option('--log-level <level>', `log level on stderr (default error) [env: ${WARM_ENV.logLevel}]`)
     .exitOverride((err: CommanderError) => {

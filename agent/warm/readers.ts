@@ -12,7 +12,7 @@ import type { Native } from './native.js';
 import type { FileEntry, Issue } from './paths.js';
 import { errnoCode, errnoText } from './paths.js';
 
-export const DEFAULT_READERS = 16;
+export const DEFAULT_READERS = 32;
 export const DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024;
 const MIN_BUFFER_BYTES = 64 * 1024;
 
@@ -157,6 +157,8 @@ export interface PoolOptions {
 
 /** Files from this size up are streamed through the big buffers by a few readers. */
 export const LARGE_FILE_BYTES = 1024 * 1024;
+/** A small file's cost is its calls, not its bytes: small buffers let many be in flight. */
+const SMALL_BUFFER_BYTES = 256 * 1024;
 /**
  * Streams of large files read at once. One sequential stream per file already keeps the disk
  * busy through the kernel's read-ahead; more streams only add buffers (and seeks).
@@ -166,9 +168,8 @@ export const MAX_LARGE_READERS = 4;
 /**
  * Reads every file with at most `readers` files in flight: first the large files (largest
  * first, at most MAX_LARGE_READERS at once, each reader with a `bufferBytes` buffer), then the
- * small ones (all `readers`, each with a buffer just larger than the largest small file, since
- * a small file costs its calls, not its bytes). Buffer memory stays at most
- * max(MAX_LARGE_READERS x bufferBytes, readers x LARGE_FILE_BYTES). Resolves when all are read;
+ * small ones (all `readers`, each with a buffer of at most 256 KiB). Buffer memory stays at
+ * most max(MAX_LARGE_READERS x bufferBytes, readers x 256 KiB). Resolves when all are read;
  * rejects with the abort reason when cancelled, after every reader has stopped.
  */
 export async function readAll(files: readonly FileEntry[], opts: PoolOptions): Promise<void> {
@@ -176,7 +177,7 @@ export async function readAll(files: readonly FileEntry[], opts: PoolOptions): P
   const large = order.filter((f) => f.size >= LARGE_FILE_BYTES);
   const small = order.filter((f) => f.size < LARGE_FILE_BYTES);
   if (large.length > 0) await pool(large, Math.min(opts.readers, MAX_LARGE_READERS), opts.bufferBytes, opts);
-  if (small.length > 0) await pool(small, opts.readers, Math.min(opts.bufferBytes, LARGE_FILE_BYTES), opts);
+  if (small.length > 0) await pool(small, opts.readers, Math.min(opts.bufferBytes, SMALL_BUFFER_BYTES), opts);
 }
 
 async function pool(order: readonly FileEntry[], readers: number, maxBuffer: number, opts: PoolOptions): Promise<void> {
