@@ -336,7 +336,8 @@ describe('restarts and replicas', () => {
   });
 
   it('two controllers elect one leader; only the leader dispatches', async () => {
-    const flags = { leaderElect: 'true', leaseDuration: '4s', renewDeadline: '3s', retryPeriod: '500ms', leaderLeaseName: 'stoker-controller-pair' };
+    // Long enough that a loaded machine does not flip the leader mid-Warmup.
+    const flags = { leaderElect: 'true', leaseDuration: '15s', renewDeadline: '10s', retryPeriod: '1s', leaderLeaseName: 'stoker-controller-pair' };
     const a = await inProcessController({ ...flags, leaderElectionId: 'replica-a' });
     const b = await inProcessController({ ...flags, leaderElectionId: 'replica-b' });
     try {
