@@ -15,6 +15,7 @@ import { createLogger } from '../proto/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage } from './support/images.js';
+import { freePort } from './support/ports.js';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
 import { REPO_ROOT } from './support/proc.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
@@ -329,6 +330,40 @@ describe('restarts and replicas', () => {
       // One task and one pull per node: the restarted controller joined the running tasks.
       expect(tasksAfter.map((t, i) => t - (tasksBefore[i] ?? 0))).toEqual([1, 1, 1]);
       expect(pulledAfter.map((t, i) => t - (pulledBefore[i] ?? 0))).toEqual([1, 1, 1]);
+    } finally {
+      proxy.setRate(1024 * 1024);
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a restarted controller does not redo nodes its predecessor recorded done', async () => {
+    const image = (await pushRandomImage(registry, 'ctl/restart-record', { layers: 1, layerSizeBytes: 1536 * 1024 })).replace(registry.host, proxy.host);
+    proxy.setRate(512 * 1024);
+    const port = await freePort();
+    const start = (): ChildProcess => {
+      const flags = Object.entries(controllerFlags({ httpListen: `127.0.0.1:${port}` })).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v]);
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'controller', ...flags], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr?.resume();
+      return child;
+    };
+    let child = start();
+    try {
+      await api.create(NS, 'restart-record', { images: [{ image }], policy: { parallelism: 1 } });
+      // Killed once one node is recorded done and the next one is in flight.
+      await waitFor('one node recorded done, one in flight', async () => {
+        const w = await api.get(NS, 'restart-record');
+        return w?.status?.succeededNodes === 1 && w.status.activeNodeList?.length === 1 ? true : undefined;
+      }, 60_000, 100);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      child = start();
+      proxy.setRate(8 * 1024 * 1024);
+      const w = await finished('restart-record');
+      expect(w.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 3, desiredNodes: 3 });
+      expect(await presentOn(image)).toEqual(NODES);
+      // The restarted controller warmed only the two nodes not yet recorded.
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/^stoker_node_tasks_total\{outcome="succeeded"\} 2$/m);
     } finally {
       proxy.setRate(1024 * 1024);
       child.kill('SIGKILL');
