@@ -10,8 +10,8 @@ const EXIT_DEADLINE_MS = 9_500;
 
 /**
  * The announcement's flags, as ANNOUNCE_OPTIONS in announce.ts has them (agent-command.test.ts keeps
- * the two equal). They are repeated here so that announce.ts, and @kubernetes/client-node with it
- * (some 65 MB resident), load only when the agent is asked to announce itself.
+ * the two equal). They are repeated here so that announce.ts and its Lease client load only when
+ * the agent is asked to announce itself.
  */
 export const ANNOUNCE_FLAGS = {
   kubeconfig: { flag: '--kubeconfig', env: 'STOKER_KUBECONFIG' },
@@ -83,7 +83,17 @@ export function registerAgentCommand(program: Command): void {
         process.exit(1);
       }
       const running = agent;
-      const announcer = announce && announceModule ? announceModule.announceAgent(announce, running, log) : undefined;
+      let announcer;
+      try {
+        announcer = announce && announceModule ? announceModule.announceAgent(announce, running, log) : undefined;
+      } catch (err) {
+        // A kubeconfig that cannot be used: say which, and leave (the agent is not yet announced).
+        const message = err instanceof Error ? err.message : String(err);
+        log.fatal({ err: message }, 'agent cannot announce itself');
+        process.stderr.write(`stoker agent: ${message}\n`);
+        await running.stop('cannot announce').catch(() => undefined);
+        process.exit(2);
+      }
       const onSignal = (signal: NodeJS.Signals) => {
         const deadline = setTimeout(() => {
           log.error({ signal, ms: EXIT_DEADLINE_MS }, 'shutdown did not finish in time; exiting');

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { V1Lease } from '@kubernetes/client-node';
 import { createLogger } from '../proto/log.js';
-import { endpointFor, resolveAnnounceConfig, startAnnouncer, type AnnounceLeaseApi, type Announcer } from './announce.js';
+import { endpointFor, resolveAnnounceConfig, startAnnouncer, type AnnounceLeaseApi, type Announcer, type Lease } from './announce.js';
 
 /** Runs fn on a later tick: a fake API answers asynchronously, throwing as a rejection. */
 const later = <T>(fn: () => T): Promise<T> => Promise.resolve().then(fn);
@@ -10,7 +9,7 @@ const log = createLogger({ name: 'test', level: 'silent' });
 
 /** An in-memory fake of the Lease API with resource versions. */
 class FakeLeaseApi implements AnnounceLeaseApi {
-  leases = new Map<string, V1Lease>();
+  leases = new Map<string, Lease>();
   rv = 0;
   down = false;
   writes = 0;
@@ -20,23 +19,23 @@ class FakeLeaseApi implements AnnounceLeaseApi {
   read = (_ns: string, name: string) => later(() => {
     this.check();
     const l = this.leases.get(name);
-    return l ? (JSON.parse(JSON.stringify(l)) as V1Lease) : undefined;
+    return l ? (JSON.parse(JSON.stringify(l)) as Lease) : undefined;
   });
-  create = (_ns: string, l: V1Lease) => later(() => {
+  create = (_ns: string, l: Lease) => later(() => {
     this.check();
     const name = l.metadata!.name!;
     if (this.leases.has(name)) throw Object.assign(new Error('exists'), { code: 409 });
     this.writes++;
-    this.leases.set(name, JSON.parse(JSON.stringify({ ...l, metadata: { ...l.metadata, resourceVersion: String(++this.rv) } })) as V1Lease);
+    this.leases.set(name, JSON.parse(JSON.stringify({ ...l, metadata: { ...l.metadata, resourceVersion: String(++this.rv) } })) as Lease);
     return l;
   });
-  replace = (_ns: string, name: string, l: V1Lease) => later(() => {
+  replace = (_ns: string, name: string, l: Lease) => later(() => {
     this.check();
     const cur = this.leases.get(name);
     if (!cur) throw Object.assign(new Error('not found'), { code: 404 });
     if (cur.metadata?.resourceVersion !== l.metadata?.resourceVersion) throw Object.assign(new Error('conflict'), { code: 409 });
     this.writes++;
-    this.leases.set(name, JSON.parse(JSON.stringify({ ...l, metadata: { ...l.metadata, resourceVersion: String(++this.rv) } })) as V1Lease);
+    this.leases.set(name, JSON.parse(JSON.stringify({ ...l, metadata: { ...l.metadata, resourceVersion: String(++this.rv) } })) as Lease);
     return l;
   });
   delete = (_ns: string, name: string) => later(() => {

@@ -6,24 +6,35 @@
 // someone deleted or changed is recreated or taken back. On stop the Lease is deleted, so the
 // controller sees at once that this agent is gone.
 //
-//   const announcer = startAnnouncer({ kubeConfig, namespace, nodeName, endpoint, leaseDurationSeconds, signal, log });
+// The Lease is written with the small client in kube/ (not the Kubernetes JavaScript client: it would more
+// than double the agent's resident memory).
+//
+//   const announcer = startAnnouncer({ server: loadKubeconfig(path), namespace, nodeName, endpoint, leaseDurationSeconds, signal, log });
 //   await announcer.firstRenewal;   // optional: resolves after the first successful write
 //   await announcer.stop();
-import { CoordinationV1Api, KubeConfig, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import { fromKubeConfig, loadDefaultConfig, loadKubeconfig, type ApiServerConfig, type KubeConfigLike } from './kube/kubeconfig.js';
+import { leaseClient, microTime, type Lease } from './kube/lease-client.js';
 import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION, agentLeaseName } from '../proto/agent-lease.js';
 import type { Logger } from '../proto/log.js';
 import { STOKER_VERSION } from '../proto/version.js';
 
-/** The Lease calls the announcer makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
+export type { Lease } from './kube/lease-client.js';
+
+/** The Lease calls the announcer makes; the default uses kube/lease-client.ts. Unit tests pass a fake. */
 export interface AnnounceLeaseApi {
-  read(namespace: string, name: string): Promise<V1Lease | undefined>;
-  create(namespace: string, lease: V1Lease): Promise<V1Lease>;
-  replace(namespace: string, name: string, lease: V1Lease): Promise<V1Lease>;
-  delete(namespace: string, name: string): Promise<void>;
+  read(namespace: string, name: string, signal?: AbortSignal): Promise<Lease | undefined>;
+  create(namespace: string, lease: Lease, signal?: AbortSignal): Promise<Lease>;
+  replace(namespace: string, name: string, lease: Lease, signal?: AbortSignal): Promise<Lease>;
+  delete(namespace: string, name: string, signal?: AbortSignal): Promise<void>;
+  /** Closes idle connections (called by stop() for an api the announcer made itself). */
+  close?(): void;
 }
 
 export interface AnnouncerOptions {
-  kubeConfig?: KubeConfig;
+  /** The API server and credentials (kube/kubeconfig.ts). */
+  server?: ApiServerConfig;
+  /** Or an already loaded KubeConfig of the Kubernetes JavaScript client (its current context). */
+  kubeConfig?: KubeConfigLike;
   api?: AnnounceLeaseApi;
   namespace: string;
   nodeName: string;
@@ -58,27 +69,15 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message.slice(0, 300) : String(err);
 }
 
-export function coordinationAnnounceApi(kc: KubeConfig): AnnounceLeaseApi {
-  const api = kc.makeApiClient(CoordinationV1Api);
-  return {
-    read: async (namespace, name) => {
-      try {
-        return await api.readNamespacedLease({ namespace, name });
-      } catch (err) {
-        if (errorCode(err) === 404) return undefined;
-        throw err;
-      }
-    },
-    create: (namespace, body) => api.createNamespacedLease({ namespace, body }),
-    replace: (namespace, name, body) => api.replaceNamespacedLease({ namespace, name, body }),
-    delete: async (namespace, name) => {
-      try {
-        await api.deleteNamespacedLease({ namespace, name });
-      } catch (err) {
-        if (errorCode(err) !== 404) throw err;
-      }
-    },
-  };
+/** The announcer's Lease calls against a real API server. */
+export function leaseAnnounceApi(server: ApiServerConfig): AnnounceLeaseApi {
+  const client = leaseClient(server);
+  return { read: client.get, create: client.create, replace: client.replace, delete: client.delete, close: client.close };
+}
+
+/** The same for a KubeConfig of the Kubernetes JavaScript client (or anything shaped like one). */
+export function coordinationAnnounceApi(kc: KubeConfigLike): AnnounceLeaseApi {
+  return leaseAnnounceApi(fromKubeConfig(kc));
 }
 
 const ENDPOINT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -97,7 +96,7 @@ export interface AnnounceOptionsInput {
 }
 
 export interface AnnounceConfig {
-  /** undefined: in-cluster config (or the default kubeconfig). */
+  /** undefined: KUBECONFIG, ~/.kube/config or the in-cluster ServiceAccount (kube/kubeconfig.ts loadDefaultConfig). */
   readonly kubeconfig: string | undefined;
   readonly namespace: string;
   /** Host (IP or DNS name) the controller dials; undefined: the address the agent listens on. */
@@ -142,18 +141,21 @@ export function endpointFor(host: string, port: number): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** Starts announcing a running agent as its command does: endpoint = advertise address (or listen address) + gRPC port. */
+/**
+ * Starts announcing a running agent as its command does: endpoint = advertise address (or listen
+ * address) + gRPC port. Throws a KubeconfigError naming the file or setting when the API server's
+ * config cannot be loaded.
+ */
 export function announceAgent(
   config: AnnounceConfig,
   agent: { nodeName: string; grpcPort: number; grpcAddress: string },
   log: Logger,
   signal?: AbortSignal,
+  env: Readonly<Record<string, string | undefined>> = process.env,
 ): Announcer {
-  const kubeConfig = new KubeConfig();
-  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  const server = config.kubeconfig ? loadKubeconfig(config.kubeconfig) : loadDefaultConfig(env);
   const endpoint = config.advertiseAddress ? endpointFor(config.advertiseAddress, agent.grpcPort) : agent.grpcAddress;
-  return startAnnouncer({ kubeConfig, namespace: config.namespace, nodeName: agent.nodeName, endpoint, log, ...(signal ? { signal } : {}) });
+  return startAnnouncer({ server, namespace: config.namespace, nodeName: agent.nodeName, endpoint, log, ...(signal ? { signal } : {}) });
 }
 
 export function startAnnouncer(opts: AnnouncerOptions): Announcer {
@@ -162,8 +164,9 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
   }
   const duration = opts.leaseDurationSeconds ?? 30;
   if (!Number.isInteger(duration) || duration < 1) throw new Error(`lease duration "${String(duration)}" is not a whole number of seconds >= 1`);
-  const api = opts.api ?? (opts.kubeConfig ? coordinationAnnounceApi(opts.kubeConfig) : undefined);
-  if (!api) throw new Error('startAnnouncer needs kubeConfig or api');
+  const ownApi = opts.api ? undefined : opts.server ? leaseAnnounceApi(opts.server) : opts.kubeConfig ? coordinationAnnounceApi(opts.kubeConfig) : undefined;
+  const api = opts.api ?? ownApi;
+  if (!api) throw new Error('startAnnouncer needs server, kubeConfig or api');
 
   const { namespace, nodeName, endpoint, log } = opts;
   const name = agentLeaseName(nodeName);
@@ -176,8 +179,8 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
   let resolveFirst!: () => void;
   const firstRenewal = new Promise<void>((r) => (resolveFirst = r));
 
-  const desired = (base: V1Lease | undefined, now: Date): V1Lease => {
-    const stamp = new V1MicroTime(now.getTime());
+  const desired = (base: Lease | undefined, now: Date): Lease => {
+    const stamp = microTime(now);
     const takingOver = base?.spec?.holderIdentity !== nodeName;
     return {
       apiVersion: 'coordination.k8s.io/v1',
@@ -202,10 +205,10 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
   /** One heartbeat: read, then create or replace. A conflict is retried at once, a few times. */
   const beat = async (): Promise<void> => {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const current = await api.read(namespace, name);
+      const current = await api.read(namespace, name, signal);
       try {
-        if (!current) await api.create(namespace, desired(undefined, new Date()));
-        else await api.replace(namespace, name, desired(current, new Date()));
+        if (!current) await api.create(namespace, desired(undefined, new Date()), signal);
+        else await api.replace(namespace, name, desired(current, new Date()), signal);
         return;
       } catch (err) {
         const code = errorCode(err);
@@ -226,6 +229,7 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
         } else if (failing) log.info({ lease: name }, 'agent announcement renewed again');
         failing = false;
       } catch (err) {
+        if (signal.aborted) break; // stopping: the write in flight was cancelled
         if (!failing) log.warn({ lease: name, namespace, code: errorCode(err), err: errorText(err) }, 'agent announcement failed; retrying');
         failing = true;
       }
@@ -250,6 +254,7 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
             log.warn({ lease: name, code: errorCode(err), err: errorText(err) }, 'could not withdraw agent announcement');
           }
         }
+        ownApi?.close?.();
       })();
       return stopping;
     },
