@@ -161,9 +161,10 @@ export const LARGE_FILE_BYTES = 1024 * 1024;
 const SMALL_BUFFER_BYTES = 256 * 1024;
 /**
  * Streams of large files read at once. One sequential stream per file already keeps the disk
- * busy through the kernel's read-ahead; more streams only add buffers (and seeks).
+ * busy through the kernel's read-ahead; on a virtio disk 2 streams beat 1 and 4 add nothing
+ * but buffers (test/bench/files.ts --only sweep).
  */
-export const MAX_LARGE_READERS = 4;
+export const MAX_LARGE_READERS = 2;
 
 /**
  * Reads every file with at most `readers` files in flight: first the large files (largest
