@@ -10,6 +10,8 @@ const BATCH_FILES = 512;
 const BATCH_CHARS = 64 * 1024;
 /** fincore opens each file; a file swapped for a FIFO would block it, so every run is bounded. */
 const RUN_TIMEOUT_MS = 60_000;
+/** fincore runs at once: over a network filesystem each open is a round trip, so overlap them. */
+const PARALLEL_RUNS = 4;
 
 let fincoreMissing = false;
 
@@ -17,24 +19,30 @@ let fincoreMissing = false;
 export async function residentBytes(paths: readonly string[], signal: AbortSignal): Promise<number> {
   if (paths.length === 0) return 0;
   if (fincoreMissing) return UNKNOWN;
-  let total = 0;
+  const batches: string[][] = [];
   let batch: string[] = [];
   let chars = 0;
-  const flush = async (): Promise<boolean> => {
-    if (batch.length === 0) return true;
-    const got = await runFincore(batch, signal);
-    batch = [];
-    chars = 0;
-    if (got === UNKNOWN) return false;
-    total += got;
-    return true;
-  };
   for (const p of paths) {
     batch.push(p);
     chars += p.length + 1;
-    if ((batch.length >= BATCH_FILES || chars >= BATCH_CHARS) && !(await flush())) return UNKNOWN;
+    if (batch.length >= BATCH_FILES || chars >= BATCH_CHARS) {
+      batches.push(batch);
+      batch = [];
+      chars = 0;
+    }
   }
-  if (!(await flush())) return UNKNOWN;
+  if (batch.length > 0) batches.push(batch);
+  let total = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const b = batches[next++];
+      if (!b || total === UNKNOWN) return;
+      const got = await runFincore(b, signal);
+      total = got === UNKNOWN || total === UNKNOWN ? UNKNOWN : total + got;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_RUNS, batches.length) }, worker));
   return total;
 }
 
