@@ -1,6 +1,6 @@
 // Benchmark: the agent's resident memory, idle and while it runs 8 pulls at once.
 //
-//   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB]
+//   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB] [--announce]
 //
 // The built CLI (`node dist/bin/stoker.js agent`) runs as its own process against a private
 // containerd and registry on loopback (test/support), with real certificates; its RSS is read
@@ -10,6 +10,9 @@
 // - the agent: 8 concurrent Warm calls over mutual TLS, one image each; its RSS is sampled every
 //   50 ms and the round's peak kept;
 // - the plain tool: 8 concurrent bare CRI PullImage calls from a minimal grpc-js process.
+// With --announce the agent also announces itself (--kubeconfig, --announce-namespace) to a real
+// kube-apiserver on loopback (test/support/kube.ts), renewing its Lease every 10 s throughout, as
+// every agent in a cluster does; sampling starts once the first Lease is written.
 // Prints the idle RSS 3 s after start (start-up garbage not yet collected) and medians over the
 // rounds: idle RSS before each round (target <= 80 MB), peak RSS during the pulls (target
 // <= 150 MB), and the wall time of the 8 pulls against the plain tool's.
@@ -23,6 +26,7 @@ import { agentProto, type AgentClient, type WarmEvent__Output } from '../../prot
 import { makeCertificates } from '../support/certs.js';
 import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';
+import { startKube, type Kube } from '../support/kube.js';
 import { REPO_ROOT, run } from '../support/proc.js';
 import { startRegistry } from '../support/registry.js';
 
@@ -34,6 +38,8 @@ const flag = (name: string): string | undefined => {
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 /** Size of each of the 8 images. */
 const SIZE_MB = Number(flag('--size-mb') ?? 16);
+const ANNOUNCE = args.includes('--announce');
+const ANNOUNCE_NS = 'stoker-bench';
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
 const NODE = 'bench-node';
 const IDLE_TARGET_MB = 80;
@@ -106,7 +112,8 @@ function warmOne(client: AgentClient, taskId: string, image: string): Promise<vo
   });
 }
 
-function startAgentProcess(args: string[]): Promise<{ child: ChildProcess; grpcAddress: string }> {
+/** Starts the agent; resolves once the runtime is ready (and, when announcing, the first Lease is written). */
+function startAgentProcess(args: string[], announcing: boolean): Promise<{ child: ChildProcess; grpcAddress: string }> {
   const child = spawn(process.execPath, [CLI, 'agent', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
@@ -114,12 +121,13 @@ function startAgentProcess(args: string[]): Promise<{ child: ChildProcess; grpcA
       out += b.toString();
       const line = out.split('\n').find((l) => l.includes('"container runtime ready"'));
       const started = out.split('\n').find((l) => l.includes('"agent started"'));
-      if (line && started) resolve({ child, grpcAddress: (JSON.parse(started) as { grpc: string }).grpc });
+      const announced = !announcing || out.includes('"announced agent to the API server"');
+      if (line && started && announced) resolve({ child, grpcAddress: (JSON.parse(started) as { grpc: string }).grpc });
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.on('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
-    setTimeout(() => reject(new Error(`agent did not report ready within 60 s: ${out}`)), 60_000).unref();
+    setTimeout(() => reject(new Error(`agent did not report ready${announcing ? ' and announced' : ''} within 60 s: ${out}`)), 60_000).unref();
   });
 }
 
@@ -127,8 +135,16 @@ if (!existsSync(CLI)) await run('npm', ['run', 'build']);
 const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-rss-'));
 const containerd = await startContainerd();
 const registry = await startRegistry();
+let kube: Kube | undefined;
 let agent: ChildProcess | undefined;
 try {
+  const announceArgs: string[] = [];
+  if (ANNOUNCE) {
+    kube = await startKube({ installCrd: false });
+    await kube.kubectl(['create', 'namespace', ANNOUNCE_NS]);
+    announceArgs.push('--kubeconfig', kube.kubeconfigPath, '--announce-namespace', ANNOUNCE_NS, '--advertise-address', '127.0.0.1');
+    process.stderr.write('announcing to a kube-apiserver on loopback\n');
+  }
   await registry.addTo(containerd);
   const certs = await makeCertificates(join(dir, 'pki'));
   const images: string[] = [];
@@ -146,7 +162,8 @@ try {
     '--tls-private-key-file', certs.serverKey,
     '--client-ca-file', certs.caCert,
     '--pull-concurrency', '8',
-  ]);
+    ...announceArgs,
+  ], ANNOUNCE);
   agent = started.child;
   const pid = agent.pid ?? 0;
   await sleep(3_000);
@@ -199,7 +216,12 @@ try {
   client.close();
 
   const verdict = (value: number, target: number) => (value <= target ? 'ok' : 'OVER TARGET');
-  console.log(`\nagent RSS, 8 concurrent pulls of ${SIZE_MB} MB images (${ROUNDS} rounds, medians)`);
+  if (kube) {
+    const holder = await kube.kubectl(['get', 'lease', `stoker-agent-${NODE}`, '-n', ANNOUNCE_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
+    if (holder !== NODE) throw new Error(`the agent's Lease is held by "${holder}", not ${NODE}`);
+  }
+  const mode = ANNOUNCE ? ', announcing its Lease to a kube-apiserver' : ', not announcing';
+  console.log(`\nagent RSS${mode}, 8 concurrent pulls of ${SIZE_MB} MB images (${ROUNDS} rounds, medians)`);
   console.log(`  idle 3 s after start             ${idleAtStart.toFixed(1).padStart(6)} MB   target <= ${IDLE_TARGET_MB} MB   ${verdict(idleAtStart, IDLE_TARGET_MB)}`);
   console.log(`  idle between rounds              ${median(idle).toFixed(1).padStart(6)} MB   target <= ${IDLE_TARGET_MB} MB   ${verdict(median(idle), IDLE_TARGET_MB)}`);
   console.log(`  peak during 8 concurrent pulls   ${median(peaks).toFixed(1).padStart(6)} MB   target <= ${PULLS_TARGET_MB} MB   ${verdict(median(peaks), PULLS_TARGET_MB)}  (max ${Math.max(...peaks).toFixed(1)} MB)`);
@@ -207,7 +229,13 @@ try {
   console.log(`  8 bare CRI PullImage calls       ${median(bareSeconds).toFixed(2).padStart(6)} s`);
   console.log(`  ratio agent / bare               ${(median(agentSeconds) / median(bareSeconds)).toFixed(2)}`);
 } finally {
-  agent?.kill('SIGTERM');
+  if (agent && agent.exitCode === null) {
+    // Let it withdraw its Lease before the API server goes.
+    const exited = new Promise((resolve) => agent?.once('exit', resolve));
+    agent.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+  }
+  await kube?.stop();
   await containerd.stop();
   await registry.stop();
   await rm(dir, { recursive: true, force: true });
