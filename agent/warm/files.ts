@@ -33,7 +33,7 @@ import { type BudgetMode, type MemoryFacts, budgetWarnings, formatBytes, readMem
 import { loadNative } from './native.js';
 import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, measureResident, readAll } from './readers.js';
-import { UNKNOWN, residentBytes } from './residency.js';
+import { UNKNOWN, isNetworkFilesystem, residentBytes } from './residency.js';
 
 export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS } from './readers.js';
 export { PathError, resolveRoots } from './paths.js';
@@ -202,10 +202,12 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
       // After the whole tree is read, not file by file: a tree that evicts itself shows here.
       const failed = new Set(w.issues.map((i) => i.path));
       const read = tree.files.filter((f) => !failed.has(f.shown));
-      // fincore is the cheaper pass (one process per 512 files, no thread-pool round trips);
-      // the native helper measures where fincore cannot.
-      w.residentAfter = await residentBytes(read.map((f) => f.real), signal);
-      if (w.residentAfter === UNKNOWN && native) w.residentAfter = await measureResident(read, native, readers, signal);
+      // On a local filesystem fincore is the cheaper pass (one process per 512 files, no
+      // thread-pool round trips); over a network filesystem every open is a round trip, and the
+      // native helper overlaps `readers` of them. Each measures where the other cannot.
+      const remote = native ? await isNetworkFilesystem(tree.real) : false;
+      w.residentAfter = remote && native ? await measureResident(read, native, readers, signal) : await residentBytes(read.map((f) => f.real), signal);
+      if (w.residentAfter === UNKNOWN && native && !remote) w.residentAfter = await measureResident(read, native, readers, signal);
     }
     emit(w, w.failure ? 'FAILED' : 'DONE', started);
   }

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { residentBytes } from './residency.js';
+import { isNetworkFilesystem, residentBytes } from './residency.js';
 
 let base: string;
 const never = new AbortController().signal;
@@ -36,5 +36,12 @@ describe('residentBytes', () => {
     } finally {
       process.env.PATH = path;
     }
+  });
+});
+
+describe('isNetworkFilesystem', () => {
+  it('is false for a local directory and for a path that does not exist', async () => {
+    expect(await isNetworkFilesystem(base)).toBe(false);
+    expect(await isNetworkFilesystem(join(base, 'missing'))).toBe(false);
   });
 });

@@ -2,6 +2,7 @@
 // (mincore(2) over each file). Where it cannot be measured (no fincore, a file it cannot open,
 // a timeout) the answer is -1, "unknown", never 0.
 import { spawn } from 'node:child_process';
+import { statfs } from 'node:fs/promises';
 
 export const UNKNOWN = -1;
 
@@ -94,4 +95,16 @@ function runFincore(paths: readonly string[], signal: AbortSignal): Promise<numb
       }
     });
   });
+}
+
+/** statfs(2) magic numbers of filesystems whose opens cross a network (FUSE, NFS, SMB, Ceph, 9p, AFS). */
+const NETWORK_FS_TYPES = new Set([0x65735546, 0x6969, 0xff534d42, 0xfe534d42, 0x517b, 0x00c36400, 0x01021997, 0x5346414f, 0x6b414653]);
+
+/** True when `path` lies on a network filesystem; false when unknown. */
+export async function isNetworkFilesystem(path: string): Promise<boolean> {
+  try {
+    return NETWORK_FS_TYPES.has((await statfs(path)).type);
+  } catch {
+    return false;
+  }
 }
