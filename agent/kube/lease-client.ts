@@ -116,8 +116,6 @@ export function leaseClient(config: ApiServerConfig, opts: LeaseClientOptions = 
   const send = (what: string, method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<{ status: number; body: string }> => {
     const url = new URL(path, base);
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': userAgent };
     const authorization = config.authorization();
     if (authorization !== undefined) headers.authorization = authorization;
@@ -125,40 +123,40 @@ export function leaseClient(config: ApiServerConfig, opts: LeaseClientOptions = 
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
+    const stopped = () => (signal?.aborted ? new Error(`${what}: cancelled`) : new Error(`${what}: no answer within ${timeoutMs / 1000} s`));
+    if (signal?.aborted) return Promise.reject(stopped());
+    // The deadline and the caller's signal end this request only; nothing stays attached to the
+    // caller's long-lived signal afterwards (the heartbeat makes thousands of requests a day).
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
+    const onCallerAbort = () => stop.abort();
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
 
     const attempt = (retry: boolean): Promise<{ status: number; body: string }> =>
       new Promise((resolve, reject) => {
-        if (combined.aborted) return reject(abortError(what, signal, timeoutMs));
-        const req = (secure ? https : http).request(url, { method, agent, headers }, (res) => {
+        const req = (secure ? https : http).request(url, { method, agent, headers, signal: stop.signal }, (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (c: Buffer) => {
             size += c.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              req.destroy(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
-              return;
-            }
-            chunks.push(c);
+            if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+            else chunks.push(c);
           });
-          res.on('end', () => {
-            combined.removeEventListener('abort', onAbort);
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
           res.on('error', onError);
         });
-        const onAbort = () => req.destroy(abortError(what, signal, timeoutMs));
         function onError(err: Error): void {
-          combined.removeEventListener('abort', onAbort);
-          if (combined.aborted) return reject(abortError(what, signal, timeoutMs));
-          const code = (err as NodeJS.ErrnoException).code;
-          if (retry && req.reusedSocket && code === 'ECONNRESET') return resolve(attempt(false));
+          if (stop.signal.aborted) return reject(stopped());
+          if (retry && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return resolve(attempt(false));
           reject(new Error(`${what}: ${err.message}`, { cause: err }));
         }
-        combined.addEventListener('abort', onAbort, { once: true });
         req.on('error', onError);
         req.end(payload);
       });
-    return attempt(true);
+    return attempt(true).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerAbort);
+    });
   };
 
   const call = async (what: string, method: string, path: string, body: unknown, signal: AbortSignal | undefined, allow404 = false): Promise<Lease | undefined> => {
@@ -187,8 +185,4 @@ export function leaseClient(config: ApiServerConfig, opts: LeaseClientOptions = 
     },
     close: () => agent.destroy(),
   };
-}
-
-function abortError(what: string, signal: AbortSignal | undefined, timeoutMs: number): Error {
-  return signal?.aborted ? new Error(`${what}: cancelled`) : new Error(`${what}: no answer within ${timeoutMs / 1000} s`);
 }
