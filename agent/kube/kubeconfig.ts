@@ -109,11 +109,18 @@ function parseYaml(text: string): unknown {
   return yamlParse(text);
 }
 
+/** "ENOENT (no such file)" for a failed read. */
+function readFailure(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'a directory' };
+  return code ? `${code}${words[code] ? ` (${words[code]})` : ''}` : (err as Error).message;
+}
+
 function readFile(path: string, what: string, fail: (m: string) => KubeconfigError): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw fail(`cannot read ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw fail(`cannot read ${what} "${path}": ${readFailure(err)}`);
   }
 }
 
@@ -134,11 +141,16 @@ interface ParsedKubeconfig {
 
 function parseKubeconfigFile(path: string): ParsedKubeconfig {
   const fail = (m: string) => new KubeconfigError(`kubeconfig "${path}": ${m}`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw fail(`cannot read it: ${readFailure(err)}`);
+  }
   let doc: unknown;
   try {
-    doc = parseYaml(readFile(path, 'the file', fail).toString('utf8'));
+    doc = parseYaml(text);
   } catch (err) {
-    if (err instanceof KubeconfigError) throw err;
     throw fail(`not YAML: ${(err as Error).message.split('\n')[0] ?? ''}`);
   }
   if (doc === null || doc === undefined) doc = {};
@@ -226,7 +238,7 @@ function tokenFromFile(path: string, what: string, now: () => number): () => str
       } catch (err) {
         if (token === undefined) {
           if (err instanceof KubeconfigError) throw err;
-          throw new KubeconfigError(`cannot read ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          throw new KubeconfigError(`cannot read ${what} "${path}": ${readFailure(err)}`);
         }
       }
     }
@@ -261,7 +273,11 @@ function build(cluster: ClusterEntry, user: UserEntry | undefined, namespace: st
     authorization = () => header;
   } else if (user?.tokenFile !== undefined) {
     const token = tokenFromFile(user.tokenFile, 'tokenFile', opts.now ?? Date.now);
-    token(); // a missing file is a configuration error now, not at the first request
+    try {
+      token(); // a missing file is a configuration error now, not at the first request
+    } catch (err) {
+      throw fail((err as Error).message);
+    }
     authorization = () => `Bearer ${token()}`;
   } else if (user?.username !== undefined) {
     const header = `Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`;
