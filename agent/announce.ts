@@ -6,8 +6,8 @@
 // someone deleted or changed is recreated or taken back. On stop the Lease is deleted, so the
 // controller sees at once that this agent is gone.
 //
-// The Lease is written with the small client in kube/ (not the Kubernetes JavaScript client: it would more
-// than double the agent's resident memory).
+// The Lease is written with the small client in kube/, not the Kubernetes JavaScript client
+// (which would nearly double the agent's resident memory).
 //
 //   const announcer = startAnnouncer({ server: loadKubeconfig(path), namespace, nodeName, endpoint, leaseDurationSeconds, signal, log });
 //   await announcer.firstRenewal;   // optional: resolves after the first successful write
