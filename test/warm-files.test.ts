@@ -38,6 +38,16 @@ async function vmtouchResident(path: string): Promise<number> {
   return Number(m[1]) * Number(page.trim());
 }
 
+/**
+ * Asserts that a warmed file or tree sits in the page cache. A loaded machine may reclaim a
+ * page or two between the warm and the check, so "warm" allows 2% short of the full size.
+ */
+async function expectWarm(path: string, bytes: number): Promise<void> {
+  const resident = await vmtouchResident(path);
+  expect(resident, `${path} resident`).toBeLessThanOrEqual(bytes);
+  expect(resident, `${path} resident`).toBeGreaterThanOrEqual(Math.floor(bytes * 0.98));
+}
+
 function task(path: string, include: string[] = [], exclude: string[] = []): { path: string; include: string[]; exclude: string[] } {
   return { path, include, exclude };
 }
@@ -82,8 +92,9 @@ describe('warmFiles on a real tree', () => {
     expect(r?.bytes).toBe(16 * MiB + 4096);
     expect(r?.issues).toEqual([]);
     expect(r?.residentBytesBefore).toBe(0);
-    expect(r?.residentBytesAfter).toBe(16 * MiB + 4096);
-    expect(await vmtouchResident(dir)).toBe(16 * MiB + 4096);
+    expect(r?.residentBytesAfter).toBeLessThanOrEqual(16 * MiB + 4096);
+    expect(r?.residentBytesAfter).toBeGreaterThanOrEqual(Math.floor((16 * MiB + 4096) * 0.98));
+    await expectWarm(dir, 16 * MiB + 4096);
     expect(events[0]).toBe('WAITING');
     expect(events).toContain('RUNNING');
     expect(events.at(-1)).toBe('DONE');
@@ -102,8 +113,8 @@ describe('warmFiles on a real tree', () => {
 
     expect(r?.state).toBe('DONE');
     expect(r?.files).toBe(2);
-    expect(await vmtouchResident(join(dir, 'a.safetensors'))).toBe(MiB);
-    expect(await vmtouchResident(join(dir, 'b.safetensors'))).toBe(MiB);
+    await expectWarm(join(dir, 'a.safetensors'), MiB);
+    await expectWarm(join(dir, 'b.safetensors'), MiB);
     expect(await vmtouchResident(join(dir, 'notes.txt'))).toBe(0);
     expect(await vmtouchResident(join(dir, 'cache', 'c.safetensors'))).toBe(0);
   });
@@ -164,8 +175,8 @@ describe('path safety', () => {
     expect(r?.state).toBe('DONE');
     expect(r?.files).toBe(2);
     expect(r?.bytes).toBe(3 * MiB);
-    expect(await vmtouchResident(join(dir, 'real', 'weights.bin'))).toBe(2 * MiB);
-    expect(await vmtouchResident(other)).toBe(MiB);
+    await expectWarm(join(dir, 'real', 'weights.bin'), 2 * MiB);
+    await expectWarm(other, MiB);
     expect(await vmtouchResident(secret)).toBe(0);
     const byPath = new Map(r?.issues.map((i) => [i.path, i]));
     expect(byPath.get(join(dir, 'escape.bin'))?.code).toBe('PATH_OUTSIDE_ROOT');
@@ -189,7 +200,7 @@ describe('path safety', () => {
     expect(r?.issues).toHaveLength(1);
     expect(r?.issues[0]?.path).toBe(join(dir, 'pipe'));
     expect(r?.issues[0]?.message).toMatch(/FIFO/);
-    expect(await vmtouchResident(join(dir, 'data.bin'))).toBe(MiB);
+    await expectWarm(join(dir, 'data.bin'), MiB);
   });
 
   it('refuses a file swapped for an escaping symlink between check and open; the outside file stays cold', async () => {
@@ -256,7 +267,7 @@ describe('path safety', () => {
     expect(byPath.get(join(dir, 'a-big.bin'))?.message).toMatch(/shrank from 16777216 to 4194304 bytes/);
     expect(byPath.get(join(dir, 'b-gone.bin'))?.message).toMatch(/vanished/);
     expect(byPath.has(join(dir, 'c-fine.bin'))).toBe(false);
-    expect(await vmtouchResident(join(dir, 'c-fine.bin'))).toBe(MiB);
+    await expectWarm(join(dir, 'c-fine.bin'), MiB);
   });
 });
 
@@ -339,8 +350,9 @@ describe('stoker warm --path', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { ok: boolean; paths: { path: string; state: string; files: number; bytes: number; residentBytesAfter: number }[] };
     expect(doc.ok).toBe(true);
-    expect(doc.paths[0]).toMatchObject({ path: dir, state: 'DONE', files: 1, bytes: 4 * MiB, residentBytesAfter: 4 * MiB });
-    expect(await vmtouchResident(join(dir, 'model.safetensors'))).toBe(4 * MiB);
+    expect(doc.paths[0]).toMatchObject({ path: dir, state: 'DONE', files: 1, bytes: 4 * MiB });
+    expect(doc.paths[0]?.residentBytesAfter).toBeGreaterThanOrEqual(Math.floor(4 * MiB * 0.98));
+    await expectWarm(join(dir, 'model.safetensors'), 4 * MiB);
     expect(await vmtouchResident(join(dir, 'readme.md'))).toBe(0);
   });
 
@@ -358,7 +370,7 @@ describe('stoker warm --path', () => {
     expect(r.stdout).toMatch(/PATH\s+STATE\s+FILES\s+SIZE/);
     expect(r.stdout).toContain(`${dir}  `);
     expect(r.stderr).toContain(`error: PATH_OUTSIDE_ROOT: path "${secret}" is outside the allowed roots`);
-    expect(await vmtouchResident(join(dir, 'w.bin'))).toBe(MiB);
+    await expectWarm(join(dir, 'w.bin'), MiB);
     expect(await vmtouchResident(secret)).toBe(0);
   });
 
