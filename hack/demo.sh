@@ -94,7 +94,7 @@ metadata:
     kubernetes.io/hostname: $node
     stoker.io/demo: "true"
 EOF
-  node dist/bin/stoker.js agent --node-name "$node" --cri-endpoint "$endpoint" \
+  node dist/bin/stoker.cjs agent --node-name "$node" --cri-endpoint "$endpoint" \
     --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
     --tls-cert-file "$pki/stoker-agent.crt" --tls-private-key-file "$pki/stoker-agent.key" --client-ca-file "$pki/ca.crt" \
     --kubeconfig "$kubeconfig" --announce-namespace stoker-system >"$work/$node/agent.log" 2>&1 &
@@ -109,7 +109,7 @@ kubectl get leases -n stoker-system -l stoker.io/agent=true \
   -o custom-columns='LEASE:.metadata.name,NODE:.spec.holderIdentity,ENDPOINT:.metadata.annotations.stoker\.io/grpc-endpoint'
 
 say "the controller"
-node dist/bin/stoker.js controller --kubeconfig "$kubeconfig" --namespace stoker-system \
+node dist/bin/stoker.cjs controller --kubeconfig "$kubeconfig" --namespace stoker-system \
   --tls-cert-file "$pki/stoker-controller.crt" --tls-private-key-file "$pki/stoker-controller.key" \
   --agent-ca-file "$pki/ca.crt" --http-listen 127.0.0.1:0 >"$work/controller.log" 2>&1 &
 pids+=($!)

@@ -1,6 +1,6 @@
 // The agent against real parts: a private containerd, real registries, real certificates. Most
 // tests run the agent in this process (startAgent); shutdown, start-up errors and log redaction
-// run the built CLI (`node dist/bin/stoker.js agent ...`) as a child process.
+// run the built CLI (`node dist/bin/stoker.cjs agent ...`) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -378,7 +378,7 @@ describe('stoker agent', () => {
   });
 
   describe('the stoker agent command', () => {
-    const cli = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+    const cli = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 
     beforeAll(async () => {
       await run('npm', ['run', 'build']);

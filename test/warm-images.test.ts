@@ -17,7 +17,7 @@ import { REPO_ROOT, run } from './support/proc.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
 import { addRegistryHost, startRegistry, startStallingRegistry, type Registry, type StallingRegistry } from './support/registry.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const AUTH = { username: 'warmer', password: 'Sup3r$ecret-pw:42' };
 
 interface CliResult {

@@ -2,7 +2,7 @@
 //
 //   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB] [--announce]
 //
-// The built CLI (`node dist/bin/stoker.js agent`) runs as its own process against a private
+// The built CLI (`node dist/bin/stoker.cjs agent`) runs as its own process against a private
 // containerd and registry on loopback (test/support), with real certificates; its RSS is read
 // from /proc/<pid>/status. Each round first samples the idle agent, then interleaves (order
 // alternating between rounds) two contenders, every pull cold (images removed and their blobs
@@ -40,7 +40,7 @@ const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZE_MB = Number(flag('--size-mb') ?? 16);
 const ANNOUNCE = args.includes('--announce');
 const ANNOUNCE_NS = 'stoker-bench';
-const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NODE = 'bench-node';
 const IDLE_TARGET_MB = 80;
 const PULLS_TARGET_MB = 150;

@@ -5,7 +5,7 @@
 // A real kube-apiserver (test/support/kube.ts), one containerd with a small image already
 // present, and one real agent per simulated node (agent/run.ts startAgent, all in this process,
 // each with its own node name, ports and announcement Lease, all sharing the containerd). The
-// controller is the built CLI (`node dist/bin/stoker.js controller`) as its own process, so its
+// controller is the built CLI (`node dist/bin/stoker.cjs controller`) as its own process, so its
 // RSS (VmRSS from /proc) is its own.
 //
 // Each round, for each size, interleaved (order alternating between rounds):
@@ -44,7 +44,7 @@ const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZES = (flag('--sizes') ?? '50,100,200').split(',').map(Number);
 const PARALLELISM = Number(flag('--parallelism') ?? 20);
 const MAX_NODES = Math.max(...SIZES);
-const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NS = 'default';
 const STOKER_NS = 'stoker-system';
 const OVERHEAD_TARGET_S = 10;

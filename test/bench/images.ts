@@ -75,7 +75,7 @@ const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZE_MB = Number(flag('--size-mb') ?? 100);
 const ONLY = new Set((flag('--only') ?? 'single,parallel').split(','));
 const CONN_MBPS = Number(flag('--conn-mbps') ?? 25);
-const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.js');
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-// The one Stoker CLI: `stoker warm`, `stoker agent`, `stoker controller`.
+// The one Stoker CLI (started by bin/stoker.cts): `stoker warm`, `stoker agent`, `stoker controller`.
 // Each subcommand's module is loaded only when it runs.
 import { Command } from 'commander';
 import { STOKER_VERSION } from '../proto/version.js';
