@@ -356,7 +356,7 @@ describe('stoker agent --announce-namespace', () => {
       [
         '--import',
         'tsx',
-        join(REPO_ROOT, 'bin', 'stoker.ts'),
+        join(REPO_ROOT, 'bin', 'main.ts'),
         'agent',
         '--node-name',
         'cli-node',
@@ -427,7 +427,7 @@ describe('stoker controller', () => {
       [
         '--import',
         'tsx',
-        join(REPO_ROOT, 'bin', 'stoker.ts'),
+        join(REPO_ROOT, 'bin', 'main.ts'),
         'controller',
         '--kubeconfig',
         kube.kubeconfigPath,

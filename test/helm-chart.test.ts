@@ -272,7 +272,7 @@ describe('helm chart', () => {
         STOKER_HTTP_LISTEN: `127.0.0.1:${port}`,
         STOKER_KUBECONFIG: (await serviceAccountKubeconfig(dir, 'stoker-controller')).path,
       };
-      child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'controller'], {
+      child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'main.ts'), 'controller'], {
         cwd: REPO_ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...env },
