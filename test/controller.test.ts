@@ -305,7 +305,7 @@ describe('restarts and replicas', () => {
     const pulledBefore = await Promise.all(NODES.map((n) => nodes.get(n)!.metric('stoker_image_pulls_total', { outcome: 'pulled' })));
     const start = (): ChildProcess => {
       const flags = Object.entries(controllerFlags()).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v]);
-      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'controller', ...flags], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'main.ts'), 'controller', ...flags], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr?.resume();
       return child;
     };
@@ -342,7 +342,7 @@ describe('restarts and replicas', () => {
     const port = await freePort();
     const start = (): ChildProcess => {
       const flags = Object.entries(controllerFlags({ httpListen: `127.0.0.1:${port}` })).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v]);
-      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'controller', ...flags], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'main.ts'), 'controller', ...flags], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr?.resume();
       return child;
     };

@@ -325,7 +325,7 @@ describe('stoker warm --path', () => {
   /** Runs the CLI from source; resolves with its exit code and output. */
   function stoker(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'stoker.ts'), 'warm', ...argv], {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin', 'main.ts'), 'warm', ...argv], {
         cwd: REPO_ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
