@@ -30,7 +30,7 @@ import type { FileIssue__Output } from '../../proto/gen/stoker/v1/FileIssue.js';
 import type { Failure__Output } from '../../proto/gen/stoker/v1/Failure.js';
 import type { StokerErrorCode } from '../../proto/errors.js';
 import { type BudgetMode, type MemoryFacts, budgetWarnings, formatBytes, readMemoryFacts } from './budget.js';
-import { loadNative } from './native.js';
+import { loadNative, residentBytesOfPaths } from './native.js';
 import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, measureResident, readAll } from './readers.js';
 import { UNKNOWN, isNetworkFilesystem, residentBytes } from './residency.js';
@@ -202,12 +202,15 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
       // After the whole tree is read, not file by file: a tree that evicts itself shows here.
       const failed = new Set(w.issues.map((i) => i.path));
       const read = tree.files.filter((f) => !failed.has(f.shown));
-      // On a local filesystem fincore is the cheaper pass (one process per 512 files, no
-      // thread-pool round trips); over a network filesystem every open is a round trip, and the
-      // native helper overlaps `readers` of them. Each measures where the other cannot.
+      // On a local filesystem one native pass over the paths is cheapest (no process per batch
+      // as with fincore, no thread-pool round trip per file); over a network filesystem every
+      // open is a round trip, and `readers` of them overlap. fincore measures where the helper
+      // is not built or cannot.
       const remote = native ? await isNetworkFilesystem(tree.real) : false;
-      w.residentAfter = remote && native ? await measureResident(read, native, readers, signal) : await residentBytes(read.map((f) => f.real), signal);
-      if (w.residentAfter === UNKNOWN && native && !remote) w.residentAfter = await measureResident(read, native, readers, signal);
+      const paths = read.map((f) => f.real);
+      if (native && remote) w.residentAfter = await measureResident(read, native, readers, signal);
+      else w.residentAfter = native ? await residentBytesOfPaths(native, paths, signal) : UNKNOWN;
+      if (w.residentAfter === UNKNOWN && !signal.aborted) w.residentAfter = await residentBytes(paths, signal);
     }
     emit(w, w.failure ? 'FAILED' : 'DONE', started);
   }
