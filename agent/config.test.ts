@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseDuration, resolveAgentConfig, type AgentOptionsInput } from './config.js';
+import { ConfigError, resolveAgentConfig, type AgentOptionsInput } from './config.js';
 
 const TLS: AgentOptionsInput = { tlsCertFile: '/pki/server.crt', tlsPrivateKeyFile: '/pki/server.key', clientCaFile: '/pki/ca.crt' };
 
@@ -59,17 +59,4 @@ describe('resolveAgentConfig', () => {
     expect(() => resolveAgentConfig(input)).toThrow(ConfigError);
     expect(() => resolveAgentConfig(input)).toThrow(message);
   });
-});
-
-describe('parseDuration', () => {
-  it.each([
-    ['90', 90_000],
-    ['1.5', 1_500],
-    ['250ms', 250],
-    ['90s', 90_000],
-    ['5m', 300_000],
-    ['1h30m', 5_400_000],
-  ])('%s is %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
-
-  it.each(['', 'soon', '5 m', '5d', '-1s', '1h x'])('%j is not a duration', (text) => expect(parseDuration(text)).toBeUndefined());
 });

@@ -1,6 +1,7 @@
 // The agent's configuration: command-line flags with STOKER_* environment fallbacks, validated
 // once and handed to the rest of the agent as one frozen object. Nothing else reads process.env.
 import { isAbsolute, normalize } from 'node:path';
+import { parseDuration, parseHostPort } from '../proto/options.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -179,23 +180,20 @@ export function parseCriEndpoint(value: string): string {
   if (unix) return value;
   const tcp = /^tcp:\/\/(.+)$/.exec(value);
   if (tcp?.[1]) {
-    parseHostPort(tcp[1], () => new ConfigError(`${describe('criEndpoint')} "${value}" is not tcp://HOST:PORT`));
+    parseHostPortOrThrow(tcp[1], () => new ConfigError(`${describe('criEndpoint')} "${value}" is not tcp://HOST:PORT`));
     return value;
   }
   throw new ConfigError(`${describe('criEndpoint')} "${value}" is not unix:///PATH, /PATH or tcp://HOST:PORT`);
 }
 
 function parseListen(key: 'grpcListen' | 'httpListen', value: string): ListenAddress {
-  return parseHostPort(value, () => new ConfigError(`${describe(key)} "${value}" is not HOST:PORT (PORT 0-65535; [::1]:PORT for IPv6)`));
+  return parseHostPortOrThrow(value, () => new ConfigError(`${describe(key)} "${value}" is not HOST:PORT (PORT 0-65535; [::1]:PORT for IPv6)`));
 }
 
-function parseHostPort(value: string, error: () => ConfigError): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]*)):(\d{1,5})$/.exec(value);
-  if (!m) throw error();
-  const host = m[1] ?? m[2] ?? '';
-  const port = Number(m[3]);
-  if (!Number.isInteger(port) || port > 65535) throw error();
-  return Object.freeze({ host: host === '' ? '0.0.0.0' : host, port });
+function parseHostPortOrThrow(value: string, error: () => ConfigError): ListenAddress {
+  const parsed = parseHostPort(value);
+  if (!parsed) throw error();
+  return parsed;
 }
 
 function parseIntOption(key: keyof typeof AGENT_OPTIONS, value: string, min: number, max: number): number {
@@ -204,17 +202,6 @@ function parseIntOption(key: keyof typeof AGENT_OPTIONS, value: string, min: num
     throw new ConfigError(`${describe(key)} "${value}" is not a whole number from ${min} to ${max}`);
   }
   return n;
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-
-/** "90s", "5m", "1h30m", "250ms", or a bare number of seconds. */
-export function parseDuration(value: string): number | undefined {
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1_000);
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return undefined;
-  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] ?? ''] ?? NaN), 0));
 }
 
 function parseDurationOption(key: keyof typeof AGENT_OPTIONS, value: string, minMs: number, maxMs: number): number {

@@ -3,6 +3,7 @@
 // the controller reads process.env.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { parseDuration, parseHostPort } from '../proto/options.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -192,30 +193,15 @@ export function resolveControllerConfig(input: ControllerOptionsInput, env: Env 
 }
 
 function parseListen(value: string): ListenAddress {
-  const error = (): ConfigError => new ConfigError(`${describe('httpListen')} "${value}" is not HOST:PORT (PORT 0-65535; [::1]:PORT for IPv6)`);
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]*)):(\d{1,5})$/.exec(value);
-  if (!m) throw error();
-  const host = m[1] ?? m[2] ?? '';
-  const port = Number(m[3]);
-  if (!Number.isInteger(port) || port > 65535) throw error();
-  return Object.freeze({ host: host === '' ? '0.0.0.0' : host, port });
+  const parsed = parseHostPort(value);
+  if (!parsed) throw new ConfigError(`${describe('httpListen')} "${value}" is not HOST:PORT (PORT 0-65535; [::1]:PORT for IPv6)`);
+  return parsed;
 }
 
 function intOption(key: Key, value: string, min: number, max: number): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${describe(key)} "${value}" is not a whole number from ${min} to ${max}`);
   return n;
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-
-/** "90s", "5m", "1h30m", "250ms", or a bare number of seconds. */
-export function parseDuration(value: string): number | undefined {
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1_000);
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return undefined;
-  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] ?? ''] ?? NaN), 0));
 }
 
 function durationOption(key: Key, value: string, minMs: number, maxMs: number): number {
