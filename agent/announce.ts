@@ -17,6 +17,7 @@ import { leaseClient, microTime, type Lease } from './kube/lease-client.js';
 import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION, agentLeaseName } from '../proto/agent-lease.js';
 import type { Logger } from '../proto/log.js';
 import { STOKER_VERSION } from '../proto/version.js';
+import { sleep } from '../proto/sleep.js';
 
 export type { Lease } from './kube/lease-client.js';
 
@@ -259,17 +260,4 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
       return stopping;
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

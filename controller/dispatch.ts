@@ -24,6 +24,7 @@ import type { ImageTask } from '../proto/gen/stoker/v1/ImageTask.js';
 import type { PathTask } from '../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential } from '../proto/gen/stoker/v1/RegistryCredential.js';
 import type { WarmEvent__Output, WarmResult__Output } from '../proto/agent.js';
+import { sleep } from '../proto/sleep.js';
 
 /** A node the Warmup should warm: `endpoint` is its live agent, undefined while none is live. */
 export interface NodeTarget {
@@ -38,17 +39,7 @@ export interface DispatchClock {
 
 export const realDispatchClock: DispatchClock = {
   now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    }),
+  sleep,
 };
 
 export interface DispatchHooks {

@@ -14,6 +14,7 @@
 //   elector.start(); elector.isLeader(); await elector.stop()
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/log.js';
+import { sleep } from '../../proto/sleep.js';
 
 /** The Lease calls the elector makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
 export interface LeaseApi {
@@ -68,18 +69,6 @@ export interface LeaderElectorOptions {
   signal?: AbortSignal;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function jittered(ms: number): number {
   return Math.round(ms * (1 + Math.random() * 0.2));
