@@ -15,6 +15,8 @@ import { ERROR_CODES, type StokerErrorCode } from '../../proto/errors.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
 import type { Logger } from '../../proto/log.js';
+import { failedImageResult } from '../warm/images.js';
+import { failedPathResult } from '../warm/files.js';
 import type { AgentMetrics } from '../metrics.js';
 import { runtimeReason, type RuntimeProbe } from './runtime.js';
 import { credentialSecrets, scrub, type ValidImageTask, type ValidWarmRequest } from './validate.js';
@@ -51,25 +53,6 @@ export interface WarmContext {
   readonly warmFiles: WarmFilesFn | undefined;
   readonly metrics: AgentMetrics;
   readonly log: Logger;
-}
-
-function failedImage(image: string, code: StokerErrorCode, message: string): ImageResult {
-  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds: 0, failure: { code, message } };
-}
-
-function failedPath(path: string, code: StokerErrorCode, message: string): PathResult {
-  return {
-    path,
-    state: 'FAILED',
-    files: 0,
-    bytes: 0,
-    seconds: 0,
-    residentBytesBefore: -1,
-    residentBytesAfter: -1,
-    issues: [],
-    failure: { code, message },
-    warnings: [],
-  };
 }
 
 function cancelledMessage(nodeName: string): string {
@@ -127,12 +110,12 @@ async function runImages(
 ): Promise<ImageResult[]> {
   if (req.images.length === 0) return [];
   if (!ctx.warmImages) {
-    return req.images.map((i) => failedImage(i.image, 'INTERNAL', `image warming is not available in this agent; ${JSON.stringify(i.image)} was not pulled`));
+    return req.images.map((i) => failedImageResult(i.image, 'INTERNAL', `image warming is not available in this agent; ${JSON.stringify(i.image)} was not pulled`));
   }
   const state = await ctx.probe.check();
-  if (signal.aborted) return req.images.map((i) => failedImage(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+  if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
   if (!state.ready) {
-    return req.images.map((i) => failedImage(i.image, 'RUNTIME_UNAVAILABLE', state.reason));
+    return req.images.map((i) => failedImageResult(i.image, 'RUNTIME_UNAVAILABLE', state.reason));
   }
   try {
     const results = await ctx.warmImages({
@@ -146,12 +129,12 @@ async function runImages(
     // Every requested image gets exactly one result, in request order.
     const byImage = new Map(results.map((r) => [r.image ?? '', r]));
     return req.images.map(
-      (i) => byImage.get(i.image) ?? failedImage(i.image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(i.image)}`),
+      (i) => byImage.get(i.image) ?? failedImageResult(i.image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(i.image)}`),
     );
   } catch (err) {
-    if (signal.aborted) return req.images.map((i) => failedImage(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+    if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
     log.error({ err: clean(runtimeReason(err)) }, 'image engine failed');
-    return req.images.map((i) => failedImage(i.image, 'INTERNAL', `pulling ${JSON.stringify(i.image)} failed inside the agent (see its log)`));
+    return req.images.map((i) => failedImageResult(i.image, 'INTERNAL', `pulling ${JSON.stringify(i.image)} failed inside the agent (see its log)`));
   }
 }
 
@@ -166,11 +149,11 @@ async function runPaths(
   if (req.paths.length === 0) return [];
   if (ctx.allowedRoots.length === 0) {
     return req.paths.map((p) =>
-      failedPath(p.path, 'PATH_OUTSIDE_ROOT', `${JSON.stringify(p.path)} is outside every allowed root: the agent on node "${ctx.nodeName}" has no --allowed-root`),
+      failedPathResult(p.path, 'PATH_OUTSIDE_ROOT', `${JSON.stringify(p.path)} is outside every allowed root: the agent on node "${ctx.nodeName}" has no --allowed-root`),
     );
   }
   if (!ctx.warmFiles) {
-    return req.paths.map((p) => failedPath(p.path, 'INTERNAL', `file warming is not available in this agent; ${JSON.stringify(p.path)} was not read`));
+    return req.paths.map((p) => failedPathResult(p.path, 'INTERNAL', `file warming is not available in this agent; ${JSON.stringify(p.path)} was not read`));
   }
   try {
     const results = await ctx.warmFiles({
@@ -181,15 +164,15 @@ async function runPaths(
     });
     const byPath = new Map(results.map((r) => [r.path ?? '', r]));
     return req.paths.map(
-      (p) => byPath.get(p.path) ?? failedPath(p.path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(p.path)}`),
+      (p) => byPath.get(p.path) ?? failedPathResult(p.path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(p.path)}`),
     );
   } catch (err) {
-    if (signal.aborted) return req.paths.map((p) => failedPath(p.path, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+    if (signal.aborted) return req.paths.map((p) => failedPathResult(p.path, 'CANCELLED', cancelledMessage(ctx.nodeName)));
     const code = (err as { code?: unknown }).code;
     if (err instanceof Error && typeof code === 'string' && code in ERROR_CODES) {
-      return req.paths.map((p) => failedPath(p.path, code as StokerErrorCode, clean(err.message)));
+      return req.paths.map((p) => failedPathResult(p.path, code as StokerErrorCode, clean(err.message)));
     }
     log.error({ err: clean(runtimeReason(err)) }, 'file engine failed');
-    return req.paths.map((p) => failedPath(p.path, 'INTERNAL', `reading ${JSON.stringify(p.path)} failed inside the agent (see its log)`));
+    return req.paths.map((p) => failedPathResult(p.path, 'INTERNAL', `reading ${JSON.stringify(p.path)} failed inside the agent (see its log)`));
   }
 }

@@ -6,7 +6,7 @@ import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js
 import type { PartOutcome, WarmPart } from '../warm-command.js';
 import type { BudgetMode } from './budget.js';
 import { formatBytes } from './budget.js';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, PathError, warmFiles } from './files.js';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, PathError, failedPathResult, warmFiles } from './files.js';
 
 export interface FilesConfig {
   readonly paths: readonly string[];
@@ -152,18 +152,7 @@ export function filesPart(files: FilesConfig): WarmPart {
     } catch (err) {
       // A bad allowed root: every path fails with the same sentence.
       if (!(err instanceof PathError)) throw err;
-      results = files.paths.map((path) => ({
-        path,
-        state: 'FAILED',
-        files: 0,
-        bytes: 0,
-        seconds: 0,
-        residentBytesBefore: -1,
-        residentBytesAfter: -1,
-        issues: [],
-        failure: { code: err.code, message: err.message },
-        warnings: [],
-      }));
+      results = files.paths.map((path) => failedPathResult(path, err.code, err.message));
     }
     return filesOutcome(results);
   };

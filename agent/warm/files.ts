@@ -39,6 +39,22 @@ export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS } from './readers.js';
 export { PathError, resolveRoots } from './paths.js';
 export type { BudgetMode } from './budget.js';
 
+/** The result of a path that was not read. */
+export function failedPathResult(path: string, code: StokerErrorCode, message: string): PathResult__Output {
+  return {
+    path,
+    state: 'FAILED',
+    files: 0,
+    bytes: 0,
+    seconds: 0,
+    residentBytesBefore: UNKNOWN,
+    residentBytesAfter: UNKNOWN,
+    issues: [],
+    failure: { code, message },
+    warnings: [],
+  };
+}
+
 export interface WarmFilesOptions {
   /** PathTask from the proto: an absolute path, include and exclude globs relative to it. */
   paths: readonly PathSpec[];

@@ -284,7 +284,7 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
     items.map(async (item): Promise<ImageResult__Output> => {
       if (item.invalid || !item.ref) {
         const failure = { code: item.invalid?.code ?? 'INVALID_REFERENCE', message: item.invalid?.message ?? `invalid image reference ${item.image}` };
-        const result = failed(item.image, 0, failure.code, failure.message);
+        const result = failedImageResult(item.image, failure.code, failure.message);
         emit(progressOf(item.image, 'FAILED', 0));
         return result;
       }
@@ -307,7 +307,8 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
   );
 }
 
-function failed(image: string, seconds: number, code: WarmError['code'], message: string): ImageResult__Output {
+/** The result of an image that was not pulled. */
+export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0): ImageResult__Output {
   return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message } };
 }
 
@@ -328,7 +329,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
   const fail = (err: WarmError): ImageResult__Output => {
     log?.warn({ code: err.code, detail: err.detail }, 'image failed');
     o.emit('FAILED');
-    return failed(item.image, seconds(), err.code, err.message);
+    return failedImageResult(item.image, err.code, err.message, seconds());
   };
   if (o.signal?.aborted) return fail(new WarmError('CANCELLED', `pulling ${item.image} was cancelled before it started`));
   o.emit('RUNNING');
