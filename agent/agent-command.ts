@@ -1,7 +1,7 @@
 // `stoker agent`: the per-node daemon. Flags (with STOKER_* environment fallbacks) become one
 // validated config; SIGTERM or SIGINT drain it and the process exits 0 within 10 s.
 import { Option, type Command } from 'commander';
-import { createLogger } from '../proto/log.js';
+import { createLogger } from '../proto/common/log.js';
 import { AGENT_OPTIONS, ConfigError, resolveAgentConfig, type AgentOptionsInput } from './config.js';
 import type { AnnounceConfig, AnnounceOptionsInput } from './announce.js';
 

@@ -1,5 +1,5 @@
 // The agent's announcement to the API server: a coordination.k8s.io/v1 Lease
-// "stoker-agent-<node>" in Stoker's namespace (see proto/agent-lease.ts) with holderIdentity = node
+// "stoker-agent-<node>" in Stoker's namespace (see proto/common/agent-lease.ts) with holderIdentity = node
 // name, the agent's gRPC endpoint and version in annotations, renewTime and leaseDurationSeconds.
 // It is renewed every leaseDuration/3 as a heartbeat, so the controller finds live agents without
 // reaching any kubelet; a renewal that fails is retried at the next beat, and a Lease that
@@ -14,10 +14,10 @@
 //   await announcer.stop();
 import { fromKubeConfig, loadDefaultConfig, loadKubeconfig, type ApiServerConfig, type KubeConfigLike } from './kube/kubeconfig.js';
 import { leaseClient, microTime, type Lease } from './kube/lease-client.js';
-import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION, agentLeaseName } from '../proto/agent-lease.js';
-import type { Logger } from '../proto/log.js';
-import { STOKER_VERSION } from '../proto/version.js';
-import { sleep } from '../proto/sleep.js';
+import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION, agentLeaseName } from '../proto/common/agent-lease.js';
+import type { Logger } from '../proto/common/log.js';
+import { STOKER_VERSION } from '../proto/common/version.js';
+import { sleep } from '../proto/common/sleep.js';
 
 export type { Lease } from './kube/lease-client.js';
 

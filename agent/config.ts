@@ -1,7 +1,7 @@
 // The agent's configuration: command-line flags with STOKER_* environment fallbacks, validated
 // once and handed to the rest of the agent as one frozen object. Nothing else reads process.env.
 import { isAbsolute, normalize } from 'node:path';
-import { parseDuration, parseHostPort } from '../proto/options.js';
+import { parseDuration, parseHostPort } from '../proto/common/options.js';
 
 export interface ListenAddress {
   readonly host: string;

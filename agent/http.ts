@@ -2,8 +2,8 @@
 // Version), /status (JSON for people and scripts) and /metrics (Prometheus).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
-import type { Logger } from '../proto/log.js';
-import { STOKER_VERSION } from '../proto/version.js';
+import type { Logger } from '../proto/common/log.js';
+import { STOKER_VERSION } from '../proto/common/version.js';
 import type { AgentMetrics } from './metrics.js';
 import type { RuntimeProbe } from './server/runtime.js';
 import type { TaskRegistry } from './server/tasks.js';

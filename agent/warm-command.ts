@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import type { ImageProgress__Output, ImageResult__Output } from '../proto/agent.js';
-import { createLogger, type Logger } from '../proto/log.js';
+import { createLogger, type Logger } from '../proto/common/log.js';
 import { defaultEndpoint, InvalidEndpointError, parseEndpoint, type CriEndpoint } from './cri/endpoint.js';
 import { WarmError } from './cri/errors.js';
 import { connectRuntime, type CriRuntime } from './cri/runtime.js';

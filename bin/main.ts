@@ -1,7 +1,7 @@
 // The one Stoker CLI (started by bin/stoker.cts): `stoker warm`, `stoker agent`, `stoker controller`.
 // Each subcommand's module is loaded only when it runs.
 import { Command } from 'commander';
-import { STOKER_VERSION } from '../proto/version.js';
+import { STOKER_VERSION } from '../proto/common/version.js';
 
 const program = new Command('stoker')
   .description('Warms Kubernetes nodes: pre-pulls images through the CRI and reads files into the page cache.')

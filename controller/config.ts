@@ -3,7 +3,7 @@
 // the controller reads process.env.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseDuration, parseHostPort } from '../proto/options.js';
+import { parseDuration, parseHostPort } from '../proto/common/options.js';
 
 export interface ListenAddress {
   readonly host: string;

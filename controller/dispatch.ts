@@ -18,13 +18,13 @@ import { setMaxListeners } from 'node:events';
 import type { FailedNode, ActiveNode } from './api/types.js';
 import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
 import { AgentCallError, type AgentConnection } from './agent-client.js';
-import type { Logger } from '../proto/log.js';
+import type { Logger } from '../proto/common/log.js';
 import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
 import type { ImageTask } from '../proto/gen/stoker/v1/ImageTask.js';
 import type { PathTask } from '../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential } from '../proto/gen/stoker/v1/RegistryCredential.js';
 import type { WarmEvent__Output, WarmResult__Output } from '../proto/agent.js';
-import { sleep } from '../proto/sleep.js';
+import { sleep } from '../proto/common/sleep.js';
 
 /** A node the Warmup should warm: `endpoint` is its live agent, undefined while none is live. */
 export interface NodeTarget {

@@ -20,9 +20,9 @@ import {
   type V1Node,
 } from '@kubernetes/client-node';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { AGENT_LEASE_LABEL } from '../proto/agent-lease.js';
-import { createLogger, type Logger } from '../proto/log.js';
-import { STOKER_VERSION } from '../proto/version.js';
+import { AGENT_LEASE_LABEL } from '../proto/common/agent-lease.js';
+import { createLogger, type Logger } from '../proto/common/log.js';
+import { STOKER_VERSION } from '../proto/common/version.js';
 import type { AgentTls } from './agent-client.js';
 import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupStatus } from './api/types.js';
 import type { ControllerConfig } from './config.js';

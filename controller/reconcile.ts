@@ -24,7 +24,7 @@
 // task ids and the agents join the tasks already running.
 import { readFileSync } from 'node:fs';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1LabelSelector, type V1Node } from '@kubernetes/client-node';
-import type { Logger } from '../proto/log.js';
+import type { Logger } from '../proto/common/log.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
   GROUP,

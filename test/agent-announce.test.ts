@@ -8,8 +8,8 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAnnouncer } from '../agent/announce.js';
 import { inClusterConfig, loadKubeconfig, TOKEN_REREAD_MS } from '../agent/kube/kubeconfig.js';
-import { agentLeaseName } from '../proto/agent-lease.js';
-import { createLogger } from '../proto/log.js';
+import { agentLeaseName } from '../proto/common/agent-lease.js';
+import { createLogger } from '../proto/common/log.js';
 import { startKube, type Kube } from './support/kube.js';
 
 const NS = 'stoker-announce';

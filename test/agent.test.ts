@@ -14,7 +14,7 @@ import { startAgent, type RunningAgent } from '../agent/run.js';
 import { agentProto, type AgentClient, type WarmEvent__Output, type WarmResult__Output } from '../proto/agent.js';
 import type { NodeStatusResponse__Output } from '../proto/gen/stoker/v1/NodeStatusResponse.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
-import { createLogger } from '../proto/log.js';
+import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage } from './support/images.js';

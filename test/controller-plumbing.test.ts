@@ -16,7 +16,7 @@ import { EventRecorder } from '../controller/k8s/events.js';
 import { startInformer, type Informer } from '../controller/k8s/informer.js';
 import { LeaderElector } from '../controller/k8s/leader.js';
 import { customObjectStatusApi, StatusWriter } from '../controller/k8s/status-writer.js';
-import { createLogger } from '../proto/log.js';
+import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
 import { freePort } from './support/ports.js';

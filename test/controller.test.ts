@@ -11,7 +11,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { resolveControllerConfig } from '../controller/config.js';
 import { startController, type RunningController } from '../controller/main.js';
 import type { Warmup, WarmupSpec } from '../controller/api/types.js';
-import { createLogger } from '../proto/log.js';
+import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage } from './support/images.js';

@@ -16,8 +16,8 @@ import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-nod
 import { AGENT_OPTIONS, resolveAgentConfig } from '../agent/config.js';
 import { ANNOUNCE_OPTIONS, resolveAnnounceConfig, startAnnouncer } from '../agent/announce.js';
 import { CONTROLLER_OPTIONS } from '../controller/config.js';
-import { agentLeaseName } from '../proto/agent-lease.js';
-import { createLogger } from '../proto/log.js';
+import { agentLeaseName } from '../proto/common/agent-lease.js';
+import { createLogger } from '../proto/common/log.js';
 import { freePort } from './support/ports.js';
 import { REPO_ROOT } from './support/proc.js';
 import { ensureNamespace, waitFor, warmupApi } from './support/sim-cluster.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { makeCertificates, type Certificates } from '../../test/support/certs.js';
 import { startAnnouncer } from '../announce.js';
 import { loadKubeconfig, type ApiServerConfig } from './kubeconfig.js';

@@ -13,7 +13,7 @@
 // appear in an error.
 import http from 'node:http';
 import https from 'node:https';
-import { STOKER_VERSION } from '../../proto/version.js';
+import { STOKER_VERSION } from '../../proto/common/version.js';
 import type { ApiServerConfig } from './kubeconfig.js';
 
 /** coordination.k8s.io/v1 Lease, the fields Stoker reads and writes (others are kept as they come). */

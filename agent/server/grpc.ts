@@ -9,8 +9,8 @@
 // At shutdown every open Warm call ends with UNAVAILABLE so the caller knows to come back.
 import * as grpc from '@grpc/grpc-js';
 import { agentProto, type AgentHandlers, type NodeStatusResponse, type WarmEvent, type WarmResult } from '../../proto/agent.js';
-import type { Logger } from '../../proto/log.js';
-import { STOKER_VERSION } from '../../proto/version.js';
+import type { Logger } from '../../proto/common/log.js';
+import { STOKER_VERSION } from '../../proto/common/version.js';
 import { ERROR_CODE_TRAILER, ServerError, isUnexpected, toStatus } from './errors.js';
 import { runtimeReason, type AgentRuntime, type ImagePresenceInfo, type RuntimeProbe } from './runtime.js';
 import { RegistryClosedError, TaskCapacityError, type TaskRegistry, type TaskRun } from './tasks.js';

@@ -1,6 +1,6 @@
 // What the agent needs from the container runtime, and a probe that keeps asking it for its
 // Version: readiness flips with the answers, and the agent keeps serving while the runtime is down.
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 
 export interface RuntimeVersion {
   readonly runtimeName: string;

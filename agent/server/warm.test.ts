@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { WarmEvent } from '../../proto/agent.js';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { createHttpServer } from '../http.js';
 import { createAgentMetrics } from '../metrics.js';
 import { RuntimeProbe, type AgentRuntime } from './runtime.js';

@@ -14,7 +14,7 @@ import type {
 import { ERROR_CODES, type StokerErrorCode } from '../../proto/errors.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 import { failedImageResult } from '../warm/images.js';
 import { failedPathResult } from '../warm/files.js';
 import type { AgentMetrics } from '../metrics.js';

@@ -39,7 +39,7 @@ import type {
   RegistryCredential,
 } from '../../proto/agent.js';
 import type { CriAuthConfig } from '../../proto/cri.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';

@@ -1,4 +1,4 @@
-// The directory of live agents, built from their Leases (see proto/agent-lease.ts).
+// The directory of live agents, built from their Leases (see proto/common/agent-lease.ts).
 //
 // Each agent keeps a Lease "stoker-agent-<node>" in Stoker's namespace with holderIdentity = node
 // name, the annotation stoker.io/grpc-endpoint = "host:port", renewTime and leaseDurationSeconds.
@@ -13,8 +13,8 @@
 //   on('change', () => void); off('change', fn); stop()
 import { EventEmitter } from 'node:events';
 import type { V1Lease } from '@kubernetes/client-node';
-import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION } from '../../proto/agent-lease.js';
-import type { Logger } from '../../proto/log.js';
+import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION } from '../../proto/common/agent-lease.js';
+import type { Logger } from '../../proto/common/log.js';
 import { realTimers, type Informer, type InformerTimers } from './informer.js';
 
 export interface AgentInfo {

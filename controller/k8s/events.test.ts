@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CoreV1Event } from '@kubernetes/client-node';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { EventRecorder, type EventsApi } from './events.js';
 
 /** Runs fn on a later tick: a fake API answers asynchronously, throwing as a rejection. */

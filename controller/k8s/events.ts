@@ -13,7 +13,7 @@
 //   written: number
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 
 export type EventType = 'Normal' | 'Warning';
 

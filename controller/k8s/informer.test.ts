@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { startInformer, type Informer, type WatchFn } from './informer.js';
 
 /** Runs fn on a later tick: a fake API answers asynchronously, throwing as a rejection. */

@@ -20,7 +20,7 @@
 // strings); pass `deserialize` to turn both list items and watch objects into the same shape.
 import { EventEmitter } from 'node:events';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 

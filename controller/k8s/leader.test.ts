@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { V1Lease } from '@kubernetes/client-node';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { LeaderElector, type LeaseApi } from './leader.js';
 
 /** Runs fn on a later tick: a fake API answers asynchronously, throwing as a rejection. */

@@ -13,8 +13,8 @@
 //     renewDeadlineMs, retryPeriodMs, log, onStartedLeading(termSignal), onStoppedLeading() })
 //   elector.start(); elector.isLeader(); await elector.stop()
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import type { Logger } from '../../proto/log.js';
-import { sleep } from '../../proto/sleep.js';
+import type { Logger } from '../../proto/common/log.js';
+import { sleep } from '../../proto/common/sleep.js';
 
 /** The Lease calls the elector makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
 export interface LeaseApi {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { StatusWriter, type StatusApi } from './status-writer.js';
 
 /** Runs fn on a later tick: a fake API answers asynchronously, throwing as a rejection. */

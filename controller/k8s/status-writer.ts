@@ -16,7 +16,7 @@
 //   conflicts: number; cancelPending(): void; stop(): Promise<void>
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 import { realClock, type QueueClock } from './workqueue.js';
 
 export interface StatusObject<S> {

@@ -12,7 +12,7 @@
 //   run(concurrency, handler: (key) => Promise<{ requeueAfterMs?: number } | void>, signal): Promise<void>
 // A handler that throws is retried with backoff; one that returns { requeueAfterMs } is forgotten
 // and run again after that delay; one that returns nothing is forgotten.
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/common/log.js';
 
 export interface QueueClock {
   now(): number;

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pLimit from 'p-limit';
 import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/common/log.js';
 import { makeCertificates } from '../support/certs.js';
 import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';

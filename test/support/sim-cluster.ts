@@ -12,7 +12,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { startAnnouncer, type Announcer } from '../../agent/announce.js';
 import { resolveAgentConfig } from '../../agent/config.js';
 import { startAgent, type RunningAgent } from '../../agent/run.js';
-import { createLogger, type Logger } from '../../proto/log.js';
+import { createLogger, type Logger } from '../../proto/common/log.js';
 import { GROUP, PLURAL, VERSION, type Warmup, type WarmupSpec } from '../../controller/api/types.js';
 import type { Certificates } from './certs.js';
 import type { Containerd } from './containerd.js';
