@@ -18,6 +18,7 @@ import { AGENT_ENDPOINT_ANNOTATION, AGENT_LEASE_LABEL, AGENT_VERSION_ANNOTATION,
 import type { Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
 import { sleep } from '../proto/common/sleep.js';
+import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 
 export type { Lease } from './kube/lease-client.js';
 
@@ -57,14 +58,6 @@ export interface Announcer {
   stop(): Promise<void>;
 }
 
-function errorCode(err: unknown): number | undefined {
-  if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === 'number') return e.code;
-    if (typeof e.statusCode === 'number') return e.statusCode;
-  }
-  return undefined;
-}
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message.slice(0, 300) : String(err);
@@ -212,7 +205,7 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
         else await api.replace(namespace, name, desired(current, new Date()), signal);
         return;
       } catch (err) {
-        const code = errorCode(err);
+        const code = kubeErrorStatus(err);
         if ((code === 409 || code === 404) && attempt < 2) continue;
         throw err;
       }
@@ -231,7 +224,7 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
         failing = false;
       } catch (err) {
         if (signal.aborted) break; // stopping: the write in flight was cancelled
-        if (!failing) log.warn({ lease: name, namespace, code: errorCode(err), err: errorText(err) }, 'agent announcement failed; retrying');
+        if (!failing) log.warn({ lease: name, namespace, code: kubeErrorStatus(err), err: errorText(err) }, 'agent announcement failed; retrying');
         failing = true;
       }
       // Retry sooner after a failure, so a short API outage does not let the Lease lapse.
@@ -252,7 +245,7 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
             const current = await api.read(namespace, name);
             if (current?.spec?.holderIdentity === nodeName) await api.delete(namespace, name);
           } catch (err) {
-            log.warn({ lease: name, code: errorCode(err), err: errorText(err) }, 'could not withdraw agent announcement');
+            log.warn({ lease: name, code: kubeErrorStatus(err), err: errorText(err) }, 'could not withdraw agent announcement');
           }
         }
         ownApi?.close?.();

@@ -18,6 +18,7 @@ import {
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { NodeStatusRequest } from '../proto/gen/stoker/v1/NodeStatusRequest.js';
 import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
+import { ERROR_CODE_TRAILER } from '../proto/errors.js';
 
 export interface AgentTls {
   /** PEM of the CA that signed the agents' server certificates. */
@@ -30,9 +31,6 @@ export interface AgentTls {
 }
 
 export type AgentCallReason = 'AgentUnavailable' | 'Timeout' | 'Cancelled' | 'AgentRefused' | 'AgentError';
-
-/** Trailer in which an agent names its ErrorCode when it refuses a call. */
-export const ERROR_CODE_TRAILER = 'stoker-error-code';
 
 export class AgentCallError extends Error {
   constructor(

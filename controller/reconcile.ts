@@ -42,6 +42,7 @@ import {
 import { AgentClientPool, type AgentConnection, type AgentTls } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
 import { WarmupRun, type NodeTarget, type RunOutcome } from './dispatch.js';
+import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -142,7 +143,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       try {
         return await core!.readNamespacedSecret({ namespace, name });
       } catch (err) {
-        if (httpCode(err) === 404) return undefined;
+        if (kubeErrorStatus(err) === 404) return undefined;
         throw err;
       }
     });
@@ -154,7 +155,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       try {
         await custom!.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
       } catch (err) {
-        if (httpCode(err) !== 404) throw err;
+        if (kubeErrorStatus(err) !== 404) throw err;
       }
     });
 
@@ -516,11 +517,3 @@ export function setCondition(conditions: WarmupCondition[] | undefined, c: Warmu
   return list;
 }
 
-function httpCode(err: unknown): number | undefined {
-  if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === 'number') return e.code;
-    if (typeof e.statusCode === 'number') return e.statusCode;
-  }
-  return undefined;
-}

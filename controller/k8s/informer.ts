@@ -21,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/common/log.js';
+import { kubeErrorStatus } from '../../proto/common/kube-errors.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
@@ -106,14 +107,6 @@ function jitter(ms: number, fraction = 0.2): number {
   return Math.round(ms * (1 - fraction + Math.random() * 2 * fraction));
 }
 
-function statusCode(err: unknown): number | undefined {
-  if (err && typeof err === 'object') {
-    const e = err as { statusCode?: unknown; code?: unknown };
-    if (typeof e.statusCode === 'number') return e.statusCode;
-    if (typeof e.code === 'number') return e.code;
-  }
-  return undefined;
-}
 
 function defaultWatch(kc: KubeConfig): WatchFn {
   const w = new Watch(kc);
@@ -305,7 +298,7 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
       this.scheduleCycle(0);
       return;
     }
-    if (statusCode(err) === 410) {
+    if (kubeErrorStatus(err) === 410) {
       this.resourceVersion = '';
       this.opts.onRestart?.('gone');
       this.generation++;
@@ -315,7 +308,7 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     this.failures++;
     const delay = jitter(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1)));
     const message = err instanceof Error ? err.message : JSON.stringify(err);
-    this.opts.log.warn({ informer: this.opts.name, err: message, code: statusCode(err), retryInMs: delay }, 'watch failed; restarting');
+    this.opts.log.warn({ informer: this.opts.name, err: message, code: kubeErrorStatus(err), retryInMs: delay }, 'watch failed; restarting');
     this.opts.onRestart?.('error');
     // After an error we cannot be sure nothing was missed; the next cycle relists.
     this.resourceVersion = '';

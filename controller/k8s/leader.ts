@@ -15,6 +15,7 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/common/log.js';
 import { sleep } from '../../proto/common/sleep.js';
+import { kubeErrorStatus } from '../../proto/common/kube-errors.js';
 
 /** The Lease calls the elector makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
 export interface LeaseApi {
@@ -25,14 +26,6 @@ export interface LeaseApi {
   replace(namespace: string, name: string, lease: V1Lease): Promise<V1Lease>;
 }
 
-export function errorCode(err: unknown): number | undefined {
-  if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === 'number') return e.code;
-    if (typeof e.statusCode === 'number') return e.statusCode;
-  }
-  return undefined;
-}
 
 export function coordinationLeaseApi(kc: KubeConfig): LeaseApi {
   const api = kc.makeApiClient(CoordinationV1Api);
@@ -41,7 +34,7 @@ export function coordinationLeaseApi(kc: KubeConfig): LeaseApi {
       try {
         return await api.readNamespacedLease({ namespace, name });
       } catch (err) {
-        if (errorCode(err) === 404) return undefined;
+        if (kubeErrorStatus(err) === 404) return undefined;
         throw err;
       }
     },
@@ -117,7 +110,7 @@ export class LeaderElector {
       try {
         ok = await this.tryAcquireOrRenew();
       } catch (err) {
-        this.opts.log.warn({ lease: this.opts.name, code: errorCode(err), err: err instanceof Error ? err.message : String(err) }, 'leader election: lease call failed');
+        this.opts.log.warn({ lease: this.opts.name, code: kubeErrorStatus(err), err: err instanceof Error ? err.message : String(err) }, 'leader election: lease call failed');
       }
       if (signal.aborted) break;
       if (ok) {
@@ -169,7 +162,7 @@ export class LeaderElector {
           spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
         });
       } catch (err) {
-        if (errorCode(err) === 409) return false; // another candidate created it first
+        if (kubeErrorStatus(err) === 409) return false; // another candidate created it first
         throw err;
       }
       this.observed = undefined;
@@ -203,7 +196,7 @@ export class LeaderElector {
       if (taking) this.opts.log.info({ lease: name, identity, previous: holder || undefined }, 'acquired leader Lease');
       return true;
     } catch (err) {
-      if (errorCode(err) === 409) return false;
+      if (kubeErrorStatus(err) === 409) return false;
       throw err;
     }
   }
@@ -221,7 +214,7 @@ export class LeaderElector {
       });
       this.opts.log.info({ lease: name, identity }, 'released leader Lease');
     } catch (err) {
-      this.opts.log.warn({ lease: name, code: errorCode(err), err: err instanceof Error ? err.message : String(err) }, 'could not release leader Lease');
+      this.opts.log.warn({ lease: name, code: kubeErrorStatus(err), err: err instanceof Error ? err.message : String(err) }, 'could not release leader Lease');
     }
   }
 }

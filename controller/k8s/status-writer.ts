@@ -18,6 +18,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/common/log.js';
 import { realClock, type QueueClock } from './workqueue.js';
+import { kubeErrorStatus } from '../../proto/common/kube-errors.js';
 
 export interface StatusObject<S> {
   apiVersion?: string;
@@ -58,14 +59,6 @@ interface Slot<T, S> {
 
 const MAX_CONFLICT_RETRIES = 8;
 
-function code(err: unknown): number | undefined {
-  if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === 'number') return e.code;
-    if (typeof e.statusCode === 'number') return e.statusCode;
-  }
-  return undefined;
-}
 
 /** Equal as the API server would store them (undefined fields dropped, key order ignored). */
 function sameJson(a: unknown, b: unknown): boolean {
@@ -190,7 +183,7 @@ export class StatusWriter<T extends StatusObject<S>, S = NonNullable<T['status']
         slot.failures = 0;
       },
       (err: unknown) => {
-        if (code(err) === 404) {
+        if (kubeErrorStatus(err) === 404) {
           this.forget(namespace, name);
           return;
         }
@@ -198,7 +191,7 @@ export class StatusWriter<T extends StatusObject<S>, S = NonNullable<T['status']
         // Keep the newest computation: a newer schedule() wins over the one that failed.
         slot.compute ??= compute;
         this.opts.log.warn(
-          { namespace, name, code: code(err), err: err instanceof Error ? err.message : String(err), failures: slot.failures },
+          { namespace, name, code: kubeErrorStatus(err), err: err instanceof Error ? err.message : String(err), failures: slot.failures },
           'status write failed; retrying',
         );
         if (forced) throw err;
@@ -223,7 +216,7 @@ export class StatusWriter<T extends StatusObject<S>, S = NonNullable<T['status']
         this.opts.onWrite?.();
         return;
       } catch (err) {
-        if (code(err) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw err;
+        if (kubeErrorStatus(err) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw err;
         this.conflicts++;
       }
     }
