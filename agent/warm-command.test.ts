@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EXIT_FAILED, EXIT_OK, formatBytes, parseWarmConfig, runWarm, UsageError, type WarmPart } from './warm-command.js';
+import { EXIT_FAILED, EXIT_OK, parseWarmConfig, runWarm, UsageError, type WarmPart } from './warm-command.js';
 
 const none = (): boolean => false;
 
@@ -95,13 +95,4 @@ describe('runWarm', () => {
     );
     expect((stdout.read() as Buffer).toString()).toMatch(/IMAGE\s+STATE\s+TIME\s+SIZE\nx\s+failed/);
   });
-});
-
-describe('formatBytes', () => {
-  it.each([
-    [0, '0 B'],
-    [1536, '1.5 KiB'],
-    [27 * 1024 ** 3, '27.0 GiB'],
-    [500 * 1024 ** 2, '500 MiB'],
-  ])('%d -> %s', (n, s) => expect(formatBytes(n)).toBe(s));
 });

@@ -13,6 +13,7 @@ import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { DockerConfigError, loadDockerCredentials } from './images/docker-config.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_TIMEOUT_MS, warmImages, type ImagePullPolicy } from './warm/images.js';
 import { FILE_ENV, filesPart, parseFileFlags, type FileFlags, type FilesConfig } from './warm/files-part.js';
+import { formatBytes } from './warm/bytes.js';
 import { DEFAULT_READERS } from './warm/readers.js';
 
 export const EXIT_OK = 0;
@@ -160,18 +161,6 @@ export function parseWarmConfig(
 
 // ---------------------------------------------------------------------------------------------
 // Display: live lines on a terminal, plain lines otherwise, nothing but JSON with --json.
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
-    i++;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
-}
 
 function formatSeconds(s: number): string {
   return s < 60 ? `${s.toFixed(1)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;

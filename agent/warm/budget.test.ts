@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { budgetWarnings, formatBytes, readMemoryFacts } from './budget.js';
+import { budgetWarnings, readMemoryFacts } from './budget.js';
 
 // Fake /proc and /sys/fs/cgroup trees in a temp dir.
 let base: string;
@@ -78,13 +78,5 @@ describe('budgetWarnings', () => {
     expect(w[0]).toContain('2.0 GiB');
     expect(w[0]).toContain('1.0 GiB available (MemAvailable)');
     expect(w[1]).toContain('memory cgroup /agent (v2) is limited to 256.0 MiB');
-  });
-});
-
-describe('formatBytes', () => {
-  it('uses binary units', () => {
-    expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1536)).toBe('1.5 KiB');
-    expect(formatBytes(61 * 1024 ** 3)).toBe('61.0 GiB');
   });
 });

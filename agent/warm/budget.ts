@@ -7,6 +7,7 @@
 // resident and leaves the node cold.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { formatBytes } from './bytes.js';
 
 export type BudgetMode = 'warn' | 'refuse' | 'off';
 
@@ -132,16 +133,4 @@ export function budgetWarnings(treeBytes: number, facts: MemoryFacts): string[] 
     );
   }
   return out;
-}
-
-/** 1536 -> "1.5 KiB"; binary units, as the kernel counts memory. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }

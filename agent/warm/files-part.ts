@@ -5,7 +5,7 @@
 import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js';
 import type { PartOutcome, WarmPart } from '../warm-command.js';
 import type { BudgetMode } from './budget.js';
-import { formatBytes } from './budget.js';
+import { formatBytes } from './bytes.js';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, PathError, failedPathResult, warmFiles } from './files.js';
 
 export interface FilesConfig {

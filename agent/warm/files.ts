@@ -29,7 +29,8 @@ import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js
 import type { FileIssue__Output } from '../../proto/gen/stoker/v1/FileIssue.js';
 import type { Failure__Output } from '../../proto/gen/stoker/v1/Failure.js';
 import type { StokerErrorCode } from '../../proto/errors.js';
-import { type BudgetMode, type MemoryFacts, budgetWarnings, formatBytes, readMemoryFacts } from './budget.js';
+import { type BudgetMode, type MemoryFacts, budgetWarnings, readMemoryFacts } from './budget.js';
+import { formatBytes } from './bytes.js';
 import { loadNative, residentBytesOfPaths } from './native.js';
 import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, measureResident, readAll } from './readers.js';
