@@ -9,7 +9,7 @@ const program = new Command('stoker')
   .showHelpAfterError();
 
 const subcommands: Record<string, () => Promise<unknown>> = {
-  warm: async () => (await import('../agent/warm-command.js')).registerWarmCommand(program),
+  warm: async () => (await import('../agent/cli/warm-command.js')).registerWarmCommand(program),
   agent: async () => (await import('../agent/agent-command.js')).registerAgentCommand(program),
   controller: async () => (await import('../controller/controller-command.js')).registerControllerCommand(program),
 };

@@ -1,78 +1,11 @@
-// The file part of `stoker warm`: --path, --allowed-root, --include, --exclude, --budget and
-// --readers, parsed with STOKER_* fallbacks, run through warmFiles, drawn on the command's
-// shared display (a progress bar, files and bytes done, throughput, ETA) and summed up in the
-// command's one summary.
+// The file part of `stoker warm`: the paths of the config run through the file engine
+// (agent/warm/files.ts), drawn on the command's shared display (a progress bar, files and bytes
+// done, throughput, ETA) and summed up in the PATH summary table.
 import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js';
-import type { PartOutcome, WarmPart } from '../warm-command.js';
-import type { BudgetMode } from './budget.js';
-import { formatBytes } from './bytes.js';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, PathError, failedPathResult, warmFiles } from './files.js';
-
-export interface FilesConfig {
-  readonly paths: readonly string[];
-  readonly allowedRoots: readonly string[];
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-  readonly budget: BudgetMode;
-  readonly readers: number;
-}
-
-/** The file flags as commander hands them over. */
-export interface FileFlags {
-  path?: string[];
-  allowedRoot?: string[];
-  include?: string[];
-  exclude?: string[];
-  budget?: string;
-  readers?: string;
-}
-
-export const FILE_ENV = Object.freeze({
-  paths: 'STOKER_PATHS',
-  allowedRoots: 'STOKER_ALLOWED_ROOTS',
-  include: 'STOKER_INCLUDE',
-  exclude: 'STOKER_EXCLUDE',
-  budget: 'STOKER_BUDGET',
-  readers: 'STOKER_READERS',
-});
-
-const BUDGETS: readonly BudgetMode[] = ['warn', 'refuse', 'off'];
-
-/**
- * Flags first, then environment (lists comma-separated). Returns the config, or a sentence
- * naming the bad value for the command to report as a usage error.
- */
-export function parseFileFlags(flags: FileFlags, env: NodeJS.ProcessEnv): FilesConfig | string {
-  const list = (flag: string[] | undefined, key: keyof typeof FILE_ENV): string[] =>
-    flag && flag.length > 0 ? flag : (env[FILE_ENV[key]] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const paths = list(flags.path, 'paths');
-  const allowedRoots = list(flags.allowedRoot, 'allowedRoots');
-  const include = list(flags.include, 'include');
-  const exclude = list(flags.exclude, 'exclude');
-  if (paths.length > 0 && allowedRoots.length === 0) {
-    return `--path needs at least one --allowed-root (or ${FILE_ENV.allowedRoots}): no file is read outside the roots it is given`;
-  }
-  if (paths.length === 0 && (include.length > 0 || exclude.length > 0)) return '--include and --exclude need a --path';
-  for (const p of [...paths, ...allowedRoots]) {
-    if (!p.startsWith('/')) return `${paths.includes(p) ? '--path' : '--allowed-root'} must be absolute, got ${JSON.stringify(p)}`;
-  }
-  const budgetValue = flags.budget ?? (env[FILE_ENV.budget] || undefined);
-  const budget = (budgetValue ?? 'warn').trim().toLowerCase() as BudgetMode;
-  if (!BUDGETS.includes(budget)) return `--budget must be warn, refuse or off, got ${JSON.stringify(budgetValue)}`;
-  const readersValue = flags.readers ?? (env[FILE_ENV.readers] || undefined);
-  const readers = readersValue === undefined ? DEFAULT_READERS : Number(readersValue.trim());
-  if (!Number.isInteger(readers) || readers < 1 || readers > 1024) {
-    return `--readers must be a whole number from 1 to 1024, got ${JSON.stringify(readersValue)}`;
-  }
-  return Object.freeze({
-    paths: Object.freeze(paths),
-    allowedRoots: Object.freeze(allowedRoots),
-    include: Object.freeze(include),
-    exclude: Object.freeze(exclude),
-    budget,
-    readers,
-  });
-}
+import { formatBytes } from '../warm/bytes.js';
+import { DEFAULT_BUFFER_BYTES, PathError, failedPathResult, warmFiles } from '../warm/files.js';
+import type { FilesConfig } from './config.js';
+import type { PartOutcome, WarmPart } from './part.js';
 
 export const FILE_HEADER = ['PATH', 'STATE', 'FILES', 'SIZE', 'TIME', 'GB/S', 'RESIDENT BEFORE', 'RESIDENT AFTER'];
 

@@ -1,6 +1,5 @@
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EXIT_FAILED, EXIT_OK, parseWarmConfig, runWarm, UsageError, type WarmPart } from './warm-command.js';
+import { parseWarmConfig, UsageError } from './config.js';
 
 const none = (): boolean => false;
 
@@ -58,41 +57,21 @@ describe('parseWarmConfig', () => {
   });
 });
 
-describe('runWarm', () => {
-  const config = parseWarmConfig({ image: ['x'], json: true }, {}, none);
-  const part =
-    (ok: boolean): WarmPart =>
-    () =>
-      Promise.resolve({
-        key: 'images',
-        ok,
-        header: ['IMAGE', 'STATE', 'TIME', 'SIZE'],
-        warnings: ok ? [] : ['something to know'],
-        rows: [['x', ok ? 'done' : 'failed', '1.0s', '-']],
-        failures: ok ? [] : ['NOT_FOUND: cannot pull x: not found in registry docker.io'],
-        json: [{ image: 'x' }],
-        meta: { runtime: { name: 'fake' } },
-      });
-
-  it('prints exactly one JSON document and exits 0 when all parts succeed', async () => {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    const code = await runWarm(config, [part(true)], { stdout, stderr, isTTY: false }, new AbortController().signal);
-    expect(code).toBe(EXIT_OK);
-    const text = (stdout.read() as Buffer).toString();
-    expect(text.trim().split('\n')).toHaveLength(1);
-    expect(JSON.parse(text)).toMatchObject({ ok: true, images: [{ image: 'x' }], runtime: { name: 'fake' } });
+describe('parseWarmConfig: the file flags', () => {
+  it('takes flags first, then comma-separated environment variables', () => {
+    const c = parseWarmConfig({ path: ['/models/a'] }, { STOKER_ALLOWED_ROOTS: '/models, /data', STOKER_INCLUDE: '*.bin' }, none);
+    expect(c.images).toEqual([]);
+    expect(c.files).toMatchObject({ paths: ['/models/a'], allowedRoots: ['/models', '/data'], include: ['*.bin'], budget: 'warn' });
+    expect(Object.isFrozen(c.files)).toBe(true);
   });
 
-  it('exits 1 with one failure line per failed item', async () => {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    const plain = parseWarmConfig({ image: ['x'] }, {}, none);
-    const code = await runWarm(plain, [part(false)], { stdout, stderr, isTTY: false }, new AbortController().signal);
-    expect(code).toBe(EXIT_FAILED);
-    expect((stderr.read() as Buffer).toString()).toBe(
-      'warning: something to know\nerror: NOT_FOUND: cannot pull x: not found in registry docker.io\n',
+  it('names the bad value', () => {
+    expect(usageError(() => parseWarmConfig({ path: ['/m'] }, {}, none))).toMatch(/--allowed-root/);
+    expect(usageError(() => parseWarmConfig({ path: ['models'], allowedRoot: ['/m'] }, {}, none))).toBe('--path must be absolute, got "models"');
+    expect(usageError(() => parseWarmConfig({ path: ['/m'], allowedRoot: ['/m'], budget: 'maybe' }, {}, none))).toBe(
+      '--budget must be warn, refuse or off, got "maybe"',
     );
-    expect((stdout.read() as Buffer).toString()).toMatch(/IMAGE\s+STATE\s+TIME\s+SIZE\nx\s+failed/);
+    expect(usageError(() => parseWarmConfig({ path: ['/m'], allowedRoot: ['/m'], readers: '0' }, {}, none))).toMatch(/--readers .* got "0"/);
+    expect(usageError(() => parseWarmConfig({ image: ['a'], include: ['*.bin'] }, {}, none))).toMatch(/need a --path/);
   });
 });

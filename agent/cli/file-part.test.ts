@@ -1,20 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { filesOutcome, parseFileFlags, progressText } from './files-part.js';
-
-describe('parseFileFlags', () => {
-  it('takes flags first, then comma-separated environment variables', () => {
-    const c = parseFileFlags({ path: ['/models/a'] }, { STOKER_ALLOWED_ROOTS: '/models, /data', STOKER_INCLUDE: '*.bin' });
-    expect(c).toMatchObject({ paths: ['/models/a'], allowedRoots: ['/models', '/data'], include: ['*.bin'], budget: 'warn' });
-  });
-
-  it('names the bad value', () => {
-    expect(parseFileFlags({ path: ['/m'] }, {})).toMatch(/--allowed-root/);
-    expect(parseFileFlags({ path: ['models'], allowedRoot: ['/m'] }, {})).toBe('--path must be absolute, got "models"');
-    expect(parseFileFlags({ path: ['/m'], allowedRoot: ['/m'], budget: 'maybe' }, {})).toBe('--budget must be warn, refuse or off, got "maybe"');
-    expect(parseFileFlags({ path: ['/m'], allowedRoot: ['/m'], readers: '0' }, {})).toMatch(/--readers .* got "0"/);
-    expect(parseFileFlags({ include: ['*.bin'] }, {})).toMatch(/need a --path/);
-  });
-});
+import { filesOutcome, progressText } from './file-part.js';
 
 describe('progressText', () => {
   it('shows a bar, files, bytes, throughput and ETA', () => {
