@@ -6,7 +6,8 @@
 //   const secrets = await loadPullSecrets(readSecret, namespace, ['regcred']);
 //   const creds = credentialsForImages(secrets, ['127.0.0.1:5000/app:v1']);
 import type { RegistryCredential } from '../proto/agent.js';
-import { DOCKER_HUB_ALIASES, parseImageReference } from './api/types.js';
+import { InvalidReferenceError, parseImageReference, type ImageReference } from '../proto/common/image-reference.js';
+import { DOCKER_HUB_ALIASES } from './api/types.js';
 
 export const DOCKER_CONFIG_JSON_TYPE = 'kubernetes.io/dockerconfigjson';
 
@@ -121,8 +122,17 @@ export function normaliseRegistryKey(key: string): string {
 
 /** The registry an image is pulled from, as Docker names it ("docker.io" for Docker Hub). */
 export function registryOf(image: string): string | undefined {
-  const r = parseImageReference(image);
-  return typeof r === 'string' ? undefined : canonicalHost(r.domain);
+  const r = parseOrSkip(image);
+  return r ? canonicalHost(r.domain) : undefined;
+}
+
+function parseOrSkip(image: string): ImageReference | undefined {
+  try {
+    return parseImageReference(image);
+  } catch (err) {
+    if (err instanceof InvalidReferenceError) return undefined;
+    throw err;
+  }
 }
 
 function canonicalHost(domain: string): string {
@@ -148,8 +158,8 @@ function splitPort(h: string): [string, string] {
 
 /** The best entry for one image: the longest key that matches its registry (and repository path prefix). */
 export function credentialFor(entries: readonly RegistryAuth[], image: string): RegistryAuth | undefined {
-  const r = parseImageReference(image);
-  if (typeof r === 'string') return undefined;
+  const r = parseOrSkip(image);
+  if (!r) return undefined;
   const host = canonicalHost(r.domain);
   const repo = host === 'docker.io' && !r.path.includes('/') ? `library/${r.path}` : r.path;
   let best: RegistryAuth | undefined;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialFor, DockerConfigError, loadDockerCredentials, parseDockerConfig, registryHost } from './docker-config.js';
-import { parseImageReference } from './reference.js';
+import { parseImageReference } from '../../proto/common/image-reference.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { RegistryCredential } from '../../proto/agent.js';
-import { DOCKER_HUB } from './reference.js';
+import { DOCKER_HUB } from '../../proto/common/image-reference.js';
 
 /** Every name Docker Hub goes by in Docker config files and image references. */
 export const DOCKER_HUB_ALIASES: readonly string[] = Object.freeze([

@@ -3,9 +3,9 @@
 import { isAbsolute } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import type { NodeStatusRequest, WarmRequest } from '../../proto/agent.js';
+import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
-import { InvalidReferenceError, parseImageReference } from '../images/reference.js';
 import { ServerError } from './errors.js';
 
 export const LIMITS = Object.freeze({

@@ -38,13 +38,13 @@ import type {
   PullPolicy,
   RegistryCredential,
 } from '../../proto/agent.js';
-import type { CriAuthConfig } from '../../proto/cri.js';
+import { InvalidReferenceError, parseImageReference, type ImageReference } from '../../proto/common/image-reference.js';
 import type { Logger } from '../../proto/common/log.js';
+import type { CriAuthConfig } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';
 import { credentialFor } from '../images/docker-config.js';
-import { InvalidReferenceError, parseImageReference, type ImageReference } from '../images/reference.js';
 
 export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
 

@@ -1,6 +1,7 @@
 // The Warmup custom resource (group stoker.io, version v1alpha1) as TypeScript types, its
-// defaults, and the checks the CRD's OpenAPI schema cannot make (reference grammar, clean
-// paths). The schema itself lives in deploy/crd/warmups.stoker.io.yaml.
+// defaults, and the checks the CRD's OpenAPI schema cannot make (clean paths, and the image
+// reference grammar of proto/common/image-reference.ts, the same parser the agent applies).
+// The schema itself lives in deploy/crd/warmups.stoker.io.yaml.
 //
 //   import { type Warmup, type WarmupStatus, resolveSpec, validateSpec } from './api/types.js';
 //
@@ -9,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
+import { checkImageReference } from '../../proto/common/image-reference.js';
 
 export const GROUP = 'stoker.io';
 export const VERSION = 'v1alpha1';
@@ -189,85 +191,6 @@ export function checkHostPath(path: string): string | undefined {
   const clean = posix.normalize(path);
   const expected = clean.length > 1 && clean.endsWith('/') ? clean.slice(0, -1) : clean;
   if (expected !== path) return `is not clean (expected "${expected}")`;
-  return undefined;
-}
-
-// The distribution reference grammar (github.com/distribution/reference), written out here:
-//   reference := name [ ":" tag ] [ "@" digest ]
-//   name      := [domain "/"] path-component ["/" path-component]*
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN_LABEL = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
-const IPV6 = /^\[[0-9a-fA-F:]+\]$/;
-
-export interface ParsedReference {
-  /** Registry host as Docker names it; "docker.io" when the reference names none. */
-  domain: string;
-  path: string;
-  tag?: string;
-  digest?: string;
-}
-
-/** Returns why `ref` breaks the reference grammar, or undefined when it is valid. */
-export function checkImageReference(ref: string): string | undefined {
-  const r = parseImageReference(ref);
-  return typeof r === 'string' ? r : undefined;
-}
-
-/** Parses an image reference; returns a string saying what is wrong when it is invalid. */
-export function parseImageReference(ref: string): ParsedReference | string {
-  if (ref.length === 0) return 'it is empty';
-  if (ref !== ref.trim() || /\s/.test(ref)) return 'it contains whitespace';
-  let rest = ref;
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) return `digest "${digest}" is malformed`;
-  }
-  let tag: string | undefined;
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) return `tag "${tag}" is malformed`;
-  }
-  if (rest.length === 0) return 'the repository name is empty';
-  if (rest.length > 255) return 'the repository name is longer than 255 characters';
-  const parts = rest.split('/');
-  let domain = 'docker.io';
-  const first = parts[0] ?? '';
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
-    const why = checkDomain(first);
-    if (why) return why;
-    domain = first;
-    parts.shift();
-  }
-  for (const c of parts) {
-    if (c.length === 0) return 'it has an empty path component';
-    if (!PATH_COMPONENT.test(c)) {
-      return c !== c.toLowerCase()
-        ? `repository name component "${c}" must be lowercase`
-        : `repository name component "${c}" is malformed`;
-    }
-  }
-  const path = parts.join('/');
-  const out: ParsedReference = { domain, path };
-  if (tag !== undefined) out.tag = tag;
-  if (digest !== undefined) out.digest = digest;
-  return out;
-}
-
-function checkDomain(domain: string): string | undefined {
-  let host = domain;
-  const m = /^(.*):(\d+)$/.exec(domain);
-  if (m) host = m[1] ?? '';
-  else if (domain.includes(':') && !IPV6.test(domain)) return `registry host "${domain}" has a malformed port`;
-  if (IPV6.test(host)) return undefined;
-  if (host.length === 0 || !host.split('.').every((l) => DOMAIN_LABEL.test(l))) return `registry host "${domain}" is malformed`;
   return undefined;
 }
 
