@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  credentialsForImages,
-  loadPullSecrets,
-  normaliseRegistryKey,
-  parseDockerConfig,
-  PullSecretError,
-  type SecretLike,
-} from './credentials.js';
+import { parseDockerConfig } from '../proto/common/docker-config.js';
+import { credentialsForImages, loadPullSecrets, PullSecretError, type SecretLike } from './credentials.js';
 
 const PASSWORD = 's3cr3t-Pa55';
 
@@ -18,17 +12,6 @@ function fakeSecretStore(secrets: Record<string, SecretLike>) {
   return (namespace: string, name: string) => Promise.resolve(secrets[`${namespace}/${name}`]);
 }
 
-describe('normaliseRegistryKey', () => {
-  it.each([
-    ['https://index.docker.io/v1/', 'docker.io'],
-    ['index.docker.io', 'docker.io'],
-    ['registry-1.docker.io', 'docker.io'],
-    ['docker.io', 'docker.io'],
-    ['http://127.0.0.1:5000', '127.0.0.1:5000'],
-    ['https://Registry.Example.com/team/', 'registry.example.com/team'],
-  ])('%s -> %s', (key, want) => expect(normaliseRegistryKey(key)).toBe(want));
-});
-
 describe('credentialsForImages', () => {
   const entries = parseDockerConfig(
     JSON.stringify({
@@ -37,8 +20,11 @@ describe('credentialsForImages', () => {
         '127.0.0.1:5000': { username: 'local', password: PASSWORD },
         '*.example.com': { username: 'wild', password: 'x' },
         'other.io': { username: 'other', password: 'y' },
+        'both.io': { auth: Buffer.from(`from-auth:${PASSWORD}`).toString('base64'), username: 'from-fields', password: 'z' },
+        'quay.io/team': { username: 'team', password: 't' },
       },
     }),
+    'test',
   );
 
   it('hands over only the registries the images come from', () => {
@@ -55,6 +41,20 @@ describe('credentialsForImages', () => {
     }
   });
 
+  it('sends what "auth" says when an entry also has username and password, as Docker and the kubelet do', () => {
+    const [cred] = credentialsForImages(entries, ['both.io/app']);
+    expect(cred).toMatchObject({ registry: 'both.io', username: 'from-auth', password: PASSWORD, auth: Buffer.from(`from-auth:${PASSWORD}`).toString('base64') });
+  });
+
+  it('matches a key with a repository path only below that path', () => {
+    expect(credentialsForImages(entries, ['quay.io/team/app'])).toEqual([expect.objectContaining({ registry: 'quay.io', username: 'team' })]);
+    expect(credentialsForImages(entries, ['quay.io/other/app'])).toEqual([]);
+  });
+
+  it('skips images whose reference is invalid', () => {
+    expect(credentialsForImages(entries, ['127.0.0.1:5000/Bad', 'other.io/a'])).toEqual([expect.objectContaining({ registry: 'other.io' })]);
+  });
+
   it('matches a wildcard host label', () => {
     expect(credentialsForImages(entries, ['reg.example.com/a'])[0]?.username).toBe('wild');
     expect(credentialsForImages(entries, ['a.b.example.com/a'])).toEqual([]);
@@ -65,7 +65,7 @@ describe('loadPullSecrets', () => {
   it('reads the named secrets in order', async () => {
     const read = fakeSecretStore({ 'ns/a': secret({ 'r.io': { username: 'u', password: 'p' } }) });
     const got = await loadPullSecrets(read, 'ns', ['a']);
-    expect(got.map((e) => e.key)).toEqual(['r.io']);
+    expect(got.map((e) => e.registry)).toEqual(['r.io']);
   });
 
   it('names a missing secret', async () => {
@@ -84,7 +84,7 @@ describe('loadPullSecrets', () => {
     expect(e1.reason).toBe('InvalidPullSecret');
     expect(e1.message).toContain('"Opaque"');
     const e2 = (await loadPullSecrets(read, 'ns', ['garbage']).catch((e: unknown) => e)) as PullSecretError;
-    expect(e2.message).toContain('ns/garbage');
+    expect(e2.message).toBe('image pull secret "ns/garbage" has an unusable .dockerconfigjson: it is not valid JSON');
     expect(e2.message).not.toContain(PASSWORD);
   });
 });

@@ -121,6 +121,24 @@ describe('warmImages', () => {
     expect(pullsInFlight()).toBe(0);
   });
 
+  it('hands each pull the credential whose Docker config key matches its image', async () => {
+    const { runtime, pulls } = fakeRuntime();
+    const credentials = [
+      { registry: 'https://index.docker.io/v1/', username: 'hub', password: 'h' },
+      { registry: '127.0.0.1:5000/team', username: 'team', password: 't' },
+    ];
+    const images = ['busybox', '127.0.0.1:5000/team/app', '127.0.0.1:5000/other/app'].map((image) => ({ image, pullPolicy: 'ALWAYS' as const }));
+    const done = warmImages(runtime, { images, credentials });
+    await until(() => pulls.length === 3);
+    expect(Object.fromEntries(pulls.map((p) => [p.image, p.auth]))).toEqual({
+      'docker.io/library/busybox:latest': { username: 'hub', password: 'h' },
+      '127.0.0.1:5000/team/app:latest': { username: 'team', password: 't' },
+      '127.0.0.1:5000/other/app:latest': undefined,
+    });
+    for (const p of pulls) p.finish();
+    expect((await done).map((r) => r.state)).toEqual(['DONE', 'DONE', 'DONE']);
+  });
+
   it('cancels the shared pull only when every caller has gone', async () => {
     const { runtime, pulls } = fakeRuntime();
     const img = { image: '127.0.0.1:5000/big:v1', pullPolicy: 'ALWAYS' as const };

@@ -4,7 +4,7 @@
 //
 //   warmImages(runtime: CriRuntime, {
 //     images: { image: string, pullPolicy: 'IF_NOT_PRESENT' | 'ALWAYS' | PullPolicy }[],
-//     credentials?: RegistryCredential[],   // proto type; matched to each image's registry
+//     credentials?: RegistryCredential[],   // proto type; matched to each image as a Docker config key
 //     concurrency?: number,                 // pulls at once (default 4)
 //     progressTimeoutMs?: number,           // cancel a pull after this long without new bytes (default 120 s; 0 = never)
 //     pullTimeoutMs?: number,               // cap on one pull where byte progress is unknown (default none)
@@ -38,13 +38,13 @@ import type {
   PullPolicy,
   RegistryCredential,
 } from '../../proto/agent.js';
+import { credentialFor } from '../../proto/common/docker-config.js';
 import { InvalidReferenceError, parseImageReference, type ImageReference } from '../../proto/common/image-reference.js';
 import type { Logger } from '../../proto/common/log.js';
 import type { CriAuthConfig } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';
-import { credentialFor } from '../images/docker-config.js';
 
 export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
 
@@ -347,7 +347,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     return fail(translateCallError(err, what('checking whether the runtime has'), runtime.endpoint.display));
   }
 
-  const credential = credentialFor(ref.domain, o.credentials);
+  const credential = credentialFor(o.credentials, ref);
   const auth = toAuthConfig(credential);
   const joined = joinPull(
     runtime,

@@ -194,9 +194,6 @@ export function checkHostPath(path: string): string | undefined {
   return undefined;
 }
 
-/** Docker Hub's names for itself; credentials for any of them apply to images without a registry. */
-export const DOCKER_HUB_ALIASES: readonly string[] = Object.freeze(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-
 /** The short token that stands for a node in status.record (8 characters of base64url SHA-256). */
 export function nodeToken(node: string): string {
   return createHash('sha256').update(node).digest('base64url').slice(0, 8);
