@@ -1,11 +1,11 @@
 // The image part of `stoker warm`: registry credentials, the CRI connection, the image engine
 // (agent/warm/images.ts), progress onto the display, and the IMAGE summary table.
 import type { ImageProgress__Output, ImageResult__Output } from '../../proto/agent.js';
+import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import type { CriEndpoint } from '../cri/endpoint.js';
 import { WarmError } from '../cri/errors.js';
 import { connectRuntime, type CriRuntime } from '../cri/runtime.js';
 import { loadDockerCredentials } from '../images/docker-config.js';
-import { InvalidReferenceError, parseImageReference } from '../images/reference.js';
 import { formatBytes } from '../warm/bytes.js';
 import { failedImageResult, warmImages } from '../warm/images.js';
 import type { WarmConfig } from './config.js';
