@@ -4,7 +4,7 @@ import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import type { AgentConnection } from './agent-client.js';
 import type { Warmup, WarmupSpec, WarmupStatus } from './api/types.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
-import { createReconciler, matchesSelector, type ReconcilerDeps } from './reconcile.js';
+import { createReconciler, type ReconcilerDeps } from './reconcile.js';
 
 const log = pino({ level: 'silent' });
 const PASSWORD = 'hunter2-not-in-status';
@@ -187,14 +187,3 @@ describe('reconcile', () => {
   });
 });
 
-describe('matchesSelector', () => {
-  it('implements matchLabels and every operator', () => {
-    const l = { pool: 'gpu', zone: 'a' };
-    expect(matchesSelector({ matchLabels: { pool: 'gpu' } }, l)).toBe(true);
-    expect(matchesSelector({ matchLabels: { pool: 'cpu' } }, l)).toBe(false);
-    expect(matchesSelector({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a', 'b'] }] }, l)).toBe(true);
-    expect(matchesSelector({ matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] }, l)).toBe(false);
-    expect(matchesSelector({ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }, l)).toBe(false);
-    expect(matchesSelector({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }, l)).toBe(true);
-  });
-});

@@ -23,7 +23,7 @@
 // redoes them; nodes in flight keep their attempt in status.activeNodeList, so it re-sends the same
 // task ids and the agents join the tasks already running.
 import { readFileSync } from 'node:fs';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1LabelSelector, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../proto/common/log.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
@@ -36,12 +36,13 @@ import {
   validateSpec,
   type ResolvedSpec,
   type Warmup,
-  type WarmupCondition,
   type WarmupStatus,
 } from './api/types.js';
+import { resumed, setCondition } from './api/conditions.js';
 import { AgentClientPool, type AgentConnection, type AgentTls } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
 import { WarmupRun, type NodeTarget, type RunOutcome } from './dispatch.js';
+import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 
 export interface ReconcilerTuning {
@@ -453,13 +454,6 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   };
 }
 
-/** Flips a Suspended=True condition to False (the Warmup runs again); other conditions unchanged. */
-function resumed(conditions: WarmupCondition[] | undefined, at: string): WarmupCondition[] | undefined {
-  const suspended = conditions?.find((c) => c.type === 'Suspended');
-  if (suspended?.status !== 'True') return conditions;
-  return setCondition(conditions, { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false', lastTransitionTime: at });
-}
-
 function noMatchMessage(spec: ResolvedSpec): string {
   const sel = spec.nodes;
   if (!sel || (sel.names === undefined && sel.selector === undefined)) return 'no node has a live Stoker agent';
@@ -468,52 +462,3 @@ function noMatchMessage(spec: ResolvedSpec): string {
   if (sel.selector) parts.push(`selector ${formatSelector(sel.selector)}`);
   return `no node matches spec.nodes ${parts.join(' and ')}`;
 }
-
-export function formatSelector(sel: V1LabelSelector): string {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) out.push(`${k}=${v}`);
-  for (const e of sel.matchExpressions ?? []) {
-    if (e.operator === 'Exists') out.push(e.key);
-    else if (e.operator === 'DoesNotExist') out.push(`!${e.key}`);
-    else out.push(`${e.key} ${e.operator.toLowerCase()} (${(e.values ?? []).join(',')})`);
-  }
-  return `"${out.join(',')}"`;
-}
-
-/** Whether labels satisfy a standard LabelSelector (every term must hold). */
-export function matchesSelector(sel: V1LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of sel.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const value = labels[e.key];
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case 'In':
-        if (!has || !values.includes(value ?? '')) return false;
-        break;
-      case 'NotIn':
-        if (has && values.includes(value ?? '')) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
-/** Sets a condition, keeping lastTransitionTime when the status does not change. */
-export function setCondition(conditions: WarmupCondition[] | undefined, c: WarmupCondition): WarmupCondition[] {
-  const list = [...(conditions ?? [])];
-  const i = list.findIndex((x) => x.type === c.type);
-  if (i < 0) return [...list, c];
-  const old = list[i]!;
-  list[i] = { ...c, lastTransitionTime: old.status === c.status ? old.lastTransitionTime : c.lastTransitionTime };
-  return list;
-}
-
