@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import type { AgentConnection } from './agent-client.js';
 import type { Warmup, WarmupSpec, WarmupStatus } from './api/types.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
@@ -30,7 +30,6 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     nodeStatus: () => Promise.reject(new Error('unused')),
   });
   const deps: ReconcilerDeps = {
-    kc: {} as KubeConfig,
     warmups: { get: (k) => warmups.get(k) },
     nodes: { get: (k) => nodeObjs.get(k), list: () => [...nodeObjs.values()] },
     agents: { live: () => new Map(agents.map((a) => [a, { endpoint: a === 'n-broken' ? 'broken' : a }])) },
@@ -42,10 +41,10 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
         if (s) w.status = s;
       },
       flush: () => Promise.resolve(),
+      forget: () => undefined,
     },
     events: { record: (_o, type, reason, message) => events.push(`${type} ${reason} ${message}`) },
     log,
-    config: {},
     isLeader: () => true,
     signal: new AbortController().signal,
     connect,

@@ -1,7 +1,7 @@
 // The Warmup reconciler, level-triggered: each call re-reads the Warmup from the informer cache,
 // works out the whole desired state and acts; running it twice does no harm.
 //
-//   const r = createReconciler(deps);   // deps from controller/main.ts
+//   const r = createReconciler(deps);   // ReconcilerDeps below; controller/main.ts builds them per term
 //   await r.reconcile('default/models'); // -> { requeueAfterMs } or nothing
 //   await r.stop();
 //
@@ -22,14 +22,10 @@
 // Finished nodes are kept in status.record (8 characters per node) so a restarted controller never
 // redoes them; nodes in flight keep their attempt in status.activeNodeList, so it re-sends the same
 // task ids and the agents join the tasks already running.
-import { readFileSync } from 'node:fs';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../proto/common/log.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
-  GROUP,
-  PLURAL,
-  VERSION,
   isFinished,
   readRecord,
   resolveSpec,
@@ -39,11 +35,11 @@ import {
   type WarmupStatus,
 } from './api/types.js';
 import { resumed, setCondition } from './api/conditions.js';
-import { AgentClientPool, type AgentConnection, type AgentTls } from './agent-client.js';
+import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
+import type { ReconcileResult } from './k8s/workqueue.js';
 import { WarmupRun, type NodeTarget, type RunOutcome } from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
-import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -62,16 +58,20 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
   resyncMs: 10_000,
 });
 
-/** What the reconciler needs; controller/main.ts passes the real ones, unit tests fakes. */
+/**
+ * What the reconciler needs, one shape for everyone: controller/main.ts passes the informers, the
+ * status writer, the event recorder and clients it built (agent connections from its
+ * AgentClientPool, Secret reads and Warmup deletes through the API server); unit tests pass fakes.
+ */
 export interface ReconcilerDeps {
-  kc: KubeConfig;
   warmups: { get(key: string): Warmup | undefined };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
   agents: { live(now?: Date): Map<string, { endpoint: string }> };
   status: {
     schedule(namespace: string, name: string, compute: (current: Warmup) => WarmupStatus | undefined): void;
     flush(namespace: string, name: string): Promise<void>;
-    forget?(namespace: string, name: string): void;
+    /** Drops what is pending for a Warmup that is gone. */
+    forget(namespace: string, name: string): void;
   };
   events: { record(obj: Warmup, type: 'Normal' | 'Warning', reason: string, message: string): void };
   metrics?: {
@@ -79,27 +79,22 @@ export interface ReconcilerDeps {
     dispatchLatency: { observe(seconds: number): void };
   };
   log: Logger;
-  config: {
-    tlsCertFile?: string;
-    tlsPrivateKeyFile?: string;
-    agentCaFile?: string;
-    agentServerName?: string | undefined;
-  };
-  /** PEM contents for mutual TLS to agents (else read from the config's files). */
-  agentTls?: AgentTls;
   isLeader: () => boolean;
-  /** Aborts when this leadership term ends: every dispatch stops. */
+  /** Aborts when this leadership term ends (or the controller stops): every dispatch stops. */
   signal: AbortSignal;
-  /** Tests and benchmarks may inject these. */
-  connect?: (endpoint: string) => AgentConnection;
-  readSecret?: ReadSecret;
-  deleteWarmup?: (namespace: string, name: string) => Promise<void>;
+  /** The connection to the agent at `endpoint` ("host:port"). */
+  connect: (endpoint: string) => AgentConnection;
+  /** Reads a Secret of the Warmup's namespace; undefined when it does not exist. */
+  readSecret: ReadSecret;
+  /** Deletes a Warmup (after its TTL); one already gone is not an error. */
+  deleteWarmup: (namespace: string, name: string) => Promise<void>;
   now?: () => number;
   tuning?: Partial<ReconcilerTuning>;
 }
 
 export interface Reconciler {
-  reconcile(key: string): Promise<{ requeueAfterMs?: number } | void>;
+  reconcile(key: string): Promise<ReconcileResult>;
+  /** Cancels every dispatch and resolves when they have ended. */
   stop(): Promise<void>;
 }
 
@@ -116,49 +111,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const tuning: ReconcilerTuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const now = deps.now ?? Date.now;
   const runs = new Map<string, RunEntry>();
-  let pool: AgentClientPool | undefined;
-
-  const connect =
-    deps.connect ??
-    ((endpoint: string): AgentConnection => {
-      if (!pool && deps.agentTls) pool = new AgentClientPool(deps.agentTls);
-      if (!pool) {
-        const c = deps.config;
-        if (!c.agentCaFile || !c.tlsCertFile || !c.tlsPrivateKeyFile) {
-          throw new Error('the controller needs --agent-ca-file, --tls-cert-file and --tls-private-key-file to reach agents');
-        }
-        pool = new AgentClientPool({
-          ca: readFileSync(c.agentCaFile),
-          cert: readFileSync(c.tlsCertFile),
-          key: readFileSync(c.tlsPrivateKeyFile),
-          ...(c.agentServerName ? { serverName: c.agentServerName } : {}),
-        });
-      }
-      return pool.get(endpoint);
-    });
-
-  const core = deps.readSecret ? undefined : deps.kc.makeApiClient(CoreV1Api);
-  const readSecret: ReadSecret =
-    deps.readSecret ??
-    (async (namespace, name) => {
-      try {
-        return await core!.readNamespacedSecret({ namespace, name });
-      } catch (err) {
-        if (kubeErrorStatus(err) === 404) return undefined;
-        throw err;
-      }
-    });
-
-  const custom = deps.deleteWarmup ? undefined : deps.kc.makeApiClient(CustomObjectsApi);
-  const deleteWarmup =
-    deps.deleteWarmup ??
-    (async (namespace: string, name: string) => {
-      try {
-        await custom!.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
-      } catch (err) {
-        if (kubeErrorStatus(err) !== 404) throw err;
-      }
-    });
+  const { connect, readSecret, deleteWarmup } = deps;
 
   deps.signal.addEventListener('abort', () => {
     for (const key of [...runs.keys()]) cancel(key);
@@ -235,12 +188,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return { targets: out, explicit };
   }
 
-  async function reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
+  async function reconcile(key: string): Promise<ReconcileResult> {
     const w = deps.warmups.get(key);
     if (!w) {
       cancel(key);
       const [ns = '', name = ''] = key.split('/');
-      deps.status.forget?.(ns, name);
+      deps.status.forget(ns, name);
       return;
     }
     if (!deps.isLeader() || deps.signal.aborted) {
@@ -449,7 +402,6 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const pending = [...runs.values()].map((e) => e.run.done);
       for (const key of [...runs.keys()]) cancel(key);
       await Promise.allSettled(pending);
-      pool?.close();
     },
   };
 }
