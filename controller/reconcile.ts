@@ -35,6 +35,7 @@ import {
   type WarmupStatus,
 } from './api/types.js';
 import { resumed, setCondition } from './api/conditions.js';
+import type { ConditionReason, EventReason } from './api/reasons.js';
 import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
 import type { ReconcileResult } from './k8s/workqueue.js';
@@ -73,7 +74,7 @@ export interface ReconcilerDeps {
     /** Drops what is pending for a Warmup that is gone. */
     forget(namespace: string, name: string): void;
   };
-  events: { record(obj: Warmup, type: 'Normal' | 'Warning', reason: string, message: string): void };
+  events: { record(obj: Warmup, type: 'Normal' | 'Warning', reason: EventReason, message: string): void };
   metrics?: {
     nodeTasks: { inc(labels: { outcome: string }): void };
     dispatchLatency: { observe(seconds: number): void };
@@ -125,7 +126,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   /** Writes a final status (Succeeded or Failed) and records the Event. */
-  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: string, message: string, run?: WarmupRun): Promise<void> {
+  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: ConditionReason, message: string, run?: WarmupRun): Promise<void> {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid;

@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { resumed, setCondition } from './conditions.js';
-import type { WarmupCondition } from './types.js';
+import { resumed, setCondition, type ConditionUpdate } from './conditions.js';
 
 const T1 = '2024-01-01T00:00:00.000Z';
 const T2 = '2024-01-01T00:05:00.000Z';
 
-const suspended: WarmupCondition = { type: 'Suspended', status: 'True', reason: 'Suspended', message: 'spec.suspend is true: no node is being warmed', lastTransitionTime: T1 };
+const suspended: ConditionUpdate = { type: 'Suspended', status: 'True', reason: 'Suspended', message: 'spec.suspend is true: no node is being warmed', lastTransitionTime: T1 };
 
 describe('setCondition', () => {
   it('adds a condition of a new type after the others', () => {
-    const failed: WarmupCondition = { type: 'Failed', status: 'True', reason: 'NodesFailed', message: '1 of 2 node(s) failed; 1 warmed', lastTransitionTime: T2 };
+    const failed: ConditionUpdate = { type: 'Failed', status: 'True', reason: 'NodesFailed', message: '1 of 2 node(s) failed; 1 warmed', lastTransitionTime: T2 };
     expect(setCondition([suspended], failed)).toEqual([suspended, failed]);
     expect(setCondition(undefined, failed)).toEqual([failed]);
   });
@@ -32,7 +31,7 @@ describe('resumed', () => {
   });
 
   it('leaves conditions without Suspended=True as they are', () => {
-    const off: WarmupCondition = { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false' };
+    const off: ConditionUpdate = { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false' };
     expect(resumed([off], T2)).toEqual([off]);
     expect(resumed(undefined, T2)).toBeUndefined();
   });

@@ -6,10 +6,16 @@
 //
 //   status.conditions = setCondition(status.conditions, { type: 'Failed', status: 'True', reason, message, lastTransitionTime: now });
 //   status.conditions = resumed(status.conditions, now);
+import type { ConditionReason } from './reasons.js';
 import type { WarmupCondition } from './types.js';
 
+export type ConditionType = 'Complete' | 'Failed' | 'Suspended';
+
+/** A condition the controller writes: one of its types, with a reason from the catalogue. */
+export type ConditionUpdate = WarmupCondition & { type: ConditionType; reason: ConditionReason };
+
 /** Sets a condition, keeping lastTransitionTime when the status does not change. */
-export function setCondition(conditions: WarmupCondition[] | undefined, c: WarmupCondition): WarmupCondition[] {
+export function setCondition(conditions: WarmupCondition[] | undefined, c: ConditionUpdate): WarmupCondition[] {
   const list = [...(conditions ?? [])];
   const i = list.findIndex((x) => x.type === c.type);
   if (i < 0) return [...list, c];
@@ -22,5 +28,5 @@ export function setCondition(conditions: WarmupCondition[] | undefined, c: Warmu
 export function resumed(conditions: WarmupCondition[] | undefined, at: string): WarmupCondition[] | undefined {
   const suspended = conditions?.find((c) => c.type === 'Suspended');
   if (suspended?.status !== 'True') return conditions;
-  return setCondition(conditions, { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false', lastTransitionTime: at });
+  return setCondition(conditions, { type: 'Suspended', status: 'False', reason: 'Resumed', message: 'spec.suspend is false', lastTransitionTime: at });
 }
