@@ -14,6 +14,21 @@
 // The run reads its targets (nodes that match and their live agents) on every tick, so nodes and
 // agents that come and go are seen without a reconcile. It never writes to the API server itself:
 // `onChange` tells the owner to publish `snapshot()` (the status writer coalesces).
+//
+// Why a run has its own loop beside the work queue (controller/k8s/workqueue.ts). The queue
+// schedules reconciles of Warmup keys: a reconcile returns promptly and may run twice. A node
+// attempt is a Warm stream that lasts as long as its pulls and reads (minutes), so it cannot be a
+// reconcile; the run holds the attempts in flight and wakes every `tickMs` (250 ms) or as soon as
+// an attempt ends, to start the next nodes within `parallelism` and to notice targets that come
+// and go. The two backoffs count different things and live in different places:
+//   - a node's retries (spec.policy.backoffLimit, delays backoffBaseMs * 2^n up to backoffMaxMs)
+//     live here, in NodeState.attempt and NodeState.nextAt. The attempt is part of the task id the
+//     agent joins on, so it is published in status.activeNodeList, and finished nodes in
+//     status.record: a restarted controller resumes from status (`resume`), not from memory;
+//   - a reconcile that throws (an API call failed) is retried with the queue's per-key backoff,
+//     which is in memory only and forgotten once a reconcile of that key succeeds.
+// Folding node attempts into the queue would still need an owner for the streams in flight and
+// their progress, and would not make node retry state survive a restart better than status does.
 import { setMaxListeners } from 'node:events';
 import type { FailedNode, ActiveNode } from './api/types.js';
 import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
@@ -266,10 +281,12 @@ export class WarmupRun {
 
   async #drain(): Promise<void> {
     for (const n of this.#nodes.values()) n.abort?.abort();
-    // Attempts end promptly once aborted; give them a moment so their outcome is counted.
+    // Attempts end promptly once aborted; give them a moment so their outcome is counted. The
+    // run's own signal has aborted by now, so these waits take one that never does.
     const deadline = this.#clock.now() + 2000;
+    const never = new AbortController().signal;
     while ([...this.#nodes.values()].some((n) => n.phase === 'active') && this.#clock.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
+      await this.#clock.sleep(20, never);
     }
   }
 

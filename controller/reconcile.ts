@@ -14,10 +14,12 @@
 //   - Targets: Nodes matching spec.nodes (names AND selector); absent = every Node with a live
 //     agent. A named/selected Node without a live agent waits (agentWaitMs), then fails with
 //     AgentUnavailable. No matching node -> Failed with reason NoMatchingNodes (never stuck).
-//   - Dispatch runs in the background (controller/dispatch.ts), one run per uid+generation;
+//   - Dispatch runs in the background (controller/dispatch.ts), one run per uid+generation; the
+//     run, not the work queue, retries failed nodes (its header says where that state lives);
 //     progress is published through the StatusWriter (coalesced, <= 1 write/s per Warmup).
 //   - activeDeadlineSeconds past startTime -> Failed with reason DeadlineExceeded.
-// Events: Started, NodeFailed (with the reason), Completed, Failed.
+// Events: Started, NodeFailed (with the reason), Completed, Failed. Every reason written here is
+// typed from the catalogue in controller/api/reasons.ts.
 //
 // Finished nodes are kept in status.record (8 characters per node) so a restarted controller never
 // redoes them; nodes in flight keep their attempt in status.activeNodeList, so it re-sends the same
