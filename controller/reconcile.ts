@@ -41,7 +41,7 @@ import type { ConditionReason, EventReason } from './api/reasons.js';
 import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
 import type { ReconcileResult } from './k8s/workqueue.js';
-import { WarmupRun, type NodeTarget, type RunOutcome } from './dispatch.js';
+import { realDispatchClock, WarmupRun, type DispatchClock, type NodeTarget, type RunOutcome } from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 
 export interface ReconcilerTuning {
@@ -91,7 +91,8 @@ export interface ReconcilerDeps {
   readSecret: ReadSecret;
   /** Deletes a Warmup (after its TTL); one already gone is not an error. */
   deleteWarmup: (namespace: string, name: string) => Promise<void>;
-  now?: () => number;
+  /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
+  clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
 }
 
@@ -112,7 +113,8 @@ const PULL_POLICY: Record<string, PullPolicy> = { IfNotPresent: 'IF_NOT_PRESENT'
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const tuning: ReconcilerTuning = { ...DEFAULT_TUNING, ...deps.tuning };
-  const now = deps.now ?? Date.now;
+  const clock = deps.clock ?? realDispatchClock;
+  const now = (): number => clock.now();
   const runs = new Map<string, RunEntry>();
   const { connect, readSecret, deleteWarmup } = deps;
 
@@ -328,6 +330,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         if (cur && cur === (entry as RunEntry)) publish(cur);
       },
       log,
+      clock,
       hooks: {
         attempt: (outcome) => deps.metrics?.nodeTasks.inc({ outcome }),
         dispatchLatency: (s) => deps.metrics?.dispatchLatency.observe(s),
