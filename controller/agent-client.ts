@@ -19,6 +19,7 @@ import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { NodeStatusRequest } from '../proto/gen/stoker/v1/NodeStatusRequest.js';
 import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
 import { ERROR_CODE_TRAILER } from '../proto/errors.js';
+import type { NodeReason } from './api/reasons.js';
 
 export interface AgentTls {
   /** PEM of the CA that signed the agents' server certificates. */
@@ -30,7 +31,8 @@ export interface AgentTls {
   serverName?: string;
 }
 
-export type AgentCallReason = 'AgentUnavailable' | 'Timeout' | 'Cancelled' | 'AgentRefused' | 'AgentError';
+/** The failed-node reasons (controller/api/reasons.ts) a call to an agent can end with. */
+export type AgentCallReason = Extract<NodeReason, 'AgentUnavailable' | 'Timeout' | 'Cancelled' | 'AgentRefused' | 'AgentError'>;
 
 export class AgentCallError extends Error {
   constructor(

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { AgentCallError, type AgentConnection, type WarmOptions } from './agent-client.js';
 import { nodeToken } from './api/types.js';
-import { WarmupRun, taskId, type NodeTarget, type RunOptions } from './dispatch.js';
+import { WarmupRun, type NodeTarget, type RunOptions } from './dispatch.js';
+import { FakeClock } from './testing/fake-clock.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { WarmResult__Output } from '../proto/agent.js';
 
@@ -16,8 +17,8 @@ function failResult(id: string, code: 'UNAUTHORIZED' | 'PATH_OUTSIDE_ROOT', mess
   return { taskId: id, succeeded: false, images: [], paths: [], failure: { code, message }, seconds: 0 };
 }
 
-/** A fake agent fleet: records every request, answers with `answer(node, request)` after `delayMs`. */
-function fakeFleet(answer: (node: string, req: WarmRequest) => WarmResult__Output | Error, delayMs = 20) {
+/** A fake agent fleet: records every request, answers with `answer(node, request)` after `delayMs` of the clock's time. */
+function fakeFleet(clock: FakeClock, answer: (node: string, req: WarmRequest) => WarmResult__Output | Error, delayMs = 20) {
   const requests: WarmRequest[] = [];
   let active = 0;
   let maxActive = 0;
@@ -28,10 +29,7 @@ function fakeFleet(answer: (node: string, req: WarmRequest) => WarmResult__Outpu
       maxActive = Math.max(maxActive, active);
       try {
         opts.onEvent?.({ image: { image: 'x', state: 'RUNNING', bytesDone: 5, bytesTotal: 10, bytesKnown: true, elapsedSeconds: 0 }, event: 'image' });
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, delayMs);
-          opts.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-        });
+        await clock.sleep(delayMs, opts.signal);
         if (opts.signal.aborted) throw new AgentCallError('Cancelled', 'cancelled');
         const a = answer(endpoint, req);
         if (a instanceof Error) throw a;
@@ -49,7 +47,7 @@ function targetsOf(names: string[], live = names): () => Map<string, NodeTarget>
   return () => new Map(names.map((n) => [n, { endpoint: live.includes(n) ? n : undefined }]));
 }
 
-function baseOptions(over: Partial<RunOptions>): RunOptions {
+function baseOptions(clock: FakeClock, over: Partial<RunOptions>): RunOptions {
   return {
     uid: 'uid1',
     generation: 1,
@@ -68,6 +66,7 @@ function baseOptions(over: Partial<RunOptions>): RunOptions {
     },
     onChange: () => undefined,
     log,
+    clock,
     tickMs: 5,
     ...over,
   };
@@ -75,119 +74,159 @@ function baseOptions(over: Partial<RunOptions>): RunOptions {
 
 describe('WarmupRun', () => {
   it('warms every node with deterministic task ids, never more than parallelism at once', async () => {
+    const clock = new FakeClock();
     const names = Array.from({ length: 7 }, (_, i) => `n${i}`);
-    const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''));
-    const run = new WarmupRun(baseOptions({ parallelism: 2, targets: targetsOf(names), connect: fleet.connect }));
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''));
+    const run = new WarmupRun(baseOptions(clock, { parallelism: 2, targets: targetsOf(names), connect: fleet.connect }));
     run.start();
-    const outcome = await run.done;
+    const outcome = await clock.run(run.done);
     expect(outcome).toEqual({ kind: 'finished', succeeded: 7, failed: 0, desired: 7 });
     expect(fleet.maxActive()).toBe(2);
-    expect(fleet.requests.map((r) => r.taskId).sort()).toEqual(names.map((n) => taskId('uid1', 1, n, 1)).sort());
-    expect(fleet.requests.every((r) => r.nodeName === names.find((n) => r.taskId?.includes(`-${n}-`)))).toBe(true);
+    expect(fleet.requests.map((r) => `${r.nodeName} ${r.taskId}`).sort()).toEqual([
+      'n0 uid1-g1-n0-a1',
+      'n1 uid1-g1-n1-a1',
+      'n2 uid1-g1-n2-a1',
+      'n3 uid1-g1-n3-a1',
+      'n4 uid1-g1-n4-a1',
+      'n5 uid1-g1-n5-a1',
+      'n6 uid1-g1-n6-a1',
+    ]);
     const s = run.snapshot();
     expect(s.record.succeeded.length).toBe(7 * 8);
   });
 
-  it('retries with new attempt ids up to backoffLimit, then records the reason', async () => {
-    const fleet = fakeFleet((node, req) => (node === 'bad' ? failResult(req.taskId ?? '', 'UNAUTHORIZED', 'registry r refused the credentials for r/x:1') : okResult(req.taskId ?? '')));
+  it('retries with new attempt ids up to backoffLimit, backing off 10 then 20 ms, then records the reason', async () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const sentAt: number[] = [];
+    const fleet = fakeFleet(clock, (node, req) => {
+      if (node !== 'bad') return okResult(req.taskId ?? '');
+      sentAt.push(clock.now() - start - 20); // answered 20 ms after it was sent
+      return failResult(req.taskId ?? '', 'UNAUTHORIZED', 'registry r refused the credentials for r/x:1');
+    });
     const failed: string[] = [];
-    const run = new WarmupRun(baseOptions({ targets: targetsOf(['good', 'bad']), connect: fleet.connect, hooks: { nodeFailed: (f) => failed.push(`${f.name}:${f.reason}`) } }));
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['good', 'bad']), connect: fleet.connect, hooks: { nodeFailed: (f) => failed.push(`${f.name}:${f.reason}`) } }));
     run.start();
-    expect(await run.done).toMatchObject({ kind: 'finished', succeeded: 1, failed: 1 });
-    expect(fleet.requests.filter((r) => r.nodeName === 'bad').map((r) => r.taskId)).toEqual([1, 2, 3].map((a) => taskId('uid1', 1, 'bad', a)));
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', succeeded: 1, failed: 1 });
+    expect(fleet.requests.filter((r) => r.nodeName === 'bad').map((r) => r.taskId)).toEqual(['uid1-g1-bad-a1', 'uid1-g1-bad-a2', 'uid1-g1-bad-a3']);
+    // Sent at 0; failed at 20, retried 10 ms later (the next tick after that, 5 ms apart); failed
+    // at 50, retried 20 ms later.
+    expect(sentAt).toEqual([0, 30, 70]);
     expect(failed).toEqual(['bad:RegistryUnauthorized']);
     expect(run.snapshot().failedNodeList[0]).toMatchObject({ name: 'bad', reason: 'RegistryUnauthorized', message: expect.stringContaining('r/x:1') as string });
   });
 
   it('stops the whole run on bad input reported by an agent', async () => {
-    const fleet = fakeFleet((_n, req) => failResult(req.taskId ?? '', 'PATH_OUTSIDE_ROOT', 'path /etc is outside every allowed root'));
-    const run = new WarmupRun(baseOptions({ parallelism: 1, targets: targetsOf(['a', 'b', 'c']), connect: fleet.connect }));
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (_n, req) => failResult(req.taskId ?? '', 'PATH_OUTSIDE_ROOT', 'path /etc is outside every allowed root'));
+    const run = new WarmupRun(baseOptions(clock, { parallelism: 1, targets: targetsOf(['a', 'b', 'c']), connect: fleet.connect }));
     run.start();
-    expect(await run.done).toEqual({ kind: 'fatal', problem: { reason: 'PathOutsideRoot', message: 'path /etc is outside every allowed root' } });
+    expect(await clock.run(run.done)).toEqual({ kind: 'fatal', problem: { reason: 'PathOutsideRoot', message: 'path /etc is outside every allowed root' } });
     expect(fleet.requests).toHaveLength(1);
   });
 
   it('stops the whole run when an agent refuses the request naming a bad-input code', async () => {
-    const fleet = fakeFleet(() => new AgentCallError('AgentRefused', 'agent at a refused the request: image reference "Bad" is malformed', 3, 'INVALID_REFERENCE'));
-    const run = new WarmupRun(baseOptions({ parallelism: 1, targets: targetsOf(['a', 'b']), connect: fleet.connect }));
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, () => new AgentCallError('AgentRefused', 'agent at a refused the request: image reference "Bad" is malformed', 3, 'INVALID_REFERENCE'));
+    const run = new WarmupRun(baseOptions(clock, { parallelism: 1, targets: targetsOf(['a', 'b']), connect: fleet.connect }));
     run.start();
-    const outcome = await run.done;
+    const outcome = await clock.run(run.done);
     expect(outcome).toMatchObject({ kind: 'fatal', problem: { reason: 'InvalidImageReference' } });
     expect(fleet.requests).toHaveLength(1);
   });
 
-  it('fails a node whose agent never shows up, and an agent that does not answer after retries', async () => {
-    const fleet = fakeFleet((node) => (node === 'silent' ? new AgentCallError('AgentUnavailable', 'agent at silent is unavailable') : okResult('')));
-    const run = new WarmupRun(baseOptions({ targets: targetsOf(['ok', 'silent', 'noagent'], ['ok', 'silent']), connect: fleet.connect }));
+  it('fails a node whose agent never shows up within agentWaitMs, and an agent that does not answer after retries', async () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const fleet = fakeFleet(clock, (node) => (node === 'silent' ? new AgentCallError('AgentUnavailable', 'agent at silent is unavailable') : okResult('')));
+    const failedAt = new Map<string, number>();
+    const run = new WarmupRun(
+      baseOptions(clock, {
+        targets: targetsOf(['ok', 'silent', 'noagent'], ['ok', 'silent']),
+        connect: fleet.connect,
+        hooks: { nodeFailed: (f) => failedAt.set(f.name, clock.now() - start) },
+      }),
+    );
     run.start();
-    expect(await run.done).toMatchObject({ kind: 'finished', succeeded: 1, failed: 2 });
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', succeeded: 1, failed: 2 });
     const reasons = Object.fromEntries(run.snapshot().failedNodeList.map((f) => [f.name, f.reason]));
     expect(reasons).toEqual({ silent: 'AgentUnavailable', noagent: 'AgentUnavailable' });
+    expect(failedAt.get('noagent')).toBe(200); // agentWaitMs
+    expect(failedAt.get('silent')).toBe(90); // three answers of 20 ms, two backoffs of 10 and 20 ms
   });
 
   it('fails a node deleted mid-task with NodeDeleted', async () => {
+    const clock = new FakeClock();
     let exists = true;
     const names = ['stay', 'gone'];
-    const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''), 300);
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''), 300);
     const run = new WarmupRun(
-      baseOptions({
+      baseOptions(clock, {
         targets: () => new Map(names.filter((n) => n !== 'gone' || exists).map((n) => [n, { endpoint: n }])),
         nodeExists: (n) => n !== 'gone' || exists,
         connect: fleet.connect,
       }),
     );
     run.start();
-    setTimeout(() => (exists = false), 50);
-    expect(await run.done).toMatchObject({ kind: 'finished', succeeded: 1, failed: 1 });
+    await clock.advance(50);
+    expect(run.snapshot()).toMatchObject({ activeNodes: 2 });
+    exists = false;
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', succeeded: 1, failed: 1 });
     expect(run.snapshot().failedNodeList).toEqual([{ name: 'gone', reason: 'NodeDeleted', message: 'node gone was deleted' }]);
   });
 
   it('resumes from status: recorded nodes are not redone, in-flight nodes keep their attempt', async () => {
-    const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''));
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''));
     const run = new WarmupRun(
-      baseOptions({
+      baseOptions(clock, {
         targets: targetsOf(['done', 'inflight', 'new']),
         connect: fleet.connect,
         resume: { succeeded: new Set([nodeToken('done')]), failed: new Set(), failedList: [], attempts: new Map([['inflight', 2]]) },
       }),
     );
     run.start();
-    expect(await run.done).toMatchObject({ kind: 'finished', succeeded: 3, failed: 0, desired: 3 });
-    expect(fleet.requests.map((r) => r.taskId).sort()).toEqual([taskId('uid1', 1, 'inflight', 2), taskId('uid1', 1, 'new', 1)].sort());
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', succeeded: 3, failed: 0, desired: 3 });
+    expect(fleet.requests.map((r) => r.taskId).sort()).toEqual(['uid1-g1-inflight-a2', 'uid1-g1-new-a1']);
   });
 
   it('fails a started node whose agent then disappears from the live set', async () => {
+    const clock = new FakeClock();
     let live = true;
-    const fleet = fakeFleet((_n, req) => (live ? new AgentCallError('AgentUnavailable', 'agent at a is unavailable') : okResult(req.taskId ?? '')));
+    const fleet = fakeFleet(clock, (_n, req) => (live ? new AgentCallError('AgentUnavailable', 'agent at a is unavailable') : okResult(req.taskId ?? '')));
     const run = new WarmupRun(
-      baseOptions({
+      baseOptions(clock, {
         backoffBaseMs: 50,
         targets: () => (live ? new Map([['a', { endpoint: 'a' }]]) : new Map<string, NodeTarget>()),
         connect: fleet.connect,
       }),
     );
     run.start();
-    await new Promise((r) => setTimeout(r, 40));
+    await clock.advance(40);
+    expect(run.snapshot()).toMatchObject({ activeNodes: 0, activeNodeList: [{ name: 'a', attempt: 1 }] }); // backing off
     live = false; // the Lease lapsed: the node is no longer a target, but it was started
-    expect(await run.done).toMatchObject({ kind: 'finished', failed: 1 });
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', failed: 1 });
     expect(run.snapshot().failedNodeList[0]).toMatchObject({ name: 'a', reason: 'AgentUnavailable' });
+    expect(fleet.requests).toHaveLength(1);
   });
 
   it('finishes when every target is gone, counting what status had recorded', async () => {
-    const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''));
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''));
     const run = new WarmupRun(
-      baseOptions({
+      baseOptions(clock, {
         targets: targetsOf([]),
         connect: fleet.connect,
         resume: { succeeded: new Set([nodeToken('old-1'), nodeToken('old-2')]), failed: new Set(), failedList: [], attempts: new Map() },
       }),
     );
     run.start();
-    expect(await run.done).toEqual({ kind: 'finished', succeeded: 2, failed: 0, desired: 2 });
+    expect(await clock.run(run.done)).toEqual({ kind: 'finished', succeeded: 2, failed: 0, desired: 2 });
     expect(fleet.requests).toHaveLength(0);
   });
 
   it('counts bytes the runtime could not attribute to one image once per node', async () => {
+    const clock = new FakeClock();
     const connect = (): AgentConnection => ({
       warm(_req, opts) {
         const ev = (image: string, bytesKnown: boolean, done: number, total: number) =>
@@ -199,20 +238,24 @@ describe('WarmupRun', () => {
       },
       nodeStatus: () => Promise.reject(new Error('unused')),
     });
-    const run = new WarmupRun(baseOptions({ targets: targetsOf(['n']), connect }));
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['n']), connect }));
     run.start();
-    await new Promise((r) => setTimeout(r, 30));
+    await clock.advance(30);
     expect(run.snapshot()).toMatchObject({ bytesDone: 45, bytesTotal: 210 });
     run.cancel();
+    // The fake agent never ends its call: the run gives it 2 s after cancel, then resolves.
+    expect(await clock.run(run.done)).toEqual({ kind: 'cancelled' });
   });
 
   it('cancel aborts attempts in flight and resolves cancelled', async () => {
-    const fleet = fakeFleet((_n, req) => okResult(req.taskId ?? ''), 5000);
-    const run = new WarmupRun(baseOptions({ targets: targetsOf(['a']), connect: fleet.connect }));
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''), 5000);
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['a']), connect: fleet.connect }));
     run.start();
-    await new Promise((r) => setTimeout(r, 30));
+    await clock.advance(30);
     expect(run.snapshot()).toMatchObject({ activeNodes: 1, bytesDone: 5, bytesTotal: 10 });
     run.cancel();
-    expect(await run.done).toEqual({ kind: 'cancelled' });
+    expect(await clock.run(run.done)).toEqual({ kind: 'cancelled' });
+    expect(run.snapshot()).toMatchObject({ activeNodes: 0, succeededNodes: 0, failedNodes: 0 });
   });
 });

@@ -1,7 +1,7 @@
 // Dispatch of one Warmup generation to its nodes: a WarmupRun owns the per-node tasks, runs at
 // most `parallelism` of them at once, bounds each attempt by `timeoutMs`, retries a failed node
 // with exponential backoff up to `backoffLimit` retries, and then records it failed with a reason
-// translated from the agent's ErrorCode.
+// translated from the agent's ErrorCode (REASON_BY_CODE in controller/api/reasons.ts).
 //
 // Task ids are deterministic: `${uid}-g${generation}-${node}-a${attempt}`. A controller that
 // restarts in the middle of a Warmup builds a new run from the Warmup's status (finished nodes in
@@ -14,10 +14,26 @@
 // The run reads its targets (nodes that match and their live agents) on every tick, so nodes and
 // agents that come and go are seen without a reconcile. It never writes to the API server itself:
 // `onChange` tells the owner to publish `snapshot()` (the status writer coalesces).
+//
+// Why a run has its own loop beside the work queue (controller/k8s/workqueue.ts). The queue
+// schedules reconciles of Warmup keys: a reconcile returns promptly and may run twice. A node
+// attempt is a Warm stream that lasts as long as its pulls and reads (minutes), so it cannot be a
+// reconcile; the run holds the attempts in flight and wakes every `tickMs` (250 ms) or as soon as
+// an attempt ends, to start the next nodes within `parallelism` and to notice targets that come
+// and go. The two backoffs count different things and live in different places:
+//   - a node's retries (spec.policy.backoffLimit, delays backoffBaseMs * 2^n up to backoffMaxMs)
+//     live here, in NodeState.attempt and NodeState.nextAt. The attempt is part of the task id the
+//     agent joins on, so it is published in status.activeNodeList, and finished nodes in
+//     status.record: a restarted controller resumes from status (`resume`), not from memory;
+//   - a reconcile that throws (an API call failed) is retried with the queue's per-key backoff,
+//     which is in memory only and forgotten once a reconcile of that key succeeds.
+// Folding node attempts into the queue would still need an owner for the streams in flight and
+// their progress, and would not make node retry state survive a restart better than status does.
 import { setMaxListeners } from 'node:events';
 import type { FailedNode, ActiveNode } from './api/types.js';
 import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
 import { AgentCallError, type AgentConnection } from './agent-client.js';
+import { fatalReason, REASON_BY_CODE, type FatalReason, type NodeReason } from './api/reasons.js';
 import type { Logger } from '../proto/common/log.js';
 import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
 import type { ImageTask } from '../proto/gen/stoker/v1/ImageTask.js';
@@ -90,7 +106,7 @@ export interface ResumeState {
 
 /** A Warmup-level failure reported by an agent: bad input the schema could not see. */
 export interface FatalProblem {
-  reason: string;
+  reason: FatalReason;
   message: string;
 }
 
@@ -129,30 +145,6 @@ interface NodeState {
   lastFailure: FailedNode | undefined;
 }
 
-/** Error codes that mean the Warmup itself is wrong: every node would fail the same way. */
-const FATAL_CODES: ReadonlySet<ErrorCode__Output> = new Set(['INVALID_REFERENCE', 'PATH_OUTSIDE_ROOT', 'INVALID_REQUEST']);
-
-/** The condition/status reason for each agent ErrorCode. */
-export const REASON_BY_CODE: Readonly<Record<ErrorCode__Output, string>> = Object.freeze({
-  ERROR_CODE_UNSPECIFIED: 'WarmFailed',
-  INVALID_REFERENCE: 'InvalidImageReference',
-  REGISTRY_UNREACHABLE: 'RegistryUnreachable',
-  UNAUTHORIZED: 'RegistryUnauthorized',
-  NOT_FOUND: 'ImageNotFound',
-  RUNTIME_UNAVAILABLE: 'RuntimeUnavailable',
-  PROGRESS_TIMEOUT: 'ProgressTimeout',
-  TIMED_OUT: 'Timeout',
-  CANCELLED: 'Cancelled',
-  PATH_OUTSIDE_ROOT: 'PathOutsideRoot',
-  PATH_NOT_FOUND: 'PathNotFound',
-  READ_FAILED: 'ReadFailed',
-  OVER_BUDGET: 'OverBudget',
-  INVALID_REQUEST: 'InvalidRequest',
-  WRONG_NODE: 'WrongNode',
-  RUNTIME_ERROR: 'RuntimeError',
-  INTERNAL: 'AgentInternalError',
-});
-
 const MAX_MESSAGE = 300;
 
 function clip(s: string): string {
@@ -165,7 +157,7 @@ export function taskId(uid: string, generation: number, node: string, attempt: n
 }
 
 /** What went wrong in a WarmResult, as a reason and a message; undefined when it succeeded. */
-export function resultFailure(result: WarmResult__Output): { code: ErrorCode__Output; reason: string; message: string } | undefined {
+export function resultFailure(result: WarmResult__Output): { code: ErrorCode__Output; reason: NodeReason; message: string } | undefined {
   if (result.succeeded) return undefined;
   const pick = (code: ErrorCode__Output, message: string) => ({ code, reason: REASON_BY_CODE[code], message: clip(message || REASON_BY_CODE[code]) });
   if (result.failure && result.failure.code !== 'ERROR_CODE_UNSPECIFIED') return pick(result.failure.code, result.failure.message);
@@ -289,10 +281,12 @@ export class WarmupRun {
 
   async #drain(): Promise<void> {
     for (const n of this.#nodes.values()) n.abort?.abort();
-    // Attempts end promptly once aborted; give them a moment so their outcome is counted.
+    // Attempts end promptly once aborted; give them a moment so their outcome is counted. The
+    // run's own signal has aborted by now, so these waits take one that never does.
     const deadline = this.#clock.now() + 2000;
+    const never = new AbortController().signal;
     while ([...this.#nodes.values()].some((n) => n.phase === 'active') && this.#clock.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
+      await this.#clock.sleep(20, never);
     }
   }
 
@@ -401,7 +395,8 @@ export class WarmupRun {
       else if (ev.file) n.items.set(`f:${ev.file.path}`, { done: ev.file.bytesDone, total: ev.file.bytesTotal });
       o.onChange();
     };
-    let outcome: { ok: true } | { ok: false; reason: string; message: string; retry: boolean; fatal?: boolean };
+    // `fatal`: the Warmup itself is wrong (every node would fail alike), so the whole run stops.
+    let outcome: { ok: true } | { ok: false; reason: NodeReason; message: string; retry: boolean; fatal?: FatalReason | undefined };
     try {
       log.debug({ endpoint }, 'dispatching node task');
       const result = await o.connect(endpoint).warm(
@@ -411,12 +406,14 @@ export class WarmupRun {
       if (!answered) o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
       const failure = resultFailure(result);
       if (!failure) outcome = { ok: true };
-      else if (FATAL_CODES.has(failure.code)) outcome = { ok: false, reason: failure.reason, message: failure.message, retry: false, fatal: true };
-      else outcome = { ok: false, reason: failure.reason, message: failure.message, retry: true };
+      else {
+        const fatal = fatalReason(failure.code);
+        outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal };
+      }
     } catch (err) {
-      if (err instanceof AgentCallError && err.errorCode && err.errorCode in REASON_BY_CODE) {
+      if (err instanceof AgentCallError && err.errorCode && Object.hasOwn(REASON_BY_CODE, err.errorCode)) {
         // The agent refused the request and said why (e.g. INVALID_REFERENCE): its own words name the value.
-        const fatal = FATAL_CODES.has(err.errorCode);
+        const fatal = fatalReason(err.errorCode);
         outcome = { ok: false, reason: REASON_BY_CODE[err.errorCode], message: clip(err.message), retry: !fatal, fatal };
       } else if (err instanceof AgentCallError) {
         outcome = { ok: false, reason: err.reason, message: clip(err.message), retry: err.reason !== 'Cancelled' };
@@ -445,7 +442,7 @@ export class WarmupRun {
     } else if (outcome.fatal) {
       this.#recordFailed(n, outcome.reason, outcome.message);
       o.hooks?.attempt?.('failed');
-      this.#fatal ??= { reason: outcome.reason, message: outcome.message };
+      this.#fatal ??= { reason: outcome.fatal, message: outcome.message };
       this.#abort.abort();
     } else if (outcome.retry && n.attempt <= o.backoffLimit) {
       const base = o.backoffBaseMs ?? 1000;
@@ -463,7 +460,7 @@ export class WarmupRun {
     this.#wake.fn?.();
   }
 
-  #recordFailed(n: NodeState, reason: string, message: string): void {
+  #recordFailed(n: NodeState, reason: NodeReason, message: string): void {
     n.phase = 'failed';
     this.#failed.add(n.token);
     const f: FailedNode = { name: n.name, reason, message: clip(message) };

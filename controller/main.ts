@@ -7,8 +7,10 @@
 //   startController(config, deps?) -> Promise<RunningController>
 //   RunningController { stop(): Promise<void>; httpAddress: { host, port }; isLeader(): boolean;
 //                       statusWriter; metrics; done: Promise<void> }
-//   The reconciler is created once per leadership term with ReconcilerDeps (below) and its
-//   `signal` aborts when the term ends; `stop()` is awaited before a new term starts.
+//   The reconciler is created once per leadership term with ReconcilerDeps (controller/reconcile.ts)
+//   and its `signal` aborts when the term ends; `stop()` is awaited before a new term starts.
+//   The clients it is handed are built here: an AgentClientPool over mutual TLS (its channels are
+//   closed when a term ends), Secret reads and Warmup deletes through the API server.
 import { readFile } from 'node:fs/promises';
 import {
   CoordinationV1Api,
@@ -23,43 +25,19 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { AGENT_LEASE_LABEL } from '../proto/common/agent-lease.js';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
-import type { AgentTls } from './agent-client.js';
+import { AgentClientPool, type AgentTls } from './agent-client.js';
 import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupStatus } from './api/types.js';
 import type { ControllerConfig } from './config.js';
+import type { ReadSecret } from './credentials.js';
 import { AgentDirectory } from './k8s/agents.js';
 import { EventRecorder } from './k8s/events.js';
 import { objectKey, startInformer, type Informer, type ListResult } from './k8s/informer.js';
 import { LeaderElector } from './k8s/leader.js';
 import { StatusWriter } from './k8s/status-writer.js';
-import { WorkQueue, type ReconcileResult } from './k8s/workqueue.js';
-import { createReconciler as defaultCreateReconciler } from './reconcile.js';
+import { WorkQueue } from './k8s/workqueue.js';
+import { createReconciler as defaultCreateReconciler, type Reconciler, type ReconcilerDeps } from './reconcile.js';
+import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 import { createControllerMetrics, type ControllerMetrics, type WarmupPhaseLabel } from './metrics.js';
-
-/** What the reconciler gets from the controller. */
-export interface ReconcilerDeps {
-  kc: KubeConfig;
-  warmups: Informer<Warmup>;
-  nodes: Informer<V1Node>;
-  agents: AgentDirectory;
-  status: StatusWriter<Warmup, WarmupStatus>;
-  events: EventRecorder;
-  metrics: ControllerMetrics;
-  log: Logger;
-  config: ControllerConfig;
-  /** PEM contents for mutual TLS to agents, read once at start. */
-  agentTls: AgentTls;
-  isLeader: () => boolean;
-  /** Queues a Warmup key ("namespace/name") for another reconcile (e.g. a node task finished). */
-  enqueue: (key: string) => void;
-  /** Aborts when this leadership term ends (or the controller stops). */
-  signal: AbortSignal;
-}
-
-export interface Reconciler {
-  reconcile(key: string): Promise<ReconcileResult>;
-  /** Ends work in flight (dispatch streams are cancelled by `signal`); resolves when drained. */
-  stop(): Promise<void>;
-}
 
 export type CreateReconciler = (deps: ReconcilerDeps) => Reconciler;
 
@@ -99,11 +77,28 @@ export async function startController(config: ControllerConfig, deps: Controller
   const createReconciler: CreateReconciler = deps.createReconciler ?? defaultCreateReconciler;
   const [ca, cert, key] = await Promise.all([readFile(config.agentCaFile), readFile(config.tlsCertFile), readFile(config.tlsPrivateKeyFile)]);
   const agentTls: AgentTls = { ca, cert, key, ...(config.agentServerName ? { serverName: config.agentServerName } : {}) };
+  // Built once, so unusable PEM fails the start; each leadership term closes the channels it opened.
+  const agentPool = new AgentClientPool(agentTls);
 
   const root = new AbortController();
   const core = kc.makeApiClient(CoreV1Api);
   const coordination = kc.makeApiClient(CoordinationV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const readSecret: ReadSecret = async (namespace, name) => {
+    try {
+      return await core.readNamespacedSecret({ namespace, name });
+    } catch (err) {
+      if (kubeErrorStatus(err) === 404) return undefined;
+      throw err;
+    }
+  };
+  const deleteWarmup = async (namespace: string, name: string): Promise<void> => {
+    try {
+      await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+    } catch (err) {
+      if (kubeErrorStatus(err) !== 404) throw err;
+    }
+  };
 
   const refs: { warmups?: Informer<Warmup>; agents?: AgentDirectory; synced?: () => boolean } = {};
   const metrics = createControllerMetrics({
@@ -225,7 +220,6 @@ export async function startController(config: ControllerConfig, deps: Controller
       leading = true;
       metrics.isLeader.set(1);
       const reconcilerDeps: ReconcilerDeps = {
-        kc,
         warmups,
         nodes,
         agents,
@@ -233,11 +227,11 @@ export async function startController(config: ControllerConfig, deps: Controller
         events,
         metrics,
         log,
-        config,
-        agentTls,
         isLeader: () => leading && !signal.aborted,
-        enqueue: (k) => queue.add(k),
         signal,
+        connect: (endpoint) => agentPool.get(endpoint),
+        readSecret,
+        deleteWarmup,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));
@@ -247,6 +241,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         leading = false;
         metrics.isLeader.set(0);
         await reconciler.stop().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'reconciler stop failed'));
+        agentPool.close();
         // A replica that lost the Lease writes no more status; one shutting down still flushes.
         if (!root.signal.aborted) status.cancelPending();
       }

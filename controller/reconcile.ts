@@ -1,7 +1,7 @@
 // The Warmup reconciler, level-triggered: each call re-reads the Warmup from the informer cache,
 // works out the whole desired state and acts; running it twice does no harm.
 //
-//   const r = createReconciler(deps);   // deps from controller/main.ts
+//   const r = createReconciler(deps);   // ReconcilerDeps below; controller/main.ts builds them per term
 //   await r.reconcile('default/models'); // -> { requeueAfterMs } or nothing
 //   await r.stop();
 //
@@ -14,35 +14,35 @@
 //   - Targets: Nodes matching spec.nodes (names AND selector); absent = every Node with a live
 //     agent. A named/selected Node without a live agent waits (agentWaitMs), then fails with
 //     AgentUnavailable. No matching node -> Failed with reason NoMatchingNodes (never stuck).
-//   - Dispatch runs in the background (controller/dispatch.ts), one run per uid+generation;
+//   - Dispatch runs in the background (controller/dispatch.ts), one run per uid+generation; the
+//     run, not the work queue, retries failed nodes (its header says where that state lives);
 //     progress is published through the StatusWriter (coalesced, <= 1 write/s per Warmup).
 //   - activeDeadlineSeconds past startTime -> Failed with reason DeadlineExceeded.
-// Events: Started, NodeFailed (with the reason), Completed, Failed.
+// Events: Started, NodeFailed (with the reason), Completed, Failed. Every reason written here is
+// typed from the catalogue in controller/api/reasons.ts.
 //
 // Finished nodes are kept in status.record (8 characters per node) so a restarted controller never
 // redoes them; nodes in flight keep their attempt in status.activeNodeList, so it re-sends the same
 // task ids and the agents join the tasks already running.
-import { readFileSync } from 'node:fs';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1LabelSelector, type V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../proto/common/log.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
-  GROUP,
-  PLURAL,
-  VERSION,
   isFinished,
   readRecord,
   resolveSpec,
   validateSpec,
   type ResolvedSpec,
   type Warmup,
-  type WarmupCondition,
   type WarmupStatus,
 } from './api/types.js';
-import { AgentClientPool, type AgentConnection, type AgentTls } from './agent-client.js';
+import { resumed, setCondition } from './api/conditions.js';
+import type { ConditionReason, EventReason } from './api/reasons.js';
+import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
-import { WarmupRun, type NodeTarget, type RunOutcome } from './dispatch.js';
-import { kubeErrorStatus } from '../proto/common/kube-errors.js';
+import type { ReconcileResult } from './k8s/workqueue.js';
+import { realDispatchClock, WarmupRun, type DispatchClock, type NodeTarget, type RunOutcome } from './dispatch.js';
+import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -61,44 +61,44 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
   resyncMs: 10_000,
 });
 
-/** What the reconciler needs; controller/main.ts passes the real ones, unit tests fakes. */
+/**
+ * What the reconciler needs, one shape for everyone: controller/main.ts passes the informers, the
+ * status writer, the event recorder and clients it built (agent connections from its
+ * AgentClientPool, Secret reads and Warmup deletes through the API server); unit tests pass fakes.
+ */
 export interface ReconcilerDeps {
-  kc: KubeConfig;
   warmups: { get(key: string): Warmup | undefined };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
   agents: { live(now?: Date): Map<string, { endpoint: string }> };
   status: {
     schedule(namespace: string, name: string, compute: (current: Warmup) => WarmupStatus | undefined): void;
     flush(namespace: string, name: string): Promise<void>;
-    forget?(namespace: string, name: string): void;
+    /** Drops what is pending for a Warmup that is gone. */
+    forget(namespace: string, name: string): void;
   };
-  events: { record(obj: Warmup, type: 'Normal' | 'Warning', reason: string, message: string): void };
+  events: { record(obj: Warmup, type: 'Normal' | 'Warning', reason: EventReason, message: string): void };
   metrics?: {
     nodeTasks: { inc(labels: { outcome: string }): void };
     dispatchLatency: { observe(seconds: number): void };
   };
   log: Logger;
-  config: {
-    tlsCertFile?: string;
-    tlsPrivateKeyFile?: string;
-    agentCaFile?: string;
-    agentServerName?: string | undefined;
-  };
-  /** PEM contents for mutual TLS to agents (else read from the config's files). */
-  agentTls?: AgentTls;
   isLeader: () => boolean;
-  /** Aborts when this leadership term ends: every dispatch stops. */
+  /** Aborts when this leadership term ends (or the controller stops): every dispatch stops. */
   signal: AbortSignal;
-  /** Tests and benchmarks may inject these. */
-  connect?: (endpoint: string) => AgentConnection;
-  readSecret?: ReadSecret;
-  deleteWarmup?: (namespace: string, name: string) => Promise<void>;
-  now?: () => number;
+  /** The connection to the agent at `endpoint` ("host:port"). */
+  connect: (endpoint: string) => AgentConnection;
+  /** Reads a Secret of the Warmup's namespace; undefined when it does not exist. */
+  readSecret: ReadSecret;
+  /** Deletes a Warmup (after its TTL); one already gone is not an error. */
+  deleteWarmup: (namespace: string, name: string) => Promise<void>;
+  /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
+  clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
 }
 
 export interface Reconciler {
-  reconcile(key: string): Promise<{ requeueAfterMs?: number } | void>;
+  reconcile(key: string): Promise<ReconcileResult>;
+  /** Cancels every dispatch and resolves when they have ended. */
   stop(): Promise<void>;
 }
 
@@ -113,51 +113,10 @@ const PULL_POLICY: Record<string, PullPolicy> = { IfNotPresent: 'IF_NOT_PRESENT'
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const tuning: ReconcilerTuning = { ...DEFAULT_TUNING, ...deps.tuning };
-  const now = deps.now ?? Date.now;
+  const clock = deps.clock ?? realDispatchClock;
+  const now = (): number => clock.now();
   const runs = new Map<string, RunEntry>();
-  let pool: AgentClientPool | undefined;
-
-  const connect =
-    deps.connect ??
-    ((endpoint: string): AgentConnection => {
-      if (!pool && deps.agentTls) pool = new AgentClientPool(deps.agentTls);
-      if (!pool) {
-        const c = deps.config;
-        if (!c.agentCaFile || !c.tlsCertFile || !c.tlsPrivateKeyFile) {
-          throw new Error('the controller needs --agent-ca-file, --tls-cert-file and --tls-private-key-file to reach agents');
-        }
-        pool = new AgentClientPool({
-          ca: readFileSync(c.agentCaFile),
-          cert: readFileSync(c.tlsCertFile),
-          key: readFileSync(c.tlsPrivateKeyFile),
-          ...(c.agentServerName ? { serverName: c.agentServerName } : {}),
-        });
-      }
-      return pool.get(endpoint);
-    });
-
-  const core = deps.readSecret ? undefined : deps.kc.makeApiClient(CoreV1Api);
-  const readSecret: ReadSecret =
-    deps.readSecret ??
-    (async (namespace, name) => {
-      try {
-        return await core!.readNamespacedSecret({ namespace, name });
-      } catch (err) {
-        if (kubeErrorStatus(err) === 404) return undefined;
-        throw err;
-      }
-    });
-
-  const custom = deps.deleteWarmup ? undefined : deps.kc.makeApiClient(CustomObjectsApi);
-  const deleteWarmup =
-    deps.deleteWarmup ??
-    (async (namespace: string, name: string) => {
-      try {
-        await custom!.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
-      } catch (err) {
-        if (kubeErrorStatus(err) !== 404) throw err;
-      }
-    });
+  const { connect, readSecret, deleteWarmup } = deps;
 
   deps.signal.addEventListener('abort', () => {
     for (const key of [...runs.keys()]) cancel(key);
@@ -171,7 +130,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   /** Writes a final status (Succeeded or Failed) and records the Event. */
-  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: string, message: string, run?: WarmupRun): Promise<void> {
+  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: ConditionReason, message: string, run?: WarmupRun): Promise<void> {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid;
@@ -234,12 +193,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return { targets: out, explicit };
   }
 
-  async function reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
+  async function reconcile(key: string): Promise<ReconcileResult> {
     const w = deps.warmups.get(key);
     if (!w) {
       cancel(key);
       const [ns = '', name = ''] = key.split('/');
-      deps.status.forget?.(ns, name);
+      deps.status.forget(ns, name);
       return;
     }
     if (!deps.isLeader() || deps.signal.aborted) {
@@ -371,6 +330,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         if (cur && cur === (entry as RunEntry)) publish(cur);
       },
       log,
+      clock,
       hooks: {
         attempt: (outcome) => deps.metrics?.nodeTasks.inc({ outcome }),
         dispatchLatency: (s) => deps.metrics?.dispatchLatency.observe(s),
@@ -448,16 +408,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const pending = [...runs.values()].map((e) => e.run.done);
       for (const key of [...runs.keys()]) cancel(key);
       await Promise.allSettled(pending);
-      pool?.close();
     },
   };
-}
-
-/** Flips a Suspended=True condition to False (the Warmup runs again); other conditions unchanged. */
-function resumed(conditions: WarmupCondition[] | undefined, at: string): WarmupCondition[] | undefined {
-  const suspended = conditions?.find((c) => c.type === 'Suspended');
-  if (suspended?.status !== 'True') return conditions;
-  return setCondition(conditions, { ...suspended, status: 'False', reason: 'Resumed', message: 'spec.suspend is false', lastTransitionTime: at });
 }
 
 function noMatchMessage(spec: ResolvedSpec): string {
@@ -468,52 +420,3 @@ function noMatchMessage(spec: ResolvedSpec): string {
   if (sel.selector) parts.push(`selector ${formatSelector(sel.selector)}`);
   return `no node matches spec.nodes ${parts.join(' and ')}`;
 }
-
-export function formatSelector(sel: V1LabelSelector): string {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) out.push(`${k}=${v}`);
-  for (const e of sel.matchExpressions ?? []) {
-    if (e.operator === 'Exists') out.push(e.key);
-    else if (e.operator === 'DoesNotExist') out.push(`!${e.key}`);
-    else out.push(`${e.key} ${e.operator.toLowerCase()} (${(e.values ?? []).join(',')})`);
-  }
-  return `"${out.join(',')}"`;
-}
-
-/** Whether labels satisfy a standard LabelSelector (every term must hold). */
-export function matchesSelector(sel: V1LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of sel.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const value = labels[e.key];
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case 'In':
-        if (!has || !values.includes(value ?? '')) return false;
-        break;
-      case 'NotIn':
-        if (has && values.includes(value ?? '')) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
-/** Sets a condition, keeping lastTransitionTime when the status does not change. */
-export function setCondition(conditions: WarmupCondition[] | undefined, c: WarmupCondition): WarmupCondition[] {
-  const list = [...(conditions ?? [])];
-  const i = list.findIndex((x) => x.type === c.type);
-  if (i < 0) return [...list, c];
-  const old = list[i]!;
-  list[i] = { ...c, lastTransitionTime: old.status === c.status ? old.lastTransitionTime : c.lastTransitionTime };
-  return list;
-}
-

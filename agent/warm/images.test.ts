@@ -1,5 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ImageProgress__Output } from '../../proto/agent.js';
 import type { CriAuthConfig, CriImage } from '../../proto/cri.js';
 import { PullProgressTracker, type Ingest } from '../cri/content-progress.js';
@@ -65,14 +65,21 @@ function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUse
   return { runtime, pulls, calls };
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(cond()).toBe(true);
-}
+// warmImages has no clock of its own (Date.now, setInterval): these tests run on vitest's fake
+// timers, and move them (which also lets pending promise callbacks run) instead of sleeping.
+beforeEach(() => {
+  vi.useFakeTimers();
+});
 
 afterEach(() => {
   vi.useRealTimers();
 });
+
+/** Moves fake time 5 ms at a time until `cond` holds (at most 1 s of fake time). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await vi.advanceTimersByTimeAsync(5);
+  expect(cond()).toBe(true);
+}
 
 describe('warmImages', () => {
   it('skips present images with IF_NOT_PRESENT and pulls them again with ALWAYS', async () => {
@@ -110,7 +117,7 @@ describe('warmImages', () => {
     const b = warmImages(runtime, { images: [img, { image: '127.0.0.1:5000/app:v1' }] });
     const c = warmImages(runtime, { images: [img], credentials: [{ registry: '127.0.0.1:5000', username: 'u', password: 'p' }] });
     await until(() => pulls.length === 2);
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(20);
     expect(calls.filter((x) => x.startsWith('pull'))).toHaveLength(2);
     expect(pullsInFlight()).toBe(2);
     expect(pulls.map((p) => p.auth)).toEqual([undefined, { username: 'u', password: 'p' }]);
@@ -147,7 +154,7 @@ describe('warmImages', () => {
     const a = warmImages(runtime, { images: [img], signal: first.signal });
     const b = warmImages(runtime, { images: [img], signal: second.signal });
     await until(() => pulls.length === 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(20);
     first.abort();
     expect((await a)[0]?.failure?.code).toBe('CANCELLED');
     expect(pulls[0]?.signal.aborted).toBe(false);
@@ -161,7 +168,7 @@ describe('warmImages', () => {
     const images = ['a', 'b', 'c', 'd'].map((n) => ({ image: `127.0.0.1:5000/${n}:v1`, pullPolicy: 'ALWAYS' as const }));
     const run = warmImages(runtime, { images, concurrency: 2 });
     await until(() => pulls.length === 2);
-    await new Promise((r) => setTimeout(r, 30));
+    await vi.advanceTimersByTimeAsync(30);
     expect(pulls).toHaveLength(2);
     pulls[0]?.finish();
     await until(() => pulls.length === 3);
@@ -185,7 +192,6 @@ describe('warmImages', () => {
   });
 
   it('cancels a pull that gets no bytes for the progress timeout', async () => {
-    vi.useFakeTimers();
     const { runtime, pulls } = fakeRuntime({ ingests: () => [] });
     const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/stuck:v1', pullPolicy: 'ALWAYS' }], progressTimeoutMs: 2_000 });
     await vi.advanceTimersByTimeAsync(2_600);
@@ -196,7 +202,6 @@ describe('warmImages', () => {
   });
 
   it('never cuts off a pull whose bytes keep moving, and reports them', async () => {
-    vi.useFakeTimers();
     let offset = 0;
     const { runtime, pulls } = fakeRuntime({ ingests: () => [{ ref: 'layer-sha256:x', offset: (offset += 1_000), total: 1_000_000 }] });
     const events: ImageProgress__Output[] = [];
@@ -218,7 +223,6 @@ describe('warmImages', () => {
   });
 
   it('does not cut off a pull without blobs while the image filesystem grows (unpacking present content)', async () => {
-    vi.useFakeTimers();
     let used = 0;
     const { runtime, pulls } = fakeRuntime({ ingests: () => [], fsUsed: () => (used += 4096) });
     const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/unpacking:v1', pullPolicy: 'ALWAYS' }], progressTimeoutMs: 3_000 });
@@ -230,7 +234,6 @@ describe('warmImages', () => {
   });
 
   it('cuts off a pull without blobs when the image filesystem stands still', async () => {
-    vi.useFakeTimers();
     const { runtime, pulls } = fakeRuntime({ ingests: () => [], fsUsed: () => 1_000_000 });
     const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/silent:v1', pullPolicy: 'ALWAYS' }], progressTimeoutMs: 3_000 });
     await vi.advanceTimersByTimeAsync(3_600);
@@ -239,7 +242,6 @@ describe('warmImages', () => {
   });
 
   it('bounds a pull by pullTimeoutMs where bytes are unknown', async () => {
-    vi.useFakeTimers();
     const { runtime } = fakeRuntime();
     const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/slow:v1', pullPolicy: 'ALWAYS' }], pullTimeoutMs: 3_000, progressTimeoutMs: 1_000 });
     await vi.advanceTimersByTimeAsync(2_000);

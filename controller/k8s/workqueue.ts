@@ -12,6 +12,8 @@
 //   run(concurrency, handler: (key) => Promise<{ requeueAfterMs?: number } | void>, signal): Promise<void>
 // A handler that throws is retried with backoff; one that returns { requeueAfterMs } is forgotten
 // and run again after that delay; one that returns nothing is forgotten.
+// This backoff is for failed reconciles only (in memory, per Warmup key). A node's retries up to
+// the Warmup's backoffLimit are scheduled by its WarmupRun: see controller/dispatch.ts.
 import type { Logger } from '../../proto/common/log.js';
 
 export interface QueueClock {
