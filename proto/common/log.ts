@@ -26,6 +26,10 @@ export const REDACT_PATHS: readonly string[] = Object.freeze(
   }),
 );
 
+/** The levels a logger can be set to, most severe first ('silent' logs nothing). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export interface LogOptions {
   level?: string;
   name: string;
