@@ -1,29 +1,16 @@
 // `stoker controller`: parses flags (with STOKER_* environment fallbacks), starts the controller,
 // and stops it gracefully on SIGTERM or SIGINT (exit 0), as Kubernetes does on every rollout.
 import type { Command } from 'commander';
-import { ConfigError, CONTROLLER_OPTIONS, resolveControllerConfig, type ControllerOptionsInput } from './config.js';
+import { addFlags, configOrExit } from '../proto/common/config.js';
+import { CONTROLLER_FLAGS, resolveControllerConfig, type ControllerFlagInput } from './config.js';
 
 export function registerControllerCommand(program: Command): void {
   const cmd = program
     .command('controller')
     .description('Run the Warmup controller: watches Warmups, Nodes and agent Leases and warms matching nodes through their agents.');
-  for (const [, spec] of Object.entries(CONTROLLER_OPTIONS)) {
-    const placeholder = spec.flag === '--leader-elect' ? '<bool>' : '<value>';
-    const defaultText = 'default' in spec && spec.default !== '' ? `, default ${spec.default}` : '';
-    cmd.option(`${spec.flag} ${placeholder}`, `${spec.help} (env ${spec.env}${defaultText})`);
-  }
-  cmd.action(async (opts: ControllerOptionsInput) => {
-    let config;
-    try {
-      config = resolveControllerConfig(opts, process.env);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`stoker controller: ${err.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      throw err;
-    }
+  addFlags(cmd, CONTROLLER_FLAGS);
+  cmd.action(async (opts: ControllerFlagInput) => {
+    const config = configOrExit('controller', () => resolveControllerConfig(opts, process.env));
     const { startController } = await import('./main.js');
     let controller;
     try {

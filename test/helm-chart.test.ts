@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AGENT_OPTIONS, resolveAgentConfig } from '../agent/config.js';
 import { ANNOUNCE_OPTIONS, resolveAnnounceConfig, startAnnouncer } from '../agent/announce.js';
-import { CONTROLLER_OPTIONS } from '../controller/config.js';
+import { CONTROLLER_FLAGS } from '../controller/config.js';
 import { agentLeaseName } from '../proto/common/agent-lease.js';
 import { createLogger } from '../proto/common/log.js';
 import { freePort } from './support/ports.js';
@@ -173,7 +173,7 @@ describe('helm chart', () => {
       return (w.spec.template.spec.containers[0]?.env ?? []).map((e) => e.name);
     };
     const agentEnv = new Set<string>([...Object.values(AGENT_OPTIONS), ...Object.values(ANNOUNCE_OPTIONS)].map((o) => o.env));
-    const controllerEnv = new Set<string>(Object.values(CONTROLLER_OPTIONS).map((o) => o.env));
+    const controllerEnv = new Set<string>(Object.values(CONTROLLER_FLAGS).flatMap((o) => o.env));
     expect(envOf('DaemonSet').filter((e) => !agentEnv.has(e))).toEqual([]);
     expect(envOf('Deployment').filter((e) => !controllerEnv.has(e))).toEqual([]);
     expect(envOf('DaemonSet')).toContain('STOKER_NODE_NAME');
