@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../proto/common/log.js';
-import { endpointFor, resolveAnnounceConfig, startAnnouncer, type AnnounceLeaseApi, type Announcer, type Lease } from './announce.js';
+import { endpointFor, startAnnouncer, type AnnounceLeaseApi, type Announcer, type Lease } from './announce.js';
 
 /** Runs fn on a later tick: a fake API answers asynchronously, throwing as a rejection. */
 const later = <T>(fn: () => T): Promise<T> => Promise.resolve().then(fn);
@@ -107,22 +107,7 @@ describe('startAnnouncer', () => {
   });
 });
 
-describe('resolveAnnounceConfig', () => {
-  it('is off without a namespace, and reads flags over STOKER_* variables', () => {
-    expect(resolveAnnounceConfig({}, {})).toBeUndefined();
-    expect(resolveAnnounceConfig({ announceNamespace: 'stoker-system' }, { STOKER_KUBECONFIG: '/k', STOKER_ADVERTISE_ADDRESS: '10.1.2.3' })).toEqual({
-      kubeconfig: '/k',
-      namespace: 'stoker-system',
-      advertiseAddress: '10.1.2.3',
-    });
-  });
-
-  it('names the bad value', () => {
-    expect(() => resolveAnnounceConfig({ announceNamespace: 'Not_OK' })).toThrow(/--announce-namespace \(STOKER_ANNOUNCE_NAMESPACE\) "Not_OK"/);
-    expect(() => resolveAnnounceConfig({ announceNamespace: 'ns', advertiseAddress: 'a b' })).toThrow(/"a b" is not an IP address or host name/);
-    expect(() => resolveAnnounceConfig({ advertiseAddress: '10.0.0.1' })).toThrow(/need --announce-namespace/);
-  });
-
+describe('endpointFor', () => {
   it('brackets IPv6 hosts in the endpoint', () => {
     expect(endpointFor('fd00::7', 7443)).toBe('[fd00::7]:7443');
     expect(endpointFor('10.0.0.7', 7443)).toBe('10.0.0.7:7443');

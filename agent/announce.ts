@@ -19,6 +19,7 @@ import type { Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
 import { sleep } from '../proto/common/sleep.js';
 import { kubeErrorStatus } from '../proto/common/kube-errors.js';
+import type { AnnounceConfig } from './config.js';
 
 export type { Lease } from './kube/lease-client.js';
 
@@ -75,60 +76,6 @@ export function coordinationAnnounceApi(kc: KubeConfigLike): AnnounceLeaseApi {
 }
 
 const ENDPOINT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
-
-/** The agent's announcement flags (optional: without --announce-namespace the agent does not announce). */
-export const ANNOUNCE_OPTIONS = {
-  kubeconfig: { flag: '--kubeconfig', env: 'STOKER_KUBECONFIG' },
-  announceNamespace: { flag: '--announce-namespace', env: 'STOKER_ANNOUNCE_NAMESPACE' },
-  advertiseAddress: { flag: '--advertise-address', env: 'STOKER_ADVERTISE_ADDRESS' },
-} as const;
-
-export interface AnnounceOptionsInput {
-  kubeconfig?: string | undefined;
-  announceNamespace?: string | undefined;
-  advertiseAddress?: string | undefined;
-}
-
-export interface AnnounceConfig {
-  /** undefined: KUBECONFIG, ~/.kube/config or the in-cluster ServiceAccount (kube/kubeconfig.ts loadDefaultConfig). */
-  readonly kubeconfig: string | undefined;
-  readonly namespace: string;
-  /** Host (IP or DNS name) the controller dials; undefined: the address the agent listens on. */
-  readonly advertiseAddress: string | undefined;
-}
-
-export class AnnounceConfigError extends Error {
-  override readonly name = 'AnnounceConfigError';
-}
-
-const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const HOST = /^(?:[0-9a-fA-F:.]+|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)$/;
-
-/** Flags over STOKER_* variables; undefined when the agent is not to announce itself. */
-export function resolveAnnounceConfig(input: AnnounceOptionsInput, env: Readonly<Record<string, string | undefined>> = {}): AnnounceConfig | undefined {
-  const pick = (key: keyof AnnounceOptionsInput): string | undefined => {
-    const v = input[key];
-    if (v !== undefined && v !== '') return v;
-    const e = env[ANNOUNCE_OPTIONS[key].env];
-    return e !== undefined && e !== '' ? e : undefined;
-  };
-  const namespace = pick('announceNamespace');
-  const kubeconfig = pick('kubeconfig');
-  const advertiseAddress = pick('advertiseAddress');
-  const describe = (key: keyof AnnounceOptionsInput): string => `${ANNOUNCE_OPTIONS[key].flag} (${ANNOUNCE_OPTIONS[key].env})`;
-  if (namespace === undefined) {
-    if (kubeconfig !== undefined || advertiseAddress !== undefined) {
-      throw new AnnounceConfigError(`${describe('kubeconfig')} and ${describe('advertiseAddress')} need ${describe('announceNamespace')}`);
-    }
-    return undefined;
-  }
-  if (namespace.length > 63 || !NAMESPACE.test(namespace)) throw new AnnounceConfigError(`${describe('announceNamespace')} "${namespace}" is not a valid namespace name`);
-  if (advertiseAddress !== undefined && (advertiseAddress.length > 253 || !HOST.test(advertiseAddress))) {
-    throw new AnnounceConfigError(`${describe('advertiseAddress')} "${advertiseAddress}" is not an IP address or host name`);
-  }
-  if (kubeconfig?.includes('\0')) throw new AnnounceConfigError(`${describe('kubeconfig')} "${kubeconfig}" is not a file path`);
-  return Object.freeze({ kubeconfig, namespace, advertiseAddress });
-}
 
 /** "host:port" for a host and the agent's gRPC port (IPv6 in brackets). */
 export function endpointFor(host: string, port: number): string {

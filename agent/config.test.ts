@@ -1,27 +1,37 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, resolveAgentConfig, type AgentOptionsInput } from './config.js';
+import { ConfigError, resolveAgentConfig, type AgentFlagInput } from './config.js';
 
-const TLS: AgentOptionsInput = { tlsCertFile: '/pki/server.crt', tlsPrivateKeyFile: '/pki/server.key', clientCaFile: '/pki/ca.crt' };
+const TLS: AgentFlagInput = { tlsCertFile: '/pki/server.crt', tlsPrivateKeyFile: '/pki/server.key', clientCaFile: '/pki/ca.crt' };
 
 describe('resolveAgentConfig', () => {
   it('takes flags over STOKER_* variables over defaults, and freezes the result', () => {
     const config = resolveAgentConfig(
-      { ...TLS, nodeName: 'node-a', grpcListen: '127.0.0.1:0', allowedRoot: ['/models/', '/data'] },
+      { ...TLS, nodeName: 'node-a', grpcListen: '127.0.0.1:0', allowedRoot: ['/models/', '/data', '/models'] },
       { STOKER_NODE_NAME: 'ignored', STOKER_HTTP_LISTEN: '[::1]:8080', STOKER_PROGRESS_TIMEOUT: '5m', STOKER_PULL_CONCURRENCY: '8' },
     );
-    expect(config).toMatchObject({
+    expect(config).toEqual({
       nodeName: 'node-a',
       criEndpoint: 'unix:///run/containerd/containerd.sock',
       grpcListen: { host: '127.0.0.1', port: 0 },
       httpListen: { host: '::1', port: 8080 },
       allowedRoots: ['/models', '/data'],
+      tlsCertFile: '/pki/server.crt',
+      tlsPrivateKeyFile: '/pki/server.key',
+      clientCaFile: '/pki/ca.crt',
+      tlsReloadIntervalMs: 60_000,
       progressTimeoutMs: 300_000,
       pullConcurrency: 8,
+      maxRunningTasks: 64,
       taskRetentionMs: 3_600_000,
       taskRetentionCount: 1000,
+      runtimeProbeIntervalMs: 5_000,
+      shutdownTimeoutMs: 7_000,
+      logLevel: 'info',
+      announce: undefined,
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.allowedRoots)).toBe(true);
+    expect(Object.isFrozen(config.grpcListen)).toBe(true);
   });
 
   it('reads everything from the environment, roots comma-separated', () => {
@@ -32,7 +42,7 @@ describe('resolveAgentConfig', () => {
         STOKER_TLS_CERT_FILE: 'c',
         STOKER_TLS_PRIVATE_KEY_FILE: 'k',
         STOKER_CLIENT_CA_FILE: 'a',
-        STOKER_ALLOWED_ROOTS: '/a, /b',
+        STOKER_ALLOWED_ROOTS: '/a, /b,',
         STOKER_CRI_ENDPOINT: '/run/crio/crio.sock',
       },
     );
@@ -41,22 +51,60 @@ describe('resolveAgentConfig', () => {
     expect(config.criEndpoint).toBe('unix:///run/crio/crio.sock');
   });
 
+  it('takes an empty flag or variable as absent', () => {
+    const config = resolveAgentConfig({ ...TLS, nodeName: '', logLevel: '' }, { STOKER_NODE_NAME: 'node-c', STOKER_LOG_LEVEL: '' });
+    expect(config.nodeName).toBe('node-c');
+    expect(config.logLevel).toBe('info');
+  });
+
   it.each([
-    [{ ...TLS }, /--node-name is required \(or set STOKER_NODE_NAME\)/],
-    [{ ...TLS, nodeName: 'n', tlsCertFile: undefined }, /--tls-cert-file is required/],
-    [{ ...TLS, nodeName: 'n', tlsPrivateKeyFile: undefined }, /--tls-private-key-file is required/],
-    [{ ...TLS, nodeName: 'n', clientCaFile: undefined }, /--client-ca-file is required/],
-    [{ ...TLS, nodeName: 'Node_A' }, /--node-name \(STOKER_NODE_NAME\) "Node_A" is not a valid Kubernetes node name/],
-    [{ ...TLS, nodeName: 'n', grpcListen: 'localhost' }, /--grpc-listen \(STOKER_GRPC_LISTEN\) "localhost" is not HOST:PORT/],
-    [{ ...TLS, nodeName: 'n', httpListen: ':70000' }, /--http-listen \(STOKER_HTTP_LISTEN\) ":70000"/],
-    [{ ...TLS, nodeName: 'n', allowedRoot: ['models'] }, /--allowed-root \(STOKER_ALLOWED_ROOTS\) "models" is not an absolute directory/],
-    [{ ...TLS, nodeName: 'n', criEndpoint: 'http://x' }, /--cri-endpoint \(STOKER_CRI_ENDPOINT\) "http:\/\/x"/],
-    [{ ...TLS, nodeName: 'n', progressTimeout: 'soon' }, /--progress-timeout \(STOKER_PROGRESS_TIMEOUT\) "soon" is not a duration/],
-    [{ ...TLS, nodeName: 'n', pullConcurrency: '0' }, /--pull-concurrency \(STOKER_PULL_CONCURRENCY\) "0" is not a whole number from 1 to 64/],
-    [{ ...TLS, nodeName: 'n', shutdownTimeout: '30s' }, /--shutdown-timeout \(STOKER_SHUTDOWN_TIMEOUT\) "30s" is out of range/],
-    [{ ...TLS, nodeName: 'n', logLevel: 'loud' }, /--log-level \(STOKER_LOG_LEVEL\) "loud" is not one of/],
-  ] satisfies [AgentOptionsInput, RegExp][])('refuses %o naming the flag and the value', (input, message) => {
+    [{ ...TLS }, '--node-name is required (or set STOKER_NODE_NAME)'],
+    [{ ...TLS, nodeName: 'n', tlsCertFile: undefined }, '--tls-cert-file is required (or set STOKER_TLS_CERT_FILE)'],
+    [{ ...TLS, nodeName: 'n', tlsPrivateKeyFile: undefined }, '--tls-private-key-file is required (or set STOKER_TLS_PRIVATE_KEY_FILE)'],
+    [{ ...TLS, nodeName: 'n', clientCaFile: undefined }, '--client-ca-file is required (or set STOKER_CLIENT_CA_FILE)'],
+    [{ ...TLS, nodeName: 'Node_A' }, '--node-name "Node_A" is not a valid Kubernetes node name'],
+    [{ ...TLS, nodeName: 'n', grpcListen: 'localhost' }, '--grpc-listen "localhost" is not HOST:PORT (PORT 0-65535; [::1]:PORT for IPv6)'],
+    [{ ...TLS, nodeName: 'n', httpListen: ':70000' }, '--http-listen ":70000" is not HOST:PORT (PORT 0-65535; [::1]:PORT for IPv6)'],
+    [{ ...TLS, nodeName: 'n', allowedRoot: ['/ok', 'models'] }, '--allowed-root "models" is not an absolute directory'],
+    [{ ...TLS, nodeName: 'n', criEndpoint: 'http://x' }, '--cri-endpoint "http://x" is not unix:///PATH, /PATH or tcp://HOST:PORT'],
+    [{ ...TLS, nodeName: 'n', criEndpoint: 'tcp://x' }, '--cri-endpoint "tcp://x" is not tcp://HOST:PORT'],
+    [{ ...TLS, nodeName: 'n', tlsCertFile: 'a\0b' }, '--tls-cert-file "a\\u0000b" is not a file path'],
+    [{ ...TLS, nodeName: 'n', progressTimeout: 'soon' }, '--progress-timeout "soon" is not a duration like 90s, 5m or 1h'],
+    [{ ...TLS, nodeName: 'n', pullConcurrency: '0' }, '--pull-concurrency "0" is not a whole number from 1 to 64'],
+    [{ ...TLS, nodeName: 'n', shutdownTimeout: '30s' }, '--shutdown-timeout "30s" is out of range (0s to 9s)'],
+    [{ ...TLS, nodeName: 'n', logLevel: 'loud' }, '--log-level "loud" is not one of fatal, error, warn, info, debug, trace, silent'],
+  ] satisfies [AgentFlagInput, string][])('refuses %o naming the flag and the value', (input, message) => {
     expect(() => resolveAgentConfig(input)).toThrow(ConfigError);
     expect(() => resolveAgentConfig(input)).toThrow(message);
+  });
+
+  it('names the variable when the bad value came from there', () => {
+    expect(() => resolveAgentConfig({ ...TLS, nodeName: 'n' }, { STOKER_ALLOWED_ROOTS: '/ok,models' })).toThrow(
+      '--allowed-root (from STOKER_ALLOWED_ROOTS) "models" is not an absolute directory',
+    );
+  });
+});
+
+describe('the announcement flags', () => {
+  const base = { ...TLS, nodeName: 'n' };
+
+  it('are off without a namespace, and read flags over STOKER_* variables', () => {
+    expect(resolveAgentConfig(base).announce).toBeUndefined();
+    const config = resolveAgentConfig({ ...base, announceNamespace: 'stoker-system' }, { STOKER_KUBECONFIG: '/k', STOKER_ADVERTISE_ADDRESS: '10.1.2.3' });
+    expect(config.announce).toEqual({ kubeconfig: '/k', namespace: 'stoker-system', advertiseAddress: '10.1.2.3' });
+    expect(Object.isFrozen(config.announce)).toBe(true);
+  });
+
+  it('do not take KUBECONFIG as a request to announce', () => {
+    expect(resolveAgentConfig(base, { KUBECONFIG: '/home/me/.kube/config' }).announce).toBeUndefined();
+  });
+
+  it('name the bad value', () => {
+    expect(() => resolveAgentConfig({ ...base, announceNamespace: 'Not_OK' })).toThrow('--announce-namespace "Not_OK" is not a valid namespace name');
+    expect(() => resolveAgentConfig({ ...base, announceNamespace: 'ns', advertiseAddress: 'a b' })).toThrow('--advertise-address "a b" is not an IP address or host name');
+    expect(() => resolveAgentConfig(base, { STOKER_ADVERTISE_ADDRESS: '10.0.0.1' })).toThrow(
+      '--advertise-address (from STOKER_ADVERTISE_ADDRESS) "10.0.0.1" needs --announce-namespace (or STOKER_ANNOUNCE_NAMESPACE)',
+    );
+    expect(() => resolveAgentConfig({ ...base, kubeconfig: '/k' })).toThrow('--kubeconfig "/k" needs --announce-namespace');
   });
 });

@@ -9,7 +9,7 @@ import { warmImages as warmImagesOn } from './warm/images.js';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
-import { AGENT_OPTIONS, ConfigError, type AgentConfig } from './config.js';
+import { AGENT_FLAGS, ConfigError, type AgentConfig } from './config.js';
 import { createHttpServer } from './http.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { createAgentService, startGrpcServer } from './server/grpc.js';
@@ -119,7 +119,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   if (config.allowedRoots.length > 0) {
     // A root that does not exist or is not a directory is a configuration error: say so now.
     await resolveRoots(config.allowedRoots).catch((err: unknown) => {
-      throw new ConfigError(`${AGENT_OPTIONS.allowedRoot.flag}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ConfigError({ flag: AGENT_FLAGS.allowedRoots.flag }, `is unusable: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
 

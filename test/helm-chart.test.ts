@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { AGENT_OPTIONS, resolveAgentConfig } from '../agent/config.js';
-import { ANNOUNCE_OPTIONS, resolveAnnounceConfig, startAnnouncer } from '../agent/announce.js';
+import { AGENT_FLAGS, resolveAgentConfig } from '../agent/config.js';
+import { startAnnouncer } from '../agent/announce.js';
 import { CONTROLLER_FLAGS } from '../controller/config.js';
 import { agentLeaseName } from '../proto/common/agent-lease.js';
 import { createLogger } from '../proto/common/log.js';
@@ -172,7 +172,7 @@ describe('helm chart', () => {
       const w = docs.find((d) => d?.kind === kind) as unknown as Workload;
       return (w.spec.template.spec.containers[0]?.env ?? []).map((e) => e.name);
     };
-    const agentEnv = new Set<string>([...Object.values(AGENT_OPTIONS), ...Object.values(ANNOUNCE_OPTIONS)].map((o) => o.env));
+    const agentEnv = new Set<string>(Object.values(AGENT_FLAGS).flatMap((o) => o.env));
     const controllerEnv = new Set<string>(Object.values(CONTROLLER_FLAGS).flatMap((o) => o.env));
     expect(envOf('DaemonSet').filter((e) => !agentEnv.has(e))).toEqual([]);
     expect(envOf('Deployment').filter((e) => !controllerEnv.has(e))).toEqual([]);
@@ -188,8 +188,12 @@ describe('helm chart', () => {
       'metadata.namespace': ns,
     }, {});
     const config = resolveAgentConfig({}, agentVars);
-    expect(config).toMatchObject({ nodeName: 'gpu-node-1', allowedRoots: ['/models', '/data/weights'], criEndpoint: 'unix:///host-cri/containerd.sock' });
-    expect(resolveAnnounceConfig({}, agentVars)).toMatchObject({ namespace: ns, advertiseAddress: '10.1.2.3' });
+    expect(config).toMatchObject({
+      nodeName: 'gpu-node-1',
+      allowedRoots: ['/models', '/data/weights'],
+      criEndpoint: 'unix:///host-cri/containerd.sock',
+      announce: { namespace: ns, advertiseAddress: '10.1.2.3' },
+    });
   });
 
   it('installs into a real API server, and every object is accepted', async () => {

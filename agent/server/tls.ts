@@ -4,7 +4,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { AGENT_OPTIONS, ConfigError, type AgentConfig } from '../config.js';
+import { AGENT_FLAGS, ConfigError, type AgentConfig } from '../config.js';
 
 export interface TlsMaterial {
   readonly cert: Buffer;
@@ -20,27 +20,27 @@ async function readPem(flag: string, file: string): Promise<Buffer> {
     return await readFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(`cannot read ${flag} ${JSON.stringify(file)}: ${code}`);
+    throw new ConfigError({ flag, value: file }, `cannot be read: ${code}`);
   }
 }
 
 function certificates(flag: string, file: string, pem: Buffer): X509Certificate[] {
   const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new ConfigError(`${flag} ${JSON.stringify(file)} holds no PEM certificate`);
+  if (blocks.length === 0) throw new ConfigError({ flag, value: file }, 'holds no PEM certificate');
   return blocks.map((b) => {
     try {
       return new X509Certificate(b);
     } catch {
-      throw new ConfigError(`${flag} ${JSON.stringify(file)} holds a certificate that cannot be parsed`);
+      throw new ConfigError({ flag, value: file }, 'holds a certificate that cannot be parsed');
     }
   });
 }
 
 /** Reads and checks the three TLS files; errors name the flag and the file. */
 export async function loadTlsMaterial(config: Pick<AgentConfig, 'tlsCertFile' | 'tlsPrivateKeyFile' | 'clientCaFile'>): Promise<TlsMaterial> {
-  const certFlag = AGENT_OPTIONS.tlsCertFile.flag;
-  const keyFlag = AGENT_OPTIONS.tlsPrivateKeyFile.flag;
-  const caFlag = AGENT_OPTIONS.clientCaFile.flag;
+  const certFlag = AGENT_FLAGS.tlsCertFile.flag;
+  const keyFlag = AGENT_FLAGS.tlsPrivateKeyFile.flag;
+  const caFlag = AGENT_FLAGS.clientCaFile.flag;
   const [cert, key, clientCa] = await Promise.all([
     readPem(certFlag, config.tlsCertFile),
     readPem(keyFlag, config.tlsPrivateKeyFile),
@@ -52,16 +52,17 @@ export async function loadTlsMaterial(config: Pick<AgentConfig, 'tlsCertFile' | 
   try {
     privateKey = createPrivateKey(key);
   } catch {
-    throw new ConfigError(`${keyFlag} ${JSON.stringify(config.tlsPrivateKeyFile)} holds no usable PEM private key`);
+    throw new ConfigError({ flag: keyFlag, value: config.tlsPrivateKeyFile }, 'holds no usable PEM private key');
   }
   if (!leaf?.checkPrivateKey(privateKey)) {
     throw new ConfigError(
-      `${keyFlag} ${JSON.stringify(config.tlsPrivateKeyFile)} is not the key of the certificate in ${certFlag} ${JSON.stringify(config.tlsCertFile)}`,
+      { flag: keyFlag, value: config.tlsPrivateKeyFile },
+      `is not the key of the certificate in ${certFlag} ${JSON.stringify(config.tlsCertFile)}`,
     );
   }
   const notAfter = new Date(leaf.validTo);
   if (notAfter.getTime() < Date.now()) {
-    throw new ConfigError(`${certFlag} ${JSON.stringify(config.tlsCertFile)} expired on ${notAfter.toISOString()}`);
+    throw new ConfigError({ flag: certFlag, value: config.tlsCertFile }, `expired on ${notAfter.toISOString()}`);
   }
   return { cert, key, clientCa, subject: leaf.subject.replace(/\n/g, ', '), notAfter: notAfter.toISOString() };
 }
