@@ -5,7 +5,7 @@ import { InvalidReferenceError, parseImageReference } from '../../proto/common/i
 import type { CriEndpoint } from '../cri/endpoint.js';
 import { WarmError } from '../cri/errors.js';
 import { connectRuntime, type CriRuntime } from '../cri/runtime.js';
-import { loadDockerCredentials } from '../images/docker-config.js';
+import { loadDockerCredentials } from './docker-config-file.js';
 import { formatBytes } from '../warm/bytes.js';
 import { failedImageResult, warmImages } from '../warm/images.js';
 import type { WarmConfig } from './config.js';

@@ -2,7 +2,7 @@
 // and its flags; the config (config.ts) chooses the parts, images (image-part.ts) and files
 // (file-part.ts), and run.ts runs them together into one summary and one exit code.
 import { Command, CommanderError, Option } from 'commander';
-import { DockerConfigError } from '../images/docker-config.js';
+import { DockerConfigError } from './docker-config-file.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_TIMEOUT_MS } from '../warm/images.js';
 import { DEFAULT_READERS } from '../warm/readers.js';
 import { FILE_ENV, parseWarmConfig, UsageError, WARM_ENV, type WarmConfig, type WarmFlags } from './config.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerConfigError, loadDockerCredentials } from './docker-config.js';
+import { DockerConfigError, loadDockerCredentials } from './docker-config-file.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
