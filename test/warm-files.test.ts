@@ -377,7 +377,9 @@ describe('stoker warm --path', () => {
   it('exits 2 for a path without an allowed root', async () => {
     const r = await stoker(['--path', root]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--path needs at least one --allowed-root');
+    expect(r.stderr).toBe(
+      'stoker warm: --path needs at least one --allowed-root (or STOKER_ALLOWED_ROOTS): no file is read outside the roots it is given (see stoker warm --help)\n',
+    );
   });
 });
 

@@ -199,10 +199,13 @@ describe('stoker warm --image', () => {
     expect(down.stderr).toContain(`RUNTIME_UNAVAILABLE: cannot pull ${registry.host}/warm/one:v1: the container runtime is unreachable at unix://${socket}`);
     expect(down.stderr).toContain('INVALID_REFERENCE: invalid image reference "upper/Case"');
 
-    // Usage errors exit 2 and name the bad value.
+    // Usage errors exit 2 and name the flag, the variable the value came from, and the value.
     const usage = await warm(['--image', 'busybox', '--pull-policy', 'Sometimes', '--cri-endpoint', endpoint]);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('"Sometimes"');
+    expect(usage.stderr).toBe('stoker warm: --pull-policy "Sometimes" is not IfNotPresent or Always (see stoker warm --help)\n');
+    const onOff = await warm(['--image', 'busybox', '--cri-endpoint', endpoint], { STOKER_JSON: 'on' });
+    expect(onOff.code).toBe(2);
+    expect(onOff.stderr).toBe('stoker warm: --json (from STOKER_JSON) "on" is not true or false (see stoker warm --help)\n');
   });
 
   describe('through a throttled registry', () => {

@@ -1,21 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { parseWarmConfig, UsageError } from './config.js';
+import { ConfigError, resolveWarmConfig } from './config.js';
 
 const none = (): boolean => false;
 
-function usageError(fn: () => unknown): string {
+function configError(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
+    expect(err).toBeInstanceOf(ConfigError);
     return (err as Error).message;
   }
-  throw new Error('expected a UsageError');
+  throw new Error('expected a ConfigError');
 }
 
-describe('parseWarmConfig', () => {
+describe('resolveWarmConfig', () => {
   it('takes flags first, then STOKER_* variables, then defaults, and freezes the result', () => {
-    const config = parseWarmConfig({ image: ['a', 'b'], concurrency: '3' }, { STOKER_CONCURRENCY: '9', STOKER_PULL_POLICY: 'Always', DOCKER_CONFIG: '/cfg' }, none);
+    const config = resolveWarmConfig({ image: ['a', 'b'], concurrency: '3' }, { STOKER_CONCURRENCY: '9', STOKER_PULL_POLICY: 'Always', DOCKER_CONFIG: '/cfg' }, none);
     expect(config).toMatchObject({
       images: ['a', 'b'],
       concurrency: 3,
@@ -24,54 +24,105 @@ describe('parseWarmConfig', () => {
       progressTimeoutMs: 120_000,
       pullTimeoutMs: 0,
       json: false,
+      logLevel: 'error',
+      authFile: undefined,
     });
+    expect(config.files).toEqual({ paths: [], allowedRoots: [], include: [], exclude: [], budget: 'warn', readers: 32 });
     expect(config.criEndpoint.display).toBe('unix:///run/containerd/containerd.sock');
     expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.images)).toBe(true);
+    expect(Object.isFrozen(config.files)).toBe(true);
   });
 
   it('reads everything from the environment', () => {
-    const config = parseWarmConfig(
+    const config = resolveWarmConfig(
       {},
       {
-        STOKER_IMAGES: 'a, b,c',
+        STOKER_IMAGES: 'a, b,c d',
         STOKER_CRI_ENDPOINT: '/run/crio/crio.sock',
         STOKER_AUTH_FILE: '/auth.json',
         STOKER_PROGRESS_TIMEOUT: '5',
-        STOKER_PULL_TIMEOUT: '60',
-        STOKER_JSON: 'true',
+        STOKER_PULL_TIMEOUT: '1m',
+        STOKER_JSON: 'yes',
+        STOKER_LOG_LEVEL: 'debug',
       },
       none,
     );
-    expect(config).toMatchObject({ images: ['a', 'b', 'c'], authFile: '/auth.json', progressTimeoutMs: 5_000, pullTimeoutMs: 60_000, json: true });
+    expect(config).toMatchObject({ images: ['a', 'b', 'c', 'd'], authFile: '/auth.json', progressTimeoutMs: 5_000, pullTimeoutMs: 60_000, json: true, logLevel: 'debug' });
     expect(config.criEndpoint.display).toBe('unix:///run/crio/crio.sock');
   });
 
-  it('names the bad value and where it came from', () => {
-    expect(usageError(() => parseWarmConfig({ image: ['a'], concurrency: '0' }, {}, none))).toBe('--concurrency must be a whole number >= 1, got "0"');
-    expect(usageError(() => parseWarmConfig({ image: ['a'] }, { STOKER_PULL_POLICY: 'Sometimes' }, none))).toBe(
-      'STOKER_PULL_POLICY must be IfNotPresent or Always, got "Sometimes"',
+  it('probes for the default CRI endpoint: containerd, then CRI-O', () => {
+    const crio = resolveWarmConfig({ image: ['a'] }, {}, (p) => p === '/run/crio/crio.sock');
+    expect(crio.criEndpoint.display).toBe('unix:///run/crio/crio.sock');
+    const both = resolveWarmConfig({ image: ['a'] }, {}, () => true);
+    expect(both.criEndpoint.display).toBe('unix:///run/containerd/containerd.sock');
+  });
+
+  it('takes durations for the timeouts (a bare number is seconds) and at most 64 pulls at once', () => {
+    const config = resolveWarmConfig({ image: ['a'], progressTimeout: '5m', pullTimeout: '1.5', concurrency: '64' }, {}, none);
+    expect(config).toMatchObject({ progressTimeoutMs: 300_000, pullTimeoutMs: 1_500, concurrency: 64 });
+    expect(configError(() => resolveWarmConfig({ image: ['a'], concurrency: '65' }, {}, none))).toBe('--concurrency "65" is not a whole number from 1 to 64');
+    expect(configError(() => resolveWarmConfig({ image: ['a'], pullTimeout: '2d' }, {}, none))).toBe('--pull-timeout "2d" is not a duration like 90s, 5m or 1h');
+  });
+
+  it('counts an empty flag or variable as unset', () => {
+    const config = resolveWarmConfig({ image: ['a'], concurrency: '', logLevel: '' }, { STOKER_CONCURRENCY: '', STOKER_JSON: '' }, none);
+    expect(config).toMatchObject({ concurrency: 4, logLevel: 'error', json: false });
+  });
+
+  it('reads STOKER_JSON as true/false, 1/0 or yes/no, and refuses anything else', () => {
+    for (const [text, json] of [['true', true], ['1', true], ['YES', true], ['false', false], ['0', false], ['no', false]] as const) {
+      expect(resolveWarmConfig({ image: ['a'] }, { STOKER_JSON: text }, none).json).toBe(json);
+    }
+    expect(configError(() => resolveWarmConfig({ image: ['a'] }, { STOKER_JSON: 'on' }, none))).toBe('--json (from STOKER_JSON) "on" is not true or false');
+    expect(configError(() => resolveWarmConfig({ image: ['a'] }, { STOKER_JSON: 'off' }, none))).toBe('--json (from STOKER_JSON) "off" is not true or false');
+  });
+
+  it('names the flag, the variable when the value came from there, and the bad value', () => {
+    expect(configError(() => resolveWarmConfig({ image: ['a'], concurrency: '0' }, {}, none))).toBe('--concurrency "0" is not a whole number from 1 to 64');
+    expect(configError(() => resolveWarmConfig({ image: ['a'] }, { STOKER_PULL_POLICY: 'Sometimes' }, none))).toBe(
+      '--pull-policy (from STOKER_PULL_POLICY) "Sometimes" is not IfNotPresent or Always',
     );
-    expect(usageError(() => parseWarmConfig({ image: ['a'], criEndpoint: 'http://x' }, {}, none))).toContain('"http://x"');
-    expect(usageError(() => parseWarmConfig({ image: ['a'] }, { STOKER_JSON: 'maybe' }, none))).toContain('"maybe"');
-    expect(usageError(() => parseWarmConfig({}, {}, none))).toContain('--image');
+    expect(configError(() => resolveWarmConfig({ image: ['a'], criEndpoint: 'http://x' }, {}, none))).toBe(
+      '--cri-endpoint "http://x" is not a CRI endpoint: use unix:///path/to/socket (or tcp://host:port)',
+    );
+    expect(configError(() => resolveWarmConfig({ image: ['a'], progressTimeout: '-1' }, {}, none))).toBe(
+      '--progress-timeout "-1" is not a duration like 90s, 5m or 1h',
+    );
+    expect(configError(() => resolveWarmConfig({ image: ['a'] }, { STOKER_LOG_LEVEL: 'loud' }, none))).toMatch(
+      /^--log-level \(from STOKER_LOG_LEVEL\) "loud" is not one of fatal, error, /,
+    );
+    expect(configError(() => resolveWarmConfig({}, {}, none))).toBe('--image or --path is required: nothing to warm (or set STOKER_IMAGES or STOKER_PATHS)');
   });
 });
 
-describe('parseWarmConfig: the file flags', () => {
+describe('resolveWarmConfig: the file flags', () => {
   it('takes flags first, then comma-separated environment variables', () => {
-    const c = parseWarmConfig({ path: ['/models/a'] }, { STOKER_ALLOWED_ROOTS: '/models, /data', STOKER_INCLUDE: '*.bin' }, none);
+    const c = resolveWarmConfig({ path: ['/models/a'] }, { STOKER_ALLOWED_ROOTS: '/models, /data/', STOKER_INCLUDE: '*.bin', STOKER_BUDGET: 'Refuse' }, none);
     expect(c.images).toEqual([]);
-    expect(c.files).toMatchObject({ paths: ['/models/a'], allowedRoots: ['/models', '/data'], include: ['*.bin'], budget: 'warn' });
-    expect(Object.isFrozen(c.files)).toBe(true);
+    expect(c.files).toMatchObject({ paths: ['/models/a'], allowedRoots: ['/models', '/data'], include: ['*.bin'], budget: 'refuse' });
+  });
+
+  it('keeps a path as given, so the walk can refuse its ".."', () => {
+    const c = resolveWarmConfig({ path: ['/models/../etc'], allowedRoot: ['/models'] }, {}, none);
+    expect(c.files.paths).toEqual(['/models/../etc']);
   });
 
   it('names the bad value', () => {
-    expect(usageError(() => parseWarmConfig({ path: ['/m'] }, {}, none))).toMatch(/--allowed-root/);
-    expect(usageError(() => parseWarmConfig({ path: ['models'], allowedRoot: ['/m'] }, {}, none))).toBe('--path must be absolute, got "models"');
-    expect(usageError(() => parseWarmConfig({ path: ['/m'], allowedRoot: ['/m'], budget: 'maybe' }, {}, none))).toBe(
-      '--budget must be warn, refuse or off, got "maybe"',
+    expect(configError(() => resolveWarmConfig({ path: ['/m'] }, {}, none))).toBe(
+      '--path needs at least one --allowed-root (or STOKER_ALLOWED_ROOTS): no file is read outside the roots it is given',
     );
-    expect(usageError(() => parseWarmConfig({ path: ['/m'], allowedRoot: ['/m'], readers: '0' }, {}, none))).toMatch(/--readers .* got "0"/);
-    expect(usageError(() => parseWarmConfig({ image: ['a'], include: ['*.bin'] }, {}, none))).toMatch(/need a --path/);
+    expect(configError(() => resolveWarmConfig({}, { STOKER_PATHS: '/m' }, none))).toMatch(/^--path \(from STOKER_PATHS\) "\/m" needs at least one --allowed-root/);
+    expect(configError(() => resolveWarmConfig({ path: ['/m', 'models'], allowedRoot: ['/m'] }, {}, none))).toBe('--path "models" is not an absolute path');
+    expect(configError(() => resolveWarmConfig({ path: ['/m'], allowedRoot: ['m'] }, {}, none))).toBe('--allowed-root "m" is not an absolute directory');
+    expect(configError(() => resolveWarmConfig({ path: ['/m'], allowedRoot: ['/m'], budget: 'maybe' }, {}, none))).toBe(
+      '--budget "maybe" is not one of warn, refuse, off',
+    );
+    expect(configError(() => resolveWarmConfig({ path: ['/m'], allowedRoot: ['/m'], readers: '0' }, {}, none))).toBe(
+      '--readers "0" is not a whole number from 1 to 1024',
+    );
+    expect(configError(() => resolveWarmConfig({ image: ['a'], include: ['*.bin'] }, {}, none))).toBe('--include needs a --path');
+    expect(configError(() => resolveWarmConfig({ image: ['a'], exclude: ['*.pt'] }, {}, none))).toBe('--exclude needs a --path');
   });
 });

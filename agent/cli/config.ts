@@ -1,201 +1,163 @@
-// The configuration of `stoker warm`: flags, then STOKER_* environment variables, then defaults,
-// validated once into a frozen WarmConfig. A bad value is a UsageError whose message names the
-// flag or variable it came from; the command prints it and exits 2.
+// The configuration of `stoker warm`: every flag with its STOKER_* variable, default and check
+// (declared with proto/common/config.ts), parsed once into one frozen WarmConfig. Only where
+// Docker keeps its config (DOCKER_CONFIG, HOME) is read from the environment outside the
+// declaration, as Docker itself reads it.
 import { homedir } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import {
+  DAY_MS,
+  LOG_LEVEL_HELP,
+  absoluteDir,
+  defineFlags,
+  durationMs,
+  filePath,
+  listFlag,
+  listOf,
+  logLevel,
+  parseFlags,
+  switchFlag,
+  valueFlag,
+  wholeNumber,
+  type ConfigOf,
+  type Env,
+  type FlagInput,
+} from '../../proto/common/config.js';
 import { defaultEndpoint, InvalidEndpointError, parseEndpoint, type CriEndpoint } from '../cri/endpoint.js';
 import type { BudgetMode } from '../warm/budget.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_TIMEOUT_MS, type ImagePullPolicy } from '../warm/images.js';
 import { DEFAULT_READERS } from '../warm/readers.js';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { ConfigError } from '../../proto/common/config.js';
 
-export interface WarmConfig {
-  readonly images: readonly string[];
-  readonly criEndpoint: CriEndpoint;
-  /** Explicit Docker config file; undefined means $DOCKER_CONFIG/config.json, then ~/.docker/config.json. */
-  readonly authFile: string | undefined;
+const criEndpoint = z.string().transform((value, ctx): CriEndpoint => {
+  try {
+    return parseEndpoint(value);
+  } catch (err) {
+    if (!(err instanceof InvalidEndpointError)) throw err;
+    ctx.issues.push({ code: 'custom', input: value, message: `is not a CRI endpoint: ${err.reason}` });
+    return z.NEVER;
+  }
+});
+
+const PULL_POLICIES: Readonly<Record<string, ImagePullPolicy>> = { ifnotpresent: 'IF_NOT_PRESENT', always: 'ALWAYS' };
+/** IfNotPresent or Always, in any case, with or without - or _. */
+const pullPolicy = z.string().transform((value, ctx): ImagePullPolicy => {
+  const policy = PULL_POLICIES[value.trim().toLowerCase().replace(/[-_]/g, '')];
+  if (policy) return policy;
+  ctx.issues.push({ code: 'custom', input: value, message: 'is not IfNotPresent or Always' });
+  return z.NEVER;
+});
+
+const BUDGETS = ['warn', 'refuse', 'off'] as const satisfies readonly BudgetMode[];
+const budget = z.string().trim().toLowerCase().pipe(z.enum(BUDGETS, { error: `is not one of ${BUDGETS.join(', ')}` }));
+
+/** Kept as given: the file walk itself refuses "..", so normalising here would hide it. */
+const absolutePath = z.string().refine((s) => isAbsolute(s), 'is not an absolute path');
+
+export const WARM_FLAGS = defineFlags({
+  images: listFlag({
+    flag: '--image', env: 'STOKER_IMAGES', arg: 'ref', separator: /[\s,]+/,
+    help: 'image to pull; repeat for more', schema: listOf(z.string()),
+  }),
+  /** The default is probed at start: containerd's socket when it exists, else CRI-O's, as crictl does. */
+  criEndpoint: valueFlag({
+    flag: '--cri-endpoint', env: 'STOKER_CRI_ENDPOINT', arg: 'endpoint', default: () => defaultEndpoint().display,
+    help: "CRI socket: unix:///path, /path or tcp://host:port; default containerd's if present, else CRI-O's", schema: criEndpoint,
+  }),
+  /** Absent: $DOCKER_CONFIG/config.json, then ~/.docker/config.json (docker-config-file.ts). */
+  authFile: valueFlag({
+    flag: '--auth-file', env: 'STOKER_AUTH_FILE', arg: 'path',
+    help: 'Docker config with registry credentials; default $DOCKER_CONFIG/config.json, else ~/.docker/config.json',
+    schema: filePath,
+  }),
+  pullPolicy: valueFlag({
+    flag: '--pull-policy', env: 'STOKER_PULL_POLICY', arg: 'policy', default: 'IfNotPresent',
+    help: 'IfNotPresent skips images already present; Always pulls again', schema: pullPolicy,
+  }),
+  concurrency: valueFlag({
+    flag: '--concurrency', env: 'STOKER_CONCURRENCY', arg: 'n', default: String(DEFAULT_CONCURRENCY),
+    help: 'images pulled at once', schema: wholeNumber(1, 64),
+  }),
+  progressTimeoutMs: valueFlag({
+    flag: '--progress-timeout', env: 'STOKER_PROGRESS_TIMEOUT', arg: 'duration', default: `${DEFAULT_PROGRESS_TIMEOUT_MS / 1000}s`,
+    help: 'cancel a pull after this long without new bytes; a bare number is seconds; 0 never', schema: durationMs(0, DAY_MS),
+  }),
+  pullTimeoutMs: valueFlag({
+    flag: '--pull-timeout', env: 'STOKER_PULL_TIMEOUT', arg: 'duration', default: '0',
+    help: 'cap on one pull where byte progress is unknown; a bare number is seconds; 0 none', schema: durationMs(0, DAY_MS),
+  }),
+  paths: listFlag({
+    flag: '--path', env: 'STOKER_PATHS', arg: 'path',
+    help: 'file or directory to read into the page cache; repeat for more', schema: listOf(absolutePath),
+  }),
+  allowedRoots: listFlag({
+    flag: '--allowed-root', env: 'STOKER_ALLOWED_ROOTS', arg: 'dir',
+    help: 'directory every --path must really lie in (symlinks resolved); repeat for more', schema: listOf(absoluteDir, { unique: true }),
+  }),
+  include: listFlag({
+    flag: '--include', env: 'STOKER_INCLUDE', arg: 'glob',
+    help: 'read only files matching this glob, relative to each --path ("*.bin" matches at any depth)', schema: listOf(z.string()),
+  }),
+  exclude: listFlag({
+    flag: '--exclude', env: 'STOKER_EXCLUDE', arg: 'glob',
+    help: 'skip files and directories matching this glob, relative to each --path', schema: listOf(z.string()),
+  }),
+  budget: valueFlag({
+    flag: '--budget', env: 'STOKER_BUDGET', arg: 'mode', default: 'warn',
+    help: "when the files exceed available memory or Stoker's cgroup limit: warn, refuse or off", schema: budget,
+  }),
+  readers: valueFlag({
+    flag: '--readers', env: 'STOKER_READERS', arg: 'n', default: String(DEFAULT_READERS),
+    help: 'files read at once (UV_THREADPOOL_SIZE bounds how many really run)', schema: wholeNumber(1, 1024),
+  }),
+  json: switchFlag({ flag: '--json', env: 'STOKER_JSON', help: 'print one JSON summary on stdout instead of the display' }),
+  logLevel: valueFlag({
+    flag: '--log-level', env: 'STOKER_LOG_LEVEL', arg: 'level', default: 'error', help: `log level on stderr: ${LOG_LEVEL_HELP}`, schema: logLevel,
+  }),
+});
+
+/** The options as commander hands them over (tests pass the same shape). */
+export type WarmFlagInput = FlagInput<typeof WARM_FLAGS>;
+
+type WarmFlagValues = ConfigOf<typeof WARM_FLAGS>;
+type FileKey = 'paths' | 'allowedRoots' | 'include' | 'exclude' | 'budget' | 'readers';
+
+/** The file part (--path and friends); no paths means no file part. */
+export type FilesConfig = Pick<WarmFlagValues, FileKey>;
+
+export type WarmConfig = Omit<WarmFlagValues, FileKey> & {
+  /** Where Docker keeps its config when there is no --auth-file: DOCKER_CONFIG, else HOME/.docker. */
   readonly dockerConfigDir: string | undefined;
   readonly home: string;
-  readonly pullPolicy: ImagePullPolicy;
-  readonly concurrency: number;
-  readonly progressTimeoutMs: number;
-  readonly pullTimeoutMs: number;
-  readonly json: boolean;
-  readonly logLevel: string;
-  /** The file part (--path and friends); no paths means no file part. */
   readonly files: FilesConfig;
-}
+};
 
-export interface FilesConfig {
-  readonly paths: readonly string[];
-  readonly allowedRoots: readonly string[];
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-  readonly budget: BudgetMode;
-  readonly readers: number;
-}
-
-/** Flags as commander hands them over (all optional strings, booleans or lists). */
-export interface WarmFlags {
-  image?: string[];
-  criEndpoint?: string;
-  authFile?: string;
-  pullPolicy?: string;
-  concurrency?: string;
-  progressTimeout?: string;
-  pullTimeout?: string;
-  json?: boolean;
-  logLevel?: string;
-  path?: string[];
-  allowedRoot?: string[];
-  include?: string[];
-  exclude?: string[];
-  budget?: string;
-  readers?: string;
-}
-
-export const WARM_ENV = Object.freeze({
-  images: 'STOKER_IMAGES',
-  criEndpoint: 'STOKER_CRI_ENDPOINT',
-  authFile: 'STOKER_AUTH_FILE',
-  pullPolicy: 'STOKER_PULL_POLICY',
-  concurrency: 'STOKER_CONCURRENCY',
-  progressTimeout: 'STOKER_PROGRESS_TIMEOUT',
-  pullTimeout: 'STOKER_PULL_TIMEOUT',
-  json: 'STOKER_JSON',
-  logLevel: 'STOKER_LOG_LEVEL',
-});
-
-export const FILE_ENV = Object.freeze({
-  paths: 'STOKER_PATHS',
-  allowedRoots: 'STOKER_ALLOWED_ROOTS',
-  include: 'STOKER_INCLUDE',
-  exclude: 'STOKER_EXCLUDE',
-  budget: 'STOKER_BUDGET',
-  readers: 'STOKER_READERS',
-});
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-const BUDGETS: readonly BudgetMode[] = ['warn', 'refuse', 'off'];
-
-function wholeNumber(value: string, what: string, min: number): number {
-  const n = Number(value.trim());
-  if (value.trim() === '' || !Number.isInteger(n) || n < min) {
-    throw new UsageError(`${what} must be a whole number >= ${min}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-function bool(value: string, what: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
-  throw new UsageError(`${what} must be true or false, got ${JSON.stringify(value)}`);
-}
-
-/** Parses flags and environment into a frozen config. Throws UsageError naming the bad value. */
-export function parseWarmConfig(
-  flags: WarmFlags,
-  env: NodeJS.ProcessEnv,
-  fileExists?: (path: string) => boolean,
-): WarmConfig {
-  const pick = (flag: string | undefined, key: keyof typeof WARM_ENV): [string | undefined, string] => {
-    if (flag !== undefined) return [flag, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`];
-    const fromEnv = env[WARM_ENV[key]];
-    return [fromEnv === '' ? undefined : fromEnv, WARM_ENV[key]];
-  };
-
-  const images = flags.image && flags.image.length > 0
-    ? flags.image
-    : (env[WARM_ENV.images] ?? '').split(/[\s,]+/).filter((s) => s !== '');
-
-  const [endpointValue, endpointName] = pick(flags.criEndpoint, 'criEndpoint');
-  let criEndpoint: CriEndpoint;
-  try {
-    criEndpoint = endpointValue !== undefined ? parseEndpoint(endpointValue) : defaultEndpoint(fileExists);
-  } catch (err) {
-    if (err instanceof InvalidEndpointError) throw new UsageError(`${endpointName}: ${err.message}`);
-    throw err;
-  }
-
-  const [policyValue, policyName] = pick(flags.pullPolicy, 'pullPolicy');
-  let pullPolicy: ImagePullPolicy = 'IF_NOT_PRESENT';
-  if (policyValue !== undefined) {
-    const p = policyValue.trim().toLowerCase().replace(/[-_]/g, '');
-    if (p === 'ifnotpresent') pullPolicy = 'IF_NOT_PRESENT';
-    else if (p === 'always') pullPolicy = 'ALWAYS';
-    else throw new UsageError(`${policyName} must be IfNotPresent or Always, got ${JSON.stringify(policyValue)}`);
-  }
-
-  const [concurrencyValue, concurrencyName] = pick(flags.concurrency, 'concurrency');
-  const concurrency = concurrencyValue !== undefined ? wholeNumber(concurrencyValue, concurrencyName, 1) : DEFAULT_CONCURRENCY;
-  const [progressValue, progressName] = pick(flags.progressTimeout, 'progressTimeout');
-  const progressTimeoutMs =
-    progressValue !== undefined ? wholeNumber(progressValue, progressName, 0) * 1000 : DEFAULT_PROGRESS_TIMEOUT_MS;
-  const [pullValue, pullName] = pick(flags.pullTimeout, 'pullTimeout');
-  const pullTimeoutMs = pullValue !== undefined ? wholeNumber(pullValue, pullName, 0) * 1000 : 0;
-
-  const json = flags.json === true || (env[WARM_ENV.json] !== undefined && bool(env[WARM_ENV.json] ?? '', WARM_ENV.json));
-  const [levelValue, levelName] = pick(flags.logLevel, 'logLevel');
-  const logLevel = levelValue ?? 'error';
-  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`${levelName} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
-
-  const [authFile] = pick(flags.authFile, 'authFile');
-  const files = parseFileFlags(flags, env);
-  if (images.length === 0 && files.paths.length === 0) {
-    throw new UsageError(`nothing to warm: give at least one --image REF (or STOKER_IMAGES) or --path PATH (or ${FILE_ENV.paths})`);
-  }
-
+/**
+ * Flags over STOKER_* variables over defaults, validated and frozen; throws ConfigError.
+ * `exists` replaces the file system when the default CRI endpoint is probed.
+ */
+export function resolveWarmConfig(input: WarmFlagInput, env: Env = {}, exists?: (path: string) => boolean): WarmConfig {
+  const flags = exists
+    ? { ...WARM_FLAGS, criEndpoint: { ...WARM_FLAGS.criEndpoint, default: () => defaultEndpoint(exists).display } }
+    : WARM_FLAGS;
+  const parsed = parseFlags(flags, input, env, (c, { fail }) => {
+    if (c.images.length === 0 && c.paths.length === 0) {
+      fail('images', `or --path is required: nothing to warm (or set ${WARM_FLAGS.images.env} or ${WARM_FLAGS.paths.env})`);
+    }
+    if (c.paths.length > 0 && c.allowedRoots.length === 0) {
+      fail('paths', `needs at least one --allowed-root (or ${WARM_FLAGS.allowedRoots.env}): no file is read outside the roots it is given`);
+    }
+    if (c.paths.length === 0) {
+      if (c.include.length > 0) fail('include', 'needs a --path');
+      if (c.exclude.length > 0) fail('exclude', 'needs a --path');
+    }
+  });
+  const { paths, allowedRoots, include, exclude, budget: budgetMode, readers, ...rest } = parsed;
   return Object.freeze({
-    images: Object.freeze([...images]),
-    criEndpoint,
-    authFile,
+    ...rest,
     dockerConfigDir: env.DOCKER_CONFIG === '' ? undefined : env.DOCKER_CONFIG,
     home: env.HOME ?? homedir(),
-    pullPolicy,
-    concurrency,
-    progressTimeoutMs,
-    pullTimeoutMs,
-    json,
-    logLevel,
-    files,
-  });
-}
-
-/** The file flags: flags first, then environment (lists comma-separated). */
-function parseFileFlags(flags: WarmFlags, env: NodeJS.ProcessEnv): FilesConfig {
-  const list = (flag: string[] | undefined, key: keyof typeof FILE_ENV): string[] =>
-    flag && flag.length > 0 ? flag : (env[FILE_ENV[key]] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const paths = list(flags.path, 'paths');
-  const allowedRoots = list(flags.allowedRoot, 'allowedRoots');
-  const include = list(flags.include, 'include');
-  const exclude = list(flags.exclude, 'exclude');
-  if (paths.length > 0 && allowedRoots.length === 0) {
-    throw new UsageError(`--path needs at least one --allowed-root (or ${FILE_ENV.allowedRoots}): no file is read outside the roots it is given`);
-  }
-  if (paths.length === 0 && (include.length > 0 || exclude.length > 0)) throw new UsageError('--include and --exclude need a --path');
-  for (const p of [...paths, ...allowedRoots]) {
-    if (!p.startsWith('/')) throw new UsageError(`${paths.includes(p) ? '--path' : '--allowed-root'} must be absolute, got ${JSON.stringify(p)}`);
-  }
-  const budgetValue = flags.budget ?? (env[FILE_ENV.budget] || undefined);
-  const budget = (budgetValue ?? 'warn').trim().toLowerCase() as BudgetMode;
-  if (!BUDGETS.includes(budget)) throw new UsageError(`--budget must be warn, refuse or off, got ${JSON.stringify(budgetValue)}`);
-  const readersValue = flags.readers ?? (env[FILE_ENV.readers] || undefined);
-  const readers = readersValue === undefined ? DEFAULT_READERS : Number(readersValue.trim());
-  if (!Number.isInteger(readers) || readers < 1 || readers > 1024) {
-    throw new UsageError(`--readers must be a whole number from 1 to 1024, got ${JSON.stringify(readersValue)}`);
-  }
-  return Object.freeze({
-    paths: Object.freeze(paths),
-    allowedRoots: Object.freeze(allowedRoots),
-    include: Object.freeze(include),
-    exclude: Object.freeze(exclude),
-    budget,
-    readers,
+    files: Object.freeze({ paths, allowedRoots, include, exclude, budget: budgetMode, readers }),
   });
 }

@@ -1,13 +1,13 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { parseWarmConfig } from './config.js';
+import { resolveWarmConfig } from './config.js';
 import type { WarmPart } from './part.js';
 import { EXIT_FAILED, EXIT_OK, runWarm } from './run.js';
 
 const none = (): boolean => false;
 
 describe('runWarm', () => {
-  const config = parseWarmConfig({ image: ['x'], json: true }, {}, none);
+  const config = resolveWarmConfig({ image: ['x'], json: true }, {}, none);
   const fakePart =
     (ok: boolean): WarmPart =>
     () =>
@@ -35,7 +35,7 @@ describe('runWarm', () => {
   it('exits 1 with one failure line per failed item', async () => {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    const plain = parseWarmConfig({ image: ['x'] }, {}, none);
+    const plain = resolveWarmConfig({ image: ['x'] }, {}, none);
     const code = await runWarm(plain, [fakePart(false)], { stdout, stderr, isTTY: false }, new AbortController().signal);
     expect(code).toBe(EXIT_FAILED);
     expect((stderr.read() as Buffer).toString()).toBe(
@@ -47,7 +47,7 @@ describe('runWarm', () => {
   it('draws plain progress lines, then one table per part in part order', async () => {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    const plain = parseWarmConfig({ image: ['x'] }, {}, none);
+    const plain = resolveWarmConfig({ image: ['x'] }, {}, none);
     const fakeImages: WarmPart = ({ display }) => {
       display.update('x', { state: 'WAITING', elapsed: 0 });
       display.update('x', { state: 'RUNNING', elapsed: 0.2, bytesDone: 0, bytesTotal: 1536, bytesKnown: true });

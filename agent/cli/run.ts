@@ -12,7 +12,6 @@ import { summaryTables } from './summary-table.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
 
 export interface RunIo {
   stdout: NodeJS.WriteStream | NodeJS.WritableStream;

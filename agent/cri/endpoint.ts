@@ -11,7 +11,8 @@ export const DEFAULT_CRI_ENDPOINTS: readonly string[] = Object.freeze([
 export class InvalidEndpointError extends Error {
   constructor(
     readonly endpoint: string,
-    reason: string,
+    /** What is wrong, without the endpoint: "a tcp endpoint is tcp://host:port". */
+    readonly reason: string,
   ) {
     super(`invalid CRI endpoint ${JSON.stringify(endpoint)}: ${reason}`);
     this.name = 'InvalidEndpointError';
