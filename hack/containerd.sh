@@ -2,15 +2,20 @@
 # A private containerd with everything under one directory, so several can run side by side.
 #
 #   hack/containerd.sh start DIR [--owner-pid PID [--owner-cleanup]] [--snapshotter native|overlayfs]
+#                                [--root-tmpfs SIZE]
 #                                                 start (or restart on the same DIR, keeping its images
 #                                                 and its snapshotter, which is also in DIR/snapshotter);
 #                                                 prints the CRI endpoint unix://DIR/containerd.sock;
 #                                                 with --owner-pid, containerd is stopped when PID exits
-#                                                 (and DIR removed too, with --owner-cleanup)
+#                                                 (and DIR removed too, with --owner-cleanup); with
+#                                                 --root-tmpfs, containerd's root (content store and
+#                                                 snapshots) is a tmpfs of SIZE (bytes, or 48m, 1g)
+#                                                 mounted at DIR/root, to make a node whose disk is full
 #   hack/containerd.sh add-registry DIR HOST:PORT pull from HOST:PORT over plain HTTP (takes effect at once)
 #   hack/containerd.sh stop DIR                   SIGTERM, SIGKILL after a bound, wait until gone
 #   hack/containerd.sh kill DIR                   SIGKILL at once (a runtime crash)
 #   hack/containerd.sh clean DIR                  stop, unmount anything under DIR, remove DIR
+#   hack/containerd.sh unmount-root DIR           stop, and unmount the tmpfs of --root-tmpfs (keeps DIR)
 #   hack/containerd.sh endpoint DIR               prints the CRI endpoint
 #
 # The CRI plugin uses the native snapshotter unless told otherwise (overlayfs is what nodes use and
@@ -21,14 +26,14 @@ set -euo pipefail
 # shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
 
-usage() { die "usage: $0 start DIR [--owner-pid PID [--owner-cleanup]] [--snapshotter native|overlayfs] | stop|kill|clean|endpoint DIR | add-registry DIR HOST:PORT"; }
+usage() { die "usage: $0 start DIR [--owner-pid PID [--owner-cleanup]] [--snapshotter native|overlayfs] [--root-tmpfs SIZE] | stop|kill|clean|unmount-root|endpoint DIR | add-registry DIR HOST:PORT"; }
 
 cmd=${1:-}
 [ $# -ge 2 ] || usage
 dir=$2
 [ -n "$dir" ] || usage
 case $cmd in start) mkdir -p "$dir" ;; esac
-[ -d "$dir" ] || { [ "$cmd" = stop ] || [ "$cmd" = kill ] || [ "$cmd" = clean ]; } || die "no such directory: $dir"
+[ -d "$dir" ] || { [ "$cmd" = stop ] || [ "$cmd" = kill ] || [ "$cmd" = clean ] || [ "$cmd" = unmount-root ]; } || die "no such directory: $dir"
 [ -d "$dir" ] && dir=$(cd "$dir" && pwd)
 
 sock=$dir/containerd.sock
@@ -81,15 +86,29 @@ disabled_plugins = [
 TOML
 }
 
+# Mounts a tmpfs of SIZE at DIR/root unless one is mounted there already (a restart keeps its content).
+mount_root_tmpfs() {
+  local size=$1
+  [[ $size =~ ^[0-9]+[kmg]?$ ]] || die "--root-tmpfs must be a size in bytes or with k, m or g (48m), got: '$size'"
+  mkdir -p "$dir/root"
+  if ! mountpoint -q "$dir/root"; then
+    [ -z "$(ls -A "$dir/root")" ] || die "--root-tmpfs: $dir/root already holds a containerd root on another filesystem"
+    mount -t tmpfs -o "size=$size,mode=0711" stoker-containerd-root "$dir/root" || die "cannot mount a tmpfs at $dir/root (needs root)"
+  fi
+  echo "$size" >"$dir/root-tmpfs"
+}
+
 start() {
-  local owner="" owner_cleanup=""
-  # A restart keeps the snapshotter the directory was started with.
+  local owner="" owner_cleanup="" root_tmpfs=""
+  # A restart keeps the snapshotter the directory was started with, and its tmpfs root.
   snapshotter=$(cat "$dir/snapshotter" 2>/dev/null || echo native)
+  root_tmpfs=$(cat "$dir/root-tmpfs" 2>/dev/null || true)
   while [ $# -gt 0 ]; do
     case $1 in
       --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
       --owner-cleanup) owner_cleanup=1; shift ;;
       --snapshotter) snapshotter=${2:-}; shift 2 || die "--snapshotter needs a value" ;;
+      --root-tmpfs) root_tmpfs=${2:-}; shift 2 || die "--root-tmpfs needs a value" ;;
       *) die "unknown option: $1" ;;
     esac
   done
@@ -99,6 +118,7 @@ start() {
     die "containerd already runs for $dir (pid $(cat "$pidfile"))"
   fi
   rm -f "$sock" "$sock.ttrpc"
+  [ -z "$root_tmpfs" ] || mount_root_tmpfs "$root_tmpfs"
   write_config
   echo "$snapshotter" >"$dir/snapshotter"
   # setsid: the daemon outlives this script and is not hit by signals sent to the caller's process group.
@@ -147,12 +167,21 @@ clean() {
   rm -rf "$dir"
 }
 
+unmount_root() {
+  stop_pidfile "$pidfile" 10
+  if [ -d "$dir/root" ] && mountpoint -q "$dir/root"; then
+    umount "$dir/root" 2>/dev/null || umount -l "$dir/root"
+  fi
+  rm -f "$dir/root-tmpfs"
+}
+
 case $cmd in
   start) start "${@:3}" ;;
   add-registry) add_registry "${3:-}" ;;
   stop) stop_pidfile "$pidfile" 10 ;;
   kill) kill_pidfile "$pidfile" ;;
   clean) clean ;;
+  unmount-root) unmount_root ;;
   endpoint) echo "unix://$sock" ;;
   *) usage ;;
 esac

@@ -1,5 +1,5 @@
 // A private containerd (hack/containerd.sh) per test file or per simulated node, with a typed handle.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runHack, type RunResult } from './proc.js';
@@ -9,6 +9,18 @@ export interface ContainerdOptions {
   dir?: string;
   /** The CRI's snapshotter: `native` (default, works anywhere) or `overlayfs` (what nodes use; much faster unpacking of many layers). */
   snapshotter?: 'native' | 'overlayfs';
+  /**
+   * Makes containerd's root (content store and snapshots) a tmpfs of this many bytes at `<dir>/root`,
+   * a node whose image filesystem is small. Unmounted by stop(), and by `clean` if this process dies.
+   */
+  rootTmpfsBytes?: number;
+}
+
+export interface FilesystemUsage {
+  sizeBytes: number;
+  usedBytes: number;
+  /** Bytes available to an unprivileged writer (f_bavail), what a pull can still use. */
+  freeBytes: number;
 }
 
 export interface PullOptions {
@@ -28,6 +40,10 @@ export interface Containerd {
   readonly logPath: string;
   /** The snapshotter images are unpacked with. */
   readonly snapshotter: 'native' | 'overlayfs';
+  /** containerd's root directory (a tmpfs mount point with `rootTmpfsBytes`). */
+  readonly rootDir: string;
+  /** Size, used and free bytes of the filesystem that holds containerd's root. */
+  rootUsage(): Promise<FilesystemUsage>;
   /** Stops containerd (SIGTERM, then SIGKILL) and removes its directory if it was created here. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILLs containerd at once (a crash); its directory stays, so restart() brings it back. */
@@ -58,11 +74,13 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
   const snapshotter = opts.snapshotter ?? 'native';
   // If this process dies without stop(), the daemon is stopped anyway, and a directory made here removed.
   const ownerArgs = ['--owner-pid', String(process.pid), ...(ownDir ? ['--owner-cleanup'] : [])];
+  const tmpfsArgs = opts.rootTmpfsBytes !== undefined ? ['--root-tmpfs', String(opts.rootTmpfsBytes)] : [];
   let endpoint: string;
   try {
-    endpoint = await runHack('containerd.sh', ['start', dir, ...ownerArgs, '--snapshotter', snapshotter]);
+    endpoint = await runHack('containerd.sh', ['start', dir, ...ownerArgs, '--snapshotter', snapshotter, ...tmpfsArgs]);
   } catch (err) {
     if (ownDir) await runHack('containerd.sh', ['clean', dir]).catch(() => undefined);
+    else if (tmpfsArgs.length > 0) await runHack('containerd.sh', ['unmount-root', dir]).catch(() => undefined);
     throw err;
   }
   const socketPath = endpoint.replace(/^unix:\/\//, '');
@@ -87,10 +105,15 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     socketPath,
     logPath: join(dir, 'containerd.log'),
     snapshotter,
+    rootDir: join(dir, 'root'),
+    async rootUsage() {
+      const fs = await statfs(join(dir, 'root'));
+      return { sizeBytes: fs.blocks * fs.bsize, usedBytes: (fs.blocks - fs.bfree) * fs.bsize, freeBytes: fs.bavail * fs.bsize };
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
-      await runHack('containerd.sh', [ownDir ? 'clean' : 'stop', dir]);
+      await runHack('containerd.sh', [ownDir ? 'clean' : tmpfsArgs.length > 0 ? 'unmount-root' : 'stop', dir]);
     },
     async kill() {
       await runHack('containerd.sh', ['kill', dir]);
