@@ -26,6 +26,7 @@ export const ERROR_CODES: Readonly<Record<StokerErrorCode, string>> = Object.fre
   WRONG_NODE: 'The request names another node.',
   RUNTIME_ERROR: 'The runtime failed in a way not listed above.',
   INTERNAL: 'An error not listed above.',
+  NO_SPACE: "The node's image filesystem has too little free space for the image.",
 });
 
 /** The one-line meaning of a code ("" for the unspecified zero value). */

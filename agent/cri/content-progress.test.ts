@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PullProgressTracker, type Ingest } from './content-progress.js';
+import { PullProgressTracker } from './content-progress.js';
+import type { Ingest } from './content-service.js';
 
 /** A fake ingest list the test sets before each poll, with a fake clock. */
 function fakeTracker(): { tracker: PullProgressTracker; set: (list: Ingest[]) => void; tick: (ms: number) => void } {

@@ -8,39 +8,7 @@
 // are exact. With several, an ingest that appeared while several ran is shared: it counts for
 // each of them, and their progress is marked `exclusive: false` (callers then show bytes only
 // in aggregate; the watchdog still uses them, a shared blob that moves is progress for all).
-import * as grpc from '@grpc/grpc-js';
-import { containerdContentProto, type ContentClient } from '../../proto/containerd.js';
-import type { ListStatusesResponse__Output } from '../../proto/gen/containerd/services/content/v1/ListStatusesResponse.js';
-import { unary } from './call.js';
-
-export const CRI_NAMESPACE = 'k8s.io';
-const LIST_TIMEOUT_MS = 5_000;
-
-export interface Ingest {
-  ref: string;
-  offset: number;
-  total: number;
-}
-
-/** containerd's content service, thin: only the list of active ingests. */
-export class ContentService {
-  private readonly client: ContentClient;
-
-  constructor(target: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) {
-    this.client = new (containerdContentProto().Content)(target, credentials, options);
-  }
-
-  async listIngests(signal?: AbortSignal): Promise<Ingest[]> {
-    const metadata = new grpc.Metadata();
-    metadata.set('containerd-namespace', CRI_NAMESPACE);
-    const res = await unary<ListStatusesResponse__Output>((md, o, cb) => this.client.listStatuses({ filters: [] }, md, o, cb), { timeoutMs: LIST_TIMEOUT_MS, signal, metadata });
-    return res.statuses.map((s) => ({ ref: s.ref, offset: s.offset, total: s.total }));
-  }
-
-  close(): void {
-    this.client.close();
-  }
-}
+import type { Ingest } from './content-service.js';
 
 export interface PullBytes {
   bytesDone: number;

@@ -1,6 +1,6 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { scrubDetail, translateCallError, translatePullError, WarmError, type FailureContext } from './errors.js';
+import { imageTooLargeError, scrubDetail, translateCallError, translatePullError, WarmError, type FailureContext } from './errors.js';
 
 const ctx: FailureContext = {
   image: '127.0.0.1:5000/team/app:v1',
@@ -41,7 +41,7 @@ describe('translatePullError', () => {
     ['UNAUTHORIZED', `${PREFIX}unexpected status from HEAD request to http://127.0.0.1:5000/v2/x/manifests/v1: 403 Forbidden`, /401\/403/],
     ['NOT_FOUND', `${PREFIX}127.0.0.1:5000/team/app:v1: not found`, /not found in registry 127\.0\.0\.1:5000/],
     ['TIMED_OUT', `${PREFIX}context deadline exceeded`, /timed out/],
-    ['RUNTIME_ERROR', 'failed to pull and unpack image "x": failed to extract layer: no space left on device', /runtime failed the pull/],
+    ['RUNTIME_ERROR', 'failed to pull and unpack image "x": failed to extract layer sha256:0b1f: exit status 1: unknown', /runtime failed the pull/],
   ])('%s from %j', (code, details, message) => {
     const err = translatePullError(grpcError(status.UNKNOWN, details), ctx);
     expect(err.code).toBe(code);
@@ -81,6 +81,42 @@ describe('translatePullError', () => {
     const own = new WarmError('PROGRESS_TIMEOUT', 'x');
     expect(translatePullError(own, ctx)).toBe(own);
     expect(translatePullError(new TypeError('boom'), ctx).code).toBe('RUNTIME_ERROR');
+  });
+});
+
+describe('translatePullError: a full disk', () => {
+  // containerd 1.6 when its root fills up while downloading a blob, and while unpacking a layer.
+  const DOWNLOAD =
+    'failed to pull and unpack image "127.0.0.1:5000/team/app:v1": failed to copy: write /var/lib/containerd/io.containerd.content.v1.content/ingest/5d8a/data: no space left on device';
+  const UNPACK =
+    'failed to pull and unpack image "127.0.0.1:5000/team/app:v1": failed to extract layer sha256:0b1f: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/41/fs/x: no space left on device: unknown';
+  const MOUNT = '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs';
+
+  it.each([DOWNLOAD, UNPACK, 'writing blob: ENOSPC', 'write /x: disk quota exceeded'])('is NO_SPACE, whatever else the words say: %j', (details) => {
+    const err = translatePullError(grpcError(status.UNKNOWN, details), ctx);
+    expect(err.code).toBe('NO_SPACE');
+    expect(err.message).toBe(`cannot pull ${ctx.image}: the container runtime ran out of space on its image filesystem`);
+    expect(err.detail).toBe(details);
+  });
+
+  it('names the image filesystem, its free bytes and the image size where known', () => {
+    const withFs = translatePullError(grpcError(status.UNKNOWN, UNPACK), { ...ctx, space: { mountpoint: MOUNT, freeBytes: 1536 * 1024 } });
+    expect(withFs.message).toBe(`cannot pull ${ctx.image}: the image filesystem ${MOUNT} ran out of space (1.5 MiB free after the failed pull)`);
+    const all = translatePullError(grpcError(status.UNKNOWN, DOWNLOAD), { ...ctx, space: { mountpoint: MOUNT, freeBytes: 2 ** 30, needBytes: 3 * 2 ** 30 } });
+    expect(all.message).toBe(`cannot pull ${ctx.image}: the image filesystem ${MOUNT} ran out of space (1.0 GiB free after the failed pull; the image needs at least 3.0 GiB)`);
+    const noFree = translatePullError(grpcError(status.UNKNOWN, DOWNLOAD), { ...ctx, space: { mountpoint: MOUNT } });
+    expect(noFree.message).toBe(`cannot pull ${ctx.image}: the image filesystem ${MOUNT} ran out of space (free space unknown)`);
+  });
+
+  it('does not read the words in a reference as a full disk', () => {
+    const details = 'failed to pull and unpack image "127.0.0.1:5000/enospc/app:v1": failed to resolve reference "127.0.0.1:5000/enospc/app:v1": 127.0.0.1:5000/enospc/app:v1: not found';
+    expect(translatePullError(grpcError(status.UNKNOWN, details), ctx).code).toBe('NOT_FOUND');
+  });
+
+  it('says both sizes when Stoker refuses the pull itself', () => {
+    const err = imageTooLargeError(ctx.image, { mountpoint: MOUNT, freeBytes: 12 * 2 ** 30, needBytes: 27 * 2 ** 30 });
+    expect(err.code).toBe('NO_SPACE');
+    expect(err.message).toBe(`cannot pull ${ctx.image}: it needs at least 27.0 GiB but the image filesystem ${MOUNT} has 12.0 GiB free`);
   });
 });
 

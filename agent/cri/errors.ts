@@ -3,6 +3,7 @@
 // registry URLs and internals) are kept on the error for debug logs only, never in the message.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ErrorCode__Output } from '../../proto/agent.js';
+import { formatBytes } from '../warm/bytes.js';
 
 export type ImageErrorCode = ErrorCode__Output;
 
@@ -47,6 +48,17 @@ export interface FailureContext {
   endpoint: string;
   /** Whether credentials were sent with the pull. */
   withCredentials: boolean;
+  /** What is known of the image filesystem, for a NO_SPACE message. */
+  space?: SpaceFacts | undefined;
+}
+
+/** The image filesystem and the image's size, where known, for the message of a full disk. */
+export interface SpaceFacts {
+  /** The mount point CRI ImageFsInfo names. */
+  mountpoint?: string | undefined;
+  freeBytes?: number | undefined;
+  /** Bytes the image needs at least (its compressed blobs the node does not hold yet). */
+  needBytes?: number | undefined;
 }
 
 const REGISTRY_UNREACHABLE_PATTERNS: readonly [RegExp, string][] = [
@@ -64,6 +76,8 @@ const UNAUTHORIZED = /\b40[13]\b|unauthori[sz]ed|forbidden|failed to authorize|a
 const NOT_FOUND = /not found|manifest unknown|name unknown|blob unknown|\b404\b/i;
 const DEADLINE = /context deadline exceeded|deadline exceeded/i;
 const CANCELED = /context canceled/i;
+// ENOSPC as Go prints it; EDQUOT (a quota on the runtime's root) fails the same way.
+const NO_SPACE = /no space left on device|\bENOSPC\b|disk quota exceeded|\bEDQUOT\b/i;
 
 function unauthorizedMessage(ctx: FailureContext): string {
   return ctx.withCredentials
@@ -76,6 +90,8 @@ function fromRuntimeText(raw: string, ctx: FailureContext): WarmError | undefine
   const detail = scrubDetail(raw);
   // Quoted strings, references and URLs can hold any word ("…/eof:v1"); only the runtime's own words count.
   const text = raw.replace(/"[^"]*"/g, ' ').replace(/\S*\/\S*/g, ' ');
+  // First: a full disk breaks the download or the unpacking midway, whatever else the words say.
+  if (NO_SPACE.test(text)) return noSpaceDuringPull(ctx, detail);
   if (DEADLINE.test(text)) return new WarmError('TIMED_OUT', `pulling ${ctx.image} timed out in the runtime`, detail);
   for (const [pattern, words] of REGISTRY_UNREACHABLE_PATTERNS) {
     if (pattern.test(text) && !/\b40[134]\b/.test(text)) {
@@ -126,6 +142,25 @@ export function translatePullError(err: unknown, ctx: FailureContext): WarmError
     default:
       return fromRuntimeText(text, ctx) ?? runtimeError(ctx, detail);
   }
+}
+
+/** The runtime ran out of space while pulling: names the image filesystem and its free bytes, where known. */
+function noSpaceDuringPull(ctx: FailureContext, detail: string): WarmError {
+  const { mountpoint, freeBytes, needBytes } = ctx.space ?? {};
+  const need = needBytes !== undefined ? `; the image needs at least ${formatBytes(needBytes)}` : '';
+  if (mountpoint === undefined) {
+    return new WarmError('NO_SPACE', `cannot pull ${ctx.image}: the container runtime ran out of space on its image filesystem${need}`, detail);
+  }
+  const free = freeBytes !== undefined ? `${formatBytes(freeBytes)} free after the failed pull` : 'free space unknown';
+  return new WarmError('NO_SPACE', `cannot pull ${ctx.image}: the image filesystem ${mountpoint} ran out of space (${free}${need})`, detail);
+}
+
+/** Stoker's own check: the image's blobs alone need more than the image filesystem has free. */
+export function imageTooLargeError(image: string, space: { mountpoint: string; freeBytes: number; needBytes: number }): WarmError {
+  return new WarmError(
+    'NO_SPACE',
+    `cannot pull ${image}: it needs at least ${formatBytes(space.needBytes)} but the image filesystem ${space.mountpoint} has ${formatBytes(space.freeBytes)} free`,
+  );
 }
 
 function runtimeError(ctx: FailureContext, detail: string): WarmError {

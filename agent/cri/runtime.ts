@@ -1,10 +1,13 @@
 // A connection to one container runtime over its CRI socket: the image service, the runtime's
-// name and version (asked once at connect, which proves the socket answers), and, where the
-// runtime is containerd, byte progress of pulls from its content service on the same socket.
+// name and version (asked once at connect, which proves the socket answers), the image
+// filesystem's free space, and, where the runtime is containerd, its content service on the same
+// socket (byte progress of pulls, an image's size from its manifest).
 import * as grpc from '@grpc/grpc-js';
 import type { CriAuthConfig, CriFilesystemUsage, CriImage, CriVersion } from '../../proto/cri.js';
-import { ContentService, PullProgressTracker } from './content-progress.js';
+import { PullProgressTracker } from './content-progress.js';
+import { ContentService, type ContentStore } from './content-service.js';
 import type { CriEndpoint } from './endpoint.js';
+import { imageFilesystemSpace, type ImageFilesystemSpace } from './image-fs.js';
 import { ImageService } from './image-service.js';
 import { RuntimeService } from './runtime-service.js';
 
@@ -21,12 +24,16 @@ export interface CriRuntime {
   readonly version: CriVersion;
   /** Byte progress of pulls; undefined where the runtime is not containerd. */
   readonly progress: PullProgressTracker | undefined;
+  /** containerd's content store (manifests, blob sizes); undefined where the runtime is not containerd. */
+  readonly content: ContentStore | undefined;
   imageStatus(image: string, signal?: AbortSignal): Promise<CriImage | undefined>;
   listImages(signal?: AbortSignal): Promise<CriImage[]>;
   /** Bounded only by `signal`; raw gRPC errors are thrown for the caller to translate. */
   pullImage(image: string, auth: CriAuthConfig | undefined, signal: AbortSignal): Promise<string>;
   removeImage(image: string, signal?: AbortSignal): Promise<void>;
   imageFsInfo(signal?: AbortSignal): Promise<CriFilesystemUsage[]>;
+  /** The image filesystem's mount point and free bytes (ImageFsInfo + statfs); never throws. */
+  imageFilesystem(signal?: AbortSignal): Promise<ImageFilesystemSpace>;
   close(): void;
 }
 
@@ -67,11 +74,13 @@ export async function connectRuntime(endpoint: CriEndpoint, opts: ConnectOptions
     endpoint,
     version,
     progress,
+    content,
     imageStatus: (image, signal) => images.imageStatus(image, signal),
     listImages: (signal) => images.listImages(signal),
     pullImage: (image, auth, signal) => images.pullImage(image, auth, signal),
     removeImage: (image, signal) => images.removeImage(image, signal),
     imageFsInfo: (signal) => images.imageFsInfo(signal),
+    imageFilesystem: (signal) => imageFilesystemSpace((s) => images.imageFsInfo(s), signal),
     close: () => {
       progress?.close();
       content?.close();

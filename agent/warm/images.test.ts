@@ -2,7 +2,9 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ImageProgress__Output } from '../../proto/agent.js';
 import type { CriAuthConfig, CriImage } from '../../proto/cri.js';
-import { PullProgressTracker, type Ingest } from '../cri/content-progress.js';
+import { PullProgressTracker } from '../cri/content-progress.js';
+import type { ContentStore, Ingest } from '../cri/content-service.js';
+import { fakeContentStore, fakeImage } from '../cri/testing/fake-content-store.js';
 import { parseEndpoint } from '../cri/endpoint.js';
 import type { CriRuntime } from '../cri/runtime.js';
 import { pullsInFlight, warmImages } from './images.js';
@@ -16,7 +18,7 @@ interface FakePull {
 }
 
 /** A fake CRI runtime: pulls stay in flight until the test finishes them. */
-function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number } = {}) {
+function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number } = {}) {
   const present = new Set(opts.present ?? []);
   const pulls: FakePull[] = [];
   const calls: string[] = [];
@@ -26,6 +28,7 @@ function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUse
     endpoint: parseEndpoint('unix:///fake/cri.sock'),
     version: { version: 'v1', runtimeName: ingests ? 'containerd' : 'fake', runtimeVersion: '0', runtimeApiVersion: 'v1' },
     progress: ingests ? new PullProgressTracker(() => Promise.resolve(ingests()), { intervalMs: 100 }) : undefined,
+    content: opts.content,
     imageStatus: (ref) => {
       calls.push(`status ${ref}`);
       return Promise.resolve(present.has(ref) ? image(ref) : undefined);
@@ -59,6 +62,12 @@ function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUse
         opts.fsUsed
           ? [{ timestamp: 1, fsId: { mountpoint: '/fake' }, usedBytes: { value: opts.fsUsed() }, inodesUsed: null }]
           : [],
+      ),
+    imageFilesystem: () =>
+      Promise.resolve(
+        opts.freeBytes !== undefined
+          ? { known: true as const, mountpoint: '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs', freeBytes: opts.freeBytes }
+          : { known: false as const, mountpoint: undefined, reason: 'fake runtime' },
       ),
     close: () => undefined,
   };
@@ -247,5 +256,53 @@ describe('warmImages', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     await vi.advanceTimersByTimeAsync(1_600);
     expect((await run)[0]?.failure?.code).toBe('TIMED_OUT');
+  });
+
+  it('cancels a pull at once with NO_SPACE when the manifest shows the image cannot fit', async () => {
+    vi.useFakeTimers();
+    const store = fakeContentStore();
+    const { runtime, pulls } = fakeRuntime({ content: store, freeBytes: 12 * 2 ** 30 });
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/team/llm:v1', pullPolicy: 'ALWAYS' }] });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls[0]?.signal.aborted).toBe(false);
+    // containerd has fetched the manifest: 27 GiB of layers, none of them on the node yet.
+    fakeImage(store, { host: '127.0.0.1', path: 'team/llm', createdAt: Date.now(), layers: [9 * 2 ** 30, 9 * 2 ** 30, 9 * 2 ** 30] });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls[0]?.signal.aborted).toBe(true);
+    const [result] = await run;
+    expect(result?.failure?.code).toBe('NO_SPACE');
+    expect(result?.failure?.message).toBe(
+      'cannot pull 127.0.0.1:5000/team/llm:v1: it needs at least 27.0 GiB but the image filesystem /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs has 12.0 GiB free',
+    );
+  });
+
+  it('lets a pull that fits go on', async () => {
+    vi.useFakeTimers();
+    const store = fakeContentStore();
+    const { runtime, pulls } = fakeRuntime({ content: store, freeBytes: 12 * 2 ** 30 });
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/team/small:v1', pullPolicy: 'ALWAYS' }] });
+    await vi.advanceTimersByTimeAsync(100);
+    fakeImage(store, { host: '127.0.0.1', path: 'team/small', createdAt: Date.now(), layers: [2 ** 30] });
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(store.reads).toBe(1);
+    expect(pulls[0]?.signal.aborted).toBe(false);
+    pulls[0]?.finish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await run)[0]?.state).toBe('DONE');
+  });
+
+  it("reports the runtime's out-of-space failure as NO_SPACE with the filesystem and its free bytes", async () => {
+    const { runtime, pulls } = fakeRuntime({ freeBytes: 300 * 2 ** 20 });
+    const run = warmImages(runtime, { images: [{ image: '127.0.0.1:5000/team/app:v1', pullPolicy: 'ALWAYS' }] });
+    await until(() => pulls.length === 1);
+    const details =
+      'failed to pull and unpack image "127.0.0.1:5000/team/app:v1": failed to extract layer sha256:0b1f: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/41/fs/stoker/layer-0: no space left on device: unknown';
+    pulls[0]?.fail(Object.assign(new Error(`2 UNKNOWN: ${details}`), { code: status.UNKNOWN, details, metadata: new Metadata() }));
+    const [result] = await run;
+    expect(result?.failure).toEqual({
+      code: 'NO_SPACE',
+      message:
+        'cannot pull 127.0.0.1:5000/team/app:v1: the image filesystem /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs ran out of space (300.0 MiB free after the failed pull)',
+    });
   });
 });

@@ -29,6 +29,10 @@
 // appears when the image filesystem (CRI ImageFsInfo) does not grow either (a registry that
 // accepts the connection and sends nothing); once every blob is in, unpacking may take as long
 // as it takes. Elsewhere only `pullTimeoutMs` bounds a pull.
+//
+// A pull that cannot fit on the image filesystem fails NO_SPACE: with containerd it is cancelled
+// as soon as the image's manifest shows it is larger than the free space (agent/warm/space.ts);
+// a runtime that runs out of space midway is reported with the filesystem and its free bytes.
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type {
@@ -45,6 +49,7 @@ import type { CriAuthConfig } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';
+import { watchSpace } from './space.js';
 
 export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
 
@@ -115,8 +120,10 @@ function pullKey(runtime: CriRuntime, ref: string, auth: CriAuthConfig | undefin
 
 interface PullContext {
   failure: FailureContext;
+  reference: ImageReference;
   progressTimeoutMs: number;
   pullTimeoutMs: number;
+  logger: Logger | undefined;
 }
 
 function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig | undefined, ctx: PullContext, key: string): SharedPull {
@@ -124,6 +131,19 @@ function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig |
   const progress = runtime.progress?.begin();
   const startedAt = Date.now();
   let reason: WarmError | undefined;
+  // Refuses the pull once the image's size shows it cannot fit (containerd only).
+  const settled = new AbortController();
+  const space = watchSpace({
+    image: ctx.failure.image,
+    ref: ctx.reference,
+    runtime,
+    signal: AbortSignal.any([controller.signal, settled.signal]),
+    onTooLarge: (err) => {
+      reason ??= err;
+      controller.abort();
+    },
+    log: ctx.logger?.child({ image: ctx.failure.image }),
+  });
   // Before the first blob appears, a pull may be resolving (a silent registry stalls here) or
   // unpacking blobs the content store already had; growth of the image filesystem tells the
   // second apart, so only a pull with neither bytes nor disk growth is cut off.
@@ -169,8 +189,14 @@ function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig |
   watchdog.unref();
   const result = runtime.pullImage(ref, auth, controller.signal).then(
     (imageRef) => imageRef,
-    (err: unknown) => {
-      throw reason ?? translatePullError(err, ctx.failure);
+    async (err: unknown) => {
+      if (reason) throw reason;
+      const translated = translatePullError(err, ctx.failure);
+      if (translated.code !== 'NO_SPACE') throw translated;
+      // The runtime ran out of space midway: name the filesystem and what it has free now.
+      const fs = await runtime.imageFilesystem();
+      const facts = { mountpoint: fs.mountpoint, freeBytes: fs.known ? fs.freeBytes : undefined, needBytes: space.facts().needBytes };
+      throw translatePullError(err, { ...ctx.failure, space: facts });
     },
   );
   const shared: SharedPull = { result, controller, progress, subscribers: 0 };
@@ -178,6 +204,7 @@ function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig |
     .catch(() => undefined)
     .finally(() => {
       clearInterval(watchdog);
+      settled.abort();
       progress?.end();
       if (inFlight.get(key) === shared) inFlight.delete(key);
     });
@@ -355,8 +382,10 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     auth,
     {
       failure: { image: item.image, registry: ref.domain, endpoint: runtime.endpoint.display, withCredentials: auth !== undefined },
+      reference: ref,
       progressTimeoutMs: o.progressTimeoutMs,
       pullTimeoutMs: o.pullTimeoutMs,
+      logger: o.logger,
     },
     o.signal,
   );

@@ -1,0 +1,182 @@
+// A node whose image filesystem is too small, against real parts: a containerd whose root is a
+// 48 MiB tmpfs (mounted in its temp dir, unmounted when the test ends or dies), a real registry
+// behind a throttled proxy (so a pull takes seconds, as on a real network), and the built
+// `stoker warm`. The tests assert what a user sees (the exit code and the one error line with the
+// image, the mount point and both sizes), that the pull stopped before the disk filled (the
+// tmpfs's used bytes, sampled during the pull), and that a sibling image that fits still arrives.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ImageResult__Output } from '../proto/agent.js';
+import { startContainerd, type Containerd } from './support/containerd.js';
+import { pushRandomImageDetailed } from './support/images.js';
+import { REPO_ROOT, run } from './support/proc.js';
+import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
+import { addRegistryHost, startRegistry, type Registry } from './support/registry.js';
+
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
+const MiB = 1024 * 1024;
+const ROOT_BYTES = 48 * MiB;
+/** Bytes per second through the proxy: a 60 MiB image would take 7.5 s to download. */
+const RATE = 8 * MiB;
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function warm(args: string[]): Promise<CliResult> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, 'warm', ...args, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', HOME: tmpdir() },
+  });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms: performance.now() - started }),
+    );
+  });
+}
+
+function images(result: CliResult): ImageResult__Output[] {
+  return (JSON.parse(result.stdout) as { images: ImageResult__Output[] }).images;
+}
+
+/** "47.9 MiB" -> bytes (the CLI's one-decimal binary units). */
+function bytesOf(text: string): number {
+  const m = /^([\d.]+) (B|KiB|MiB|GiB)$/.exec(text);
+  if (!m?.[1] || !m[2]) throw new Error(`not a size: ${text}`);
+  return Number(m[1]) * { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[m[2] as 'B'];
+}
+
+/** Samples the tmpfs's used bytes every 20 ms until stopped; returns the peak. */
+function sampleUsed(containerd: Containerd): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, (await containerd.rootUsage()).usedBytes);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
+describe('stoker warm on a node whose image filesystem is too small', () => {
+  let containerd: Containerd;
+  let registry: Registry;
+  let proxy: ThrottledProxy;
+  let mountpoint: string;
+
+  beforeAll(async () => {
+    [containerd, registry] = await Promise.all([startContainerd({ rootTmpfsBytes: ROOT_BYTES }), startRegistry(), run('npm', ['run', 'build'])]);
+    await registry.addTo(containerd);
+    proxy = await startThrottledProxy(registry, RATE);
+    await addRegistryHost(containerd, proxy);
+    // The mount point CRI ImageFsInfo reports: the snapshotter's directory inside the tmpfs.
+    mountpoint = join(containerd.rootDir, 'io.containerd.snapshotter.v1.native');
+    expect(existsSync(CLI)).toBe(true);
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled([proxy?.stop(), containerd?.stop(), registry?.stop()]);
+    // The tmpfs went with containerd's directory.
+    if (containerd) expect(existsSync(containerd.rootDir)).toBe(false);
+  });
+
+  it('refuses an image larger than the free space as soon as its manifest arrives, before the disk fills', async () => {
+    const big = await pushRandomImageDetailed(registry, 'nospace/big', { layers: 3, layerSizeBytes: 20 * MiB });
+    const image = big.ref.replace(registry.host, proxy.host);
+    const before = await containerd.rootUsage();
+    const forwardedBefore = proxy.bytesForwarded();
+    const sampler = sampleUsed(containerd);
+    const result = await warm(['--image', image, '--cri-endpoint', containerd.endpoint]);
+    const peak = await sampler.stop();
+    const forwarded = proxy.bytesForwarded() - forwardedBefore;
+
+    expect(result.code, result.stderr).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const m = /^error: NO_SPACE: cannot pull (\S+): it needs at least (.+) but the image filesystem (\S+) has (.+) free$/.exec(lines[0] ?? '');
+    expect(m, lines[0]).not.toBeNull();
+    const [, named, need, mount, free] = m ?? [];
+    expect(named).toBe(image);
+    expect(mount).toBe(mountpoint);
+    // Both sizes are the real ones: the image's blobs, and what statfs said before the pull.
+    expect(Math.abs(bytesOf(need ?? '') - big.layerBytes)).toBeLessThan(0.1 * MiB);
+    expect(Math.abs(bytesOf(free ?? '') - before.freeBytes)).toBeLessThan(0.1 * MiB);
+    expect(images(result)[0]?.failure?.code).toBe('NO_SPACE');
+
+    // It stopped early: the disk never came near full, and little of the image was downloaded.
+    const written = peak - before.usedBytes;
+    const seconds = images(result)[0]?.seconds ?? NaN;
+    console.log(
+      `free ${before.freeBytes} B, image ${big.layerBytes} B, written before cancel ${written} B (peak used ${peak} of ${before.sizeBytes}), ` +
+        `sent by the registry ${forwarded} B, failed after ${seconds} s (CLI ${Math.round(result.ms)} ms)`,
+    );
+    expect(written).toBeLessThan(before.freeBytes / 2);
+    expect(forwarded).toBeLessThan(big.layerBytes / 2);
+    expect(seconds).toBeLessThan(3);
+    // What the cancelled pull left behind is small, and nothing of the image is in the runtime.
+    expect((await containerd.rootUsage()).usedBytes - before.usedBytes).toBeLessThan(before.freeBytes / 2);
+    expect(await containerd.imagePresent(image)).toBe(false);
+  });
+
+  it('still pulls a sibling image that fits, in the same run', async () => {
+    const [big, small] = await Promise.all([
+      pushRandomImageDetailed(registry, 'nospace/big-2', { layers: 3, layerSizeBytes: 20 * MiB }),
+      pushRandomImageDetailed(registry, 'nospace/small', { layers: 1, layerSizeBytes: 4 * MiB }),
+    ]);
+    const bigRef = big.ref.replace(registry.host, proxy.host);
+    const smallRef = small.ref.replace(registry.host, proxy.host);
+    const result = await warm(['--image', bigRef, '--image', smallRef, '--cri-endpoint', containerd.endpoint]);
+    expect(result.code, result.stderr).toBe(1);
+    expect(images(result).map((r) => [r.image, r.state, r.failure?.code ?? null])).toEqual([
+      [bigRef, 'FAILED', 'NO_SPACE'],
+      [smallRef, 'DONE', null],
+    ]);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^error: NO_SPACE: cannot pull ${bigRef.replace(/[.]/g, '\\.')}: it needs at least `));
+    expect(await containerd.imagePresent(smallRef)).toBe(true);
+    expect(await containerd.imagePresent(bigRef)).toBe(false);
+  });
+
+  it("names the filesystem and its free bytes when the runtime runs out of space while unpacking", async () => {
+    // The download fits, but unpacking needs as much again: containerd itself hits ENOSPC.
+    const free = (await containerd.rootUsage()).freeBytes;
+    const layerSize = Math.floor((free * 0.75) / 3);
+    const pushed = await pushRandomImageDetailed(registry, 'nospace/unpack', { layers: 3, layerSizeBytes: layerSize });
+    const image = pushed.ref.replace(registry.host, proxy.host);
+    const result = await warm(['--image', image, '--cri-endpoint', containerd.endpoint]);
+    expect(result.code, result.stderr).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const m = /^error: NO_SPACE: cannot pull (\S+): the image filesystem (\S+) ran out of space \((.+) free after the failed pull; the image needs at least (.+)\)$/.exec(
+      lines[0] ?? '',
+    );
+    expect(m, lines[0]).not.toBeNull();
+    const [, named, mount, after, need] = m ?? [];
+    expect(named).toBe(image);
+    expect(mount).toBe(mountpoint);
+    expect(Math.abs(bytesOf(need ?? '') - pushed.layerBytes)).toBeLessThan(0.1 * MiB);
+    expect(bytesOf(after ?? '')).toBeLessThanOrEqual((await containerd.rootUsage()).sizeBytes);
+    expect(images(result)[0]?.failure?.code).toBe('NO_SPACE');
+    expect(await containerd.imagePresent(image)).toBe(false);
+  });
+});
