@@ -2,6 +2,7 @@
 // registry, the gRPC and HTTP servers, and returns a handle whose stop() drains and closes it all.
 // Several agents may run in one process (tests, benchmarks), each with its own node name and ports.
 import { parseEndpoint, type CriEndpoint } from './cri/endpoint.js';
+import type { ImageFilesystemSpace } from './cri/image-fs.js';
 import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { RuntimeService } from './cri/runtime-service.js';
 import { resolveRoots, warmFiles } from './warm/files.js';
@@ -100,6 +101,16 @@ export class CriAgentRuntime implements AgentRuntime {
     const rt = await this.connect(signal);
     const found = await rt.imageStatus(image, signal);
     return { present: found !== undefined, imageRef: found?.id ?? '', sizeBytes: Number(found?.size ?? 0) };
+  }
+
+  async imageFilesystem(signal: AbortSignal): Promise<ImageFilesystemSpace> {
+    let rt: CriRuntime;
+    try {
+      rt = await this.connect(signal);
+    } catch (err) {
+      return { known: false, mountpoint: undefined, reason: err instanceof Error ? err.message : String(err) };
+    }
+    return rt.imageFilesystem(signal);
   }
 
   close(): void {

@@ -1,15 +1,23 @@
 // A node whose image filesystem is too small, against real parts: a containerd whose root is a
 // 48 MiB tmpfs (mounted in its temp dir, unmounted when the test ends or dies), a real registry
-// behind a throttled proxy (so a pull takes seconds, as on a real network), and the built
-// `stoker warm`. The tests assert what a user sees (the exit code and the one error line with the
-// image, the mount point and both sizes), that the pull stopped before the disk filled (the
-// tmpfs's used bytes, sampled during the pull), and that a sibling image that fits still arrives.
+// behind a throttled proxy (so a pull takes seconds, as on a real network), the built
+// `stoker warm` and a real agent over mutual TLS. The tests assert what a user sees (the exit code
+// and the one error line with the image, the mount point and both sizes; the agent's Warm result
+// and NodeStatus), that the pull stopped before the disk filled (the tmpfs's used bytes, sampled
+// during the pull), and that a sibling image that fits still arrives.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImageResult__Output } from '../proto/agent.js';
+import { resolveAgentConfig } from '../agent/config.js';
+import { startAgent } from '../agent/run.js';
+import { agentProto, type AgentClient, type ImageResult__Output, type WarmEvent__Output } from '../proto/agent.js';
+import { createLogger } from '../proto/common/log.js';
+import type { NodeStatusResponse__Output } from '../proto/gen/stoker/v1/NodeStatusResponse.js';
+import { makeCertificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImageDetailed } from './support/images.js';
 import { REPO_ROOT, run } from './support/proc.js';
@@ -178,5 +186,54 @@ describe('stoker warm on a node whose image filesystem is too small', () => {
     expect(bytesOf(after ?? '')).toBeLessThanOrEqual((await containerd.rootUsage()).sizeBytes);
     expect(images(result)[0]?.failure?.code).toBe('NO_SPACE');
     expect(await containerd.imagePresent(image)).toBe(false);
+  });
+
+  it("reaches the agent's Warm stream, and the agent's NodeStatus names the image filesystem and its free bytes", async () => {
+    const big = await pushRandomImageDetailed(registry, 'nospace/agent', { layers: 3, layerSizeBytes: 20 * MiB });
+    const image = big.ref.replace(registry.host, proxy.host);
+    const dir = await mkdtemp(join(tmpdir(), 'stoker-nospace-agent-'));
+    const certs = await makeCertificates(join(dir, 'pki'));
+    const agent = await startAgent(
+      resolveAgentConfig({
+        nodeName: 'node-full',
+        criEndpoint: containerd.endpoint,
+        grpcListen: '127.0.0.1:0',
+        httpListen: '127.0.0.1:0',
+        tlsCertFile: certs.serverCert,
+        tlsPrivateKeyFile: certs.serverKey,
+        clientCaFile: certs.caCert,
+        logLevel: 'warn',
+      }),
+      { logger: createLogger({ name: 'stoker-agent', level: 'silent' }), processMetrics: false },
+    );
+    const creds = grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem));
+    const client: AgentClient = new (agentProto().Agent)(agent.grpcAddress, creds, { 'grpc.ssl_target_name_override': 'localhost' });
+    try {
+      const status = await new Promise<NodeStatusResponse__Output>((resolve, reject) =>
+        client.nodeStatus({ nodeName: 'node-full', images: [] }, { deadline: Date.now() + 15_000 }, (err, res) => (err || !res ? reject(err ?? new Error('no answer')) : resolve(res))),
+      );
+      const usage = await containerd.rootUsage();
+      expect(status.imageFilesystem?.mountpoint).toBe(mountpoint);
+      expect(Math.abs((status.imageFilesystem?.freeBytes ?? 0) - usage.freeBytes)).toBeLessThan(MiB);
+
+      const events: WarmEvent__Output[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const call = client.warm({ taskId: 'full-1', nodeName: 'node-full', images: [{ image, pullPolicy: 'ALWAYS' }] });
+        call.on('data', (e: WarmEvent__Output) => events.push(e));
+        call.on('error', reject);
+        call.on('end', () => resolve());
+      });
+      const result = events.find((e) => e.result)?.result;
+      expect(result?.succeeded).toBe(false);
+      expect(result?.images[0]?.failure?.code).toBe('NO_SPACE');
+      expect(result?.images[0]?.failure?.message).toMatch(new RegExp(`^cannot pull ${image.replace(/[.]/g, '\\.')}: it needs at least 60\\.0 MiB but the image filesystem ${mountpoint} has [\\d.]+ MiB free$`));
+      expect(events.some((e) => e.image?.image === image && e.image.state === 'FAILED')).toBe(true);
+      const metrics = await (await fetch(`${agent.httpUrl}/metrics`)).text();
+      expect(metrics).toMatch(/^stoker_image_pull_failures_total\{code="NO_SPACE"\} 1$/m);
+    } finally {
+      client.close();
+      await agent.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -174,9 +174,13 @@ export function createAgentService(ctx: ServiceContext): AgentService {
         allowedRoots: [...ctx.allowedRoots],
         tasksInFlight: ctx.tasks.inFlight,
       };
-      if (!state.ready || images.length === 0) return response;
+      if (!state.ready) return response;
       const cancelled = new AbortController();
       call.on('cancelled', () => cancelled.abort());
+      // The controller compares it before retrying a node that failed NO_SPACE.
+      const fs = await ctx.runtime.imageFilesystem(AbortSignal.any([cancelled.signal, AbortSignal.timeout(10_000)]));
+      if (fs.known) response.imageFilesystem = { mountpoint: fs.mountpoint, freeBytes: fs.freeBytes };
+      if (images.length === 0) return response;
       const presence = await mapLimit(images, 8, async (image): Promise<ImagePresenceInfo> => {
         const signal = AbortSignal.any([cancelled.signal, AbortSignal.timeout(10_000)]);
         try {

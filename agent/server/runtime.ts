@@ -1,6 +1,7 @@
 // What the agent needs from the container runtime, and a probe that keeps asking it for its
 // Version: readiness flips with the answers, and the agent keeps serving while the runtime is down.
 import type { Logger } from '../../proto/common/log.js';
+import type { ImageFilesystemSpace } from '../cri/image-fs.js';
 
 export interface RuntimeVersion {
   readonly runtimeName: string;
@@ -19,6 +20,8 @@ export interface AgentRuntime {
   readonly endpoint: string;
   version(signal: AbortSignal): Promise<RuntimeVersion>;
   imageStatus(image: string, signal: AbortSignal): Promise<ImagePresenceInfo>;
+  /** The image filesystem's mount point and free bytes; never throws. */
+  imageFilesystem(signal: AbortSignal): Promise<ImageFilesystemSpace>;
   close(): void;
 }
 

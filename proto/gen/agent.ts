@@ -5,6 +5,7 @@ import type { AgentClient as _stoker_v1_AgentClient, AgentDefinition as _stoker_
 import type { Failure as _stoker_v1_Failure, Failure__Output as _stoker_v1_Failure__Output } from './stoker/v1/Failure.js';
 import type { FileIssue as _stoker_v1_FileIssue, FileIssue__Output as _stoker_v1_FileIssue__Output } from './stoker/v1/FileIssue.js';
 import type { FileProgress as _stoker_v1_FileProgress, FileProgress__Output as _stoker_v1_FileProgress__Output } from './stoker/v1/FileProgress.js';
+import type { ImageFilesystem as _stoker_v1_ImageFilesystem, ImageFilesystem__Output as _stoker_v1_ImageFilesystem__Output } from './stoker/v1/ImageFilesystem.js';
 import type { ImagePresence as _stoker_v1_ImagePresence, ImagePresence__Output as _stoker_v1_ImagePresence__Output } from './stoker/v1/ImagePresence.js';
 import type { ImageProgress as _stoker_v1_ImageProgress, ImageProgress__Output as _stoker_v1_ImageProgress__Output } from './stoker/v1/ImageProgress.js';
 import type { ImageResult as _stoker_v1_ImageResult, ImageResult__Output as _stoker_v1_ImageResult__Output } from './stoker/v1/ImageResult.js';
@@ -30,6 +31,7 @@ export interface ProtoGrpcType {
       Failure: MessageTypeDefinition<_stoker_v1_Failure, _stoker_v1_Failure__Output>
       FileIssue: MessageTypeDefinition<_stoker_v1_FileIssue, _stoker_v1_FileIssue__Output>
       FileProgress: MessageTypeDefinition<_stoker_v1_FileProgress, _stoker_v1_FileProgress__Output>
+      ImageFilesystem: MessageTypeDefinition<_stoker_v1_ImageFilesystem, _stoker_v1_ImageFilesystem__Output>
       ImagePresence: MessageTypeDefinition<_stoker_v1_ImagePresence, _stoker_v1_ImagePresence__Output>
       ImageProgress: MessageTypeDefinition<_stoker_v1_ImageProgress, _stoker_v1_ImageProgress__Output>
       ImageResult: MessageTypeDefinition<_stoker_v1_ImageResult, _stoker_v1_ImageResult__Output>
