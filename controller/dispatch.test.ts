@@ -13,7 +13,7 @@ function okResult(id: string): WarmResult__Output {
   return { taskId: id, succeeded: true, images: [], paths: [], failure: null, seconds: 0 };
 }
 
-function failResult(id: string, code: 'UNAUTHORIZED' | 'PATH_OUTSIDE_ROOT', message: string): WarmResult__Output {
+function failResult(id: string, code: 'UNAUTHORIZED' | 'PATH_OUTSIDE_ROOT' | 'NO_SPACE', message: string): WarmResult__Output {
   return { taskId: id, succeeded: false, images: [], paths: [], failure: { code, message }, seconds: 0 };
 }
 
@@ -257,5 +257,70 @@ describe('WarmupRun', () => {
     run.cancel();
     expect(await clock.run(run.done)).toEqual({ kind: 'cancelled' });
     expect(run.snapshot()).toMatchObject({ activeNodes: 0, succeededNodes: 0, failedNodes: 0 });
+  });
+
+  describe('a node that failed NO_SPACE', () => {
+    const MiB = 2 ** 20;
+    const FULL = 'cannot pull r/x:1: it needs at least 27.0 GiB but the image filesystem /var/lib/containerd has 12.0 GiB free';
+
+    /** Node "full" fails NO_SPACE until its free bytes (one answer per NodeStatus, the last repeats) reach 400 MiB; others succeed. */
+    function fullNode(clock: FakeClock, free: number[]) {
+      const start = clock.now();
+      const log: string[] = [];
+      let statusCalls = 0;
+      let current = free[0] ?? 0;
+      const at = (): number => clock.now() - start;
+      const connect = (endpoint: string): AgentConnection => ({
+        warm(req) {
+          log.push(`${at()} warm ${req.taskId ?? ''}`);
+          const ok = endpoint !== 'full' || current >= 400 * MiB;
+          return Promise.resolve(ok ? okResult(req.taskId ?? '') : failResult(req.taskId ?? '', 'NO_SPACE', FULL));
+        },
+        nodeStatus(req) {
+          current = free[Math.min(statusCalls++, free.length - 1)] ?? 0;
+          log.push(`${at()} status ${req.nodeName ?? ''} ${current / MiB}`);
+          return Promise.resolve({ nodeName: req.nodeName ?? '', imageFilesystem: { mountpoint: '/var/lib/containerd', freeBytes: current } });
+        },
+      });
+      return { connect, log };
+    }
+
+    it('is not retried until its free space grows, then at once', async () => {
+      const clock = new FakeClock();
+      const node = fullNode(clock, [100 * MiB, 100 * MiB, 100 * MiB, 400 * MiB]);
+      const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['full']), connect: node.connect, backoffBaseMs: 1_000, timeoutMs: 3_600_000 }));
+      run.start();
+      expect(await clock.run(run.done)).toEqual({ kind: 'finished', succeeded: 1, failed: 0, desired: 1 });
+      // Free bytes right after the failure, then after 1, 2 and 4 s; the retry follows the growth.
+      expect(node.log).toEqual([
+        '0 warm uid1-g1-full-a1',
+        '0 status full 100',
+        '1000 status full 100',
+        '3000 status full 100',
+        '7000 status full 400',
+        '7000 warm uid1-g1-full-a2',
+      ]);
+    });
+
+    it('fails with NoSpace, without pulling again, when its free space does not grow within the attempt timeout', async () => {
+      const clock = new FakeClock();
+      const node = fullNode(clock, [100 * MiB]);
+      const failed: string[] = [];
+      const run = new WarmupRun(
+        baseOptions(clock, {
+          targets: targetsOf(['full', 'fine']),
+          connect: node.connect,
+          backoffBaseMs: 1_000,
+          timeoutMs: 60_000,
+          hooks: { nodeFailed: (f) => failed.push(`${f.name}: ${f.reason}: ${f.message}`) },
+        }),
+      );
+      run.start();
+      expect(await clock.run(run.done)).toEqual({ kind: 'finished', succeeded: 1, failed: 1, desired: 2 });
+      expect(node.log.filter((l) => l.includes(' warm ') && l.includes('-full-'))).toEqual(['0 warm uid1-g1-full-a1']);
+      expect(node.log.filter((l) => l.includes(' status ')).at(-1)).toBe('60000 status full 100');
+      expect(failed).toEqual([`full: NoSpace: ${FULL}`]);
+      expect(run.snapshot().failedNodeList).toEqual([{ name: 'full', reason: 'NoSpace', message: FULL }]);
+    });
   });
 });

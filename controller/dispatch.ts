@@ -41,6 +41,7 @@ import type { PathTask } from '../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential } from '../proto/gen/stoker/v1/RegistryCredential.js';
 import type { WarmEvent__Output, WarmResult__Output } from '../proto/agent.js';
 import { sleep } from '../proto/common/sleep.js';
+import { agentFreeBytes, waitForMoreSpace } from './space-wait.js';
 
 /** A node the Warmup should warm: `endpoint` is its live agent, undefined while none is live. */
 export interface NodeTarget {
@@ -396,7 +397,7 @@ export class WarmupRun {
       o.onChange();
     };
     // `fatal`: the Warmup itself is wrong (every node would fail alike), so the whole run stops.
-    let outcome: { ok: true } | { ok: false; reason: NodeReason; message: string; retry: boolean; fatal?: FatalReason | undefined };
+    let outcome: { ok: true } | { ok: false; reason: NodeReason; message: string; retry: boolean; fatal?: FatalReason | undefined; code?: ErrorCode__Output };
     try {
       log.debug({ endpoint }, 'dispatching node task');
       const result = await o.connect(endpoint).warm(
@@ -408,7 +409,7 @@ export class WarmupRun {
       if (!failure) outcome = { ok: true };
       else {
         const fatal = fatalReason(failure.code);
-        outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal };
+        outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal, code: failure.code };
       }
     } catch (err) {
       if (err instanceof AgentCallError && err.errorCode && Object.hasOwn(REASON_BY_CODE, err.errorCode)) {
@@ -452,12 +453,50 @@ export class WarmupRun {
       n.lastFailure = { name: n.name, reason: outcome.reason, message: outcome.message };
       log.warn({ reason: outcome.reason, message: outcome.message, retryInMs: delay }, 'node attempt failed; retrying');
       o.hooks?.attempt?.('retried');
+      // A full disk: retried only once the node has more free space (controller/space-wait.ts).
+      if (outcome.code === 'NO_SPACE') this.#holdForSpace(n, delay, outcome.reason, outcome.message);
     } else {
       this.#recordFailed(n, outcome.reason, outcome.message);
       o.hooks?.attempt?.('failed');
     }
     o.onChange();
     this.#wake.fn?.();
+  }
+
+  /**
+   * Holds a node in backoff (nextAt = Infinity, so #launch skips it and it takes no parallelism
+   * slot) while its agent reports no more free bytes than after the NO_SPACE failure; retries it
+   * as soon as they grow, on the usual backoff when the agent cannot tell, and fails it with the
+   * NO_SPACE reason and message when they have not grown within timeoutMs. n.abort cancels the
+   * wait (node deleted, run cancelled), as it cancels an attempt.
+   */
+  #holdForSpace(n: NodeState, delay: number, reason: NodeReason, message: string): void {
+    const o = this.#opts;
+    const failedAt = this.#clock.now();
+    const abort = new AbortController();
+    n.abort = abort;
+    n.nextAt = Number.POSITIVE_INFINITY;
+    void waitForMoreSpace({
+      freeBytes: async (signal) => {
+        // Failed meanwhile (its agent went away): stop asking.
+        if (n.phase !== 'backoff') abort.abort();
+        const endpoint = o.targets().get(n.name)?.endpoint;
+        return endpoint === undefined || signal.aborted ? undefined : agentFreeBytes(o.connect(endpoint), n.name, signal);
+      },
+      signal: AbortSignal.any([abort.signal, this.#abort.signal]),
+      clock: this.#clock,
+      firstPauseMs: delay,
+      maxPauseMs: o.backoffMaxMs ?? 60_000,
+      maxWaitMs: o.timeoutMs,
+    }).then((verdict) => {
+      if (n.abort === abort) n.abort = undefined;
+      if (n.phase !== 'backoff' || verdict === 'cancelled') return;
+      o.log.info({ node: n.name, verdict }, verdict === 'grown' ? 'node has more free space; retrying' : 'waited for free space on node');
+      if (verdict === 'timeout') this.#recordFailed(n, reason, message);
+      else n.nextAt = verdict === 'grown' ? this.#clock.now() : failedAt + delay;
+      o.onChange();
+      this.#wake.fn?.();
+    });
   }
 
   #recordFailed(n: NodeState, reason: NodeReason, message: string): void {
