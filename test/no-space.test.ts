@@ -1,28 +1,36 @@
 // A node whose image filesystem is too small, against real parts: a containerd whose root is a
 // 48 MiB tmpfs (mounted in its temp dir, unmounted when the test ends or dies), a real registry
 // behind a throttled proxy (so a pull takes seconds, as on a real network), the built
-// `stoker warm` and a real agent over mutual TLS. The tests assert what a user sees (the exit code
-// and the one error line with the image, the mount point and both sizes; the agent's Warm result
-// and NodeStatus), that the pull stopped before the disk filled (the tmpfs's used bytes, sampled
-// during the pull), and that a sibling image that fits still arrives.
+// `stoker warm`, a real agent over mutual TLS, and the controller against a real kube-apiserver.
+// The tests assert what a user sees (the exit code and the one error line with the image, the
+// mount point and both sizes; the agent's Warm result and NodeStatus; the Warmup's status and
+// Events), that the pull stopped before the disk filled (the tmpfs's used bytes, sampled during
+// the pull), that a sibling image that fits still arrives, and that the controller retries a full
+// node only once its disk has grown.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAgentConfig } from '../agent/config.js';
 import { startAgent } from '../agent/run.js';
+import type { Warmup } from '../controller/api/types.js';
+import { resolveControllerConfig } from '../controller/config.js';
+import { startController, type RunningController } from '../controller/main.js';
 import { agentProto, type AgentClient, type ImageResult__Output, type WarmEvent__Output } from '../proto/agent.js';
 import { createLogger } from '../proto/common/log.js';
 import type { NodeStatusResponse__Output } from '../proto/gen/stoker/v1/NodeStatusResponse.js';
-import { makeCertificates } from './support/certs.js';
+import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImageDetailed } from './support/images.js';
+import { startKube, type Kube } from './support/kube.js';
 import { REPO_ROOT, run } from './support/proc.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
 import { addRegistryHost, startRegistry, type Registry } from './support/registry.js';
+import { ensureNamespace, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const MiB = 1024 * 1024;
@@ -85,24 +93,45 @@ function sampleUsed(containerd: Containerd): { stop(): Promise<number> } {
   };
 }
 
-describe('stoker warm on a node whose image filesystem is too small', () => {
+let registry: Registry;
+let proxy: ThrottledProxy;
+let dir: string;
+let certs: Certificates;
+
+/** A containerd on a 48 MiB tmpfs that pulls from the registry, directly and through the proxy. */
+async function fullNode(): Promise<Containerd> {
+  const containerd = await startContainerd({ rootTmpfsBytes: ROOT_BYTES });
+  await registry.addTo(containerd);
+  await addRegistryHost(containerd, proxy);
+  return containerd;
+}
+
+/** The mount point CRI ImageFsInfo reports: the snapshotter's directory inside the tmpfs. */
+const mountpointOf = (containerd: Containerd): string => join(containerd.rootDir, 'io.containerd.snapshotter.v1.native');
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stoker-nospace-'));
+  [registry, certs] = await Promise.all([startRegistry(), makeCertificates(join(dir, 'pki')), run('npm', ['run', 'build'])]);
+  proxy = await startThrottledProxy(registry, RATE);
+  expect(existsSync(CLI)).toBe(true);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([proxy?.stop(), registry?.stop()]);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('stoker warm and the agent on a node whose image filesystem is too small', () => {
   let containerd: Containerd;
-  let registry: Registry;
-  let proxy: ThrottledProxy;
   let mountpoint: string;
 
   beforeAll(async () => {
-    [containerd, registry] = await Promise.all([startContainerd({ rootTmpfsBytes: ROOT_BYTES }), startRegistry(), run('npm', ['run', 'build'])]);
-    await registry.addTo(containerd);
-    proxy = await startThrottledProxy(registry, RATE);
-    await addRegistryHost(containerd, proxy);
-    // The mount point CRI ImageFsInfo reports: the snapshotter's directory inside the tmpfs.
-    mountpoint = join(containerd.rootDir, 'io.containerd.snapshotter.v1.native');
-    expect(existsSync(CLI)).toBe(true);
+    containerd = await fullNode();
+    mountpoint = mountpointOf(containerd);
   });
 
   afterAll(async () => {
-    await Promise.allSettled([proxy?.stop(), containerd?.stop(), registry?.stop()]);
+    await containerd?.stop();
     // The tmpfs went with containerd's directory.
     if (containerd) expect(existsSync(containerd.rootDir)).toBe(false);
   });
@@ -122,6 +151,7 @@ describe('stoker warm on a node whose image filesystem is too small', () => {
     expect(lines).toHaveLength(1);
     const m = /^error: NO_SPACE: cannot pull (\S+): it needs at least (.+) but the image filesystem (\S+) has (.+) free$/.exec(lines[0] ?? '');
     expect(m, lines[0]).not.toBeNull();
+    console.log(lines[0]);
     const [, named, need, mount, free] = m ?? [];
     expect(named).toBe(image);
     expect(mount).toBe(mountpoint);
@@ -179,6 +209,7 @@ describe('stoker warm on a node whose image filesystem is too small', () => {
       lines[0] ?? '',
     );
     expect(m, lines[0]).not.toBeNull();
+    console.log(lines[0]);
     const [, named, mount, after, need] = m ?? [];
     expect(named).toBe(image);
     expect(mount).toBe(mountpoint);
@@ -191,8 +222,6 @@ describe('stoker warm on a node whose image filesystem is too small', () => {
   it("reaches the agent's Warm stream, and the agent's NodeStatus names the image filesystem and its free bytes", async () => {
     const big = await pushRandomImageDetailed(registry, 'nospace/agent', { layers: 3, layerSizeBytes: 20 * MiB });
     const image = big.ref.replace(registry.host, proxy.host);
-    const dir = await mkdtemp(join(tmpdir(), 'stoker-nospace-agent-'));
-    const certs = await makeCertificates(join(dir, 'pki'));
     const agent = await startAgent(
       resolveAgentConfig({
         nodeName: 'node-full',
@@ -233,7 +262,91 @@ describe('stoker warm on a node whose image filesystem is too small', () => {
     } finally {
       client.close();
       await agent.stop();
-      await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the controller, with a node whose image filesystem is too small', () => {
+  const NS = 'default';
+  const NODE = 'node-full';
+  let kube: Kube;
+  let containerd: Containerd;
+  let node: SimNode;
+  let controller: RunningController;
+  let api: ReturnType<typeof warmupApi>;
+
+  beforeAll(async () => {
+    [kube, containerd] = await Promise.all([startKube(), fullNode()]);
+    await ensureNamespace(kube.kubeConfig, 'stoker-system');
+    api = warmupApi(kube.kubeConfig);
+    node = await startSimNode({ kc: kube.kubeConfig, certs, name: NODE, containerd, namespace: 'stoker-system' });
+    controller = await startController(
+      resolveControllerConfig({
+        kubeconfig: kube.kubeconfigPath,
+        namespace: 'stoker-system',
+        tlsCertFile: certs.clientCert,
+        tlsPrivateKeyFile: certs.clientKey,
+        agentCaFile: certs.caCert,
+        httpListen: '127.0.0.1:0',
+        leaderElect: 'false',
+        logLevel: 'warn',
+      }),
+      { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
+    );
+  });
+
+  afterAll(async () => {
+    await controller?.stop();
+    await node?.stop();
+    await containerd?.stop();
+    await kube?.stop();
+  });
+
+  const noSpaceFailures = (): Promise<number> => node.metric('stoker_image_pull_failures_total', { code: 'NO_SPACE' });
+  const finished = (name: string): Promise<Warmup> =>
+    waitFor(`Warmup ${name} to finish`, async () => {
+      const w = await api.get(NS, name);
+      return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
+    });
+
+  it('retries a node that failed NO_SPACE only once its image filesystem has grown, and then warms it', async () => {
+    const big = await pushRandomImageDetailed(registry, 'nospace/ctl-grow', { layers: 3, layerSizeBytes: 20 * MiB });
+    const image = big.ref.replace(registry.host, proxy.host);
+    await api.create(NS, 'grow', { images: [{ image, pullPolicy: 'Always' }], nodes: { names: [NODE] }, policy: { backoffLimit: 3, timeoutSeconds: 300 } });
+    await waitFor('the first NO_SPACE failure', async () => ((await noSpaceFailures()) >= 1 ? true : undefined));
+    // Retried on the usual backoff (1 s, 2 s), the node would have failed twice more by now.
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(await noSpaceFailures()).toBe(1);
+    expect((await api.get(NS, 'grow'))?.status?.phase).toBe('Running');
+
+    // The node's disk grows (an operator pruned images, or resized it): the node is retried and
+    // warmed. The native snapshotter copies each layer's parent, so 60 MiB need about 180 MiB.
+    await run('mount', ['-o', `remount,size=${256 * MiB}`, containerd.rootDir]);
+    proxy.setRate(64 * MiB);
+    const w = await finished('grow');
+    proxy.setRate(RATE);
+    expect(w.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1, failedNodes: 0 });
+    expect(await noSpaceFailures()).toBe(1);
+    expect(await containerd.imagePresent(image)).toBe(true);
+  });
+
+  it('fails the node NoSpace, in status and Events, when its disk does not grow within the attempt timeout', async () => {
+    const free = (await containerd.rootUsage()).freeBytes;
+    const big = await pushRandomImageDetailed(registry, 'nospace/ctl-full', { layers: 2, layerSizeBytes: Math.ceil((free * 0.6) / MiB) * MiB });
+    const image = big.ref.replace(registry.host, proxy.host);
+    const failuresBefore = await noSpaceFailures();
+    await api.create(NS, 'stays-full', { images: [{ image, pullPolicy: 'Always' }], nodes: { names: [NODE] }, policy: { backoffLimit: 3, timeoutSeconds: 6 } });
+    const w = await finished('stays-full');
+    expect(w.status).toMatchObject({ phase: 'Failed', succeededNodes: 0, failedNodes: 1 });
+    expect(w.status?.conditions?.find((c) => c.type === 'Failed')).toMatchObject({ status: 'True', reason: 'NodesFailed' });
+    const failed = w.status?.failedNodeList?.[0];
+    expect(failed).toMatchObject({ name: NODE, reason: 'NoSpace' });
+    const shown = `cannot pull ${image}: it needs at least`;
+    expect(failed?.message).toMatch(new RegExp(`^${shown.replace(/[.]/g, '\\.')} [\\d.]+ MiB but the image filesystem ${mountpointOf(containerd)} has [\\d.]+ MiB free$`));
+    // Not retried: one pull, one failure.
+    expect((await noSpaceFailures()) - failuresBefore).toBe(1);
+    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+    const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=stays-full' });
+    expect(events.items.map((e) => `${e.type ?? ''} ${e.reason ?? ''}: ${e.message ?? ''}`)).toContain(`Warning NodeFailed: node ${NODE}: NoSpace: ${failed?.message ?? ''}`);
   });
 });
