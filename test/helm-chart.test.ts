@@ -161,6 +161,7 @@ describe('helm chart', () => {
     expect(env.find((e) => e.name === 'STOKER_ALLOWED_ROOTS')?.value).toBe('/models,/data/weights');
     expect(ds.spec.template.spec.volumes.map((v) => v.hostPath?.path).filter(Boolean)).toEqual([
       '/run/containerd/containerd.sock',
+      '/var/lib/containerd',
       '/models',
       '/data/weights',
     ]);
