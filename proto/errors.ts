@@ -26,6 +26,7 @@ export const ERROR_CODES: Readonly<Record<StokerErrorCode, string>> = Object.fre
   WRONG_NODE: 'The request names another node.',
   RUNTIME_ERROR: 'The runtime failed in a way not listed above.',
   INTERNAL: 'An error not listed above.',
+  REGISTRY_ERROR: 'The registry answered with an error of its own (HTTP 5xx or another unexpected status).',
 });
 
 /** The one-line meaning of a code ("" for the unspecified zero value). */

@@ -42,6 +42,7 @@ export const NODE_REASONS = Object.freeze({
   WrongNode: 'The agent at that endpoint serves another node.',
   RuntimeError: 'The container runtime failed in a way not listed above.',
   AgentInternalError: 'The agent failed in a way not listed above.',
+  RegistryError: 'The registry answered with an error of its own (HTTP 5xx or another unexpected status).',
   WarmFailed: 'The agent reported a failure without naming its code.',
   // The call to the agent (controller/agent-client.ts).
   AgentUnavailable: 'The node had no live agent for the agent wait (60 s), or its agent did not answer.',
@@ -90,6 +91,7 @@ export const REASON_BY_CODE: Readonly<Record<ErrorCode__Output, NodeReason>> = O
   WRONG_NODE: 'WrongNode',
   RUNTIME_ERROR: 'RuntimeError',
   INTERNAL: 'AgentInternalError',
+  REGISTRY_ERROR: 'RegistryError',
 });
 
 /** The Warmup-failing reason of an agent ErrorCode, or undefined when only the node fails. */

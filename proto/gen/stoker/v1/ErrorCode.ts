@@ -18,6 +18,7 @@ export const ErrorCode = {
   WRONG_NODE: 'WRONG_NODE',
   RUNTIME_ERROR: 'RUNTIME_ERROR',
   INTERNAL: 'INTERNAL',
+  REGISTRY_ERROR: 'REGISTRY_ERROR',
 } as const;
 
 export type ErrorCode =
@@ -55,5 +56,7 @@ export type ErrorCode =
   | 15
   | 'INTERNAL'
   | 16
+  | 'REGISTRY_ERROR'
+  | 17
 
 export type ErrorCode__Output = typeof ErrorCode[keyof typeof ErrorCode]
