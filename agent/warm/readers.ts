@@ -1,13 +1,15 @@
 // Streams files into the page cache: a bounded pool of readers, each with one large buffer it
 // reuses for every read; file contents never live beyond those buffers.
 //
-// Each file is opened with O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in after the walk cannot
-// block the open), then fstat'ed: the reader refuses anything that is not the regular file,
-// device and inode the walk checked (paths.ts), so a swap between check and open reads nothing.
+// Each file is opened below its root's descriptor without following any symlink on the way
+// (beneath.ts), with O_NONBLOCK (a FIFO swapped in after the walk cannot block the open), then
+// fstat'ed: the reader refuses anything that is not the regular file, device and inode the walk
+// checked (paths.ts), so a swap between check and open reads nothing.
 // Node's callback fs API is used rather than FileHandle: it costs less per call, which matters
 // for trees of many small files. Every call runs on libuv's thread pool (UV_THREADPOOL_SIZE,
 // 4 by default), which bounds how many reads are really in flight.
 import fs from 'node:fs';
+import type { Beneath } from './beneath.js';
 import type { Native } from './native.js';
 import type { FileEntry, Issue } from './paths.js';
 import { errnoCode, errnoText } from './paths.js';
@@ -16,11 +18,7 @@ export const DEFAULT_READERS = 32;
 export const DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024;
 const MIN_BUFFER_BYTES = 64 * 1024;
 
-const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
-
-function openFd(path: string): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(path, OPEN_FLAGS, (err, fd) => (err ? reject(err) : resolve(fd))));
-}
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
 function fstatFd(fd: number): Promise<fs.Stats> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
 }
@@ -31,11 +29,16 @@ function closeFd(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 
+/** Opens a checked file as the readers do: below its root, no symlink on the way, never blocking. */
+export function openEntry(entry: FileEntry, beneath: Beneath): Promise<number> {
+  return beneath.open(entry.root.fd, entry.rel, OPEN_FLAGS);
+}
+
 /**
  * Page-cache residency of checked files, measured on descriptors opened as the readers open
  * them (so a swapped file is not measured), `readers` at a time; -1 when any cannot be measured.
  */
-export async function measureResident(files: readonly FileEntry[], native: Native, readers: number, signal: AbortSignal): Promise<number> {
+export async function measureResident(files: readonly FileEntry[], native: Native, beneath: Beneath, readers: number, signal: AbortSignal): Promise<number> {
   let total = 0;
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -45,7 +48,7 @@ export async function measureResident(files: readonly FileEntry[], native: Nativ
       if (!entry) return;
       let fd: number;
       try {
-        fd = await openFd(entry.real);
+        fd = await openEntry(entry, beneath);
       } catch {
         total = -1;
         return;
@@ -83,17 +86,21 @@ export async function readFile(
   buf: Buffer,
   signal: AbortSignal,
   onBytes: (n: number) => void,
+  beneath: Beneath,
   native?: Native,
 ): Promise<ReadResult> {
   const shown = entry.shown;
   let fd: number;
   try {
-    fd = await openFd(entry.real);
+    fd = await openEntry(entry, beneath);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT') return { bytes: 0, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" vanished before it could be read` } };
-    if (code === 'ELOOP') {
-      return { bytes: 0, issue: { path: shown, code: 'PATH_OUTSIDE_ROOT', message: `"${shown}" was replaced by a symlink after it was checked: refused` } };
+    if (code === 'ELOOP' || code === 'ENOTDIR') {
+      return {
+        bytes: 0,
+        issue: { path: shown, code: 'PATH_OUTSIDE_ROOT', message: `"${shown}" (or a directory above it) was replaced by a symlink after it was checked: refused` },
+      };
     }
     return { bytes: 0, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" cannot be opened: ${errnoText(err)}` } };
   }
@@ -151,6 +158,8 @@ export interface PoolOptions {
   signal: AbortSignal;
   onBytes: (n: number) => void;
   onFile: (entry: FileEntry, result: ReadResult) => void;
+  /** Opens the files below their roots. */
+  beneath: Beneath;
   /** Measures residency on each open descriptor when given. */
   native?: Native | undefined;
 }
@@ -194,7 +203,7 @@ async function pool(order: readonly FileEntry[], readers: number, maxBuffer: num
       opts.signal.throwIfAborted();
       const entry = order[next++];
       if (!entry) return;
-      const result = await readFile(entry, buf, opts.signal, opts.onBytes, opts.native);
+      const result = await readFile(entry, buf, opts.signal, opts.onBytes, opts.beneath, opts.native);
       opts.onFile(entry, result);
     }
   };
