@@ -6,7 +6,8 @@
 //     signal,                       // abort stops every reader after its current read
 //     onProgress: (p) => send(p),   // FileProgress per path: WAITING (totals), RUNNING, DONE/FAILED
 //     readers: 16,                  // files in flight (default DEFAULT_READERS)
-//     bufferBytes: 8 << 20,         // one reused buffer per reader (default DEFAULT_BUFFER_BYTES)
+//     bufferBytes: 8 << 20,         // most bytes per read (default DEFAULT_BUFFER_BYTES)
+//     pool,                         // readers and buffers shared with other calls (an agent's)
 //     budget: 'warn',               // 'warn' | 'refuse' | 'off' (default 'warn')
 //   });
 //
@@ -36,10 +37,10 @@ import { formatBytes } from './bytes.js';
 import { type Beneath, loadBeneath } from './beneath.js';
 import { type Native, loadNative, residentBytesBeneath } from './native.js';
 import { PathError, type FileEntry, type PathSpec, type Root, type Tree, closeRoots, openRoots, resolveRoots, walkTree } from './paths.js';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, measureResident, readAll } from './readers.js';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, type ReaderPool, measureResident, readAll } from './readers.js';
 import { UNKNOWN, isNetworkFilesystem, residentBytesOfFiles } from './residency.js';
 
-export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS } from './readers.js';
+export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, ReaderPool } from './readers.js';
 export { PathError, resolveRoots } from './paths.js';
 export type { BudgetMode } from './budget.js';
 
@@ -65,8 +66,15 @@ export interface WarmFilesOptions {
   allowedRoots: readonly string[];
   signal: AbortSignal;
   onProgress?: (p: FileProgress__Output) => void;
+  /** Files of this call read at once (default DEFAULT_READERS). */
   readers?: number;
+  /** Most bytes one read asks for (default DEFAULT_BUFFER_BYTES). */
   bufferBytes?: number;
+  /**
+   * Readers and buffers shared with other calls (an agent passes one pool to every task, so
+   * many tasks at once hold one pool's buffers); default: a pool of this call's own.
+   */
+  pool?: ReaderPool;
   budget?: BudgetMode;
   /** Least time between two RUNNING progress events of one path (default 500 ms; 0: every read). */
   progressIntervalMs?: number;
@@ -223,6 +231,7 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
       await readAll(tree.files, {
         readers,
         bufferBytes,
+        pool: opts.pool,
         beneath,
         signal,
         onBytes: (n) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBeneath } from './beneath.js';
 import { closeRoots, openRoots, type FileEntry, type Root } from './paths.js';
-import { readAll, readFile } from './readers.js';
+import { ReaderPool, readAll, readFile } from './readers.js';
 
 let base: string;
 let roots: Root[];
@@ -113,5 +113,48 @@ describe('readAll', () => {
     });
     await expect(run).rejects.toThrow('stop');
     expect(read).toBe(65536);
+  });
+});
+
+describe('ReaderPool', () => {
+  it('bounds reads and buffers over every task that shares it', async () => {
+    const pool = new ReaderPool({ readers: 3, largeReaders: 1, bufferBytes: 2 * 1024 * 1024, idleMs: Infinity });
+    const large = await Promise.all([1, 2, 3].map((i) => entry(`shared-large-${i}`, 1024 * 1024 + i)));
+    const small = await Promise.all(Array.from({ length: 12 }, (_, i) => entry(`shared-small-${i}`, 4096 * (i + 1))));
+    let most = 0;
+    let mostBuffers = 0;
+    const watch = (): void => {
+      most = Math.max(most, pool.inUse);
+      mostBuffers = Math.max(mostBuffers, pool.bufferBytesHeld);
+    };
+    const tasks = Array.from({ length: 4 }, () =>
+      readAll([...large, ...small], { readers: 8, bufferBytes: 8 * 1024 * 1024, signal: never, onBytes: watch, onFile: () => undefined, beneath, pool }),
+    );
+    await Promise.all(tasks);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(3);
+    // One large buffer and three small ones (256 KiB) at most.
+    expect(mostBuffers).toBeLessThanOrEqual(2 * 1024 * 1024 + 3 * 256 * 1024);
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('grants slots in the order they were asked for, and an aborted wait gives up its turn', async () => {
+    const pool = new ReaderPool({ readers: 1, idleMs: Infinity });
+    const first = await pool.acquire(false, never);
+    const ac = new AbortController();
+    const order: string[] = [];
+    const aborted = pool.acquire(false, ac.signal).then(
+      () => order.push('aborted one'),
+      () => order.push('gave up'),
+    );
+    const second = pool.acquire(false, never).then((lease) => {
+      order.push('second');
+      lease.release();
+    });
+    ac.abort(new Error('cancelled'));
+    await aborted;
+    first.release();
+    await second;
+    expect(order).toEqual(['gave up', 'second']);
   });
 });
