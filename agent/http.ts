@@ -1,5 +1,11 @@
 // The agent's HTTP side (fastify): /healthz (the process is alive), /readyz (the runtime answers
 // Version), /status (JSON for people and scripts) and /metrics (Prometheus).
+//
+// The listener has no authentication (kubelet probes and Prometheus scrape it from the pod
+// network), so /status tells a caller from another address only what /readyz and /metrics tell
+// anyone. The allowed roots and the ids of running tasks go to loopback callers only: from inside
+// the agent's network namespace, which is where `kubectl port-forward` and `kubectl exec` arrive.
+// The address is the TCP peer's; forwarding headers are not trusted.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { Logger } from '../proto/common/log.js';
@@ -39,8 +45,17 @@ export function createHttpServer(ctx: HttpContext): FastifyInstance<RawServerDef
     return { ready: true, criEndpoint: ctx.criEndpoint, runtimeName: state.runtimeName, runtimeVersion: state.runtimeVersion };
   });
 
-  app.get('/status', (_req, reply) => {
+  app.get('/status', (req, reply) => {
     const state = ctx.probe.state;
+    if (!isLoopback(req.socket.remoteAddress)) {
+      return reply.send({
+        nodeName: ctx.nodeName,
+        agentVersion: STOKER_VERSION,
+        runtimeReady: state.ready,
+        tasksInFlight: ctx.tasks.inFlight,
+        detail: 'allowed roots and tasks are shown to loopback callers only (kubectl port-forward)',
+      });
+    }
     return reply.send({
       nodeName: ctx.nodeName,
       agentVersion: STOKER_VERSION,
@@ -61,4 +76,11 @@ export function createHttpServer(ctx: HttpContext): FastifyInstance<RawServerDef
   });
 
   return app;
+}
+
+/** True for an IPv4 loopback address (127.0.0.0/8, also IPv4-mapped) or ::1. */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || address === '::1';
 }

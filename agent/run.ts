@@ -5,7 +5,7 @@ import { parseEndpoint, type CriEndpoint } from './cri/endpoint.js';
 import type { ImageFilesystemSpace } from './cri/image-fs.js';
 import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { RuntimeService } from './cri/runtime-service.js';
-import { resolveRoots, warmFiles } from './warm/files.js';
+import { ReaderPool, resolveRoots, warmFiles } from './warm/files.js';
 import { warmImages as warmImagesOn } from './warm/images.js';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../proto/common/log.js';
@@ -17,7 +17,7 @@ import { createAgentService, startGrpcServer } from './server/grpc.js';
 import { RuntimeProbe, type AgentRuntime } from './server/runtime.js';
 import { TaskRegistry } from './server/tasks.js';
 import { ReloadingTlsProvider, loadTlsMaterial, serverCredentials } from './server/tls.js';
-import { runWarmTask, type WarmFilesFn, type WarmImagesFn } from './server/warm.js';
+import { runWarmTask, type WarmFilesFn, type WarmFilesInput, type WarmImagesFn } from './server/warm.js';
 
 /** Deadline of one readiness probe (CRI Version). */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -162,6 +162,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
   });
 
+  // One pool of file readers and buffers for every task: however many tasks read files, at most
+  // 32 files are read at once (4 of them large) with at most 40 MiB of buffers.
+  const readerPool = new ReaderPool();
   const warmContext = {
     nodeName: config.nodeName,
     allowedRoots: config.allowedRoots,
@@ -170,7 +173,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     probe,
     endpoint: runtime.endpoint,
     warmImages,
-    warmFiles: deps.warmFiles ?? warmFiles,
+    warmFiles: deps.warmFiles ?? ((input: WarmFilesInput) => warmFiles({ ...input, pool: readerPool })),
     metrics,
     log,
   };

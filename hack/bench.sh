@@ -2,16 +2,20 @@
 # Stoker's benchmarks: each runs Stoker and the plain tool side by side, interleaved and repeated,
 # and prints medians and ratios.
 #   npm run bench                 # all of them
-#   npm run bench -- images files # only those (images, agent-rss, files, controller)
+#   npm run bench -- images files # only those (images, agent-rss, agent-files, files, controller)
 # Extra flags for one benchmark go straight to it: npx tsx test/bench/files.ts --rounds 7
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/install-deps.sh
 npm run build >/dev/null
 benches=("$@")
-((${#benches[@]})) || benches=(images agent-rss files controller)
+((${#benches[@]})) || benches=(images agent-rss agent-files files controller)
 for b in "${benches[@]}"; do
   echo "=== bench: $b ==="
-  npx tsx "test/bench/$b.ts"
+  case "$b" in
+    # The agent's memory with 64 file tasks at once, and one task's time.
+    agent-files) npx tsx test/bench/agent-rss.ts --files ;;
+    *) npx tsx "test/bench/$b.ts" ;;
+  esac
   echo
 done

@@ -27,6 +27,7 @@ export const ERROR_CODES: Readonly<Record<StokerErrorCode, string>> = Object.fre
   RUNTIME_ERROR: 'The runtime failed in a way not listed above.',
   INTERNAL: 'An error not listed above.',
   NO_SPACE: "The node's image filesystem has too little free space for the image.",
+  REGISTRY_ERROR: 'The registry answered with an error of its own (HTTP 5xx or another unexpected status).',
 });
 
 /** The one-line meaning of a code ("" for the unspecified zero value). */

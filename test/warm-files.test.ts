@@ -203,6 +203,18 @@ describe('path safety', () => {
     await expectWarm(join(dir, 'data.bin'), MiB);
   });
 
+  it('fails a FIFO given as the path itself with READ_FAILED naming it, without opening it (no hang)', async () => {
+    const fifo = join(root, 'fifo-itself');
+    await exec('mkfifo', [fifo]);
+
+    const [r] = await warmFiles({ paths: [task(fifo)], allowedRoots: [root], signal: never });
+
+    expect(r?.state).toBe('FAILED');
+    expect(r?.failure?.code).toBe('READ_FAILED');
+    expect(r?.failure?.message).toBe(`path "${fifo}" is a FIFO, not a regular file or a directory: not read`);
+    expect(r?.files).toBe(0);
+  });
+
   it('refuses a file swapped for an escaping symlink between check and open; the outside file stays cold', async () => {
     const dir = join(root, 'swap');
     await mkdir(dir);
@@ -234,6 +246,51 @@ describe('path safety', () => {
     const issue = r?.issues.find((i) => i.path === join(dir, 'small.bin'));
     expect(issue?.code).toBe('PATH_OUTSIDE_ROOT');
     expect(await vmtouchResident(secret)).toBe(0);
+  });
+
+  it('reads nothing outside the root while a directory below it is swapped for a symlink, again and again', async () => {
+    const dir = join(root, 'race');
+    const sub = join(dir, 'sub');
+    await mkdir(sub, { recursive: true });
+    await fill(join(sub, 'w.bin'), 4096);
+    const target = join(outside, 'race-target');
+    await mkdir(target);
+    const sentinel = join(target, 'sentinel.bin');
+    await fill(sentinel, 2 * MiB);
+    await evict(sentinel);
+    // Another process swaps sub for a symlink to the outside directory and back, each state lasting
+    // a random 0 to 3 ms, so walks and reads meet every interleaving.
+    const swapper = spawn(process.execPath, [
+      '-e',
+      `const fs = require('fs');
+       const [sub, aside, target] = process.argv.slice(1);
+       const nap = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.random() * 3);
+       for (;;) {
+         try { fs.renameSync(sub, aside); fs.symlinkSync(target, sub); nap(); fs.unlinkSync(sub); fs.renameSync(aside, sub); nap(); } catch {}
+       }`,
+      sub,
+      `${sub}.aside`,
+      target,
+    ], { stdio: 'ignore' });
+    const outcomes = { clean: 0, metSwap: 0 };
+    try {
+      // Before this was fixed, about 1 walk in 50 read the outside file. Every other walk opens
+      // through /proc/self/fd instead of the native helper: both must hold.
+      for (let i = 0; i < 600; i++) {
+        const [r] = await warmFiles({ paths: [task(dir)], allowedRoots: [root], signal: never, residency: false, budget: 'off', native: i % 2 === 0 });
+        // Only w.bin (4 KiB) lies below the root; anything more came from outside.
+        expect(r?.bytes, JSON.stringify(r)).toBeLessThanOrEqual(4096);
+        if (r?.issues.length) outcomes.metSwap++;
+        else outcomes.clean++;
+      }
+    } finally {
+      swapper.kill('SIGKILL');
+      await new Promise((resolve) => swapper.once('exit', resolve));
+    }
+    // The race was real: some walks met the swap.
+    console.log(`swap race: ${outcomes.clean} walks without an issue, ${outcomes.metSwap} met the swap`);
+    expect(outcomes.metSwap).toBeGreaterThan(0);
+    expect(await vmtouchResident(sentinel)).toBe(0);
   });
 
   it('reports a file that vanishes and a file truncated while read, and reads the rest', async () => {

@@ -14,7 +14,7 @@ import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage, pushRandomImageDetailed } from './support/images.js';
 import { freePort } from './support/ports.js';
 import { REPO_ROOT, run } from './support/proc.js';
-import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
+import { startFailingProxy, startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
 import { addRegistryHost, startRegistry, startStallingRegistry, type Registry, type StallingRegistry } from './support/registry.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
@@ -206,6 +206,26 @@ describe('stoker warm --image', () => {
     const onOff = await warm(['--image', 'busybox', '--cri-endpoint', endpoint], { STOKER_JSON: 'on' });
     expect(onOff.code).toBe(2);
     expect(onOff.stderr).toBe('stoker warm: --json (from STOKER_JSON) "on" is not true or false (see stoker warm --help)\n');
+  });
+
+  it("reports a registry's HTTP 500 as the registry's error, naming it, whether the manifest or a layer fails", async () => {
+    const image = await pushRandomImage(registry, 'warm/broken', { layerSizeBytes: 64 * 1024 });
+    const [manifests, blobs] = await Promise.all([startFailingProxy(registry, 500, /\/manifests\//), startFailingProxy(registry, 500, /\/blobs\//)]);
+    try {
+      await addRegistryHost(containerd, manifests);
+      await addRegistryHost(containerd, blobs);
+      for (const proxy of [manifests, blobs]) {
+        const through = image.replace(registry.host, proxy.host);
+        const result = await warm(['--image', through, '--cri-endpoint', endpoint, '--json']);
+        expect(result.code, result.stderr).toBe(1);
+        expect(result.stderr.trim()).toBe(`error: REGISTRY_ERROR: cannot pull ${through}: registry ${proxy.host} answered HTTP 500 (Internal Server Error)`);
+        expect(summary(result).images[0]?.failure?.code).toBe('REGISTRY_ERROR');
+        expect(proxy.failed()).toBeGreaterThan(0);
+        expect(await containerd.imagePresent(through)).toBe(false);
+      }
+    } finally {
+      await Promise.all([manifests.stop(), blobs.stop()]);
+    }
   });
 
   describe('through a throttled registry', () => {

@@ -42,6 +42,18 @@ describe('translatePullError', () => {
     ['NOT_FOUND', `${PREFIX}127.0.0.1:5000/team/app:v1: not found`, /not found in registry 127\.0\.0\.1:5000/],
     ['TIMED_OUT', `${PREFIX}context deadline exceeded`, /timed out/],
     ['RUNTIME_ERROR', 'failed to pull and unpack image "x": failed to extract layer sha256:0b1f: exit status 1: unknown', /runtime failed the pull/],
+    [
+      'REGISTRY_ERROR',
+      `${PREFIX}pulling from host 127.0.0.1:5000 failed with status code [manifests v1]: 500 Internal Server Error`,
+      /registry 127\.0\.0\.1:5000 answered HTTP 500 \(Internal Server Error\)/,
+    ],
+    [
+      'REGISTRY_ERROR',
+      'failed to pull and unpack image "127.0.0.1:5000/team/app:v1": failed to copy: httpReadSeeker: failed open: unexpected status code http://127.0.0.1:5000/v2/team/app/blobs/sha256:04: 502 Bad Gateway',
+      /registry 127\.0\.0\.1:5000 answered HTTP 502 \(Bad Gateway\)/,
+    ],
+    ['REGISTRY_ERROR', `${PREFIX}unexpected status from HEAD request to http://127.0.0.1:5000/v2/a/manifests/v1: 504 Gateway Timeout`, /answered HTTP 504 \(Gateway Timeout\)/],
+    ['REGISTRY_ERROR', `${PREFIX}pulling from host 127.0.0.1:5000 failed with status code [manifests v1]: 429 Too Many Requests`, /answered HTTP 429/],
   ])('%s from %j', (code, details, message) => {
     const err = translatePullError(grpcError(status.UNKNOWN, details), ctx);
     expect(err.code).toBe(code);

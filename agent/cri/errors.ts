@@ -75,6 +75,12 @@ const REGISTRY_UNREACHABLE_PATTERNS: readonly [RegExp, string][] = [
 const UNAUTHORIZED = /\b40[13]\b|unauthori[sz]ed|forbidden|failed to authorize|authorization failed|access denied|denied/i;
 const NOT_FOUND = /not found|manifest unknown|name unknown|blob unknown|\b404\b/i;
 const DEADLINE = /context deadline exceeded|deadline exceeded/i;
+/**
+ * An HTTP status the registry answered with, and its reason phrase, as containerd quotes them
+ * ("... failed with status code [manifests v1]: 500 Internal Server Error", "unexpected status
+ * code <url>: 502 Bad Gateway"). 401, 403 and 404 have codes of their own.
+ */
+const HTTP_STATUS = /\b([1-5]\d\d) ([A-Z][A-Za-z-]*(?: [A-Z][A-Za-z-]*)*)/;
 const CANCELED = /context canceled/i;
 // ENOSPC as Go prints it; EDQUOT (a quota on the runtime's root) fails the same way.
 const NO_SPACE = /no space left on device|\bENOSPC\b|disk quota exceeded|\bEDQUOT\b/i;
@@ -93,6 +99,10 @@ function fromRuntimeText(raw: string, ctx: FailureContext): WarmError | undefine
   // First: a full disk breaks the download or the unpacking midway, whatever else the words say.
   if (NO_SPACE.test(text)) return noSpaceDuringPull(ctx, detail);
   if (DEADLINE.test(text)) return new WarmError('TIMED_OUT', `pulling ${ctx.image} timed out in the runtime`, detail);
+  const answered = HTTP_STATUS.exec(text);
+  if (answered && !['401', '403', '404'].includes(answered[1] ?? '')) {
+    return new WarmError('REGISTRY_ERROR', `cannot pull ${ctx.image}: registry ${ctx.registry} answered HTTP ${answered[1]} (${answered[2]})`, detail);
+  }
   for (const [pattern, words] of REGISTRY_UNREACHABLE_PATTERNS) {
     if (pattern.test(text) && !/\b40[134]\b/.test(text)) {
       return new WarmError('REGISTRY_UNREACHABLE', `cannot pull ${ctx.image}: registry ${ctx.registry} is unreachable (${words})`, detail);

@@ -6,18 +6,21 @@
 //     signal,                       // abort stops every reader after its current read
 //     onProgress: (p) => send(p),   // FileProgress per path: WAITING (totals), RUNNING, DONE/FAILED
 //     readers: 16,                  // files in flight (default DEFAULT_READERS)
-//     bufferBytes: 8 << 20,         // one reused buffer per reader (default DEFAULT_BUFFER_BYTES)
+//     bufferBytes: 8 << 20,         // most bytes per read (default DEFAULT_BUFFER_BYTES)
+//     pool,                         // readers and buffers shared with other calls (an agent's)
 //     budget: 'warn',               // 'warn' | 'refuse' | 'off' (default 'warn')
 //   });
 //
 // Order of work: every path is checked and walked first (paths.ts: roots, symlinks, loops,
-// FIFOs, include/exclude), then residency is measured (residency.ts), the total is compared
-// with the memory budget (budget.ts), and each path's files are read (readers.ts), then
-// residency is measured again. One result per requested path, in request order:
+// FIFOs, include/exclude; everything opened below a descriptor of its root, beneath.ts), then
+// residency is measured (residency.ts), the total is compared with the memory budget
+// (budget.ts), and each path's files are read (readers.ts), then residency is measured again.
+// One result per requested path, in request order:
 // - state DONE: the tree was read; `issues` lists files skipped or failed below it;
 // - state FAILED with `failure`: the path was refused (PATH_OUTSIDE_ROOT, PATH_NOT_FOUND,
-//   INVALID_REQUEST for a bad glob), the budget refused it (OVER_BUDGET), or the signal
-//   aborted (CANCELLED; warmFiles resolves promptly rather than throwing);
+//   INVALID_REQUEST for a bad glob, READ_FAILED for a FIFO or device given as the path), the
+//   budget refused it (OVER_BUDGET), or the signal aborted (CANCELLED; warmFiles resolves
+//   promptly rather than throwing);
 // - resident bytes before/after are -1 where they cannot be measured.
 // It throws only for a bad allowed root (a PathError with code INVALID_REQUEST): a caller
 // should check its roots once at start-up with resolveRoots().
@@ -31,12 +34,13 @@ import type { Failure__Output } from '../../proto/gen/stoker/v1/Failure.js';
 import type { StokerErrorCode } from '../../proto/errors.js';
 import { type BudgetMode, type MemoryFacts, budgetWarnings, readMemoryFacts } from './budget.js';
 import { formatBytes } from './bytes.js';
-import { loadNative, residentBytesOfPaths } from './native.js';
-import { PathError, type PathSpec, type Tree, resolveRoots, walkTree } from './paths.js';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, measureResident, readAll } from './readers.js';
-import { UNKNOWN, isNetworkFilesystem, residentBytes } from './residency.js';
+import { type Beneath, loadBeneath } from './beneath.js';
+import { type Native, loadNative, residentBytesBeneath } from './native.js';
+import { PathError, type FileEntry, type PathSpec, type Root, type Tree, closeRoots, openRoots, resolveRoots, walkTree } from './paths.js';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, type ReaderPool, measureResident, readAll } from './readers.js';
+import { UNKNOWN, isNetworkFilesystem, residentBytesOfFiles } from './residency.js';
 
-export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS } from './readers.js';
+export { DEFAULT_BUFFER_BYTES, DEFAULT_READERS, ReaderPool } from './readers.js';
 export { PathError, resolveRoots } from './paths.js';
 export type { BudgetMode } from './budget.js';
 
@@ -62,17 +66,25 @@ export interface WarmFilesOptions {
   allowedRoots: readonly string[];
   signal: AbortSignal;
   onProgress?: (p: FileProgress__Output) => void;
+  /** Files of this call read at once (default DEFAULT_READERS). */
   readers?: number;
+  /** Most bytes one read asks for (default DEFAULT_BUFFER_BYTES). */
   bufferBytes?: number;
+  /**
+   * Readers and buffers shared with other calls (an agent passes one pool to every task, so
+   * many tasks at once hold one pool's buffers); default: a pool of this call's own.
+   */
+  pool?: ReaderPool;
   budget?: BudgetMode;
   /** Least time between two RUNNING progress events of one path (default 500 ms; 0: every read). */
   progressIntervalMs?: number;
   /** Measure page-cache residency before and after (default true). */
   residency?: boolean;
   /**
-   * Use the native helper (agent/native) when it is built (default true): residency before is
-   * then measured with mincore on the reader's own descriptor instead of running fincore,
-   * which opens every file again. False forces fincore.
+   * Use the native helper (agent/native) when it is built (default true): files are then
+   * opened below their roots with its openat calls, and residency before is measured with
+   * mincore on the reader's own descriptor instead of running fincore, which opens every file
+   * again. False forces /proc/self/fd and fincore.
    */
   native?: boolean;
   /** Memory facts for the budget; read from /proc and /sys/fs/cgroup when not given. */
@@ -110,8 +122,34 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
   const native = measure && opts.native !== false ? loadNative().native : undefined;
   const interval = opts.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   const { signal } = opts;
-  const roots = await resolveRoots(opts.allowedRoots);
+  const realRoots = await resolveRoots(opts.allowedRoots);
+  const { beneath, reason } = loadBeneath({ native: opts.native !== false });
+  if (!beneath) {
+    // Nothing below a root can be opened without a symlink swap slipping through: read nothing.
+    return opts.paths.map((p) => failedPathResult(p.path, 'READ_FAILED', `"${p.path}" was not read: files cannot be opened safely here (${reason})`));
+  }
+  const roots = await openRoots(realRoots);
+  try {
+    return await warmTrees(opts, { readers, bufferBytes, budget, measure, native, interval, signal, roots, beneath });
+  } finally {
+    closeRoots(roots);
+  }
+}
 
+interface Settings {
+  readers: number;
+  bufferBytes: number;
+  budget: BudgetMode;
+  measure: boolean;
+  native: Native | undefined;
+  interval: number;
+  signal: AbortSignal;
+  roots: Root[];
+  beneath: Beneath;
+}
+
+async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<PathResult__Output[]> {
+  const { readers, bufferBytes, budget, measure, native, interval, signal, roots, beneath } = settings;
   const work: Work[] = opts.paths.map((spec) => ({
     spec,
     warnings: [],
@@ -147,7 +185,7 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
     }
     const t0 = performance.now();
     try {
-      w.tree = await walkTree(w.spec, roots, signal);
+      w.tree = await walkTree(w.spec, roots, signal, beneath);
       w.issues.push(...w.tree.issues);
     } catch (err) {
       w.failure = signal.aborted ? cancelled(w) : toFailure(err, w.spec.path);
@@ -159,7 +197,7 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
   // 2. Residency before, and the budget over everything that will be read.
   const live = work.filter((w) => w.tree && !w.failure);
   if (measure && !native) {
-    for (const w of live) w.residentBefore = await residentBytes(w.tree?.files.map((f) => f.real) ?? [], signal);
+    for (const w of live) w.residentBefore = await residentBytesOfFiles(w.tree?.files ?? [], beneath, signal);
   }
   if (budget !== 'off' && live.length > 0) {
     const facts = opts.memoryFacts ?? (await readMemoryFacts());
@@ -193,6 +231,8 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
       await readAll(tree.files, {
         readers,
         bufferBytes,
+        pool: opts.pool,
+        beneath,
         signal,
         onBytes: (n) => {
           w.bytesDone += n;
@@ -224,10 +264,9 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
       // open is a round trip, and `readers` of them overlap. fincore measures where the helper
       // is not built or cannot.
       const remote = native ? await isNetworkFilesystem(tree.real) : false;
-      const paths = read.map((f) => f.real);
-      if (native && remote) w.residentAfter = await measureResident(read, native, readers, signal);
-      else w.residentAfter = native ? await residentBytesOfPaths(native, paths, signal) : UNKNOWN;
-      if (w.residentAfter === UNKNOWN && !signal.aborted) w.residentAfter = await residentBytes(paths, signal);
+      if (native && remote) w.residentAfter = await measureResident(read, native, beneath, readers, signal);
+      else w.residentAfter = native ? await residentBelowRoots(native, read, signal) : UNKNOWN;
+      if (w.residentAfter === UNKNOWN && !signal.aborted) w.residentAfter = await residentBytesOfFiles(read, beneath, signal);
     }
     emit(w, w.failure ? 'FAILED' : 'DONE', started);
   }
@@ -244,6 +283,23 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
     failure: w.failure ?? null,
     warnings: w.warnings,
   }));
+}
+
+/** One native pass per root over the files below it; -1 when any cannot be measured. */
+async function residentBelowRoots(native: Native, files: readonly FileEntry[], signal: AbortSignal): Promise<number> {
+  const byRoot = new Map<number, string[]>();
+  for (const f of files) {
+    const rels = byRoot.get(f.root.fd) ?? [];
+    rels.push(f.rel);
+    byRoot.set(f.root.fd, rels);
+  }
+  let total = 0;
+  for (const [fd, rels] of byRoot) {
+    const got = await residentBytesBeneath(native, fd, rels, signal);
+    if (got === UNKNOWN) return UNKNOWN;
+    total += got;
+  }
+  return total;
 }
 
 function toFailure(err: unknown, path: string): Failure__Output {

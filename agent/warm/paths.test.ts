@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PathError, checkRequestedPath, compileFilter, isInside, resolveRoots, walkTree } from './paths.js';
+import { allBeneath } from './beneath.js';
+import { PathError, checkRequestedPath, closeRoots, compileFilter, isInside, openRoots, resolveRoots, walkTree, type Root } from './paths.js';
 
 let base: string;
 let root: string;
@@ -83,13 +85,20 @@ describe('checkRequestedPath', () => {
   });
 });
 
-describe('walkTree', () => {
+describe.each(allBeneath().map((b) => [b.how, b] as const))('walkTree, opening with %s', (_how, beneath) => {
+  let roots: Root[];
+  beforeAll(async () => {
+    roots = await openRoots(await resolveRoots([root]));
+  });
+  afterAll(() => closeRoots(roots));
+
   it('lists regular files once, with dot files, and reports the escaping symlink', async () => {
-    const roots = await resolveRoots([root]);
-    const tree = await walkTree({ path: join(root, 'm') }, roots, never);
+    const tree = await walkTree({ path: join(root, 'm') }, roots, never, beneath);
     // again.bin links to sub/b.bin: the file is listed once, under the name met first.
     expect(tree.files.map((f) => f.shown).sort()).toEqual([join(root, 'm', '.hidden'), join(root, 'm', 'a.bin'), join(root, 'm', 'again.bin')]);
-    expect(tree.files.find((f) => f.shown.endsWith('again.bin'))?.real).toMatch(/\/m\/sub\/b\.bin$/);
+    const again = tree.files.find((f) => f.shown.endsWith('again.bin'));
+    expect(again?.real).toMatch(/\/m\/sub\/b\.bin$/);
+    expect(again?.rel).toBe('m/sub/b.bin');
     expect(tree.bytes).toBe(7);
     expect(tree.issues).toHaveLength(1);
     expect(tree.issues[0]?.code).toBe('PATH_OUTSIDE_ROOT');
@@ -97,15 +106,20 @@ describe('walkTree', () => {
   });
 
   it('applies include to a single requested file by its name', async () => {
-    const roots = await resolveRoots([root]);
-    expect((await walkTree({ path: join(root, 'm', 'a.bin'), include: ['*.json'] }, roots, never)).files).toHaveLength(0);
-    expect((await walkTree({ path: join(root, 'm', 'a.bin'), include: ['*.bin'] }, roots, never)).files).toHaveLength(1);
+    expect((await walkTree({ path: join(root, 'm', 'a.bin'), include: ['*.json'] }, roots, never, beneath)).files).toHaveLength(0);
+    expect((await walkTree({ path: join(root, 'm', 'a.bin'), include: ['*.bin'] }, roots, never, beneath)).files).toHaveLength(1);
+  });
+
+  it('refuses a FIFO given as the path itself, naming it', async () => {
+    const fifo = join(root, `fifo-${_how}`);
+    execFileSync('mkfifo', [fifo]);
+    const err = await refusal(walkTree({ path: fifo }, roots, never, beneath));
+    expect([err.code, err.message]).toEqual(['READ_FAILED', `path "${fifo}" is a FIFO, not a regular file or a directory: not read`]);
   });
 
   it('stops when aborted', async () => {
-    const roots = await resolveRoots([root]);
     const ac = new AbortController();
     ac.abort();
-    await expect(walkTree({ path: join(root, 'm') }, roots, ac.signal)).rejects.toThrow();
+    await expect(walkTree({ path: join(root, 'm') }, roots, ac.signal, beneath)).rejects.toThrow();
   });
 });

@@ -3,16 +3,29 @@
 // Every path and every file below it must really lie inside one of the allowed roots:
 // - a requested path must be absolute and free of `..`; its real path (symlinks resolved)
 //   must be inside an allowed root, else PATH_OUTSIDE_ROOT naming the path;
+// - it must be a directory or a regular file: a FIFO, socket or device given as the path itself
+//   is READ_FAILED naming it, never opened;
 // - below it, a symlink is followed only when its target stays inside an allowed root;
 //   targets outside, dangling links and loops become issues, and the walk goes on;
-// - FIFOs, sockets and devices are reported and never opened;
+// - FIFOs, sockets and devices below it are reported and never opened;
 // - each file is recorded with the device and inode that were checked, so the reader can
 //   verify that what it opened is what was checked (readers.ts).
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+//
+// The walk works on descriptors, not paths (beneath.ts): every directory is opened from its
+// root's descriptor one component at a time without following a symlink, listed through its own
+// descriptor, and its entries examined relative to it. A directory swapped for a symlink during
+// the walk therefore leads nowhere: the open of the swapped component fails (reported as an
+// issue), and nothing already listed came from outside. Where a symlink is followed, its target
+// is resolved as a path only to propose where it leads; the proposal must be inside a root and
+// is then opened the same way, so a proposal that a race made wrong still cannot leave the root.
+// Each file is recorded as its root and a relative path free of symlinks, which the readers
+// open the same way.
+import { realpath, stat } from 'node:fs/promises';
+import fs from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import picomatch from 'picomatch';
 import type { StokerErrorCode } from '../../proto/errors.js';
+import { ErrnoError, entryStat, statBeneath, type Beneath, type EntryKind, type EntryStat } from './beneath.js';
 
 /** A refusal or failure that names the path it is about. */
 export class PathError extends Error {
@@ -26,9 +39,19 @@ export class PathError extends Error {
   }
 }
 
+/** An allowed root: its real path and a descriptor of it, from which everything below is opened. */
+export interface Root {
+  readonly path: string;
+  readonly fd: number;
+}
+
 /** One regular file to read. */
 export interface FileEntry {
-  /** The real path (no symlinks) that will be opened. */
+  /** The allowed root it lies in. */
+  root: Root;
+  /** Its path relative to the root, without symlinks: what the reader opens below root.fd. */
+  rel: string;
+  /** The real path (the root's path joined with rel), for messages and measurements. */
   real: string;
   /** The path as the caller sees it: the requested path joined with the names below it. */
   shown: string;
@@ -159,96 +182,185 @@ function outside(path: string, roots: readonly string[]): PathError {
   return new PathError('PATH_OUTSIDE_ROOT', path, `path "${path}" is outside the allowed roots (${roots.join(', ')})`);
 }
 
-const STAT_BATCH = 256;
+/** Opens a descriptor of each (resolved, real) allowed root; close them with closeRoots. */
+export async function openRoots(realRoots: readonly string[]): Promise<Root[]> {
+  const out: Root[] = [];
+  try {
+    for (const path of realRoots) {
+      const fd = await new Promise<number>((resolve, reject) =>
+        fs.open(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (err, n) => (err ? reject(err) : resolve(n))),
+      ).catch((err: unknown) => {
+        throw new PathError('INVALID_REQUEST', path, `allowed root "${path}" cannot be opened: ${errnoText(err)}`);
+      });
+      out.push({ path, fd });
+    }
+    return out;
+  } catch (err) {
+    closeRoots(out);
+    throw err;
+  }
+}
+
+export function closeRoots(roots: readonly Root[]): void {
+  for (const r of roots) fs.close(r.fd, () => undefined);
+}
+
+/** The root a real path lies in (the longest that holds it) and the path relative to it. */
+export function locate(real: string, roots: readonly Root[]): { root: Root; rel: string } | undefined {
+  let best: Root | undefined;
+  for (const r of roots) if (isInside(real, r.path) && (!best || r.path.length > best.path.length)) best = r;
+  if (!best) return undefined;
+  const rel = real === best.path ? '' : real.slice(best.path === '/' ? 1 : best.path.length + 1);
+  return { root: best, rel };
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
+}
+function fstatFd(fd: number): Promise<EntryStat> {
+  return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(entryStat(st)))));
+}
+
+function isSwap(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ELOOP' || code === 'ENOTDIR';
+}
+
+interface Place {
+  root: Root;
+  rel: string;
+}
+
+const RESOLVE_BATCH = 256;
 
 /**
  * Lists the regular files below one requested path that pass its filters, following symlinks
  * that stay inside the roots. Throws a PathError when the requested path itself is refused.
  */
-export async function walkTree(spec: PathSpec, roots: readonly string[], signal: AbortSignal): Promise<Tree> {
+export async function walkTree(spec: PathSpec, roots: readonly Root[], signal: AbortSignal, beneath: Beneath): Promise<Tree> {
   const filter = compileFilter(spec);
-  const real = await checkRequestedPath(spec.path, roots);
+  const rootPaths = roots.map((r) => r.path);
+  const real = await checkRequestedPath(spec.path, rootPaths);
   const tree: Tree = { path: spec.path, real, files: [], bytes: 0, issues: [] };
   const seenFiles = new Set<string>();
   const seenDirs = new Set<string>();
 
-  const addFile = (realPath: string, shown: string, st: Stats): void => {
+  const addFile = (at: Place, shown: string, st: EntryStat): void => {
     const key = `${st.dev}:${st.ino}`;
     if (seenFiles.has(key)) return; // the same file reached twice (hard link or two symlinks): read once
     seenFiles.add(key);
-    tree.files.push({ real: realPath, shown, size: st.size, dev: st.dev, ino: st.ino });
+    tree.files.push({ root: at.root, rel: at.rel, real: join(at.root.path, at.rel), shown, size: st.size, dev: st.dev, ino: st.ino });
     tree.bytes += st.size;
   };
-  const special = (shown: string, st: Stats): void => {
-    tree.issues.push({ path: shown, code: 'READ_FAILED', message: `"${shown}" is a ${kindOf(st)}, not a regular file: skipped, never opened` });
+  const special = (shown: string, kind: EntryKind): void => {
+    tree.issues.push({ path: shown, code: 'READ_FAILED', message: `"${shown}" is a ${kind}, not a regular file: skipped, never opened` });
   };
 
-  const top = await stat(real);
-  if (top.isFile()) {
+  // The requested path itself, examined below its root without following any symlink: what
+  // realpath proposed may have changed since.
+  const top = locate(real, roots);
+  if (!top) throw outside(spec.path, rootPaths);
+  let st: EntryStat;
+  try {
+    st = await statBeneath(beneath, top.root.fd, top.rel);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new PathError('PATH_NOT_FOUND', spec.path, `path "${spec.path}" does not exist`);
+    if (isSwap(err)) {
+      throw new PathError('PATH_OUTSIDE_ROOT', spec.path, `path "${spec.path}" changed while it was checked (a part of "${real}" is now a symlink): refused`);
+    }
+    throw new PathError('READ_FAILED', spec.path, `path "${spec.path}" cannot be examined: ${errnoText(err)}`);
+  }
+  if (st.kind === 'file') {
     // A single file: filters match its name.
-    if (filter(lastName(spec.path), false)) addFile(real, spec.path, top);
+    if (filter(lastName(spec.path), false)) addFile(top, spec.path, st);
     return tree;
   }
-  if (!top.isDirectory()) {
-    special(spec.path, top);
-    return tree;
+  if (st.kind === 'symlink') {
+    throw new PathError('PATH_OUTSIDE_ROOT', spec.path, `path "${spec.path}" changed while it was checked ("${real}" is now a symlink): refused`);
+  }
+  if (st.kind !== 'dir') {
+    throw new PathError('READ_FAILED', spec.path, `path "${spec.path}" is a ${st.kind}, not a regular file or a directory: not read`);
   }
 
-  const visit = async (dirReal: string, dirShown: string, dirRel: string, ancestors: ReadonlySet<string>, st: Stats): Promise<void> => {
+  const visit = async (at: Place, dirShown: string, dirRel: string, ancestors: ReadonlySet<string>, dst: EntryStat): Promise<void> => {
     signal.throwIfAborted();
-    const key = `${st.dev}:${st.ino}`;
+    const key = `${dst.dev}:${dst.ino}`;
     seenDirs.add(key);
     const here = new Set(ancestors).add(key);
     let names: string[];
+    let stats: (EntryStat | ErrnoError)[];
+    let fd: number;
     try {
-      names = (await readdir(dirReal)).sort();
+      fd = await beneath.openDir(at.root.fd, at.rel);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return; // gone since it was listed: nothing to warm
+      const message = isSwap(err)
+        ? `directory "${dirShown}" was replaced by a symlink during the walk: not followed`
+        : `directory "${dirShown}" cannot be opened: ${errnoText(err)}`;
+      tree.issues.push({ path: dirShown, code: isSwap(err) ? 'PATH_OUTSIDE_ROOT' : 'READ_FAILED', message });
+      return;
+    }
+    try {
+      const opened = await fstatFd(fd);
+      if (opened.dev !== dst.dev || opened.ino !== dst.ino) {
+        tree.issues.push({ path: dirShown, code: 'READ_FAILED', message: `directory "${dirShown}" was replaced during the walk: skipped` });
+        return;
+      }
+      names = await beneath.list(fd);
+      stats = await beneath.statAt(fd, names);
     } catch (err) {
       tree.issues.push({ path: dirShown, code: 'READ_FAILED', message: `directory "${dirShown}" cannot be listed: ${errnoText(err)}` });
       return;
+    } finally {
+      await closeFd(fd);
     }
-    const subdirs: [string, string, string, Stats][] = [];
-    for (let i = 0; i < names.length; i += STAT_BATCH) {
-      const batch = names.slice(i, i + STAT_BATCH);
-      const found = await Promise.all(batch.map((name) => classify(join(dirReal, name), join(dirShown, name), dirRel ? `${dirRel}/${name}` : name)));
-      for (const f of found) {
-        if (!f) continue;
-        const [entryReal, shown, rel, est] = f;
-        if (est.isDirectory()) {
-          if (!filter(rel, true)) continue;
-          const dkey = `${est.dev}:${est.ino}`;
-          if (here.has(dkey)) {
-            tree.issues.push({ path: shown, code: 'READ_FAILED', message: `symlink loop: "${shown}" leads back to a directory above it; not followed` });
-          } else if (!seenDirs.has(dkey)) {
-            subdirs.push([entryReal, shown, rel, est]);
-          }
-        } else if (est.isFile()) {
-          if (filter(rel, false)) addFile(entryReal, shown, est);
-        } else if (filter(rel, false)) {
-          special(shown, est);
+    const subdirs: [Place, string, string, EntryStat][] = [];
+    // Symlinks are resolved a batch at a time (over a network filesystem each is round trips).
+    const found: ([Place, EntryStat, string, string] | undefined)[] = [];
+    for (let i = 0; i < names.length; i += RESOLVE_BATCH) {
+      const batch = names.slice(i, i + RESOLVE_BATCH).map(async (name, j): Promise<[Place, EntryStat, string, string] | undefined> => {
+        const shown = join(dirShown, name);
+        const rel = dirRel ? `${dirRel}/${name}` : name;
+        const got = await classify({ root: at.root, rel: at.rel ? `${at.rel}/${name}` : name }, shown, rel, stats[i + j]);
+        return got && [got[0], got[1], shown, rel];
+      });
+      found.push(...(await Promise.all(batch)));
+    }
+    for (const f of found) {
+      if (!f) continue;
+      const [entryAt, est, shown, rel] = f;
+      if (est.kind === 'dir') {
+        if (!filter(rel, true)) continue;
+        const dkey = `${est.dev}:${est.ino}`;
+        if (here.has(dkey)) {
+          tree.issues.push({ path: shown, code: 'READ_FAILED', message: `symlink loop: "${shown}" leads back to a directory above it; not followed` });
+        } else if (!seenDirs.has(dkey)) {
+          subdirs.push([entryAt, shown, rel, est]);
         }
+      } else if (est.kind === 'file') {
+        if (filter(rel, false)) addFile(entryAt, shown, est);
+      } else if (filter(rel, false)) {
+        special(shown, est.kind);
       }
     }
-    for (const [r, s, rel, dst] of subdirs) {
-      const dkey = `${dst.dev}:${dst.ino}`;
-      if (!seenDirs.has(dkey)) await visit(r, s, rel, here, dst);
+    for (const [p, s, rel, sst] of subdirs) {
+      if (!seenDirs.has(`${sst.dev}:${sst.ino}`)) await visit(p, s, rel, here, sst);
     }
   };
 
-  // Returns [real path, shown path, relative path, stats of what it really is], or undefined
+  // Returns where an entry really is and what it is (a symlink's target, checked), or undefined
   // after recording an issue (or when the entry vanished during the walk).
-  const classify = async (entryPath: string, shown: string, rel: string): Promise<[string, string, string, Stats] | undefined> => {
-    let st: Stats;
-    try {
-      st = await lstat(entryPath);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined; // gone before it was listed fully: nothing to warm
-      tree.issues.push({ path: shown, code: 'READ_FAILED', message: `"${shown}" cannot be examined: ${errnoText(err)}` });
+  const classify = async (at: Place, shown: string, rel: string, listed: EntryStat | ErrnoError | undefined): Promise<[Place, EntryStat] | undefined> => {
+    if (!listed || listed instanceof ErrnoError) {
+      if (!listed || listed.code === 'ENOENT') return undefined; // gone before it was listed fully: nothing to warm
+      tree.issues.push({ path: shown, code: 'READ_FAILED', message: `"${shown}" cannot be examined: ${errnoText(listed)}` });
       return undefined;
     }
-    if (!st.isSymbolicLink()) return [entryPath, shown, rel, st];
+    if (listed.kind !== 'symlink') return [at, listed];
+    // Where the link leads, proposed by resolving it as a path; checked below.
     let target: string;
     try {
-      target = await realpath(entryPath);
+      target = await realpath(join(at.root.path, at.rel));
     } catch (err) {
       const code = errnoCode(err);
       if (!filter(rel, false)) return undefined;
@@ -261,41 +373,39 @@ export async function walkTree(spec: PathSpec, roots: readonly string[], signal:
       }
       return undefined;
     }
-    if (!insideAny(target, roots)) {
+    const to = locate(target, roots);
+    if (!to) {
       if (filter(rel, false)) {
         tree.issues.push({
           path: shown,
           code: 'PATH_OUTSIDE_ROOT',
-          message: `symlink "${shown}" points to "${target}", outside the allowed roots (${roots.join(', ')}): refused`,
+          message: `symlink "${shown}" points to "${target}", outside the allowed roots (${rootPaths.join(', ')}): refused`,
         });
       }
       return undefined;
     }
+    let st: EntryStat;
     try {
-      st = await lstat(target);
+      st = await statBeneath(beneath, to.root.fd, to.rel);
     } catch (err) {
-      tree.issues.push({ path: shown, code: 'READ_FAILED', message: `symlink "${shown}" target "${target}" cannot be examined: ${errnoText(err)}` });
+      const why = isSwap(err) ? 'changed during the walk (a part of it is now a symlink)' : `cannot be examined: ${errnoText(err)}`;
+      tree.issues.push({ path: shown, code: isSwap(err) ? 'PATH_OUTSIDE_ROOT' : 'READ_FAILED', message: `symlink "${shown}" target "${target}" ${why}` });
       return undefined;
     }
-    return [target, shown, rel, st];
+    if (st.kind === 'symlink') {
+      tree.issues.push({ path: shown, code: 'PATH_OUTSIDE_ROOT', message: `symlink "${shown}" target "${target}" changed during the walk (it is now a symlink): not followed` });
+      return undefined;
+    }
+    return [to, st];
   };
 
-  await visit(real, spec.path, '', new Set(), top);
+  await visit(top, spec.path, '', new Set(), st);
   return tree;
 }
 
 function lastName(p: string): string {
   const parts = p.split('/').filter(Boolean);
   return parts[parts.length - 1] ?? p;
-}
-
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'FIFO';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'character device';
-  if (st.isBlockDevice()) return 'block device';
-  if (st.isSymbolicLink()) return 'symlink';
-  return 'special file';
 }
 
 export function errnoCode(err: unknown): string | undefined {

@@ -1,8 +1,12 @@
 // How many bytes of a set of files sit in the page cache, measured with util-linux's `fincore`
-// (mincore(2) over each file). Where it cannot be measured (no fincore, a file it cannot open,
-// a timeout) the answer is -1, "unknown", never 0.
+// (mincore(2) over each file) where the native helper is not built. Where it cannot be measured
+// (no fincore, a file it cannot open, a timeout) the answer is -1, "unknown", never 0.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { statfs } from 'node:fs/promises';
+import type { Beneath } from './beneath.js';
+import type { FileEntry } from './paths.js';
+import { openEntry } from './readers.js';
 
 export const UNKNOWN = -1;
 
@@ -16,7 +20,43 @@ const PARALLEL_RUNS = 4;
 
 let fincoreMissing = false;
 
-/** Sum of resident bytes over `paths` (real paths of regular files), or -1 when unknown. */
+/** Files opened at once for one fincore run over their descriptors. */
+const FILES_PER_RUN = 256;
+
+/**
+ * Sum of resident bytes over checked files, or -1 when unknown. fincore opens what it is given
+ * by path, following symlinks; so it is given none of the files' paths, but the
+ * /proc/<pid>/fd/<n> links of descriptors this process opened as the readers do (below the
+ * root, no symlink on the way, checked to be the file the walk found). Each such link leads to
+ * the open file itself.
+ */
+export async function residentBytesOfFiles(files: readonly FileEntry[], beneath: Beneath, signal: AbortSignal): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < files.length && total !== UNKNOWN; i += FILES_PER_RUN) {
+    if (signal.aborted) return UNKNOWN;
+    const batch = files.slice(i, i + FILES_PER_RUN);
+    const fds = await Promise.all(
+      batch.map(async (entry) => {
+        const fd = await openEntry(entry, beneath).catch(() => undefined);
+        if (fd === undefined) return undefined;
+        const st = await new Promise<fs.Stats | undefined>((resolve) => fs.fstat(fd, (err, got) => resolve(err ? undefined : got)));
+        if (st?.isFile() && st.dev === entry.dev && st.ino === entry.ino) return fd;
+        fs.close(fd, () => undefined);
+        return undefined;
+      }),
+    );
+    try {
+      if (fds.some((fd) => fd === undefined)) return UNKNOWN;
+      const got = await residentBytes(fds.map((fd) => `/proc/${process.pid}/fd/${fd}`), signal);
+      total = got === UNKNOWN ? UNKNOWN : total + got;
+    } finally {
+      for (const fd of fds) if (fd !== undefined) fs.close(fd, () => undefined);
+    }
+  }
+  return total;
+}
+
+/** Sum of resident bytes over `paths` (regular files, opened by fincore as given), or -1 when unknown. */
 export async function residentBytes(paths: readonly string[], signal: AbortSignal): Promise<number> {
   if (paths.length === 0) return 0;
   if (fincoreMissing) return UNKNOWN;

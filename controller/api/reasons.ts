@@ -43,6 +43,7 @@ export const NODE_REASONS = Object.freeze({
   RuntimeError: 'The container runtime failed in a way not listed above.',
   AgentInternalError: 'The agent failed in a way not listed above.',
   NoSpace: "The node's image filesystem has too little free space for the image; retried only once it has more.",
+  RegistryError: 'The registry answered with an error of its own (HTTP 5xx or another unexpected status).',
   WarmFailed: 'The agent reported a failure without naming its code.',
   // The call to the agent (controller/agent-client.ts).
   AgentUnavailable: 'The node had no live agent for the agent wait (60 s), or its agent did not answer.',
@@ -92,6 +93,7 @@ export const REASON_BY_CODE: Readonly<Record<ErrorCode__Output, NodeReason>> = O
   RUNTIME_ERROR: 'RuntimeError',
   INTERNAL: 'AgentInternalError',
   NO_SPACE: 'NoSpace',
+  REGISTRY_ERROR: 'RegistryError',
 });
 
 /** The Warmup-failing reason of an agent ErrorCode, or undefined when only the node fails. */

@@ -1,6 +1,8 @@
-// Benchmark: the agent's resident memory, idle and while it runs 8 pulls at once.
+// Benchmark: the agent's resident memory, idle and while it runs 8 pulls at once, or (--files)
+// while it runs 64 file tasks at once.
 //
 //   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB] [--announce]
+//   npx tsx test/bench/agent-rss.ts --files [--rounds N] [--file-mb MB] [--tasks N]
 //
 // The built CLI (`node dist/bin/stoker.cjs agent`) runs as its own process against a private
 // containerd and registry on loopback (test/support), with real certificates; its RSS is read
@@ -16,14 +18,19 @@
 // Prints the idle RSS 3 s after start (start-up garbage not yet collected) and medians over the
 // rounds: idle RSS before each round (target <= 80 MB), peak RSS during the pulls (target
 // <= 150 MB), and the wall time of the 8 pulls against the plain tool's.
+// With --files the agent gets an allowed root holding 4 files of --file-mb MB (default 64); each
+// round evicts them (sync, vmtouch -e), times one Warm call that reads them (cold), then starts
+// --tasks (default 64) Warm calls for the same path at once, each its own task, and keeps the
+// peak RSS (target <= 250 MB). Run it on two builds to compare one task's time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
-import { makeCertificates } from '../support/certs.js';
+import { makeCertificates, type Certificates } from '../support/certs.js';
 import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';
 import { startKube, type Kube } from '../support/kube.js';
@@ -39,6 +46,10 @@ const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 /** Size of each of the 8 images. */
 const SIZE_MB = Number(flag('--size-mb') ?? 16);
 const ANNOUNCE = args.includes('--announce');
+const FILES = args.includes('--files');
+const FILE_MB = Number(flag('--file-mb') ?? 64);
+const FILE_TASKS = Number(flag('--tasks') ?? 64);
+const FILES_TARGET_MB = 250;
 const ANNOUNCE_NS = 'stoker-bench';
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NODE = 'bench-node';
@@ -112,6 +123,20 @@ function warmOne(client: AgentClient, taskId: string, image: string): Promise<vo
   });
 }
 
+/** One Warm call for a path to its end; rejects unless the path ends DONE with every byte read. */
+function warmPath(client: AgentClient, taskId: string, path: string, bytes: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = client.warm({ taskId, nodeName: NODE, paths: [{ path }] });
+    let outcome = '';
+    call.on('data', (e: WarmEvent__Output) => {
+      const r = e.result?.paths[0];
+      if (r) outcome = r.state === 'DONE' && r.bytes === bytes ? 'ok' : `${r.state} ${r.bytes} bytes ${JSON.stringify(r.failure)}`;
+    });
+    call.on('error', reject);
+    call.on('end', () => (outcome === 'ok' ? resolve() : reject(new Error(`${path} in task ${taskId} ended ${outcome || 'without a result'}`))));
+  });
+}
+
 /** Starts the agent; resolves once the runtime is ready (and, when announcing, the first Lease is written). */
 function startAgentProcess(args: string[], announcing: boolean): Promise<{ child: ChildProcess; grpcAddress: string }> {
   const child = spawn(process.execPath, [CLI, 'agent', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -131,6 +156,8 @@ function startAgentProcess(args: string[], announcing: boolean): Promise<{ child
   });
 }
 
+const verdict = (value: number, target: number) => (value <= target ? 'ok' : 'OVER TARGET');
+
 if (!existsSync(CLI)) await run('npm', ['run', 'build']);
 const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-rss-'));
 const containerd = await startContainerd();
@@ -147,13 +174,23 @@ try {
   }
   await registry.addTo(containerd);
   const certs = await makeCertificates(join(dir, 'pki'));
-  const images: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    images.push(await pushRandomImage(registry, `bench/rss-${i}`, { layers: 2, layerSizeBytes: Math.round((SIZE_MB * 1024 * 1024) / 2) }));
+  if (FILES) await benchFiles(certs);
+  else await benchPulls(certs, announceArgs);
+} finally {
+  if (agent && agent.exitCode === null) {
+    // Let it withdraw its Lease before the API server goes.
+    const exited = new Promise((resolve) => agent?.once('exit', resolve));
+    agent.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
   }
-  process.stderr.write(`8 images of ${SIZE_MB} MB (2 layers each)\n`);
+  await kube?.stop();
+  await containerd.stop();
+  await registry.stop();
+  await rm(dir, { recursive: true, force: true });
+}
 
-  const started = await startAgentProcess([
+function agentArgs(certs: Certificates, extra: string[]): string[] {
+  return [
     '--node-name', NODE,
     '--cri-endpoint', containerd.endpoint,
     '--grpc-listen', '127.0.0.1:0',
@@ -161,20 +198,34 @@ try {
     '--tls-cert-file', certs.serverCert,
     '--tls-private-key-file', certs.serverKey,
     '--client-ca-file', certs.caCert,
-    '--pull-concurrency', '8',
-    ...announceArgs,
-  ], ANNOUNCE);
+    ...extra,
+  ];
+}
+
+function clientFor(certs: Certificates, grpcAddress: string): AgentClient {
+  return new (agentProto().Agent)(
+    grpcAddress,
+    grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem)),
+    { 'grpc.ssl_target_name_override': 'localhost' },
+  );
+}
+
+
+async function benchPulls(certs: Certificates, announceArgs: string[]): Promise<void> {
+  const images: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    images.push(await pushRandomImage(registry, `bench/rss-${i}`, { layers: 2, layerSizeBytes: Math.round((SIZE_MB * 1024 * 1024) / 2) }));
+  }
+  process.stderr.write(`8 images of ${SIZE_MB} MB (2 layers each)\n`);
+
+  const started = await startAgentProcess(agentArgs(certs, ['--pull-concurrency', '8', ...announceArgs]), ANNOUNCE);
   agent = started.child;
-  const pid = agent.pid ?? 0;
+  const pid = started.child.pid ?? 0;
   await sleep(3_000);
   const idleAtStart = await sampleIdle(pid);
   process.stderr.write(`idle after start: ${idleAtStart.toFixed(1)} MB\n`);
 
-  const client: AgentClient = new (agentProto().Agent)(
-    started.grpcAddress,
-    grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem)),
-    { 'grpc.ssl_target_name_override': 'localhost' },
-  );
+  const client = clientFor(certs, started.grpcAddress);
   const removeAll = async () => {
     for (const i of images) await containerd.removeImage(i);
   };
@@ -215,7 +266,6 @@ try {
   }
   client.close();
 
-  const verdict = (value: number, target: number) => (value <= target ? 'ok' : 'OVER TARGET');
   if (kube) {
     const holder = await kube.kubectl(['get', 'lease', `stoker-agent-${NODE}`, '-n', ANNOUNCE_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
     if (holder !== NODE) throw new Error(`the agent's Lease is held by "${holder}", not ${NODE}`);
@@ -228,15 +278,62 @@ try {
   console.log(`  8 pulls through the agent        ${median(agentSeconds).toFixed(2).padStart(6)} s`);
   console.log(`  8 bare CRI PullImage calls       ${median(bareSeconds).toFixed(2).padStart(6)} s`);
   console.log(`  ratio agent / bare               ${(median(agentSeconds) / median(bareSeconds)).toFixed(2)}`);
-} finally {
-  if (agent && agent.exitCode === null) {
-    // Let it withdraw its Lease before the API server goes.
-    const exited = new Promise((resolve) => agent?.once('exit', resolve));
-    agent.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
+}
+
+async function benchFiles(certs: Certificates): Promise<void> {
+  const models = join(dir, 'models');
+  const tree = join(models, 'llm');
+  await mkdir(tree, { recursive: true });
+  const chunk = randomBytes(16 * 1024 * 1024);
+  for (let i = 0; i < 4; i++) {
+    const f = join(tree, `shard-${i}.safetensors`);
+    for (let off = 0; off < FILE_MB * 1024 * 1024; off += chunk.length) {
+      chunk.writeUInt32LE(i * 1_000_000 + off / chunk.length, 0);
+      await writeFile(f, chunk.subarray(0, Math.min(chunk.length, FILE_MB * 1024 * 1024 - off)), { flag: 'a' });
+    }
   }
-  await kube?.stop();
-  await containerd.stop();
-  await registry.stop();
-  await rm(dir, { recursive: true, force: true });
+  const bytes = 4 * FILE_MB * 1024 * 1024;
+  process.stderr.write(`a tree of 4 files of ${FILE_MB} MiB; ${FILE_TASKS} tasks at once\n`);
+
+  const started = await startAgentProcess(agentArgs(certs, ['--allowed-root', models]), false);
+  agent = started.child;
+  const pid = started.child.pid ?? 0;
+  await sleep(3_000);
+  const idleAtStart = await sampleIdle(pid);
+  process.stderr.write(`idle after start: ${idleAtStart.toFixed(1)} MB\n`);
+  const client = clientFor(certs, started.grpcAddress);
+
+  const idle: number[] = [];
+  const single: number[] = [];
+  const manySeconds: number[] = [];
+  const peaks: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    await sleep(2_000);
+    idle.push(await sampleIdle(pid));
+    await run('sync', []);
+    await run('vmtouch', ['-q', '-e', tree]);
+    const t0 = performance.now();
+    await warmPath(client, `files-${round}-single`, tree, bytes);
+    single.push((performance.now() - t0) / 1000);
+    await run('sync', []);
+    await run('vmtouch', ['-q', '-e', tree]);
+    const many = await withPeak(pid, () =>
+      Promise.all(Array.from({ length: FILE_TASKS }, (_, i) => warmPath(client, `files-${round}-${i}`, tree, bytes))).then(() => undefined),
+    );
+    peaks.push(many.peak);
+    manySeconds.push(many.seconds);
+    process.stderr.write(
+      `  round ${round + 1}/${ROUNDS}: idle ${idle.at(-1)?.toFixed(1)} MB, one task ${single.at(-1)?.toFixed(2)} s, ` +
+        `${FILE_TASKS} tasks ${many.seconds.toFixed(2)} s, peak ${many.peak.toFixed(1)} MB\n`,
+    );
+  }
+  client.close();
+  console.log(`\nagent RSS, file tasks over 4 files of ${FILE_MB} MiB (${ROUNDS} rounds, medians)`);
+  console.log(`  idle 3 s after start             ${idleAtStart.toFixed(1).padStart(6)} MB`);
+  console.log(`  idle between rounds              ${median(idle).toFixed(1).padStart(6)} MB`);
+  console.log(`  one task, cold                   ${median(single).toFixed(2).padStart(6)} s   [${single.map((x) => x.toFixed(2)).join(' ')}]`);
+  console.log(`  ${String(FILE_TASKS).padEnd(2)} tasks at once                 ${median(manySeconds).toFixed(2).padStart(6)} s`);
+  console.log(
+    `  peak during ${FILE_TASKS} tasks at once        ${median(peaks).toFixed(1).padStart(6)} MB   target <= ${FILES_TARGET_MB} MB   ${verdict(median(peaks), FILES_TARGET_MB)}  (max ${Math.max(...peaks).toFixed(1)} MB)`,
+  );
 }

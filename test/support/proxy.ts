@@ -1,4 +1,6 @@
-// A real TCP proxy on loopback that limits throughput, so a pull stays in flight for seconds.
+// Real proxies on loopback in front of a registry: one that limits throughput, so a pull stays in
+// flight for seconds, and one that answers chosen requests with an HTTP error, as a broken registry does.
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { HasHost } from './registry.js';
@@ -119,4 +121,59 @@ export async function startThrottledProxy(target: string | HasHost, bytesPerSeco
 
 function checkRate(bytesPerSecond: number): void {
   if (!(bytesPerSecond > 0)) throw new Error(`proxy rate must be a positive number of bytes per second, got: ${bytesPerSecond}`);
+}
+
+export interface FailingProxy {
+  /** `127.0.0.1:PORT` of the proxy; a containerd needs its own hosts.toml for it (addRegistryHost). */
+  readonly host: string;
+  /** Requests answered with the error status so far. */
+  failed(): number;
+  /** Closes the listener and every connection. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an HTTP proxy in front of the registry at `target` (HOST:PORT) that answers every request
+ * whose path matches `fail` with `status` and an empty body, as a broken registry does, and
+ * forwards the rest unchanged.
+ */
+export async function startFailingProxy(target: string | HasHost, status: number, fail: RegExp = /^\/v2\/.+/): Promise<FailingProxy> {
+  const targetHost = typeof target === 'string' ? target : target.host;
+  const m = /^(.+):(\d+)$/.exec(targetHost);
+  if (!m?.[1] || !m[2]) throw new Error(`proxy target must be HOST:PORT, got: '${targetHost}'`);
+  const [targetName, targetPort] = [m[1], Number(m[2])];
+  let failed = 0;
+  const server = createHttpServer((req, res) => {
+    if (fail.test(req.url ?? '')) {
+      failed++;
+      req.resume();
+      res.writeHead(status, { 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const upstream = httpRequest({ host: targetName, port: targetPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('proxy has no address');
+  let stopped: Promise<void> | undefined;
+  return {
+    host: `127.0.0.1:${address.port}`,
+    failed: () => failed,
+    stop() {
+      stopped ??= new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+      return stopped;
+    },
+  };
 }

@@ -19,6 +19,7 @@ export const ErrorCode = {
   RUNTIME_ERROR: 'RUNTIME_ERROR',
   INTERNAL: 'INTERNAL',
   NO_SPACE: 'NO_SPACE',
+  REGISTRY_ERROR: 'REGISTRY_ERROR',
 } as const;
 
 export type ErrorCode =
@@ -58,5 +59,7 @@ export type ErrorCode =
   | 16
   | 'NO_SPACE'
   | 17
+  | 'REGISTRY_ERROR'
+  | 18
 
 export type ErrorCode__Output = typeof ErrorCode[keyof typeof ErrorCode]
