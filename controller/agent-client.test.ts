@@ -26,6 +26,15 @@ function fakeAgentHandlers(): AgentHandlers {
     NodeStatus(call, cb) {
       cb(null, { nodeName: call.request.nodeName, runtimeReady: true, runtimeName: 'fake' });
     },
+    Cancel(call, cb) {
+      if (call.request.nodeName !== 'n') {
+        const md = new grpc.Metadata();
+        md.set('stoker-error-code', 'WRONG_NODE');
+        cb({ code: grpc.status.FAILED_PRECONDITION, details: `the request is for node "${call.request.nodeName}"`, metadata: md });
+        return;
+      }
+      cb(null, { taskId: call.request.taskId, outcome: call.request.taskId === 'running' ? 'CANCEL_OUTCOME_CANCELLED' : 'CANCEL_OUTCOME_UNKNOWN_TASK' });
+    },
   };
 }
 
@@ -81,6 +90,13 @@ describe('AgentClientPool', () => {
     const err = await pool.get('127.0.0.1:1').nodeStatus({ nodeName: 'n1' }, { timeoutMs: 2000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentCallError);
     expect(['AgentUnavailable', 'Timeout']).toContain((err as AgentCallError).reason);
+  });
+
+  it('cancels a task and reports what the agent found; a refusal carries its ErrorCode', async () => {
+    expect(await pool.get(endpoint).cancel({ taskId: 'running', nodeName: 'n' }, { timeoutMs: 5000 })).toEqual({ taskId: 'running', outcome: 'CANCEL_OUTCOME_CANCELLED' });
+    expect(await pool.get(endpoint).cancel({ taskId: 'gone', nodeName: 'n' }, { timeoutMs: 5000 })).toEqual({ taskId: 'gone', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' });
+    const err = await pool.get(endpoint).cancel({ taskId: 'running', nodeName: 'other' }, { timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'AgentRefused', errorCode: 'WRONG_NODE' });
   });
 
   it('gets nothing from an agent whose certificate another CA signed', async () => {

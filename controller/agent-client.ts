@@ -1,6 +1,7 @@
 // The controller's client for Stoker agents: one grpc-js channel per agent endpoint over mutual
 // TLS (proto/stoker/v1/agent.proto). `warm` follows one Warm stream to its WarmResult, bounded by
-// a deadline and an AbortSignal; `nodeStatus` is one unary call with its own deadline.
+// a deadline and an AbortSignal; `nodeStatus` and `cancel` are unary calls with their own deadline.
+// Ending a Warm stream only detaches from the task; `cancel` stops it on the agent.
 //
 //   const pool = new AgentClientPool({ ca, cert, key });
 //   const result = await pool.get('10.0.0.7:7443').warm(request, { signal, timeoutMs, onEvent });
@@ -11,12 +12,14 @@ import * as grpc from '@grpc/grpc-js';
 import {
   agentProto,
   type AgentClient,
+  type CancelResponse__Output,
   type NodeStatusResponse,
   type WarmEvent__Output,
   type WarmResult__Output,
 } from '../proto/agent.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { NodeStatusRequest } from '../proto/gen/stoker/v1/NodeStatusRequest.js';
+import type { CancelRequest } from '../proto/gen/stoker/v1/CancelRequest.js';
 import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
 import { ERROR_CODE_TRAILER } from '../proto/errors.js';
 import type { NodeReason } from './api/reasons.js';
@@ -58,6 +61,8 @@ export interface WarmOptions {
 export interface AgentConnection {
   warm(request: WarmRequest, opts: WarmOptions): Promise<WarmResult__Output>;
   nodeStatus(request: NodeStatusRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<NodeStatusResponse>;
+  /** Stops a task on the agent; the outcome says whether it was running, finished or unknown. */
+  cancel(request: CancelRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<CancelResponse__Output>;
 }
 
 /** Channels to agents keyed by endpoint; closes channels of endpoints no longer used on `close`. */
@@ -150,6 +155,19 @@ class GrpcAgentConnection implements AgentConnection {
         if (err) reject(translate(err, this.endpoint, opts.signal?.aborted ?? false));
         else if (res) resolve(res);
         else reject(new AgentCallError('AgentError', `agent at ${this.endpoint} sent an empty NodeStatus answer`));
+      });
+      const onAbort = (): void => call.cancel();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  cancel(request: CancelRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<CancelResponse__Output> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.Cancel(request, { deadline: new Date(Date.now() + opts.timeoutMs) }, (err, res) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(translate(err, this.endpoint, opts.signal?.aborted ?? false));
+        else if (res) resolve(res);
+        else reject(new AgentCallError('AgentError', `agent at ${this.endpoint} sent an empty Cancel answer`));
       });
       const onAbort = (): void => call.cancel();
       opts.signal?.addEventListener('abort', onAbort, { once: true });

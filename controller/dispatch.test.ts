@@ -39,6 +39,7 @@ function fakeFleet(clock: FakeClock, answer: (node: string, req: WarmRequest) =>
       }
     },
     nodeStatus: () => Promise.reject(new Error('not used')),
+    cancel: (req) => Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' }),
   });
   return { connect, requests, maxActive: () => maxActive };
 }
@@ -237,6 +238,7 @@ describe('WarmupRun', () => {
         return new Promise(() => undefined);
       },
       nodeStatus: () => Promise.reject(new Error('unused')),
+      cancel: (req) => Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' }),
     });
     const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['n']), connect }));
     run.start();
@@ -281,6 +283,7 @@ describe('WarmupRun', () => {
           log.push(`${at()} status ${req.nodeName ?? ''} ${current / MiB}`);
           return Promise.resolve({ nodeName: req.nodeName ?? '', imageFilesystem: { mountpoint: '/var/lib/containerd', freeBytes: current } });
         },
+        cancel: (req) => Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' }),
       });
       return { connect, log };
     }

@@ -30,6 +30,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
       return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found' } : null, seconds: 0 });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),
+    cancel: (req) => Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' }),
   });
   const deps: ReconcilerDeps = {
     warmups: { get: (k) => warmups.get(k) },

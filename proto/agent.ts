@@ -19,5 +19,8 @@ export type { PullPolicy, PullPolicy__Output } from './gen/stoker/v1/PullPolicy.
 export type { RegistryCredential, RegistryCredential__Output } from './gen/stoker/v1/RegistryCredential.js';
 export type { NodeStatusRequest__Output as NodeStatusRequest } from './gen/stoker/v1/NodeStatusRequest.js';
 export type { NodeStatusResponse } from './gen/stoker/v1/NodeStatusResponse.js';
+export type { CancelRequest__Output as CancelRequest } from './gen/stoker/v1/CancelRequest.js';
+export type { CancelResponse, CancelResponse__Output } from './gen/stoker/v1/CancelResponse.js';
+export type { CancelOutcome, CancelOutcome__Output } from './gen/stoker/v1/CancelOutcome.js';
 export type { AgentClient } from './gen/stoker/v1/Agent.js';
 export type { AgentHandlers } from './gen/stoker/v1/Agent.js';

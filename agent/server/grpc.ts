@@ -7,14 +7,37 @@
 // joins the task registry: progress events stream back (coalesced per item when the caller reads
 // slowly), then exactly one WarmResult, then OK. A caller that cancels only detaches from its task.
 // At shutdown every open Warm call ends with UNAVAILABLE so the caller knows to come back.
+//
+// Cancel: checked like Warm (task id grammar, right node), then the task registry aborts the task
+// and the call waits a moment for it to end. Always OK for a well-formed request to this node:
+// the response's outcome says whether a running task was stopped, had already finished, or was
+// never known here.
 import * as grpc from '@grpc/grpc-js';
-import { agentProto, type AgentHandlers, type NodeStatusResponse, type WarmEvent, type WarmResult } from '../../proto/agent.js';
+import {
+  agentProto,
+  type AgentHandlers,
+  type CancelOutcome__Output,
+  type CancelResponse,
+  type NodeStatusResponse,
+  type WarmEvent,
+  type WarmResult,
+} from '../../proto/agent.js';
 import type { Logger } from '../../proto/common/log.js';
 import { STOKER_VERSION } from '../../proto/common/version.js';
 import { ERROR_CODE_TRAILER, ServerError, isUnexpected, toStatus } from './errors.js';
 import { runtimeReason, type AgentRuntime, type ImagePresenceInfo, type RuntimeProbe } from './runtime.js';
-import { RegistryClosedError, TaskCapacityError, type TaskRegistry, type TaskRun } from './tasks.js';
-import { validateNodeStatusRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
+import { RegistryClosedError, TaskCapacityError, type CancelOutcome, type TaskRegistry, type TaskRun } from './tasks.js';
+import { validateCancelRequest, validateNodeStatusRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
+
+/** How long a Cancel call waits for the task to end before it answers STOPPING. */
+export const CANCEL_WAIT_MS = 3_000;
+
+const CANCEL_OUTCOME: Readonly<Record<CancelOutcome, CancelOutcome__Output>> = {
+  cancelled: 'CANCEL_OUTCOME_CANCELLED',
+  stopping: 'CANCEL_OUTCOME_STOPPING',
+  finished: 'CANCEL_OUTCOME_ALREADY_FINISHED',
+  unknown: 'CANCEL_OUTCOME_UNKNOWN_TASK',
+};
 
 export interface ServiceContext {
   readonly nodeName: string;
@@ -25,6 +48,8 @@ export interface ServiceContext {
   readonly log: Logger;
   /** Builds the run of a validated request (warm.ts in the agent, a fake in unit tests). */
   readonly runWarm: (req: ValidWarmRequest) => TaskRun;
+  /** How long Cancel waits for the task to end (default CANCEL_WAIT_MS). */
+  readonly cancelWaitMs?: number;
 }
 
 /** Writes WarmEvents to one call; when the caller reads slowly, keeps only the latest per item. */
@@ -214,8 +239,26 @@ export function createAgentService(ctx: ServiceContext): AgentService {
     );
   };
 
+  const Cancel: AgentHandlers['Cancel'] = (call, callback) => {
+    const answer = async (): Promise<CancelResponse> => {
+      const taskId = validateCancelRequest(call.request, ctx.nodeName);
+      const outcome = await ctx.tasks.cancel(taskId, ctx.cancelWaitMs ?? CANCEL_WAIT_MS);
+      ctx.log.info({ taskId, outcome }, 'cancel requested');
+      return { taskId, outcome: CANCEL_OUTCOME[outcome] };
+    };
+    answer().then(
+      (response) => callback(null, response),
+      (err: unknown) => {
+        if (err instanceof ServerError) ctx.log.warn({ taskId: call.request.taskId, reason: err.message, code: err.errorCode }, 'cancel request refused');
+        else if (isUnexpected(err)) ctx.log.error({ err }, 'Cancel failed');
+        const s = toStatus(err);
+        callback({ code: s.code, details: s.details, metadata: s.metadata });
+      },
+    );
+  };
+
   return {
-    handlers: { Warm, NodeStatus },
+    handlers: { Warm, NodeStatus, Cancel },
     drain(message) {
       const err = new ServerError(grpc.status.UNAVAILABLE, message);
       for (const writer of open) writer.fail(err);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { WarmEvent, WarmResult } from '../../proto/agent.js';
-import { RegistryClosedError, TaskCapacityError, TaskRegistry, type TaskListener, type TaskRun } from './tasks.js';
+import { RegistryClosedError, TaskCancelledError, TaskCapacityError, TaskRegistry, type TaskListener, type TaskRun } from './tasks.js';
 
 /** A run the test drives by hand: it emits what the test asks and finishes when told. */
 function fakeRun() {
@@ -127,6 +127,70 @@ describe('TaskRegistry', () => {
     expect(a.events).toEqual([]);
     expect(a.results).toEqual([]);
     expect(reg.result('t1')).toEqual(result('t1'));
+  });
+
+  it('cancel() stops a running task: every caller gets its result, which is remembered', async () => {
+    const reg = registry();
+    const work = fakeRun();
+    const other = fakeRun();
+    const a = recorder();
+    const b = recorder();
+    reg.attach('t1', work.run, a.listener);
+    reg.attach('t1', fakeRun().run, b.listener);
+    reg.attach('t2', other.run, recorder().listener);
+    await tick();
+    expect(reg.summaries().map((t) => t.taskId)).toEqual(['t1', 't2']);
+
+    expect(await reg.cancel('t1', 1_000)).toBe('cancelled');
+    expect(work.signal?.reason).toBeInstanceOf(TaskCancelledError);
+    expect(a.results).toEqual([result('aborted', false)]);
+    expect(b.results).toEqual([result('aborted', false)]);
+    // Only that task: the other runs on.
+    expect(other.signal?.aborted).toBe(false);
+    expect(reg.summaries().map((t) => t.taskId)).toEqual(['t2']);
+
+    // Idempotent: again, it has finished; the same id does not run again.
+    expect(await reg.cancel('t1', 1_000)).toBe('finished');
+    const again = fakeRun();
+    const late = recorder();
+    expect(reg.attach('t1', again.run, late.listener).kind).toBe('finished');
+    expect(late.results).toEqual([result('aborted', false)]);
+    expect(again.starts).toBe(0);
+  });
+
+  it('cancel() of a task that is not known or already finished changes nothing', async () => {
+    const reg = registry();
+    const work = fakeRun();
+    reg.attach('done', work.run, recorder().listener);
+    await tick();
+    work.finish(result('done'));
+    await tick();
+    expect(await reg.cancel('done', 1_000)).toBe('finished');
+    expect(reg.result('done')).toEqual(result('done'));
+    expect(await reg.cancel('never-seen', 1_000)).toBe('unknown');
+    expect(reg.result('never-seen')).toBeUndefined();
+    expect(reg.inFlight).toBe(0);
+  });
+
+  it('cancel() answers stopping when the task has not ended within the wait', async () => {
+    const reg = registry();
+    let finish: (r: WarmResult) => void = () => undefined;
+    let signal: AbortSignal | undefined;
+    // A run that notices its signal only later (a reader in the middle of a long read).
+    const slow: TaskRun = (s) => {
+      signal = s;
+      return new Promise<WarmResult>((resolve) => (finish = resolve));
+    };
+    const r = recorder();
+    reg.attach('slow', slow, r.listener);
+    await tick();
+    expect(await reg.cancel('slow', 0)).toBe('stopping');
+    expect(signal?.aborted).toBe(true);
+    expect(reg.inFlight).toBe(1);
+    finish(result('slow', false));
+    await tick();
+    expect(r.results).toEqual([result('slow', false)]);
+    expect(await reg.cancel('slow', 0)).toBe('finished');
   });
 
   it('refuses more running tasks than its limit', async () => {

@@ -1,7 +1,9 @@
 // The task registry: warm tasks keyed by the caller's task id. A second call with the id of a
 // running task joins it (it gets the latest progress of every item, then the events from then on);
 // a call with the id of a task that finished recently gets its result without doing the work
-// again. A caller that goes away only detaches: the task runs on for the others. Closing the
+// again. A caller that goes away only detaches: the task runs on for the others. cancel(id) aborts
+// one task (the Cancel call): every caller attached to it gets its result, with the items that had
+// not finished marked CANCELLED, and the result is remembered like any other. Closing the
 // registry (agent shutdown) aborts every task. The registry holds no request and no credential:
 // the function that runs a task keeps them, and drops them when it returns.
 import type { WarmEvent, WarmResult } from '../../proto/agent.js';
@@ -44,6 +46,18 @@ export class TaskCapacityError extends Error {
 export class RegistryClosedError extends Error {
   override readonly name = 'RegistryClosedError';
 }
+
+/** The abort reason of a task stopped by cancel(): runs tell it apart from a shutdown. */
+export class TaskCancelledError extends Error {
+  override readonly name = 'TaskCancelledError';
+}
+
+/**
+ * What cancel() found: `cancelled` the task was running and has ended; `stopping` it was running
+ * and had not ended within the wait; `finished` it had ended before (its result is untouched);
+ * `unknown` no task with that id is running or remembered.
+ */
+export type CancelOutcome = 'cancelled' | 'stopping' | 'finished' | 'unknown';
 
 interface ItemThrottle {
   lastEmit: number;
@@ -143,6 +157,26 @@ export class TaskRegistry {
     this.closing.signal.addEventListener('abort', onClose, { once: true });
     task.done = this.execute(task, run).finally(() => this.closing.signal.removeEventListener('abort', onClose));
     return { kind: 'started', detach: () => task.listeners.delete(listener) };
+  }
+
+  /**
+   * Aborts the running task with this id, then waits up to `waitMs` for it to end. Idempotent: a
+   * task that already finished (cancelled before or not) is left as it is.
+   */
+  async cancel(taskId: string, waitMs: number): Promise<CancelOutcome> {
+    const task = this.running.get(taskId);
+    if (!task) return this.result(taskId) ? 'finished' : 'unknown';
+    task.controller.abort(new TaskCancelledError(`task "${taskId}" was cancelled`));
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      task.done.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), waitMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    return ended ? 'cancelled' : 'stopping';
   }
 
   private async execute(task: RunningTask, run: TaskRun): Promise<void> {

@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import type { WarmRequest } from '../../proto/agent.js';
 import { ServerError } from './errors.js';
-import { credentialSecrets, scrub, validateNodeStatusRequest, validateWarmRequest } from './validate.js';
+import { credentialSecrets, scrub, validateCancelRequest, validateNodeStatusRequest, validateWarmRequest } from './validate.js';
 
 function request(overrides: Partial<WarmRequest> = {}): WarmRequest {
   return {
@@ -96,6 +96,20 @@ describe('validateNodeStatusRequest', () => {
     expect(bad.status).toBe(status.INVALID_ARGUMENT);
     expect(bad.errorCode).toBe('INVALID_REFERENCE');
     expect(bad.message).toContain('"Bad/Upper:v1"');
+  });
+});
+
+describe('validateCancelRequest', () => {
+  it('checks the task id like Warm and refuses a request for another node', () => {
+    expect(validateCancelRequest({ taskId: 'uid-g1-node-a-a1', nodeName: 'node-a' }, 'node-a')).toBe('uid-g1-node-a-a1');
+    const wrong = refusal(() => validateCancelRequest({ taskId: 'uid-g1-node-b-a1', nodeName: 'node-b' }, 'node-a'));
+    expect(wrong.status).toBe(status.FAILED_PRECONDITION);
+    expect(wrong.errorCode).toBe('WRONG_NODE');
+    expect(wrong.message).toContain('"node-b"');
+    const bad = refusal(() => validateCancelRequest({ taskId: 'two words', nodeName: 'node-a' }, 'node-a'));
+    expect(bad.status).toBe(status.INVALID_ARGUMENT);
+    expect(bad.message).toContain('"two words"');
+    expect(refusal(() => validateCancelRequest({ taskId: '', nodeName: 'node-a' }, 'node-a')).errorCode).toBe('INVALID_REQUEST');
   });
 });
 

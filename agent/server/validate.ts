@@ -2,7 +2,7 @@
 // gets a ServerError whose message names the bad value (never a credential's value).
 import { isAbsolute } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import type { NodeStatusRequest, WarmRequest } from '../../proto/agent.js';
+import type { CancelRequest, NodeStatusRequest, WarmRequest } from '../../proto/agent.js';
 import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
@@ -57,12 +57,16 @@ export function checkNode(requested: string, nodeName: string): void {
   }
 }
 
-export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWarmRequest {
-  const taskId = req.taskId;
+function checkTaskId(taskId: string): void {
   if (taskId === '') throw invalid('task_id is empty');
   if (taskId.length > LIMITS.taskIdLength || !TASK_ID.test(taskId)) {
     throw invalid(`task_id ${quote(taskId)} is not 1-${LIMITS.taskIdLength} characters of letters, digits and . _ : / @ -`);
   }
+}
+
+export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWarmRequest {
+  const taskId = req.taskId;
+  checkTaskId(taskId);
   checkNode(req.nodeName, nodeName);
   const where = `task ${quote(taskId)}`;
   if (req.images.length === 0 && req.paths.length === 0) throw invalid(`${where} names no images and no paths`);
@@ -119,6 +123,13 @@ export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWa
     credentials: req.credentials,
     progressTimeoutMs: req.progressTimeoutSeconds * 1000,
   };
+}
+
+/** The task id of a Cancel request meant for this node. */
+export function validateCancelRequest(req: CancelRequest, nodeName: string): string {
+  checkTaskId(req.taskId);
+  checkNode(req.nodeName, nodeName);
+  return req.taskId;
 }
 
 export function validateNodeStatusRequest(req: NodeStatusRequest, nodeName: string): string[] {

@@ -1,11 +1,11 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { WarmEvent } from '../../proto/agent.js';
+import type { WarmEvent, WarmResult } from '../../proto/agent.js';
 import { createLogger } from '../../proto/common/log.js';
 import { createHttpServer } from '../http.js';
 import { createAgentMetrics } from '../metrics.js';
 import { RuntimeProbe, type AgentRuntime } from './runtime.js';
-import { TaskRegistry } from './tasks.js';
+import { TaskRegistry, type TaskListener } from './tasks.js';
 import { runWarmTask, type WarmContext, type WarmFilesFn, type WarmImagesFn } from './warm.js';
 import { validateWarmRequest } from './validate.js';
 
@@ -147,6 +147,33 @@ describe('runWarmTask', () => {
     expect(lines.length).toBeGreaterThan(3);
     expect(lines.join('')).not.toContain(SECRET);
     expect(JSON.stringify(result)).not.toContain(SECRET);
+  });
+
+  it('a task stopped by a Cancel call ends with every item CANCELLED, saying so, and both engines saw the abort', async () => {
+    const seen: string[] = [];
+    // Fake engines that run until their signal aborts, as the real ones do.
+    const untilAborted = (what: string, signal: AbortSignal) =>
+      new Promise<never>((_, reject) =>
+        signal.addEventListener('abort', () => {
+          seen.push(what);
+          reject(new Error(`${what} aborted`));
+        }),
+      );
+    const { ctx, tasks } = setup({ warmImages: (i) => untilAborted('images', i.signal), warmFiles: (i) => untilAborted('files', i.signal) });
+    const results: WarmResult[] = [];
+    const listener: TaskListener = { event: () => undefined, result: (r) => results.push(r) };
+    tasks.attach('t1', (signal, emit) => runWarmTask(ctx, request, signal, emit), listener);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(tasks.summaries().map((t) => t.taskId)).toEqual(['t1']);
+
+    expect(await tasks.cancel('t1', 1_000)).toBe('cancelled');
+    expect(seen.sort()).toEqual(['files', 'images']);
+    expect(tasks.summaries()).toEqual([]);
+    const result = results[0];
+    expect(result?.succeeded).toBe(false);
+    const failures = [...(result?.images ?? []), ...(result?.paths ?? [])].map((i) => i.failure);
+    expect(failures).toHaveLength(3);
+    for (const f of failures) expect(f).toEqual({ code: 'CANCELLED', message: 'the task was cancelled on node "node-a" (a Cancel call stopped it)' });
   });
 
   it('refuses paths outright when the agent has no allowed root', async () => {

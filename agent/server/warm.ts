@@ -19,6 +19,7 @@ import { failedImageResult } from '../warm/images.js';
 import { failedPathResult } from '../warm/files.js';
 import type { AgentMetrics } from '../metrics.js';
 import { runtimeReason, type RuntimeProbe } from './runtime.js';
+import { TaskCancelledError } from './tasks.js';
 import { credentialSecrets, scrub, type ValidImageTask, type ValidWarmRequest } from './validate.js';
 
 export interface WarmImagesInput {
@@ -55,8 +56,9 @@ export interface WarmContext {
   readonly log: Logger;
 }
 
-function cancelledMessage(nodeName: string): string {
-  return `the task was cancelled on node "${nodeName}" (the agent is shutting down)`;
+function cancelledMessage(nodeName: string, signal: AbortSignal): string {
+  const why = signal.reason instanceof TaskCancelledError ? 'a Cancel call stopped it' : 'the agent is shutting down';
+  return `the task was cancelled on node "${nodeName}" (${why})`;
 }
 
 /** Runs a validated request; never throws. */
@@ -96,7 +98,7 @@ export async function runWarmTask(
     images.every((r) => r.state === 'DONE' || r.state === 'PRESENT') && paths.every((r) => r.state === 'DONE');
   const seconds = (performance.now() - started) / 1000;
   ctx.metrics.recordTask(succeeded);
-  log.info({ succeeded, seconds }, 'task finished');
+  log.info({ succeeded, seconds, cancelled: signal.aborted }, 'task finished');
   return { taskId: req.taskId, succeeded, images, paths, seconds, failure: null };
 }
 
@@ -113,7 +115,7 @@ async function runImages(
     return req.images.map((i) => failedImageResult(i.image, 'INTERNAL', `image warming is not available in this agent; ${JSON.stringify(i.image)} was not pulled`));
   }
   const state = await ctx.probe.check();
-  if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+  if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName, signal)));
   if (!state.ready) {
     return req.images.map((i) => failedImageResult(i.image, 'RUNTIME_UNAVAILABLE', state.reason));
   }
@@ -132,7 +134,7 @@ async function runImages(
       (i) => byImage.get(i.image) ?? failedImageResult(i.image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(i.image)}`),
     );
   } catch (err) {
-    if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+    if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName, signal)));
     log.error({ err: clean(runtimeReason(err)) }, 'image engine failed');
     return req.images.map((i) => failedImageResult(i.image, 'INTERNAL', `pulling ${JSON.stringify(i.image)} failed inside the agent (see its log)`));
   }
@@ -167,7 +169,7 @@ async function runPaths(
       (p) => byPath.get(p.path) ?? failedPathResult(p.path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(p.path)}`),
     );
   } catch (err) {
-    if (signal.aborted) return req.paths.map((p) => failedPathResult(p.path, 'CANCELLED', cancelledMessage(ctx.nodeName)));
+    if (signal.aborted) return req.paths.map((p) => failedPathResult(p.path, 'CANCELLED', cancelledMessage(ctx.nodeName, signal)));
     const code = (err as { code?: unknown }).code;
     if (err instanceof Error && typeof code === 'string' && code in ERROR_CODES) {
       return req.paths.map((p) => failedPathResult(p.path, code as StokerErrorCode, clean(err.message)));

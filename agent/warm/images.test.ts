@@ -18,7 +18,7 @@ interface FakePull {
 }
 
 /** A fake CRI runtime: pulls stay in flight until the test finishes them. */
-function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number } = {}) {
+function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number; lingerOnAbort?: boolean } = {}) {
   const present = new Set(opts.present ?? []);
   const pulls: FakePull[] = [];
   const calls: string[] = [];
@@ -47,8 +47,9 @@ function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUse
           },
           fail: reject,
         };
+        // lingerOnAbort: a cancelled pull ends only when the test fails it (a runtime winding down).
         signal.addEventListener('abort', () =>
-          reject(Object.assign(new Error('1 CANCELLED: Cancelled on client'), { code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() })),
+          opts.lingerOnAbort ? undefined : reject(Object.assign(new Error('1 CANCELLED: Cancelled on client'), { code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() })),
         );
         pulls.push(pull);
       });
@@ -170,6 +171,25 @@ describe('warmImages', () => {
     second.abort();
     expect((await b)[0]?.failure).toMatchObject({ code: 'CANCELLED', message: expect.stringContaining('127.0.0.1:5000/big:v1') as string });
     expect(pulls[0]?.signal.aborted).toBe(true);
+  });
+
+  it('gives a caller that comes after the shared pull was cancelled a pull of its own', async () => {
+    const { runtime, pulls } = fakeRuntime({ lingerOnAbort: true });
+    const img = { image: '127.0.0.1:5000/again:v1', pullPolicy: 'ALWAYS' as const };
+    const gone = new AbortController();
+    const a = warmImages(runtime, { images: [img], signal: gone.signal });
+    await until(() => pulls.length === 1);
+    gone.abort();
+    expect((await a)[0]?.failure?.code).toBe('CANCELLED');
+    // The first CRI call is cancelled but has not returned yet: the next caller must not join it.
+    expect(pulls[0]?.signal.aborted).toBe(true);
+    const b = warmImages(runtime, { images: [img] });
+    await until(() => pulls.length === 2);
+    expect(pulls[1]?.signal.aborted).toBe(false);
+    pulls[1]?.finish();
+    pulls[0]?.fail(new Error('cancelled'));
+    expect((await b)[0]).toMatchObject({ state: 'DONE', failure: null });
+    expect(pullsInFlight()).toBe(0);
   });
 
   it('runs at most `concurrency` pulls at once', async () => {

@@ -22,7 +22,9 @@
 //
 // Identical pulls in flight at once in this process (same runtime, same normalised reference,
 // same credentials) are merged into one CRI PullImage call; each caller keeps its own signal,
-// and the shared call is cancelled only when every caller has gone.
+// and the shared call is cancelled only when every caller has gone (a task cancelled by the
+// agent's Cancel call leaves; a pull another live task still wants keeps going). A caller that
+// comes after the shared call was cancelled starts a new one.
 //
 // The PullImage call has no deadline. With containerd, a watchdog cancels it when no new
 // bytes arrive for `progressTimeoutMs` while a blob is being written, or before the first blob
@@ -226,7 +228,9 @@ function joinPull(
 ): JoinedPull {
   const key = pullKey(runtime, ref, auth);
   let shared = inFlight.get(key);
-  if (!shared) {
+  // A pull already aborted (its last caller left, or the watchdog cut it off) is still winding
+  // down: a new caller gets a pull of its own rather than that pull's cancellation.
+  if (!shared || shared.controller.signal.aborted) {
     shared = startSharedPull(runtime, ref, auth, ctx, key);
     inFlight.set(key, shared);
   }

@@ -2,6 +2,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AgentClient as _stoker_v1_AgentClient, AgentDefinition as _stoker_v1_AgentDefinition } from './stoker/v1/Agent.js';
+import type { CancelRequest as _stoker_v1_CancelRequest, CancelRequest__Output as _stoker_v1_CancelRequest__Output } from './stoker/v1/CancelRequest.js';
+import type { CancelResponse as _stoker_v1_CancelResponse, CancelResponse__Output as _stoker_v1_CancelResponse__Output } from './stoker/v1/CancelResponse.js';
 import type { Failure as _stoker_v1_Failure, Failure__Output as _stoker_v1_Failure__Output } from './stoker/v1/Failure.js';
 import type { FileIssue as _stoker_v1_FileIssue, FileIssue__Output as _stoker_v1_FileIssue__Output } from './stoker/v1/FileIssue.js';
 import type { FileProgress as _stoker_v1_FileProgress, FileProgress__Output as _stoker_v1_FileProgress__Output } from './stoker/v1/FileProgress.js';
@@ -27,6 +29,9 @@ export interface ProtoGrpcType {
   stoker: {
     v1: {
       Agent: SubtypeConstructor<typeof grpc.Client, _stoker_v1_AgentClient> & { service: _stoker_v1_AgentDefinition }
+      CancelOutcome: EnumTypeDefinition
+      CancelRequest: MessageTypeDefinition<_stoker_v1_CancelRequest, _stoker_v1_CancelRequest__Output>
+      CancelResponse: MessageTypeDefinition<_stoker_v1_CancelResponse, _stoker_v1_CancelResponse__Output>
       ErrorCode: EnumTypeDefinition
       Failure: MessageTypeDefinition<_stoker_v1_Failure, _stoker_v1_Failure__Output>
       FileIssue: MessageTypeDefinition<_stoker_v1_FileIssue, _stoker_v1_FileIssue__Output>
