@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { AgentCallError, type AgentConnection, type WarmOptions } from './agent-client.js';
 import { nodeToken } from './api/types.js';
-import { WarmupRun, type NodeTarget, type RunOptions } from './dispatch.js';
+import { WarmupRun, cancelTasks, type NodeTarget, type RunOptions } from './dispatch.js';
 import { FakeClock } from './testing/fake-clock.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { WarmResult__Output } from '../proto/agent.js';
@@ -17,14 +17,21 @@ function failResult(id: string, code: 'UNAUTHORIZED' | 'PATH_OUTSIDE_ROOT' | 'NO
   return { taskId: id, succeeded: false, images: [], paths: [], failure: { code, message }, seconds: 0 };
 }
 
-/** A fake agent fleet: records every request, answers with `answer(node, request)` after `delayMs` of the clock's time. */
+/**
+ * A fake agent fleet: records every request, answers with `answer(node, request)` after `delayMs`
+ * of the clock's time. `calls` lists Warm and Cancel calls in order ("warm <id>", "cancel <id>");
+ * the agent at "unreachable" never answers a Cancel.
+ */
 function fakeFleet(clock: FakeClock, answer: (node: string, req: WarmRequest) => WarmResult__Output | Error, delayMs = 20) {
   const requests: WarmRequest[] = [];
+  const calls: string[] = [];
+  const cancels: string[] = [];
   let active = 0;
   let maxActive = 0;
   const connect = (endpoint: string): AgentConnection => ({
     async warm(req: WarmRequest, opts: WarmOptions) {
       requests.push(req);
+      calls.push(`warm ${req.taskId ?? ''}`);
       active++;
       maxActive = Math.max(maxActive, active);
       try {
@@ -39,9 +46,15 @@ function fakeFleet(clock: FakeClock, answer: (node: string, req: WarmRequest) =>
       }
     },
     nodeStatus: () => Promise.reject(new Error('not used')),
-    cancel: (req) => Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' }),
+    cancel(req) {
+      if (req.nodeName !== endpoint) return Promise.reject(new AgentCallError('AgentRefused', `agent at ${endpoint} is not on node ${req.nodeName}`));
+      calls.push(`cancel ${req.taskId ?? ''}`);
+      cancels.push(req.taskId ?? '');
+      if (endpoint === 'unreachable') return Promise.reject(new AgentCallError('AgentUnavailable', 'agent at unreachable is unavailable'));
+      return Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_CANCELLED' });
+    },
   });
-  return { connect, requests, maxActive: () => maxActive };
+  return { connect, requests, calls, cancels, maxActive: () => maxActive };
 }
 
 function targetsOf(names: string[], live = names): () => Map<string, NodeTarget> {
@@ -249,7 +262,7 @@ describe('WarmupRun', () => {
     expect(await clock.run(run.done)).toEqual({ kind: 'cancelled' });
   });
 
-  it('cancel aborts attempts in flight and resolves cancelled', async () => {
+  it('cancel aborts attempts in flight and resolves cancelled, leaving the tasks to their agents', async () => {
     const clock = new FakeClock();
     const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''), 5000);
     const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['a']), connect: fleet.connect }));
@@ -259,6 +272,79 @@ describe('WarmupRun', () => {
     run.cancel();
     expect(await clock.run(run.done)).toEqual({ kind: 'cancelled' });
     expect(run.snapshot()).toMatchObject({ activeNodes: 0, succeededNodes: 0, failedNodes: 0 });
+    // A successor re-attaches with the same ids: nothing is cancelled on the agents.
+    expect(fleet.cancels).toEqual([]);
+  });
+
+  it('stop cancels every task in flight on its agent, and only those', async () => {
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''), 5000);
+    const quick = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''), 0);
+    const run = new WarmupRun(
+      baseOptions(clock, {
+        parallelism: 2,
+        targets: targetsOf(['done', 'a', 'b', 'waiting']),
+        connect: (ep) => (ep === 'done' ? quick.connect(ep) : fleet.connect(ep)),
+      }),
+    );
+    run.start();
+    await clock.advance(30);
+    expect(run.tasksInFlight().sort((x, y) => x.node.localeCompare(y.node))).toEqual([
+      { node: 'a', taskId: 'uid1-g1-a-a1', endpoint: 'a' },
+      { node: 'b', taskId: 'uid1-g1-b-a1', endpoint: 'b' },
+    ]);
+    expect(await clock.run(run.stop())).toEqual({ kind: 'cancelled' });
+    expect(fleet.cancels.sort()).toEqual(['uid1-g1-a-a1', 'uid1-g1-b-a1']);
+    // The node that finished has nothing to cancel; the one never started was never sent.
+    expect(quick.cancels).toEqual([]);
+    expect(fleet.requests.map((r) => r.nodeName)).not.toContain('waiting');
+    expect(run.tasksInFlight()).toEqual([]);
+  });
+
+  it('an attempt past timeoutSeconds is cancelled on its agent before the retry', async () => {
+    const clock = new FakeClock();
+    let attempts = 0;
+    const fleet = fakeFleet(clock, (_n, req) => (++attempts === 1 ? new AgentCallError('Timeout', 'agent at a did not finish before the deadline') : okResult(req.taskId ?? '')));
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['a']), connect: fleet.connect }));
+    run.start();
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', succeeded: 1 });
+    expect(fleet.calls).toEqual(['warm uid1-g1-a-a1', 'cancel uid1-g1-a-a1', 'warm uid1-g1-a-a2']);
+  });
+
+  it('a task that ended with a result, or that the agent refused, is not cancelled', async () => {
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (node, req) =>
+      node === 'refuses' ? new AgentCallError('AgentRefused', 'agent at refuses refused the request', 9, 'WRONG_NODE') : failResult(req.taskId ?? '', 'UNAUTHORIZED', 'denied'),
+    );
+    const run = new WarmupRun(baseOptions(clock, { backoffLimit: 0, targets: targetsOf(['fails', 'refuses']), connect: fleet.connect }));
+    run.start();
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'finished', failed: 2 });
+    expect(fleet.cancels).toEqual([]);
+  });
+
+  it('a Warmup failed for good by one node cancels the tasks in flight on the others', async () => {
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (node, req) => (node === 'bad' ? failResult(req.taskId ?? '', 'PATH_OUTSIDE_ROOT', 'path /etc is outside every allowed root') : okResult(req.taskId ?? '')), 0);
+    const slow = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''), 5000);
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['slow', 'bad']), connect: (ep) => (ep === 'slow' ? slow.connect(ep) : fleet.connect(ep)) }));
+    run.start();
+    expect(await clock.run(run.done)).toMatchObject({ kind: 'fatal' });
+    expect(slow.cancels).toEqual(['uid1-g1-slow-a1']);
+  });
+
+  it('cancelTasks reaches each agent once and counts what they answered, an unreachable one included', async () => {
+    const fleet = fakeFleet(new FakeClock(), () => okResult(''));
+    const counts = await cancelTasks(
+      fleet.connect,
+      [
+        { node: 'a', taskId: 't-a', endpoint: 'a' },
+        { node: 'b', taskId: 't-b', endpoint: 'b' },
+        { node: 'unreachable', taskId: 't-u', endpoint: 'unreachable' },
+      ],
+      { timeoutMs: 1000, log, concurrency: 2 },
+    );
+    expect(fleet.cancels.sort()).toEqual(['t-a', 't-b', 't-u']);
+    expect(Object.fromEntries(counts)).toEqual({ CANCEL_OUTCOME_CANCELLED: 2, Unreachable: 1 });
   });
 
   describe('a node that failed NO_SPACE', () => {

@@ -9,7 +9,13 @@
 // agent joins the running (or recently finished) task instead of pulling again.
 //
 //   const run = new WarmupRun({ ...opts, targets: () => liveTargets(), connect: (ep) => pool.get(ep) });
-//   run.start();  run.snapshot();  await run.done;  run.cancel();
+//   run.start();  run.snapshot();  await run.done;  run.cancel();  await run.stop();
+//
+// Ending a Warm stream only detaches from the task; the agent runs it on. So whenever the run gives
+// up on a task the agent may still be running (the attempt's timeoutSeconds passed, the stream
+// broke, the node was deleted, another node failed the Warmup for good, or stop() was called) it
+// sends Cancel for that task id before going on. cancel() is the exception: it only detaches,
+// for a successor (the next leader, a restarted controller) that re-attaches with the same ids.
 //
 // The run reads its targets (nodes that match and their live agents) on every tick, so nodes and
 // agents that come and go are seen without a reconcile. It never writes to the API server itself:
@@ -36,6 +42,7 @@ import { AgentCallError, type AgentConnection } from './agent-client.js';
 import { fatalReason, REASON_BY_CODE, type FatalReason, type NodeReason } from './api/reasons.js';
 import type { Logger } from '../proto/common/log.js';
 import type { ErrorCode__Output } from '../proto/gen/stoker/v1/ErrorCode.js';
+import type { CancelOutcome__Output } from '../proto/gen/stoker/v1/CancelOutcome.js';
 import type { ImageTask } from '../proto/gen/stoker/v1/ImageTask.js';
 import type { PathTask } from '../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential } from '../proto/gen/stoker/v1/RegistryCredential.js';
@@ -58,6 +65,16 @@ export const realDispatchClock: DispatchClock = {
   now: () => Date.now(),
   sleep,
 };
+
+/** A task sent to an agent that may still be running there. */
+export interface SentTask {
+  node: string;
+  taskId: string;
+  endpoint: string;
+}
+
+/** Deadline of one Cancel call (the agent itself waits up to 3 s for the task to end). */
+export const CANCEL_TIMEOUT_MS = 10_000;
 
 export interface DispatchHooks {
   /** A node attempt ended: succeeded, failed (for good), retried, or cancelled. */
@@ -95,6 +112,8 @@ export interface RunOptions {
   clock?: DispatchClock;
   /** Tick interval of the scheduling loop. Default 250 ms. */
   tickMs?: number;
+  /** Deadline of each Cancel call. Default CANCEL_TIMEOUT_MS. */
+  cancelTimeoutMs?: number;
 }
 
 export interface ResumeState {
@@ -143,6 +162,8 @@ interface NodeState {
   waitingSince: number | undefined;
   items: Map<string, { done: number; total: number }>;
   abort: AbortController | undefined;
+  /** The agent the attempt in flight was sent to. */
+  endpoint: string | undefined;
   lastFailure: FailedNode | undefined;
 }
 
@@ -186,6 +207,8 @@ export class WarmupRun {
   #fatal: FatalProblem | undefined;
   #started = false;
   #running = false;
+  /** Set by cancel(): attempts in flight are left running on their agents. */
+  #detached = false;
 
   constructor(opts: RunOptions) {
     this.#opts = opts;
@@ -216,10 +239,36 @@ export class WarmupRun {
     );
   }
 
-  /** Stops dispatching and cancels every attempt in flight. */
+  /**
+   * Stops dispatching and detaches from every attempt in flight: the tasks run on at their agents,
+   * for a successor to re-attach to (lost leadership, controller shutdown).
+   */
   cancel(): void {
+    if (!this.#abort.signal.aborted) this.#detached = true;
     this.#abort.abort();
     this.#wake.fn?.();
+  }
+
+  /**
+   * Stops dispatching and cancels every task in flight on its agent (delete, suspend, deadline, a
+   * spec change that makes the work obsolete). Resolves when the run has ended and every Cancel
+   * was answered or reached its deadline; an agent that cannot be reached is logged, not waited for.
+   */
+  async stop(): Promise<RunOutcome> {
+    this.#abort.abort();
+    this.#wake.fn?.();
+    if (!this.#running) return { kind: 'cancelled' };
+    return this.done;
+  }
+
+  /** The tasks this run has sent and not yet seen end (attempts in flight). */
+  tasksInFlight(): SentTask[] {
+    const out: SentTask[] = [];
+    const o = this.#opts;
+    for (const n of this.#nodes.values()) {
+      if (n.phase === 'active' && n.endpoint !== undefined) out.push({ node: n.name, taskId: taskId(o.uid, o.generation, n.name, n.attempt), endpoint: n.endpoint });
+    }
+    return out;
   }
 
   snapshot(): RunSnapshot {
@@ -282,9 +331,10 @@ export class WarmupRun {
 
   async #drain(): Promise<void> {
     for (const n of this.#nodes.values()) n.abort?.abort();
-    // Attempts end promptly once aborted; give them a moment so their outcome is counted. The
-    // run's own signal has aborted by now, so these waits take one that never does.
-    const deadline = this.#clock.now() + 2000;
+    // Attempts end promptly once aborted (after their Cancel call, unless detached); give them a
+    // moment so their outcome is counted. The run's own signal has aborted by now, so these waits
+    // take one that never does.
+    const deadline = this.#clock.now() + 2000 + (this.#detached ? 0 : (this.#opts.cancelTimeoutMs ?? CANCEL_TIMEOUT_MS));
     const never = new AbortController().signal;
     while ([...this.#nodes.values()].some((n) => n.phase === 'active') && this.#clock.now() < deadline) {
       await this.#clock.sleep(20, never);
@@ -317,6 +367,7 @@ export class WarmupRun {
         waitingSince: undefined,
         items: new Map(),
         abort: undefined,
+        endpoint: undefined,
         lastFailure: undefined,
       });
       changed = true;
@@ -373,6 +424,7 @@ export class WarmupRun {
       n.attempt++;
       n.items.clear();
       n.abort = new AbortController();
+      n.endpoint = endpoint;
       void this.#attempt(n, endpoint, n.abort);
     }
     return launched;
@@ -398,12 +450,15 @@ export class WarmupRun {
     };
     // `fatal`: the Warmup itself is wrong (every node would fail alike), so the whole run stops.
     let outcome: { ok: true } | { ok: false; reason: NodeReason; message: string; retry: boolean; fatal?: FatalReason | undefined; code?: ErrorCode__Output };
+    // Whether the agent sent the task's result, so the task is over there.
+    let ended = false;
     try {
       log.debug({ endpoint }, 'dispatching node task');
       const result = await o.connect(endpoint).warm(
         { taskId: id, nodeName: n.name, images: o.images, paths: o.paths, credentials: o.credentials },
         { signal, timeoutMs: o.timeoutMs, onEvent },
       );
+      ended = true;
       if (!answered) o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
       const failure = resultFailure(result);
       if (!failure) outcome = { ok: true };
@@ -412,6 +467,8 @@ export class WarmupRun {
         outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal, code: failure.code };
       }
     } catch (err) {
+      // A request the agent refused never became a task there.
+      if (err instanceof AgentCallError && err.reason === 'AgentRefused') ended = true;
       if (err instanceof AgentCallError && err.errorCode && Object.hasOwn(REASON_BY_CODE, err.errorCode)) {
         // The agent refused the request and said why (e.g. INVALID_REFERENCE): its own words name the value.
         const fatal = fatalReason(err.errorCode);
@@ -423,7 +480,11 @@ export class WarmupRun {
         outcome = { ok: false, reason: 'InternalError', message: 'the controller failed to dispatch the task', retry: true };
       }
     }
+    // Giving up on a task the agent may still run (timeout, broken stream, node deleted, run
+    // stopped): stop it there before going on, unless the run only detached.
+    if (!ended && !this.#detached) await cancelTask(o.connect, { node: n.name, taskId: id, endpoint }, { timeoutMs: o.cancelTimeoutMs ?? CANCEL_TIMEOUT_MS, log: o.log });
     n.abort = undefined;
+    n.endpoint = undefined;
     if (n.phase !== 'active') {
       // Already recorded (node deleted while the attempt ran).
       o.hooks?.attempt?.('cancelled');
@@ -507,4 +568,41 @@ export class WarmupRun {
     this.#opts.log.warn({ node: n.name, reason, message: f.message }, 'node failed');
     this.#opts.hooks?.nodeFailed?.(f);
   }
+}
+
+export type CancelResult = CancelOutcome__Output | 'Unreachable';
+
+/** Sends Cancel for one task; never throws (an agent that cannot be reached is logged). */
+export async function cancelTask(
+  connect: (endpoint: string) => AgentConnection,
+  task: SentTask,
+  opts: { timeoutMs: number; log: Logger },
+): Promise<CancelResult> {
+  try {
+    const res = await connect(task.endpoint).cancel({ taskId: task.taskId, nodeName: task.node }, { timeoutMs: opts.timeoutMs });
+    opts.log.info({ node: task.node, taskId: task.taskId, outcome: res.outcome }, 'task cancelled on its agent');
+    return res.outcome;
+  } catch (err) {
+    opts.log.warn({ node: task.node, taskId: task.taskId, reason: err instanceof Error ? err.message : String(err) }, 'could not cancel the task on its agent');
+    return 'Unreachable';
+  }
+}
+
+/** Cancels tasks on their agents, at most `concurrency` calls at once; counts the results. */
+export async function cancelTasks(
+  connect: (endpoint: string) => AgentConnection,
+  tasks: readonly SentTask[],
+  opts: { timeoutMs: number; log: Logger; concurrency?: number },
+): Promise<Map<CancelResult, number>> {
+  const counts = new Map<CancelResult, number>();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const t = tasks[next++] as SentTask;
+      const r = await cancelTask(connect, t, opts);
+      counts.set(r, (counts.get(r) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 16, tasks.length) }, worker));
+  return counts;
 }

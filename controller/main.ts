@@ -35,7 +35,7 @@ import { objectKey, startInformer, type Informer, type ListResult } from './k8s/
 import { LeaderElector } from './k8s/leader.js';
 import { StatusWriter } from './k8s/status-writer.js';
 import { WorkQueue } from './k8s/workqueue.js';
-import { createReconciler as defaultCreateReconciler, type Reconciler, type ReconcilerDeps } from './reconcile.js';
+import { createReconciler as defaultCreateReconciler, type JsonPatchOp, type Reconciler, type ReconcilerDeps } from './reconcile.js';
 import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 import { createControllerMetrics, type ControllerMetrics, type WarmupPhaseLabel } from './metrics.js';
 
@@ -95,6 +95,13 @@ export async function startController(config: ControllerConfig, deps: Controller
   const deleteWarmup = async (namespace: string, name: string): Promise<void> => {
     try {
       await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+    } catch (err) {
+      if (kubeErrorStatus(err) !== 404) throw err;
+    }
+  };
+  const patchWarmup = async (namespace: string, name: string, patch: JsonPatchOp[]): Promise<void> => {
+    try {
+      await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: patch });
     } catch (err) {
       if (kubeErrorStatus(err) !== 404) throw err;
     }
@@ -232,6 +239,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         connect: (endpoint) => agentPool.get(endpoint),
         readSecret,
         deleteWarmup,
+        patchWarmup,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));

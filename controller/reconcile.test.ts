@@ -1,22 +1,44 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { V1Node } from '@kubernetes/client-node';
-import type { AgentConnection } from './agent-client.js';
+import { AgentCallError, type AgentConnection } from './agent-client.js';
 import type { Warmup, WarmupSpec, WarmupStatus } from './api/types.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
-import { createReconciler, type ReconcilerDeps } from './reconcile.js';
+import { FINALIZER, createReconciler, finalizerPatch, type JsonPatchOp, type ReconcilerDeps } from './reconcile.js';
 import { FakeClock } from './testing/fake-clock.js';
 
 const log = pino({ level: 'silent' });
 const PASSWORD = 'hunter2-not-in-status';
 
-/** An in-memory cluster: fake informers, a fake status writer that applies compute at once, fake agents, a fake clock. */
-function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[]) {
+/** Applies the JSON patch ops the reconciler sends (finalizers), as the API server would; throws when a test fails. */
+function applyPatch(w: Warmup, patch: JsonPatchOp[]): void {
+  const meta = w.metadata;
+  for (const op of patch) {
+    const [, , field, index] = op.path.split('/');
+    if (op.op === 'test') {
+      const current = field === 'resourceVersion' ? (meta.resourceVersion ?? '') : index === undefined ? meta.finalizers : meta.finalizers?.[Number(index)];
+      if (JSON.stringify(current) !== JSON.stringify(op.value)) throw Object.assign(new Error(`test ${op.path} failed`), { code: 422 });
+    } else if (op.op === 'add' && index === '-') meta.finalizers = [...(meta.finalizers ?? []), op.value as string];
+    else if (op.op === 'add') meta.finalizers = op.value as string[];
+    else meta.finalizers = (meta.finalizers ?? []).filter((_, i) => i !== Number(index));
+  }
+}
+
+/**
+ * An in-memory cluster: fake informers, a fake status writer that applies compute at once, fake
+ * agents, a fake clock. With `hang`, a Warm call runs until its caller aborts it (a long pull);
+ * `cancels` lists the Cancel calls agents got ("node taskId"); the agent of node "n-unreachable"
+ * never answers one.
+ */
+function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean } = {}) {
   const clock = new FakeClock();
   const warmups = new Map<string, Warmup>();
   const events: string[] = [];
   const deleted: string[] = [];
   const requests: WarmRequest[] = [];
+  const cancels: string[] = [];
+  /** Whether the Warmup held the finalizer when each Warm request was sent. */
+  const finalizerAtWarm: boolean[] = [];
   const nodeObjs = new Map<string, V1Node>(Object.entries(nodes).map(([name, labels]) => [name, { metadata: { name, labels } }]));
   const secrets: Record<string, { type: string; data: Record<string, string> }> = {
     'ns/regcred': {
@@ -25,12 +47,20 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     },
   };
   const connect = (endpoint: string): AgentConnection => ({
-    warm(req) {
+    warm(req, o) {
       requests.push(req);
+      finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
+      if (opts.hang) {
+        return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
+      }
       return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found' } : null, seconds: 0 });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),
-    cancel: (req) => Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' }),
+    cancel(req) {
+      cancels.push(`${req.nodeName ?? ''} ${req.taskId ?? ''}`);
+      if (endpoint === 'n-unreachable') return Promise.reject(new AgentCallError('AgentUnavailable', 'agent at n-unreachable is unavailable'));
+      return Promise.resolve({ taskId: req.taskId ?? '', outcome: 'CANCEL_OUTCOME_CANCELLED' });
+    },
   });
   const deps: ReconcilerDeps = {
     warmups: { get: (k) => warmups.get(k) },
@@ -54,19 +84,50 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     readSecret: (ns, name) => Promise.resolve(secrets[`${ns}/${name}`]),
     deleteWarmup: (ns, name) => {
       deleted.push(`${ns}/${name}`);
-      warmups.delete(`${ns}/${name}`);
+      remove(`${ns}/${name}`);
+      return Promise.resolve();
+    },
+    patchWarmup: (ns, name, patch) => {
+      const w = warmups.get(`${ns}/${name}`);
+      if (!w) return Promise.resolve();
+      try {
+        applyPatch(w, patch);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      w.metadata.resourceVersion = String(Number(w.metadata.resourceVersion ?? '1') + 1);
+      // The API server deletes an object being deleted once its last finalizer is gone.
+      if (w.metadata.deletionTimestamp && (w.metadata.finalizers ?? []).length === 0) warmups.delete(`${ns}/${name}`);
       return Promise.resolve();
     },
     clock,
     tuning: { agentWaitMs: 100, backoffBaseMs: 5 },
   };
-  const add = (name: string, spec: WarmupSpec, status?: WarmupStatus): string => {
-    const w: Warmup = { metadata: { name, namespace: 'ns', uid: `uid-${name}`, generation: 1, creationTimestamp: new Date(clock.now()) }, spec };
+  const add = (name: string, spec: WarmupSpec, status?: WarmupStatus, finalizers?: string[]): string => {
+    const w: Warmup = { metadata: { name, namespace: 'ns', uid: `uid-${name}`, generation: 1, resourceVersion: '1', creationTimestamp: new Date(clock.now()) }, spec };
     if (status) w.status = status;
+    if (finalizers) w.metadata.finalizers = finalizers;
     warmups.set(`ns/${name}`, w);
     return `ns/${name}`;
   };
-  return { deps, clock, warmups, events, deleted, requests, add };
+  /** What `kubectl delete` does: gone at once without finalizers, else marked (and its generation bumped). */
+  function remove(key: string): void {
+    const w = warmups.get(key);
+    if (!w) return;
+    if ((w.metadata.finalizers ?? []).length === 0) {
+      warmups.delete(key);
+      return;
+    }
+    w.metadata.deletionTimestamp ??= new Date(clock.now());
+    w.metadata.generation = (w.metadata.generation ?? 0) + 1;
+  }
+  /** A spec change as the API server makes it: a new generation. */
+  function edit(key: string, change: (spec: WarmupSpec) => void): void {
+    const w = warmups.get(key)!;
+    change(w.spec);
+    w.metadata.generation = (w.metadata.generation ?? 0) + 1;
+  }
+  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit };
 }
 
 describe('reconcile', () => {
@@ -188,3 +249,168 @@ describe('reconcile', () => {
   });
 });
 
+describe('stopping work on the nodes', () => {
+  const inFlight = (c: ReturnType<typeof fakeCluster>, n: number) => c.clock.until(() => c.requests.length === n);
+
+  it('holds the finalizer from before the first task until the Warmup finishes', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
+    expect(c.warmups.get(key)?.metadata.finalizers).toEqual([FINALIZER]);
+    // The status write that finished it brings a reconcile, which lets go of the finalizer.
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.metadata.finalizers).toEqual([]);
+    expect(c.finalizerAtWarm).toEqual([true, true]);
+    expect(c.cancels).toEqual([]);
+    await c.clock.run(r.stop());
+  });
+
+  it('deleting a Warmup cancels its tasks on every node with work in flight, then lets it go', async () => {
+    const c = fakeCluster({ a: {}, b: {}, n3: {} }, ['a', 'b', 'n3'], { hang: true });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { parallelism: 2 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await inFlight(c, 2);
+    c.remove(key);
+    expect(c.warmups.get(key)?.metadata.deletionTimestamp).toBeDefined();
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels.sort()).toEqual(c.requests.map((q) => `${q.nodeName ?? ''} ${q.taskId ?? ''}`).sort());
+    expect(c.cancels).toHaveLength(2);
+    expect(c.warmups.has(key)).toBe(false);
+    // The third node was never sent anything, and nothing is sent after the deletion.
+    await c.clock.advance(1000);
+    expect(c.requests).toHaveLength(2);
+    await c.clock.run(r.stop());
+  });
+
+  it('an agent that cannot be reached does not hold up a deletion', async () => {
+    const c = fakeCluster({ 'n-unreachable': {} }, ['n-unreachable'], { hang: true });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await inFlight(c, 1);
+    c.remove(key);
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels).toEqual(['n-unreachable uid-w-g1-n-unreachable-a1']);
+    expect(c.warmups.has(key)).toBe(false);
+    await c.clock.run(r.stop());
+  });
+
+  it('a controller that did not send the tasks cancels those status.activeNodeList records', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a']);
+    const status: WarmupStatus = { phase: 'Running', observedGeneration: 1, activeNodeList: [{ name: 'a', attempt: 2, bytesDone: 1, bytesTotal: 2 }, { name: 'b', attempt: 1, bytesDone: 0, bytesTotal: 0 }] };
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] }, status, [FINALIZER]);
+    c.remove(key);
+    const r = createReconciler(c.deps);
+    await c.clock.run(r.reconcile(key));
+    // Node b has no live agent: there is no task to stop there.
+    expect(c.cancels).toEqual(['a uid-w-g1-a-a2']);
+    expect(c.warmups.has(key)).toBe(false);
+    expect(c.requests).toEqual([]);
+  });
+
+  it('suspend cancels the tasks in flight and lets go of the finalizer; a Warmup gone without it is stopped too', async () => {
+    const c = fakeCluster({ a: {} }, ['a'], { hang: true });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await inFlight(c, 1);
+    c.edit(key, (spec) => (spec.suspend = true));
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels).toEqual(['a uid-w-g1-a-a1']);
+    expect(c.warmups.get(key)?.metadata.finalizers).toEqual([]);
+    expect(c.warmups.get(key)?.status).toMatchObject({ activeNodes: 0, conditions: [expect.objectContaining({ type: 'Suspended', status: 'True' })] });
+    expect(c.warmups.get(key)?.status?.activeNodeList).toBeUndefined();
+
+    // Resumed, then deleted by someone who removed the finalizer by hand: the controller still stops it.
+    c.edit(key, (spec) => (spec.suspend = false));
+    await r.reconcile(key);
+    await inFlight(c, 2);
+    c.warmups.delete(key);
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels).toEqual(['a uid-w-g1-a-a1', 'a uid-w-g3-a-a1']);
+    await c.clock.run(r.stop());
+  });
+
+  it('activeDeadlineSeconds cancels the tasks in flight', async () => {
+    const c = fakeCluster({ a: {} }, ['a'], { hang: true });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { activeDeadlineSeconds: 60 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await inFlight(c, 1);
+    await c.clock.advance(61_000);
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels).toEqual(['a uid-w-g1-a-a1']);
+    expect(c.warmups.get(key)?.status?.conditions?.find((x) => x.type === 'Failed')?.reason).toBe('DeadlineExceeded');
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.metadata.finalizers).toEqual([]);
+    await c.clock.run(r.stop());
+  });
+
+  it('a spec change cancels the tasks it makes obsolete and leaves the others running until the Warmup stops', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { hang: true });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], nodes: { names: ['a', 'b'] } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await inFlight(c, 2);
+    // Only the policy changes, and node b is no longer wanted: b's task is obsolete, a's is not.
+    c.edit(key, (spec) => {
+      spec.nodes = { names: ['a'] };
+      spec.policy = { backoffLimit: 5 };
+    });
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels).toEqual(['b uid-w-g1-b-a1']);
+    await inFlight(c, 3);
+    expect(c.requests[2]?.taskId).toBe('uid-w-g2-a-a1');
+
+    // Another image: every task in flight is obsolete.
+    c.edit(key, (spec) => (spec.images = [{ image: 'reg.io/other:2' }]));
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels.slice(1).sort()).toEqual(['a uid-w-g1-a-a1', 'a uid-w-g2-a-a1']);
+    await inFlight(c, 4);
+
+    // Deleted: the last run's task is cancelled too.
+    c.remove(key);
+    await c.clock.run(r.reconcile(key));
+    expect(c.cancels.at(-1)).toBe('a uid-w-g3-a-a1');
+    expect(c.warmups.has(key)).toBe(false);
+    await c.clock.run(r.stop());
+  });
+
+  it('losing leadership leaves the tasks running for the next leader', async () => {
+    const c = fakeCluster({ a: {} }, ['a'], { hang: true });
+    let leader = true;
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler({ ...c.deps, isLeader: () => leader });
+    await r.reconcile(key);
+    await inFlight(c, 1);
+    leader = false;
+    c.remove(key);
+    await c.clock.run(r.reconcile(key));
+    await c.clock.run(r.stop());
+    expect(c.cancels).toEqual([]);
+    expect(c.warmups.get(key)?.metadata.finalizers).toEqual([FINALIZER]);
+  });
+});
+
+describe('finalizerPatch', () => {
+  const w = (finalizers?: string[]): Warmup => ({ metadata: { name: 'w', resourceVersion: '7', ...(finalizers ? { finalizers } : {}) }, spec: {} });
+  it("adds and removes only Stoker's finalizer, testing what it changes", () => {
+    expect(finalizerPatch(w(), true)).toEqual([
+      { op: 'test', path: '/metadata/resourceVersion', value: '7' },
+      { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+    ]);
+    expect(finalizerPatch(w(['other']), true)).toEqual([
+      { op: 'test', path: '/metadata/finalizers', value: ['other'] },
+      { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER },
+    ]);
+    expect(finalizerPatch(w(['other', FINALIZER]), false)).toEqual([
+      { op: 'test', path: '/metadata/finalizers/1', value: FINALIZER },
+      { op: 'remove', path: '/metadata/finalizers/1' },
+    ]);
+    expect(finalizerPatch(w([FINALIZER]), true)).toBeUndefined();
+    expect(finalizerPatch(w(['other']), false)).toBeUndefined();
+  });
+});

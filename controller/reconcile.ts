@@ -6,9 +6,10 @@
 //   await r.stop();
 //
 // One reconcile:
-//   - Warmup gone: cancel its dispatch. Not the leader: cancel, do nothing else.
+//   - Not the leader: detach from its dispatch (the tasks run on for the next leader), nothing else.
+//   - Warmup being deleted, or gone: stop its work (below), then remove the finalizer.
 //   - Finished (Succeeded/Failed): delete it once ttlSecondsAfterFinished has passed; requeue until then.
-//   - Suspended: cancel the dispatch; the Suspended condition says so (phase unchanged).
+//   - Suspended: stop its work; the Suspended condition says so (phase unchanged).
 //   - What the schema cannot reject (image reference grammar, unclean paths, missing or broken
 //     pull secrets) -> Failed, with a condition whose reason and message name the value.
 //   - Targets: Nodes matching spec.nodes (names AND selector); absent = every Node with a live
@@ -17,13 +18,26 @@
 //   - Dispatch runs in the background (controller/dispatch.ts), one run per uid+generation; the
 //     run, not the work queue, retries failed nodes (its header says where that state lives);
 //     progress is published through the StatusWriter (coalesced, <= 1 write/s per Warmup).
-//   - activeDeadlineSeconds past startTime -> Failed with reason DeadlineExceeded.
+//   - activeDeadlineSeconds past startTime -> stop its work, Failed with reason DeadlineExceeded.
+//   - Spec changed under a run (new generation): tasks in flight that still do exactly what the
+//     new spec asks (same images, paths and credentials, node still targeted) run on, and the new
+//     run's tasks merge their pulls with them; the others are obsolete and cancelled.
 // Events: Started, NodeFailed (with the reason), Completed, Failed. Every reason written here is
 // typed from the catalogue in controller/api/reasons.ts.
+//
+// Stopping work means Cancel on every agent with a task in flight (controller/dispatch.ts): the
+// run's own attempts, tasks it superseded, and for a Warmup this controller has no run for (it
+// restarted) the attempts recorded in status.activeNodeList. Detaching (leadership lost, shutdown)
+// leaves the tasks to the next leader, which re-attaches with the same task ids.
+//
+// The finalizer stoker.io/cancel is held only while a Warmup may have work on nodes: it is added
+// before the first task is sent and removed when the Warmup finishes, is suspended, or is deleted
+// (after the Cancel calls, answered or not: an unreachable agent does not hold up a deletion).
 //
 // Finished nodes are kept in status.record (8 characters per node) so a restarted controller never
 // redoes them; nodes in flight keep their attempt in status.activeNodeList, so it re-sends the same
 // task ids and the agents join the tasks already running.
+import { createHash } from 'node:crypto';
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../proto/common/log.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
@@ -41,7 +55,17 @@ import type { ConditionReason, EventReason } from './api/reasons.js';
 import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
 import type { ReconcileResult } from './k8s/workqueue.js';
-import { realDispatchClock, WarmupRun, type DispatchClock, type NodeTarget, type RunOutcome } from './dispatch.js';
+import {
+  CANCEL_TIMEOUT_MS,
+  cancelTasks,
+  realDispatchClock,
+  taskId,
+  WarmupRun,
+  type DispatchClock,
+  type NodeTarget,
+  type RunOutcome,
+  type SentTask,
+} from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 
 export interface ReconcilerTuning {
@@ -91,6 +115,8 @@ export interface ReconcilerDeps {
   readSecret: ReadSecret;
   /** Deletes a Warmup (after its TTL); one already gone is not an error. */
   deleteWarmup: (namespace: string, name: string) => Promise<void>;
+  /** Applies a JSON patch to a Warmup (its finalizers); one already gone is not an error. */
+  patchWarmup: (namespace: string, name: string, patch: JsonPatchOp[]) => Promise<void>;
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -107,6 +133,35 @@ interface RunEntry {
   run: WarmupRun;
   namespace: string;
   name: string;
+  /** What each node task does (images, paths, credentials), hashed: equal work, equal key. */
+  work: string;
+  /** Tasks of an earlier run of this Warmup left running because the work was the same. */
+  superseded: SentTask[];
+}
+
+/** The finalizer that lets the controller cancel a deleted Warmup's work on the nodes. */
+export const FINALIZER = 'stoker.io/cancel';
+
+export type JsonPatchOp =
+  | { op: 'test' | 'add'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+/**
+ * The JSON patch that adds (want) or removes the finalizer, or undefined when there is nothing to
+ * do. Each patch tests what it changes, so a concurrent change to the finalizers fails it (and the
+ * reconcile is retried) instead of being overwritten; status writes do not get in the way.
+ */
+export function finalizerPatch(w: Warmup, want: boolean): JsonPatchOp[] | undefined {
+  const list = w.metadata.finalizers;
+  const i = list?.indexOf(FINALIZER) ?? -1;
+  if (want === i >= 0) return undefined;
+  if (!want) return [{ op: 'test', path: `/metadata/finalizers/${i}`, value: FINALIZER }, { op: 'remove', path: `/metadata/finalizers/${i}` }];
+  if (list) return [{ op: 'test', path: '/metadata/finalizers', value: list }, { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }];
+  return [{ op: 'test', path: '/metadata/resourceVersion', value: w.metadata.resourceVersion ?? '' }, { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }];
+}
+
+export function hasFinalizer(w: Warmup): boolean {
+  return w.metadata.finalizers?.includes(FINALIZER) ?? false;
 }
 
 const PULL_POLICY: Record<string, PullPolicy> = { IfNotPresent: 'IF_NOT_PRESENT', Always: 'ALWAYS' };
@@ -116,17 +171,58 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const clock = deps.clock ?? realDispatchClock;
   const now = (): number => clock.now();
   const runs = new Map<string, RunEntry>();
-  const { connect, readSecret, deleteWarmup } = deps;
+  const { connect, readSecret, deleteWarmup, patchWarmup } = deps;
 
   deps.signal.addEventListener('abort', () => {
     for (const key of [...runs.keys()]) cancel(key);
   }, { once: true });
 
+  /** Detaches from the Warmup's run: its tasks run on at the agents (for the next leader). */
   function cancel(key: string): void {
     const e = runs.get(key);
     if (!e) return;
     runs.delete(key);
     e.run.cancel();
+  }
+
+  /**
+   * Stops the Warmup's work on the nodes: its run cancels its attempts in flight, and the tasks it
+   * superseded are cancelled; with the finalizer held (work may be in flight that this controller
+   * did not send: it restarted), also the attempts recorded in status.activeNodeList. Resolves
+   * when every agent answered or its Cancel reached the deadline.
+   */
+  async function stopWork(key: string, w: Warmup | undefined, why: string): Promise<void> {
+    const e = runs.get(key);
+    if (e) runs.delete(key);
+    const own = new Set(e?.run.tasksInFlight().map((t) => t.taskId));
+    const others = new Map<string, SentTask>();
+    for (const t of [...(e?.superseded ?? []), ...(w && hasFinalizer(w) ? recordedTasks(w) : [])]) if (!own.has(t.taskId)) others.set(t.taskId, t);
+    if (!e && others.size === 0) return;
+    const [, counts] = await Promise.all([
+      e?.run.stop(),
+      cancelTasks(connect, [...others.values()], { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log }),
+    ]);
+    deps.log.info({ warmup: key, why, tasks: own.size + others.size, unreachable: counts.get('Unreachable') ?? 0 }, 'stopped the work in flight');
+  }
+
+  /** The attempts status.activeNodeList records, on nodes with a live agent. */
+  function recordedTasks(w: Warmup): SentTask[] {
+    const live = deps.agents.live(new Date(now()));
+    const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
+    const out: SentTask[] = [];
+    for (const a of w.status?.activeNodeList ?? []) {
+      const endpoint = live.get(a.name)?.endpoint;
+      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', generation, a.name, a.attempt), endpoint });
+    }
+    return out;
+  }
+
+  /** Adds or removes the finalizer; nothing when it is already as wanted. */
+  async function setFinalizer(w: Warmup, want: boolean): Promise<void> {
+    const patch = finalizerPatch(w, want);
+    if (!patch) return;
+    await patchWarmup(w.metadata.namespace ?? 'default', w.metadata.name ?? '', patch);
+    deps.log.debug({ warmup: `${w.metadata.namespace ?? 'default'}/${w.metadata.name ?? ''}`, finalizer: FINALIZER, present: want }, 'finalizer updated');
   }
 
   /** Writes a final status (Succeeded or Failed) and records the Event. */
@@ -195,13 +291,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
   async function reconcile(key: string): Promise<ReconcileResult> {
     const w = deps.warmups.get(key);
+    const leading = deps.isLeader() && !deps.signal.aborted;
     if (!w) {
-      cancel(key);
       const [ns = '', name = ''] = key.split('/');
       deps.status.forget(ns, name);
+      // Gone without this controller removing its finalizer (it had none, or someone removed it).
+      if (leading) await stopWork(key, undefined, 'deleted');
+      else cancel(key);
       return;
     }
-    if (!deps.isLeader() || deps.signal.aborted) {
+    if (!leading) {
       cancel(key);
       return;
     }
@@ -212,8 +311,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const log = deps.log.child({ warmup: key });
     const spec = resolveSpec(w.spec);
 
+    if (w.metadata.deletionTimestamp) {
+      // Deleting a Warmup bumps its generation: handled before any run is (re)started.
+      await stopWork(key, w, 'deleted');
+      await setFinalizer(w, false);
+      return;
+    }
+
     if (isFinished(w.status)) {
       cancel(key);
+      // Nothing is in flight once a Warmup has finished (the status write that finished it brings
+      // this reconcile).
+      await setFinalizer(w, false);
       if (spec.ttlSecondsAfterFinished === undefined) return;
       const done = Date.parse(w.status?.completionTime ?? '');
       if (Number.isNaN(done)) return;
@@ -225,25 +334,27 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
 
     if (spec.suspend) {
-      cancel(key);
+      await stopWork(key, w, 'suspended');
       const at = new Date(now()).toISOString();
       deps.status.schedule(ns, name, (cur) => {
         if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
         const s: WarmupStatus = { ...(cur.status ?? {}) };
         s.phase ??= 'Pending';
         s.activeNodes = 0;
+        delete s.activeNodeList;
         delete s.bytesDone;
         delete s.bytesTotal;
         s.observedGeneration = cur.metadata.generation ?? 0;
         s.conditions = setCondition(s.conditions, { type: 'Suspended', status: 'True', reason: 'Suspended', message: 'spec.suspend is true: no node is being warmed', lastTransitionTime: at });
         return s;
       });
+      await setFinalizer(w, false);
       return;
     }
 
     const problem = validateSpec(spec);
     if (problem) {
-      cancel(key);
+      await stopWork(key, w, 'invalid spec');
       await finish(w, 'Failed', problem.reason, problem.message);
       return;
     }
@@ -251,27 +362,32 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const started = Date.parse(w.status?.startTime ?? '');
     if (spec.activeDeadlineSeconds !== undefined && !Number.isNaN(started) && now() >= started + spec.activeDeadlineSeconds * 1000) {
       const e = runs.get(key);
-      cancel(key);
+      await stopWork(key, w, 'activeDeadlineSeconds');
       await finish(w, 'Failed', 'DeadlineExceeded', `the Warmup ran longer than activeDeadlineSeconds (${spec.activeDeadlineSeconds}s)`, e?.run);
       return;
     }
 
+    // Before any task is sent, so that a deletion waits until the tasks are cancelled.
+    await setFinalizer(w, true);
+
     const runId = `${uid}/${generation}`;
     let entry = runs.get(key);
     if (!entry || entry.id !== runId) {
-      cancel(key);
       let credentials;
       try {
         const secrets = await loadPullSecrets(readSecret, ns, spec.imagePullSecrets);
         credentials = credentialsForImages(secrets, spec.images.map((i) => i.image));
       } catch (err) {
         if (err instanceof PullSecretError) {
+          await stopWork(key, w, 'pull secret');
           await finish(w, 'Failed', err.reason, err.message);
           return;
         }
         throw err;
       }
       const { targets, explicit } = targetsOf(spec);
+      const work = workKey(spec, credentials);
+      const superseded = entry ? await replaceRun(entry, work, targets) : [];
       const record = { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) };
       if (targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
         const created = Date.parse(w.metadata.creationTimestamp ? String(w.metadata.creationTimestamp instanceof Date ? w.metadata.creationTimestamp.toISOString() : w.metadata.creationTimestamp) : '');
@@ -282,7 +398,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
         return { requeueAfterMs: Math.min(1000, tuning.agentWaitMs - waited) };
       }
-      entry = startRun(w, spec, credentials, record, log);
+      entry = startRun(w, spec, credentials, record, log, work, superseded);
       runs.set(key, entry);
       if (w.status?.phase !== 'Running') {
         deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length} path(s) on ${targets.size} node(s)`);
@@ -293,19 +409,41 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline)) };
   }
 
+  /**
+   * Ends the run of an earlier generation. Its tasks in flight (and those it superseded) that do
+   * the same work on a node still targeted are returned, to run on beside the new run; the rest
+   * are cancelled on their agents.
+   */
+  async function replaceRun(old: RunEntry, work: string, targets: Map<string, NodeTarget>): Promise<SentTask[]> {
+    const key = `${old.namespace}/${old.name}`;
+    runs.delete(key);
+    const inFlight = [...old.run.tasksInFlight(), ...old.superseded];
+    // Detach first: the tasks kept must not be cancelled by the old run.
+    old.run.cancel();
+    const keep = (t: SentTask): boolean => old.work === work && targets.has(t.node);
+    const obsolete = inFlight.filter((t) => !keep(t));
+    if (obsolete.length > 0) {
+      const counts = await cancelTasks(connect, obsolete, { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log });
+      deps.log.info({ warmup: key, tasks: obsolete.length, unreachable: counts.get('Unreachable') ?? 0 }, 'spec changed: cancelled the obsolete tasks in flight');
+    }
+    return inFlight.filter(keep);
+  }
+
   function startRun(
     w: Warmup,
     spec: ResolvedSpec,
     credentials: ReturnType<typeof credentialsForImages>,
     record: { succeeded: Set<string>; failed: Set<string> },
     log: Logger,
+    work: string,
+    superseded: SentTask[],
   ): RunEntry {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const key = `${ns}/${name}`;
     const attempts = new Map<string, number>();
     for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
-    const entry: { id: string; namespace: string; name: string; run?: WarmupRun } = { id: `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`, namespace: ns, name };
+    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`, namespace: ns, name, work, superseded };
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -352,6 +490,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
   async function onRunDone(key: string, entry: RunEntry, outcome: RunOutcome): Promise<void> {
     if (outcome.kind === 'cancelled' || runs.get(key) !== entry) return;
+    // Tasks of an earlier generation doing the same work have ended with this run's, or are of no use now.
+    if (entry.superseded.length > 0) void cancelTasks(connect, entry.superseded, { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log });
     const w = deps.warmups.get(key);
     if (!w || `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}` !== entry.id) {
       runs.delete(key);
@@ -410,6 +550,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await Promise.allSettled(pending);
     },
   };
+}
+
+/** A key for what each node task of a run does: equal keys, identical Warm requests but for the id. */
+function workKey(spec: ResolvedSpec, credentials: ReturnType<typeof credentialsForImages>): string {
+  return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, credentials])).digest('hex');
 }
 
 function noMatchMessage(spec: ResolvedSpec): string {

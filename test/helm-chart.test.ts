@@ -225,6 +225,10 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'watch', 'warmups.stoker.io', '-A')).toBe(true);
     expect(await can(controllerSA, 'update', 'warmups.stoker.io', '--subresource', 'status', '-n', 'team-a')).toBe(true);
     expect(await can(agentSA, 'update', 'warmups.stoker.io', '--subresource', 'status', '-n', 'team-a')).toBe(false);
+    // The finalizer is added and removed with a patch; nothing updates a whole Warmup.
+    expect(await can(controllerSA, 'patch', 'warmups.stoker.io', '-n', 'team-a')).toBe(true);
+    expect(await can(controllerSA, 'update', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
+    expect(await can(agentSA, 'patch', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'list', 'nodes')).toBe(true);
     expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
     expect(await can(controllerSA, 'list', 'secrets', '-n', 'team-a')).toBe(false);
@@ -314,6 +318,8 @@ describe('helm chart', () => {
         return w?.status?.phase === 'Failed' ? w : undefined;
       }, 60_000);
       expect(done.status?.conditions?.find((c) => c.type === 'Failed')?.reason).toBe('NoMatchingNodes');
+      // The controller patched its finalizer on and, once the Warmup finished, off again.
+      await waitFor('the finalizer to be removed', async () => ((await api.get('team-a', 'nowhere'))?.metadata.finalizers ?? []).length === 0 ? true : undefined, 30_000);
       const core = kube.kubeConfig.makeApiClient(CoreV1Api);
       await waitFor('an Event on the Warmup', async () => {
         const events = await core.listNamespacedEvent({ namespace: 'team-a', fieldSelector: 'involvedObject.name=nowhere' });
