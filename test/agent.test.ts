@@ -13,6 +13,7 @@ import { resolveAgentConfig, type AgentFlagInput } from '../agent/config.js';
 import { startAgent, type RunningAgent } from '../agent/run.js';
 import { agentProto, type AgentClient, type WarmEvent__Output, type WarmResult__Output } from '../proto/agent.js';
 import type { NodeStatusResponse__Output } from '../proto/gen/stoker/v1/NodeStatusResponse.js';
+import type { CancelResponse__Output } from '../proto/gen/stoker/v1/CancelResponse.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
@@ -43,6 +44,17 @@ function nodeStatus(client: AgentClient, nodeName: string, images: string[] = []
   return new Promise((resolve, reject) => {
     client.nodeStatus({ nodeName, images }, { deadline: Date.now() + 15_000 }, (err, res) => (err || !res ? reject(err ?? new Error('no response')) : resolve(res)));
   });
+}
+
+function cancel(client: AgentClient, taskId: string, nodeName = NODE): Promise<CancelResponse__Output> {
+  return new Promise((resolve, reject) => {
+    client.Cancel({ taskId, nodeName }, { deadline: Date.now() + 15_000 }, (err, res) => (err || !res ? reject(err ?? new Error('no response')) : resolve(res)));
+  });
+}
+
+/** Bytes written so far into each blob containerd is ingesting. */
+async function ingestOffsets(containerd: Containerd): Promise<Map<string, number>> {
+  return new Map((await containerd.ingests()).map((i) => [i.ref, i.offset]));
 }
 
 interface WarmOutcome {
@@ -304,6 +316,103 @@ describe('stoker agent', () => {
     expect(reattached.result?.succeeded).toBe(true);
     expect(reattached.result?.images[0]?.state).toBe('DONE');
     expect(await containerd.imagePresent(image)).toBe(true);
+  });
+
+  describe('Cancel', () => {
+    it('stops a task mid-pull: its caller gets CANCELLED, it leaves /status, and containerd stops fetching', async () => {
+      const image = (await pushRandomImage(registry, 'agent/cancel', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      const request = { taskId: 'cancel-1', nodeName: NODE, images: [{ image }] };
+      let started: () => void = () => undefined;
+      const pulling = new Promise<void>((r) => (started = r));
+      const outcome = warm(client, request, (e) => {
+        if (e.image?.state === 'RUNNING' && e.image.bytesDone > 0) started();
+      });
+      await pulling;
+      const before = await ingestOffsets(containerd);
+      expect(before.size).toBeGreaterThan(0);
+      const status = (await (await fetch(`${agent.httpUrl}/status`)).json()) as { tasks: { taskId: string }[] };
+      expect(status.tasks.map((t) => t.taskId)).toContain('cancel-1');
+
+      const t0 = Date.now();
+      // CANCELLED: the task ended before the agent answered (it waits up to 3 s).
+      expect(await cancel(client, 'cancel-1')).toEqual({ taskId: 'cancel-1', outcome: 'CANCEL_OUTCOME_CANCELLED' });
+      const cancelledMs = Date.now() - t0;
+      const ended = await outcome;
+      expect(ended.error).toBeUndefined();
+      expect(ended.result?.succeeded).toBe(false);
+      expect(ended.result?.images[0]?.failure?.code).toBe('CANCELLED');
+      const after = (await (await fetch(`${agent.httpUrl}/status`)).json()) as { tasksInFlight: number; tasks: { taskId: string }[] };
+      expect(after).toMatchObject({ tasksInFlight: 0, tasks: [] });
+      expect((await nodeStatus(client, NODE)).tasksInFlight).toBe(0);
+
+      // containerd's ingest of the layer stands still (or is gone): nothing is fetched any more.
+      const settled = await ingestOffsets(containerd);
+      const forwarded = proxy.bytesForwarded();
+      await new Promise((r) => setTimeout(r, 1_500));
+      const later = await ingestOffsets(containerd);
+      for (const [ref, offset] of later) expect({ ref, offset }).toEqual({ ref, offset: settled.get(ref) ?? offset });
+      expect(proxy.bytesForwarded() - forwarded).toBeLessThan(64 * 1024);
+      expect(await containerd.imagePresent(image)).toBe(false);
+      console.log(`Cancel answered in ${cancelledMs} ms; ingests before ${JSON.stringify([...before.values()])}, after ${JSON.stringify([...later.values()])}`);
+
+      // A Warm with the same id gets the remembered, cancelled result: it does not run again.
+      const again = await warm(client, request);
+      expect(again.result?.images[0]?.failure?.code).toBe('CANCELLED');
+      expect(await containerd.imagePresent(image)).toBe(false);
+    });
+
+    it('keeps a merged pull going while another live task still needs it', async () => {
+      const image = (await pushRandomImage(registry, 'agent/merged', { layers: 1, layerSizeBytes: 4 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      let bothRunning: () => void = () => undefined;
+      const running = new Promise<void>((r) => (bothRunning = r));
+      const seen = new Set<string>();
+      const onEvent = (id: string) => (e: WarmEvent__Output) => {
+        if (e.image?.state === 'RUNNING' && e.image.bytesDone > 0) seen.add(id);
+        if (seen.size === 2) bothRunning();
+      };
+      const a = warm(client, { taskId: 'merged-a', nodeName: NODE, images: [{ image }] }, onEvent('a'));
+      const b = warm(client, { taskId: 'merged-b', nodeName: NODE, images: [{ image }] }, onEvent('b'));
+      await running;
+      expect(await cancel(client, 'merged-a')).toMatchObject({ outcome: 'CANCEL_OUTCOME_CANCELLED' });
+      expect((await a).result?.images[0]?.failure?.code).toBe('CANCELLED');
+
+      // The pull goes on for merged-b: containerd keeps fetching the layer.
+      const first = await ingestOffsets(containerd);
+      await new Promise((r) => setTimeout(r, 1_500));
+      const second = await ingestOffsets(containerd);
+      expect([...second].some(([ref, offset]) => offset > (first.get(ref) ?? 0))).toBe(true);
+      const status = (await (await fetch(`${agent.httpUrl}/status`)).json()) as { tasks: { taskId: string }[] };
+      expect(status.tasks.map((t) => t.taskId)).toEqual(['merged-b']);
+
+      proxy.setRate(Infinity);
+      try {
+        const done = await b;
+        expect(done.result?.succeeded).toBe(true);
+        expect(done.result?.images[0]?.state).toBe('DONE');
+        expect(await containerd.imagePresent(image)).toBe(true);
+      } finally {
+        proxy.setRate(512 * 1024);
+      }
+    });
+
+    it('is idempotent, and checks the node like Warm', async () => {
+      expect(await cancel(client, 'never-started')).toEqual({ taskId: 'never-started', outcome: 'CANCEL_OUTCOME_UNKNOWN_TASK' });
+      // Finished before (the previous test), and cancelled before.
+      expect(await cancel(client, 'merged-b')).toEqual({ taskId: 'merged-b', outcome: 'CANCEL_OUTCOME_ALREADY_FINISHED' });
+      expect(await cancel(client, 'merged-a')).toEqual({ taskId: 'merged-a', outcome: 'CANCEL_OUTCOME_ALREADY_FINISHED' });
+      const wrong = await cancel(client, 'merged-b', 'node-b').then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(wrong?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(wrong?.metadata.get('stoker-error-code')).toEqual(['WRONG_NODE']);
+      const bad = await cancel(client, 'two words').then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(bad?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      const foreign = agentClient(agent.grpcAddress, certs, 'foreign');
+      try {
+        const refused = await cancel(foreign, 'merged-b').then(() => undefined, (e: grpc.ServiceError) => e);
+        expect(refused?.code).toBe(grpc.status.UNAVAILABLE);
+      } finally {
+        foreign.close();
+      }
+    });
   });
 
   it('cancels a pull from a registry that accepts and then sends nothing, after the progress timeout', async () => {

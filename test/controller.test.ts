@@ -209,6 +209,88 @@ describe('one controller', () => {
     expect(w.status).toMatchObject({ phase: 'Failed', failedNodes: 1, succeededNodes: 0 });
     expect(w.status?.failedNodeList).toEqual([expect.objectContaining({ name: 'node-1', reason: 'Timeout' })]);
     expect(Date.parse(w.status?.completionTime ?? '') - Date.parse(w.status?.startTime ?? '')).toBeGreaterThanOrEqual(4000);
+    // Each attempt was cancelled on the agent when it timed out: nothing is left waiting on the registry.
+    expect(await nodes.get('node-1')!.metric('stoker_tasks_in_flight')).toBe(0);
+  });
+
+  describe('stopping a Warmup stops the nodes', () => {
+    /** The agents' tasks in flight, from each agent's /status. */
+    async function agentTasks(): Promise<string[]> {
+      const all = await Promise.all(
+        NODES.map(async (n) => ((await (await fetch(`${nodes.get(n)!.agent!.httpUrl}/status`)).json()) as { tasks: { taskId: string }[] }).tasks.map((t) => `${n} ${t.taskId}`)),
+      );
+      return all.flat();
+    }
+
+    /** Byte offsets of every blob the nodes' containerds are ingesting, keyed by node and ref. */
+    async function ingests(names: string[]): Promise<Map<string, number>> {
+      const out = new Map<string, number>();
+      for (const n of names) for (const i of await nodes.get(n)!.containerd.ingests()) out.set(`${n} ${i.ref}`, i.offset);
+      return out;
+    }
+
+    /** Waits until the nodes' containerds all ingest something (the pulls are under way). */
+    function pulling(names: string[]): Promise<true> {
+      return waitFor(`${names.join(', ')} to be pulling`, async () => {
+        const seen = new Set([...(await ingests(names)).keys()].map((k) => k.split(' ')[0]));
+        return names.every((n) => seen.has(n)) ? true : undefined;
+      }, 60_000, 100);
+    }
+
+    /** Asserts that the nodes' ingests stand still (or are gone) and the registry sends nothing more. */
+    async function fetchingStopped(names: string[]): Promise<void> {
+      const first = await ingests(names);
+      const forwarded = proxy.bytesForwarded();
+      await new Promise((r) => setTimeout(r, 1_500));
+      const later = await ingests(names);
+      for (const [key, offset] of later) expect({ key, offset }).toEqual({ key, offset: first.get(key) ?? offset });
+      expect(proxy.bytesForwarded() - forwarded).toBeLessThan(64 * 1024);
+    }
+
+    beforeAll(() => proxy.setRate(192 * 1024));
+    afterAll(() => proxy.setRate(1024 * 1024));
+
+    it('deleting a Warmup mid-pull cancels it on every node: the tasks are gone and containerd stops fetching within seconds', async () => {
+      const image = (await pushRandomImage(registry, 'ctl/deleted', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      await api.create(NS, 'deleted', { images: [{ image }] });
+      await pulling(NODES);
+      expect((await api.get(NS, 'deleted'))?.metadata.finalizers).toEqual(['stoker.io/cancel']);
+      expect(await agentTasks()).toHaveLength(3);
+
+      const t0 = Date.now();
+      await api.delete(NS, 'deleted');
+      await waitFor('every agent to have no task', async () => ((await agentTasks()).length === 0 ? true : undefined), 30_000, 100);
+      const tasksGoneMs = Date.now() - t0;
+      await waitFor('the Warmup to be gone', async () => ((await api.get(NS, 'deleted')) === undefined ? true : undefined), 30_000, 100);
+      const goneMs = Date.now() - t0;
+      await fetchingStopped(NODES);
+      expect(await presentOn(image)).toEqual([]);
+      console.log(`delete: agents' tasks gone after ${tasksGoneMs} ms, Warmup gone after ${goneMs} ms`);
+      // Seconds, not the two minutes the throttled pulls had left (bounds allow for a loaded machine).
+      expect(tasksGoneMs).toBeLessThan(10_000);
+      expect(goneMs).toBeLessThan(15_000);
+    });
+
+    it('suspending a Warmup mid-pull cancels its tasks and lets go of the finalizer', async () => {
+      const image = (await pushRandomImage(registry, 'ctl/suspended', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      await api.create(NS, 'suspended', { images: [{ image }], nodes: { names: ['node-1'] } });
+      await pulling(['node-1']);
+      const t0 = Date.now();
+      await api.patchSpec(NS, 'suspended', { images: [{ image }], nodes: { names: ['node-1'] }, suspend: true });
+      await waitFor('the agent to have no task', async () => ((await agentTasks()).length === 0 ? true : undefined), 30_000, 100);
+      const tasksGoneMs = Date.now() - t0;
+      const w = await waitFor('the Suspended condition', async () => {
+        const cur = await api.get(NS, 'suspended');
+        return cur?.status?.conditions?.some((c) => c.type === 'Suspended' && c.status === 'True') ? cur : undefined;
+      });
+      expect(w.status).toMatchObject({ phase: 'Running', activeNodes: 0 });
+      await waitFor('the finalizer to be removed', async () => (((await api.get(NS, 'suspended'))?.metadata.finalizers ?? []).length === 0 ? true : undefined), 30_000, 100);
+      await fetchingStopped(['node-1']);
+      expect(await presentOn(image)).toEqual([]);
+      console.log(`suspend: agent's task gone after ${tasksGoneMs} ms`);
+      expect(tasksGoneMs).toBeLessThan(10_000);
+      await api.delete(NS, 'suspended');
+    });
   });
 
   describe('bad input the schema cannot reject fails the Warmup with a condition naming the value', () => {

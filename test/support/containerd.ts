@@ -2,6 +2,8 @@
 import { mkdtemp, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ContentService, type Ingest } from '../../agent/cri/content-progress.js';
 import { run, runHack, type RunResult } from './proc.js';
 
 export interface ContainerdOptions {
@@ -62,6 +64,8 @@ export interface Containerd {
   ctr(args: readonly string[], signal?: AbortSignal): Promise<RunResult>;
   /** Digests of all content blobs containerd holds (after removeImage, the image's are gone). */
   contentDigests(): Promise<string[]>;
+  /** Blobs being written now (the content API's active ingests in k8s.io), with their byte offsets. */
+  ingests(): Promise<Ingest[]>;
 }
 
 /**
@@ -150,6 +154,14 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     async contentDigests() {
       const { stdout } = await ctr(['content', 'ls', '-q']);
       return stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    },
+    async ingests() {
+      const content = new ContentService(endpoint, grpc.credentials.createInsecure(), {});
+      try {
+        return await content.listIngests();
+      } finally {
+        content.close();
+      }
     },
   };
   return handle;
