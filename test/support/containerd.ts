@@ -3,7 +3,7 @@ import { mkdtemp, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { ContentService, type Ingest } from '../../agent/cri/content-progress.js';
+import { ContentService, type Ingest } from '../../agent/cri/content-service.js';
 import { run, runHack, type RunResult } from './proc.js';
 
 export interface ContainerdOptions {
