@@ -184,6 +184,7 @@ export async function startController(config: ControllerConfig, deps: Controller
   warmups.on('update', enqueueWarmup);
   warmups.on('delete', (w) => {
     status.forget(w.metadata?.namespace ?? '', w.metadata?.name ?? '');
+    events.forget(w);
     queue.add(objectKey(w));
   });
   const enqueueUnfinished = (): void => {
