@@ -108,4 +108,33 @@ describe('AgentClientPool', () => {
       foreign.close();
     }
   });
+
+  it('closes the channel of an agent left unused for idleMs, never one with a call in flight', async () => {
+    let now = 0;
+    const tls = { ca: Buffer.from(certs.caCertPem), cert: Buffer.from(certs.clientCertPem), key: Buffer.from(certs.clientKeyPem) };
+    const p = new AgentClientPool(tls, { idleMs: 60_000, now: () => now });
+    // The same agent under a second address, as after it moved.
+    const moved = endpoint.replace('127.0.0.1', 'localhost');
+    const run = (ep: string, taskId: string, signal = new AbortController().signal) => p.get(ep).warm({ taskId, nodeName: 'n' }, { signal, timeoutMs: 10_000 });
+    try {
+      await run(endpoint, 't3');
+      const ac = new AbortController();
+      const hanging = run(moved, 'hang', ac.signal).catch((e: unknown) => e);
+      now = 60_000;
+      await run(endpoint, 't4');
+      expect(p.endpoints.sort()).toEqual([endpoint, moved].sort());
+      ac.abort();
+      expect(await hanging).toMatchObject({ reason: 'Cancelled' });
+      now = 119_999;
+      await run(endpoint, 't5');
+      expect(p.endpoints.sort()).toEqual([endpoint, moved].sort());
+      now = 120_000;
+      await run(endpoint, 't6');
+      expect(p.endpoints).toEqual([endpoint]);
+      // Asked for again, the agent gets a new channel.
+      expect(await run(moved, 't7')).toMatchObject({ taskId: 't7', succeeded: true });
+    } finally {
+      p.close();
+    }
+  });
 });

@@ -6,6 +6,10 @@
 //   const pool = new AgentClientPool({ ca, cert, key });
 //   const result = await pool.get('10.0.0.7:7443').warm(request, { signal, timeoutMs, onEvent });
 //
+// Agents come and go (nodes scale, agent pods restart on new addresses): a channel with no call in
+// flight that has not been used for `idleMs` is closed when the pool is next asked for a
+// connection, so the pool holds channels for the agents in use, not for every endpoint ever seen.
+//
 // Failures surface as AgentCallError with a stable reason (AgentUnavailable, Timeout, ...) and a
 // message that never carries the request's credentials.
 import * as grpc from '@grpc/grpc-js';
@@ -65,13 +69,30 @@ export interface AgentConnection {
   cancel(request: CancelRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<CancelResponse__Output>;
 }
 
-/** Channels to agents keyed by endpoint; closes channels of endpoints no longer used on `close`. */
+export interface AgentClientPoolOptions {
+  /** Close a channel with no call in flight after this long unused. Default 10 minutes. */
+  idleMs?: number;
+  now?: () => number;
+}
+
+/** One agent's channel and how it is used. */
+interface PooledChannel {
+  readonly client: AgentClient;
+  calls: number;
+  lastUsed: number;
+}
+
+/** Channels to agents keyed by endpoint; idle ones are closed (see above), all of them on `close`. */
 export class AgentClientPool {
-  readonly #clients = new Map<string, AgentClient>();
+  readonly #clients = new Map<string, PooledChannel>();
   readonly #creds: grpc.ChannelCredentials;
   readonly #options: grpc.ChannelOptions;
+  readonly #idleMs: number;
+  readonly #now: () => number;
 
-  constructor(tls: AgentTls) {
+  constructor(tls: AgentTls, opts: AgentClientPoolOptions = {}) {
+    this.#idleMs = opts.idleMs ?? 10 * 60_000;
+    this.#now = opts.now ?? Date.now;
     this.#creds = grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
     this.#options = {
       'grpc.keepalive_time_ms': 30_000,
@@ -82,34 +103,64 @@ export class AgentClientPool {
   }
 
   get(endpoint: string): AgentConnection {
-    let client = this.#clients.get(endpoint);
-    if (!client) {
-      const Agent = agentProto().Agent;
-      client = new Agent(endpoint, this.#creds, this.#options);
-      this.#clients.set(endpoint, client);
+    const now = this.#now();
+    for (const [ep, c] of this.#clients) {
+      if (ep !== endpoint && c.calls === 0 && now - c.lastUsed >= this.#idleMs) this.drop(ep);
     }
-    return new GrpcAgentConnection(client, endpoint);
+    let channel = this.#clients.get(endpoint);
+    if (!channel) {
+      const Agent = agentProto().Agent;
+      channel = { client: new Agent(endpoint, this.#creds, this.#options), calls: 0, lastUsed: now };
+      this.#clients.set(endpoint, channel);
+    }
+    channel.lastUsed = now;
+    return new GrpcAgentConnection(channel, endpoint, this.#now);
+  }
+
+  /** Endpoints with an open channel. */
+  get endpoints(): string[] {
+    return [...this.#clients.keys()];
   }
 
   /** Closes the channel of one endpoint (an agent that moved or went away). */
   drop(endpoint: string): void {
-    this.#clients.get(endpoint)?.close();
+    this.#clients.get(endpoint)?.client.close();
     this.#clients.delete(endpoint);
   }
 
   close(): void {
-    for (const c of this.#clients.values()) c.close();
+    for (const c of this.#clients.values()) c.client.close();
     this.#clients.clear();
   }
 }
 
 class GrpcAgentConnection implements AgentConnection {
+  private readonly client: AgentClient;
+
   constructor(
-    private readonly client: AgentClient,
+    private readonly channel: PooledChannel,
     private readonly endpoint: string,
-  ) {}
+    private readonly now: () => number,
+  ) {
+    this.client = channel.client;
+  }
+
+  /** Counts a call in flight on the channel until the returned promise settles. */
+  private track<T>(call: Promise<T>): Promise<T> {
+    this.channel.calls++;
+    const done = (): void => {
+      this.channel.calls--;
+      this.channel.lastUsed = this.now();
+    };
+    call.then(done, done);
+    return call;
+  }
 
   warm(request: WarmRequest, opts: WarmOptions): Promise<WarmResult__Output> {
+    return this.track(this.startWarm(request, opts));
+  }
+
+  private startWarm(request: WarmRequest, opts: WarmOptions): Promise<WarmResult__Output> {
     return new Promise((resolve, reject) => {
       if (opts.signal.aborted) {
         reject(new AgentCallError('Cancelled', `warm on ${this.endpoint} cancelled before it started`));
@@ -149,6 +200,10 @@ class GrpcAgentConnection implements AgentConnection {
   }
 
   nodeStatus(request: NodeStatusRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<NodeStatusResponse> {
+    return this.track(this.startNodeStatus(request, opts));
+  }
+
+  private startNodeStatus(request: NodeStatusRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<NodeStatusResponse> {
     return new Promise((resolve, reject) => {
       const call = this.client.NodeStatus(request, { deadline: new Date(Date.now() + opts.timeoutMs) }, (err, res) => {
         opts.signal?.removeEventListener('abort', onAbort);

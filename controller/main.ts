@@ -6,7 +6,7 @@
 // Interface (stable):
 //   startController(config, deps?) -> Promise<RunningController>
 //   RunningController { stop(): Promise<void>; httpAddress: { host, port }; isLeader(): boolean;
-//                       statusWriter; metrics; done: Promise<void> }
+//                       statusWriter; metrics; heldFor(namespace, name): string[]; done: Promise<void> }
 //   The reconciler is created once per leadership term with ReconcilerDeps (controller/reconcile.ts)
 //   and its `signal` aborts when the term ends; `stop()` is awaited before a new term starts.
 //   The clients it is handed are built here: an AgentClientPool over mutual TLS (its channels are
@@ -55,6 +55,11 @@ export interface RunningController {
   readonly statusWriter: StatusWriter<Warmup, WarmupStatus>;
   readonly metrics: ControllerMetrics;
   readonly agents: AgentDirectory;
+  /**
+   * Which of the controller's per-Warmup stores (status writer, event recorder, work queue) still
+   * keep something for this Warmup; empty soon after it is deleted.
+   */
+  heldFor(namespace: string, name: string): string[];
   /** Resolves when the controller has stopped. */
   readonly done: Promise<void>;
 }
@@ -186,6 +191,7 @@ export async function startController(config: ControllerConfig, deps: Controller
   warmups.on('update', enqueueWarmup);
   warmups.on('delete', (w) => {
     status.forget(w.metadata?.namespace ?? '', w.metadata?.name ?? '');
+    events.forget(w);
     queue.add(objectKey(w));
   });
   const enqueueUnfinished = (): void => {
@@ -318,6 +324,11 @@ export async function startController(config: ControllerConfig, deps: Controller
     statusWriter: status,
     metrics,
     agents,
+    heldFor: (namespace, name) => [
+      ...(status.holds(namespace, name) ? ['status writer'] : []),
+      ...(events.holds(namespace, name) ? ['event recorder'] : []),
+      ...(queue.holds(`${namespace}/${name}`) ? ['work queue'] : []),
+    ],
     done,
   };
 }

@@ -145,6 +145,16 @@ describe('one controller', () => {
     expect(table).toMatch(/all\s+Succeeded\s+3\s+0\s+3/);
   });
 
+  it('keeps nothing for a Warmup once it is deleted', async () => {
+    const image = await smallImage('gone');
+    await api.create(NS, 'gone', { images: [{ image }] });
+    expect((await finished('gone')).status?.phase).toBe('Succeeded');
+    expect(controller.heldFor(NS, 'gone')).toContain('event recorder');
+    await api.delete(NS, 'gone');
+    // A running Warmup's periodic resync may still be due (10 s); after that nothing is left.
+    await waitFor('the controller to keep nothing for Warmup gone', () => Promise.resolve(controller.heldFor(NS, 'gone').length === 0 ? true : undefined), 30_000);
+  });
+
   it('warms only the nodes a selector or a names list picks', async () => {
     const bySelector = await smallImage('selector');
     const byNames = await smallImage('names');

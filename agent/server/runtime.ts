@@ -90,7 +90,14 @@ export class RuntimeProbe {
   }
 
   private async probe(): Promise<RuntimeState> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stopped.signal]);
+    // Not AbortSignal.any([timeout, stopped]): on Node 20 each call leaves an entry on the
+    // long-lived `stopped` signal for good, one per probe and per task, for the agent's lifetime.
+    const attempt = new AbortController();
+    const signal = attempt.signal;
+    const onStop = (): void => attempt.abort();
+    this.stopped.signal.addEventListener('abort', onStop, { once: true });
+    const deadline = setTimeout(() => attempt.abort(), this.opts.timeoutMs);
+    deadline.unref();
     let next: RuntimeState;
     try {
       const v = await this.runtime.version(signal);
@@ -105,6 +112,9 @@ export class RuntimeProbe {
         reason: why.includes(this.runtime.endpoint) ? why : `the container runtime at ${this.runtime.endpoint} did not answer Version: ${why}`,
         checkedAt: Date.now(),
       };
+    } finally {
+      clearTimeout(deadline);
+      this.stopped.signal.removeEventListener('abort', onStop);
     }
     const prev = this.current;
     this.current = next;

@@ -87,4 +87,36 @@ describe('EventRecorder', () => {
     await rec.idle();
     expect([...api.events.values()][0]?.message?.length).toBe(1024);
   });
+
+  it('keeps nothing for an object once it is deleted, even with its Events still being written', async () => {
+    const api = new FakeEventsApi();
+    const rec = new EventRecorder({ api, log, component: 'stoker-controller' });
+    const other = { ...warmup, metadata: { name: 'w2', namespace: 'team', uid: 'u-2' } };
+    rec.record(warmup, 'Normal', 'Started', 'warming 3 nodes');
+    rec.record(warmup, 'Normal', 'Completed', '3 of 3 node(s) warmed');
+    rec.record(other, 'Normal', 'Started', 'warming 3 nodes');
+    // Deleted while its Events are still queued: they are written, then forgotten.
+    rec.forget(warmup);
+    await rec.idle();
+    expect(api.events.size).toBe(3);
+    expect(rec.remembered).toBe(1);
+    // The other object's repeats still aggregate.
+    rec.record(other, 'Normal', 'Started', 'warming 3 nodes');
+    await rec.idle();
+    expect([...api.events.values()].filter((e) => e.involvedObject.name === 'w2').map((e) => e.count)).toEqual([2]);
+  });
+
+  it('drops what it keeps for aggregation once the window has passed', async () => {
+    const api = new FakeEventsApi();
+    let now = Date.parse('2025-01-01T00:00:00Z');
+    const rec = new EventRecorder({ api, log, component: 'stoker-controller', aggregateWindowMs: 60_000, now: () => new Date(now) });
+    for (let i = 0; i < 100; i++) rec.record({ ...warmup, metadata: { ...warmup.metadata, name: `w-${i}`, uid: `u-${i}` } }, 'Normal', 'Completed', 'done');
+    await rec.idle();
+    expect(rec.remembered).toBe(100);
+    now += 60_001;
+    rec.record(warmup, 'Normal', 'Completed', 'done');
+    await rec.idle();
+    expect(rec.remembered).toBe(1);
+    expect(api.events.size).toBe(101);
+  });
 });

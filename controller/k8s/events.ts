@@ -6,11 +6,17 @@
 // never throws and never blocks the caller; failures are logged and dropped. Callers must not put
 // credentials in messages (the reconciler builds messages from its own words and user values).
 //
-// Interface (stable, used by controller/reconcile.ts):
+// What aggregation needs is kept small and not for long: per (object, type, reason, message) the
+// Event's name, its count and when it was last written, dropped once the window has passed and
+// when the object is deleted (`forget`). A controller that handles thousands of Warmups keeps
+// nothing for the ones that are gone.
+//
+// Interface (stable, used by controller/reconcile.ts and controller/main.ts):
 //   new EventRecorder({ kc, component, log, instance?, aggregateWindowMs? })
 //   record(obj: { apiVersion?, kind?, metadata }, type: 'Normal' | 'Warning', reason, message): void
+//   forget(obj)             (the object was deleted: its Events are no longer aggregated)
 //   idle(): Promise<void>   (resolves when every recorded Event has been written; for tests and shutdown)
-//   written: number
+//   written: number; remembered: number (aggregation entries held); holds(namespace, name): boolean
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../proto/common/log.js';
@@ -48,9 +54,17 @@ export interface EventRecorderOptions {
 const MAX_MESSAGE = 1024;
 const MAX_CACHE = 4096;
 
+/** An Event already written, as much of it as aggregation needs. */
 interface Seen {
-  event: CoreV1Event;
+  name: string;
+  count: number;
+  /** When it was last written (ms). */
   at: number;
+}
+
+/** The part of an aggregation key that names the object; `forget` drops every key with it. */
+function objectPrefix(namespace: string, name: string, uid: string): string {
+  return [namespace, name, uid, ''].join('\u0000');
 }
 
 export function coreEventsApi(kc: KubeConfig): EventsApi {
@@ -84,7 +98,7 @@ export class EventRecorder {
       if (!name) throw new Error('object has no name');
       const namespace = obj.metadata?.namespace || 'default';
       const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
-      const key = [namespace, obj.kind ?? '', name, obj.metadata?.uid ?? '', type, reason, text].join('\u0000');
+      const key = objectPrefix(namespace, name, obj.metadata?.uid ?? '') + [obj.kind ?? '', type, reason, text].join('\u0000');
       const now = this.now();
       this.chain = this.chain.then(() => this.write(key, obj, namespace, name, type, reason, text, now));
     } catch (err) {
@@ -95,6 +109,31 @@ export class EventRecorder {
   /** Resolves when every Event recorded so far has been written (or has failed). */
   idle(): Promise<void> {
     return this.chain;
+  }
+
+  /**
+   * The object was deleted: drops what aggregation keeps for it. Runs after the Events recorded
+   * before it, so a write still queued for the object does not bring its entry back.
+   */
+  forget(obj: EventSubject): void {
+    const name = obj.metadata?.name;
+    if (!name) return;
+    const prefix = objectPrefix(obj.metadata?.namespace || 'default', name, obj.metadata?.uid ?? '');
+    this.chain = this.chain.then(() => {
+      for (const key of [...this.seen.keys()]) if (key.startsWith(prefix)) this.seen.delete(key);
+    });
+  }
+
+  /** Aggregation entries held now (Events that a repeat within the window would update). */
+  get remembered(): number {
+    return this.seen.size;
+  }
+
+  /** Whether anything is kept for an object of this namespace and name (any uid). */
+  holds(namespace: string, name: string): boolean {
+    const prefix = [namespace, name, ''].join('\u0000');
+    for (const key of this.seen.keys()) if (key.startsWith(prefix)) return true;
+    return false;
   }
 
   private async write(
@@ -109,11 +148,11 @@ export class EventRecorder {
   ): Promise<void> {
     try {
       const prev = this.seen.get(key);
-      if (prev && now.getTime() - prev.at < this.windowMs && prev.event.metadata.name) {
-        const count = (prev.event.count ?? 1) + 1;
+      if (prev && now.getTime() - prev.at < this.windowMs) {
+        const count = prev.count + 1;
         try {
-          await this.api.bump(namespace, prev.event.metadata.name, { count, lastTimestamp: now });
-          this.remember(key, { ...prev.event, count, lastTimestamp: now }, now);
+          await this.api.bump(namespace, prev.name, { count, lastTimestamp: now });
+          this.remember(key, { name: prev.name, count, at: now.getTime() });
           this.written++;
           this.opts.onWrite?.(type, reason);
           return;
@@ -144,7 +183,7 @@ export class EventRecorder {
         reportingInstance: this.opts.instance ?? this.opts.component,
       };
       const saved = await this.api.create(namespace, event);
-      this.remember(key, saved, now);
+      this.remember(key, { name: saved.metadata?.name ?? event.metadata.name ?? '', count: saved.count ?? 1, at: now.getTime() });
       this.written++;
       this.opts.onWrite?.(type, reason);
     } catch (err) {
@@ -156,12 +195,13 @@ export class EventRecorder {
     }
   }
 
-  private remember(key: string, event: CoreV1Event, now: Date): void {
+  /** Keeps `seen` in the order of last write, so entries past the window are at the front. */
+  private remember(key: string, seen: Seen): void {
     this.seen.delete(key);
-    this.seen.set(key, { event, at: now.getTime() });
-    if (this.seen.size > MAX_CACHE) {
-      const oldest = this.seen.keys().next().value;
-      if (oldest !== undefined) this.seen.delete(oldest);
+    this.seen.set(key, seen);
+    for (const [k, s] of this.seen) {
+      if (this.seen.size <= MAX_CACHE && seen.at - s.at < this.windowMs) break;
+      this.seen.delete(k);
     }
   }
 }

@@ -12,6 +12,7 @@
 //   schedule(namespace, name, compute: (current: Warmup) => WarmupStatus | undefined): void
 //   flush(namespace, name): Promise<void>   (rejects if the write fails)
 //   forget(namespace, name): void           (object deleted: drop what is pending)
+//   holds(namespace, name): boolean         (anything kept for the object: pending, in flight, timing)
 //   writes: number                          (successful status writes, for metrics and benchmarks)
 //   conflicts: number; cancelPending(): void; stop(): Promise<void>
 import { isDeepStrictEqual } from 'node:util';
@@ -123,6 +124,11 @@ export class StatusWriter<T extends StatusObject<S>, S = NonNullable<T['status']
     const slot = this.slots.get(key);
     if (slot?.timer !== undefined) this.clock.clearTimeout(slot.timer);
     this.slots.delete(key);
+  }
+
+  /** Whether anything is kept for the object: a pending update, a write in flight, its write timing. */
+  holds(namespace: string, name: string): boolean {
+    return this.slots.has(`${namespace}/${name}`);
   }
 
   /** Drops every pending update (this replica stopped leading; the new leader owns status now). */

@@ -8,7 +8,7 @@
 //
 // Interface (stable, used by controller/main.ts):
 //   new WorkQueue({ baseDelayMs?, maxDelayMs?, clock?, log?, onDepth? })
-//   add(key); addAfter(key, ms); addRateLimited(key); forget(key); numRequeues(key); len();
+//   add(key); addAfter(key, ms); addRateLimited(key); forget(key); numRequeues(key); len(); holds(key);
 //   run(concurrency, handler: (key) => Promise<{ requeueAfterMs?: number } | void>, signal): Promise<void>
 // A handler that throws is retried with backoff; one that returns { requeueAfterMs } is forgotten
 // and run again after that delay; one that returns nothing is forgotten.
@@ -117,6 +117,11 @@ export class WorkQueue {
 
   numRequeues(key: string): number {
     return this.failures.get(key) ?? 0;
+  }
+
+  /** Whether the queue keeps anything for the key: queued, in progress, delayed or counted failures. */
+  holds(key: string): boolean {
+    return this.dirty.has(key) || this.processing.has(key) || this.delayed.has(key) || this.failures.has(key);
   }
 
   /** Keys waiting to be processed now (not delayed, not in progress). */
