@@ -362,7 +362,8 @@ describe('stoker agent', () => {
     });
 
     it('keeps a merged pull going while another live task still needs it', async () => {
-      const image = (await pushRandomImage(registry, 'agent/merged', { layers: 1, layerSizeBytes: 4 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      // 8 MiB through the 512 KiB/s proxy: the pull lasts about 16 s, well past the checks below.
+      const image = (await pushRandomImage(registry, 'agent/merged', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 })).replace(registry.host, proxy.host);
       let bothRunning: () => void = () => undefined;
       const running = new Promise<void>((r) => (bothRunning = r));
       const seen = new Set<string>();
@@ -376,11 +377,13 @@ describe('stoker agent', () => {
       expect(await cancel(client, 'merged-a')).toMatchObject({ outcome: 'CANCEL_OUTCOME_CANCELLED' });
       expect((await a).result?.images[0]?.failure?.code).toBe('CANCELLED');
 
-      // The pull goes on for merged-b: containerd keeps fetching the layer.
+      // The pull goes on for merged-b: containerd keeps fetching the layer from the registry.
       const first = await ingestOffsets(containerd);
+      const forwarded = proxy.bytesForwarded();
       await new Promise((r) => setTimeout(r, 1_500));
       const second = await ingestOffsets(containerd);
       expect([...second].some(([ref, offset]) => offset > (first.get(ref) ?? 0))).toBe(true);
+      expect(proxy.bytesForwarded() - forwarded).toBeGreaterThan(256 * 1024);
       const status = (await (await fetch(`${agent.httpUrl}/status`)).json()) as { tasks: { taskId: string }[] };
       expect(status.tasks.map((t) => t.taskId)).toEqual(['merged-b']);
 
