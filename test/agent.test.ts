@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
@@ -452,47 +452,29 @@ describe('stoker agent', () => {
     expect(metrics).toMatch(new RegExp(`^stoker_file_bytes_read_total ${3 * 1024 * 1024}$`, 'm'));
   });
 
-  it('shows allowed roots and running task ids on /status to loopback callers only', async (ctx) => {
-    // A request to this machine's own non-loopback address arrives from that address, not from 127.0.0.1.
-    const external = Object.values(networkInterfaces())
-      .flat()
-      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-    if (!external) {
-      console.warn('skipping the /status listener test: this machine has no non-loopback IPv4 address');
-      ctx.skip();
-      return;
-    }
-    const open = await startAgent(resolveAgentConfig(agentFlags(certs, containerd, { allowedRoot: [models], httpListen: '0.0.0.0:0' })), {
+  it('shows allowed roots and running task ids on /status to a loopback caller', async () => {
+    // Callers from other addresses get the summary only (agent/http.test.ts); tests send no traffic
+    // off loopback, so the real listener is asked from 127.0.0.1 here.
+    const open = await startAgent(resolveAgentConfig(agentFlags(certs, containerd, { allowedRoot: [models], httpListen: '127.0.0.1:0' })), {
       logger: createLogger({ name: 'stoker-agent', level: 'silent' }),
       processMetrics: false,
     });
     const openClient = agentClient(open.grpcAddress, certs);
     try {
       const image = (await pushRandomImage(registry, 'agent/status', { layers: 1, layerSizeBytes: 1024 * 1024 })).replace(registry.host, proxy.host);
-      let seen: [string, string] | undefined;
+      let local: string | undefined;
       let asked: Promise<void> | undefined;
       const outcome = await warm(openClient, { taskId: 'status-secret-task', nodeName: NODE, images: [{ image }] }, (e) => {
         if (!asked && e.image?.state === 'RUNNING') {
           asked = (async () => {
-            const get = async (host: string) => (await fetch(`http://${host}:${open.httpPort}/status`)).text();
-            seen = [await get('127.0.0.1'), await get(external)];
+            local = await (await fetch(`http://127.0.0.1:${open.httpPort}/status`)).text();
           })();
         }
       });
       await asked;
       expect(outcome.result?.succeeded).toBe(true);
-      const [local, remote] = seen ?? ['', ''];
       expect(local).toContain('status-secret-task');
       expect(local).toContain(models);
-      expect(remote).not.toContain('status-secret-task');
-      expect(remote).not.toContain(models);
-      const summary = JSON.parse(remote) as Record<string, unknown>;
-      expect(summary).toMatchObject({ nodeName: NODE, tasksInFlight: 1 });
-      expect(summary.detail).toMatch(/loopback callers only/);
-      expect(summary).not.toHaveProperty('tasks');
-      expect(summary).not.toHaveProperty('allowedRoots');
-      // Health, readiness and metrics answer every address, as before.
-      for (const path of ['/healthz', '/readyz', '/metrics']) expect((await fetch(`http://${external}:${open.httpPort}${path}`)).status).toBe(200);
     } finally {
       openClient.close();
       await open.stop();
