@@ -102,6 +102,12 @@ export async function runWarmTask(
   return { taskId: req.taskId, succeeded, images, paths, seconds, failure: null };
 }
 
+/** Exactly one result per requested key, in request order; a key the engine skipped gets `missing(key)`. */
+function inRequestOrder<R>(keys: readonly string[], results: readonly R[], keyOf: (r: R) => string | null | undefined, missing: (key: string) => R): R[] {
+  const byKey = new Map(results.map((r) => [keyOf(r) ?? '', r]));
+  return keys.map((k) => byKey.get(k) ?? missing(k));
+}
+
 async function runImages(
   ctx: WarmContext,
   req: ValidWarmRequest,
@@ -128,10 +134,8 @@ async function runImages(
       signal,
       onProgress: (image) => emit({ image }),
     });
-    // Every requested image gets exactly one result, in request order.
-    const byImage = new Map(results.map((r) => [r.image ?? '', r]));
-    return req.images.map(
-      (i) => byImage.get(i.image) ?? failedImageResult(i.image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(i.image)}`),
+    return inRequestOrder(req.images.map((i) => i.image), results, (r) => r.image, (image) =>
+      failedImageResult(image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(image)}`),
     );
   } catch (err) {
     if (signal.aborted) return req.images.map((i) => failedImageResult(i.image, 'CANCELLED', cancelledMessage(ctx.nodeName, signal)));
@@ -164,9 +168,8 @@ async function runPaths(
       signal,
       onProgress: (file) => emit({ file }),
     });
-    const byPath = new Map(results.map((r) => [r.path ?? '', r]));
-    return req.paths.map(
-      (p) => byPath.get(p.path) ?? failedPathResult(p.path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(p.path)}`),
+    return inRequestOrder(req.paths.map((p) => p.path), results, (r) => r.path, (path) =>
+      failedPathResult(path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(path)}`),
     );
   } catch (err) {
     if (signal.aborted) return req.paths.map((p) => failedPathResult(p.path, 'CANCELLED', cancelledMessage(ctx.nodeName, signal)));
