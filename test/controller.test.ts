@@ -254,7 +254,9 @@ describe('one controller', () => {
       await new Promise((r) => setTimeout(r, 1_500));
       const later = await ingests(names);
       for (const [key, offset] of later) expect({ key, offset }).toEqual({ key, offset: first.get(key) ?? offset });
-      expect(proxy.bytesForwarded() - forwarded).toBeLessThan(64 * 1024);
+      // One pull still running would send about 288 KiB in the window (192 KiB/s); what the proxy had
+      // already queued when the pulls stopped drains in well under half of that.
+      expect(proxy.bytesForwarded() - forwarded).toBeLessThan(144 * 1024);
     }
 
     beforeAll(() => proxy.setRate(192 * 1024));
