@@ -52,14 +52,16 @@ export async function startThrottledProxy(target: string | HasHost, bytesPerSeco
     if (wait > 0) await sleep(wait);
   };
 
-  const throttle = (): Transform =>
+  /** A shaper for one connection; `gone()` says its client has closed, so nothing more is sent or counted. */
+  const throttle = (gone: () => boolean): Transform =>
     new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
         void (async () => {
           // Pieces of ~1/20 s of budget keep the flow smooth.
-          for (let off = 0; off < chunk.length && !closed; ) {
+          for (let off = 0; off < chunk.length && !closed && !gone(); ) {
             const piece = Math.max(1, Math.min(chunk.length - off, Number.isFinite(rate) ? Math.ceil(rate / 20) : chunk.length));
             await reserve(piece);
+            if (closed || gone()) break;
             this.push(chunk.subarray(off, off + piece));
             forwarded += piece;
             off += piece;
@@ -73,7 +75,8 @@ export async function startThrottledProxy(target: string | HasHost, bytesPerSeco
     sockets.add(client);
     const upstream = connect(targetPort, targetName);
     sockets.add(upstream);
-    const shaper = throttle();
+    let clientGone = false;
+    const shaper = throttle(() => clientGone);
     const teardown = (): void => {
       client.destroy();
       upstream.destroy();
@@ -83,8 +86,10 @@ export async function startThrottledProxy(target: string | HasHost, bytesPerSeco
     upstream.on('error', teardown);
     shaper.on('error', teardown);
     client.on('close', () => {
+      clientGone = true;
       sockets.delete(client);
       upstream.destroy();
+      shaper.destroy();
     });
     upstream.on('close', () => sockets.delete(upstream));
     client.pipe(upstream);
