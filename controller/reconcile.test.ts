@@ -416,6 +416,45 @@ describe('finalizerPatch', () => {
 });
 
 describe('reconcile through an API server outage', () => {
+  it('keeps trying to write the final status while the API server is away; the Completed Event follows it, once', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    let refusals = 2;
+    const flushes: string[] = [];
+    c.deps.status.flush = () => {
+      if (refusals-- > 0) {
+        flushes.push('refused');
+        return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+      }
+      flushes.push('written');
+      return Promise.resolve();
+    };
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.events.some((e) => e.startsWith('Normal Completed')));
+    expect(flushes).toEqual(['refused', 'refused', 'written']);
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(1);
+    expect(c.warmups.get(key)?.status?.phase).toBe('Succeeded');
+    await c.clock.run(r.stop());
+  });
+
+  it('records Completed once when a run finishes a Warmup the API server already has as finished (a stale cache)', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.events.some((e) => e.startsWith('Normal Completed')));
+    // The cache still shows it running (its watch was cut): a second run joins the remembered tasks and ends again.
+    const cached = structuredClone(c.warmups.get(key)!);
+    const stale: Warmup = { ...cached, metadata: { ...cached.metadata, generation: 2 }, status: { phase: 'Running' } };
+    c.deps.warmups = { get: (k) => (k === key ? stale : undefined) };
+    await r.reconcile(key);
+    await c.clock.until(() => c.requests.length === 2);
+    await c.clock.advance(1_000);
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(1);
+    await c.clock.run(r.stop());
+  });
+
   it('waits for a node whose agent is not proven gone (its Lease lapsed during the outage) instead of failing NoMatchingNodes', async () => {
     const c = fakeCluster({ a: {} }, []);
     let live = new Map<string, { endpoint: string }>();
