@@ -171,6 +171,22 @@ describe('LeaderElector through an outage', () => {
     await a.stop();
   });
 
+  it('a candidate gives up a call that hangs after two retry periods, so it leads within seconds of the API server answering', async () => {
+    const api = new FakeLeaseApi();
+    const events: string[] = [];
+    const a = elector(api, 'a', events);
+    a.start();
+    await vi.advanceTimersByTimeAsync(100);
+    api.hang = true;
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(a.isLeader()).toBe(false);
+    api.hang = false;
+    // Retry period 2 s: a hung call ends after 4 s, the next round comes 2-2.4 s later.
+    await vi.advanceTimersByTimeAsync(6_500);
+    expect(a.isLeader()).toBe(true);
+    await a.stop();
+  });
+
   it('two replicas through a 30 s outage: the leader stops before the standby may start, and one leads afterwards', async () => {
     const api = new FakeLeaseApi();
     const events: string[] = [];
@@ -200,7 +216,7 @@ describe('LeaderElector through an outage', () => {
     const a = elector(api, 'a', events);
     a.start();
     await vi.advanceTimersByTimeAsync(100);
-    // The leader dies without releasing; a standby's read hangs for 8 s and then returns its last renewal.
+    // The leader dies without releasing; a standby's read takes 3.5 s and then returns its last renewal.
     await a.stop();
     api.lease = { ...api.lease!, spec: { ...api.lease!.spec, holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new Date() } };
     const slow = new FakeLeaseApi();
@@ -211,12 +227,12 @@ describe('LeaderElector through an outage', () => {
     slow.read = (ns, name, signal) => {
       if (!first) return read(ns, name, signal);
       first = false;
-      return new Promise((r) => setTimeout(() => void read(ns, name, signal).then(r), 8_000));
+      return new Promise((r) => setTimeout(() => void read(ns, name, signal).then(r), 3_500));
     };
     const b = elector(slow, 'b', events);
     b.start();
-    // Seen at 8 s: it may take over 15 s after that, not 15 s after it asked.
-    await vi.advanceTimersByTimeAsync(8_000 + 14_000);
+    // Seen at 3.5 s: it may take over 15 s after that, not 15 s after it asked.
+    await vi.advanceTimersByTimeAsync(3_500 + 14_000);
     expect(b.isLeader()).toBe(false);
     await vi.advanceTimersByTimeAsync(4_000);
     expect(b.isLeader()).toBe(true);

@@ -134,8 +134,12 @@ export class LeaderElector {
     while (!signal.aborted) {
       let ok = false;
       const roundStart = this.now();
-      // A leader's calls end at its renew deadline; a candidate's are bounded the same way.
-      const budget = this.isLeader() ? this.lastRenew + this.opts.renewDeadlineMs - roundStart : this.opts.renewDeadlineMs;
+      // A leader's calls end at its renew deadline. A candidate's end after two retry periods (at
+      // most renewDeadline): one that hung while the API server was away is soon retried, so a
+      // replica leads again within seconds of its return.
+      const budget = this.isLeader()
+        ? this.lastRenew + this.opts.renewDeadlineMs - roundStart
+        : Math.min(this.opts.renewDeadlineMs, Math.max(2 * this.opts.retryPeriodMs, 2000));
       try {
         if (budget > 0) ok = await within(budget, `lease ${this.opts.name}`, (callSignal) => this.tryAcquireOrRenew(AbortSignal.any([callSignal, signal])));
       } catch (err) {
