@@ -12,11 +12,20 @@ class FakeLeaseApi implements AnnounceLeaseApi {
   leases = new Map<string, Lease>();
   rv = 0;
   down = false;
+  /** While true, calls are accepted and never answered until their signal aborts (etcd gone behind the API server). */
+  hang = false;
+  cancelled = 0;
   writes = 0;
   private check() {
     if (this.down) throw Object.assign(new Error('unavailable'), { code: 503 });
   }
-  read = (_ns: string, name: string) => later(() => {
+  private hung(signal: AbortSignal | undefined): Promise<never> {
+    return new Promise((_, reject) => signal?.addEventListener('abort', () => {
+      this.cancelled++;
+      reject(new Error('aborted'));
+    }, { once: true }));
+  }
+  read = (_ns: string, name: string, signal?: AbortSignal) => this.hang ? this.hung(signal) : later(() => {
     this.check();
     const l = this.leases.get(name);
     return l ? (JSON.parse(JSON.stringify(l)) as Lease) : undefined;
@@ -27,16 +36,16 @@ class FakeLeaseApi implements AnnounceLeaseApi {
     if (this.leases.has(name)) throw Object.assign(new Error('exists'), { code: 409 });
     this.writes++;
     this.leases.set(name, JSON.parse(JSON.stringify({ ...l, metadata: { ...l.metadata, resourceVersion: String(++this.rv) } })) as Lease);
-    return l;
+    return JSON.parse(JSON.stringify(this.leases.get(name))) as Lease;
   });
-  replace = (_ns: string, name: string, l: Lease) => later(() => {
+  replace = (_ns: string, name: string, l: Lease, signal?: AbortSignal) => this.hang ? this.hung(signal) : later(() => {
     this.check();
     const cur = this.leases.get(name);
     if (!cur) throw Object.assign(new Error('not found'), { code: 404 });
     if (cur.metadata?.resourceVersion !== l.metadata?.resourceVersion) throw Object.assign(new Error('conflict'), { code: 409 });
     this.writes++;
     this.leases.set(name, JSON.parse(JSON.stringify({ ...l, metadata: { ...l.metadata, resourceVersion: String(++this.rv) } })) as Lease);
-    return l;
+    return JSON.parse(JSON.stringify(this.leases.get(name))) as Lease;
   });
   delete = (_ns: string, name: string) => later(() => {
     this.check();
@@ -87,6 +96,43 @@ describe('startAnnouncer', () => {
     api.down = false;
     await vi.advanceTimersByTimeAsync(2_000);
     expect(api.leases.get('stoker-agent-node-1')?.metadata?.annotations?.['stoker.io/grpc-endpoint']).toBe('[::1]:7443');
+  });
+
+  it('renews within about a second and a half of the API server answering again, however long it was away, with one request per renewal', async () => {
+    const api = new FakeLeaseApi();
+    let reads = 0;
+    const read = api.read;
+    api.read = (ns, name) => {
+      reads++;
+      return read(ns, name);
+    };
+    announcer = startAnnouncer({ api, namespace: 'ns', nodeName: 'node-1', endpoint: 'a:1', leaseDurationSeconds: 15, log });
+    await announcer.firstRenewal;
+    await vi.advanceTimersByTimeAsync(30_000);
+    // Renewals (every 5 s) replace the Lease as last written, without reading it first.
+    expect(announcer.renewals()).toBe(7);
+    expect(reads).toBe(1);
+    api.down = true;
+    await vi.advanceTimersByTimeAsync(40_000);
+    const before = announcer.renewals();
+    api.down = false;
+    await vi.advanceTimersByTimeAsync(1_600);
+    expect(announcer.renewals()).toBe(before + 1);
+    expect(new Date(String(api.leases.get('stoker-agent-node-1')?.spec?.renewTime)).getTime()).toBeGreaterThan(Date.now() - 1_600);
+  });
+
+  it('bounds each try while failing, so an API server that accepts and never answers does not hold up the next one', async () => {
+    const api = new FakeLeaseApi();
+    announcer = startAnnouncer({ api, namespace: 'ns', nodeName: 'node-1', endpoint: 'a:1', leaseDurationSeconds: 9, log });
+    await announcer.firstRenewal;
+    api.hang = true;
+    await vi.advanceTimersByTimeAsync(30_000);
+    // The first hung renewal waits out the client's 10 s; later tries end after 3 s each.
+    expect(api.cancelled).toBeGreaterThanOrEqual(5);
+    const before = announcer.renewals();
+    api.hang = false;
+    await vi.advanceTimersByTimeAsync(4_600);
+    expect(announcer.renewals()).toBeGreaterThan(before);
   });
 
   it('withdraws the Lease on stop and writes nothing after', async () => {

@@ -2,9 +2,16 @@
 // "stoker-agent-<node>" in Stoker's namespace (see proto/common/agent-lease.ts) with holderIdentity = node
 // name, the agent's gRPC endpoint and version in annotations, renewTime and leaseDurationSeconds.
 // It is renewed every leaseDuration/3 as a heartbeat, so the controller finds live agents without
-// reaching any kubelet; a renewal that fails is retried at the next beat, and a Lease that
-// someone deleted or changed is recreated or taken back. On stop the Lease is deleted, so the
-// controller sees at once that this agent is gone.
+// reaching any kubelet. A renewal writes the Lease as last written (one request); a conflict or a
+// Lease someone deleted is read again and recreated or taken back. On stop the Lease is deleted,
+// so the controller sees at once that this agent is gone.
+//
+// While the API server is away (restart, upgrade, etcd down) the agent keeps serving: tasks in
+// flight go on and new ones are accepted, since the controller reaches the agent directly. It
+// retries about every second (jittered, so thousands of agents do not arrive at once), each try
+// bounded by a short deadline, so it renews within about a second of the API server answering
+// again. A controller does not take a Lease that lapsed during an outage as proof that the agent
+// is gone (controller/k8s/agents.ts).
 //
 // The Lease is written with the small client in kube/, not the Kubernetes JavaScript client
 // (which would nearly double the agent's resident memory).
@@ -117,6 +124,11 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
   const intervalMs = Math.max(200, Math.floor((duration * 1000) / 3));
   let written = 0;
   let failing = false;
+  /** The Lease as this agent last wrote it: the next renewal replaces it without reading first. */
+  let held: Lease | undefined;
+  /** When (ms) the last write succeeded, and whether the lapse of the Lease since was logged. */
+  let lastWrite = 0;
+  let lapseLogged = false;
   let resolveFirst!: () => void;
   const firstRenewal = new Promise<void>((r) => (resolveFirst = r));
 
@@ -143,13 +155,27 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
     };
   };
 
-  /** One heartbeat: read, then create or replace. A conflict is retried at once, a few times. */
-  const beat = async (): Promise<void> => {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const current = await api.read(namespace, name, signal);
+  /**
+   * One heartbeat: replace the Lease as last written; after a conflict (or at first) read it, then
+   * create or replace. A conflict is retried at once, a few times. `callSignal` bounds the calls.
+   */
+  const beat = async (callSignal: AbortSignal): Promise<void> => {
+    if (held) {
       try {
-        if (!current) await api.create(namespace, desired(undefined, new Date()), signal);
-        else await api.replace(namespace, name, desired(current, new Date()), signal);
+        held = await api.replace(namespace, name, desired(held, new Date()), callSignal);
+        return;
+      } catch (err) {
+        const code = kubeErrorStatus(err);
+        if (code !== 409 && code !== 404) throw err;
+        held = undefined;
+      }
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await api.read(namespace, name, callSignal);
+      try {
+        held = !current
+          ? await api.create(namespace, desired(undefined, new Date()), callSignal)
+          : await api.replace(namespace, name, desired(current, new Date()), callSignal);
         return;
       } catch (err) {
         const code = kubeErrorStatus(err);
@@ -159,23 +185,43 @@ export function startAnnouncer(opts: AnnouncerOptions): Announcer {
     }
   };
 
+  /** A beat whose calls end after `ms` (or when the announcer stops). */
+  const beatWithin = async (ms: number): Promise<void> => {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error(`no answer from the API server within ${ms / 1000} s`)), ms);
+    try {
+      await beat(AbortSignal.any([signal, deadline.signal]));
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   const loop = (async () => {
     while (!signal.aborted) {
       try {
-        await beat();
+        // While failing, each try gets a short deadline: an API server whose etcd is gone accepts
+        // requests and does not answer, and the next try should not wait for the client's timeout.
+        await beatWithin(failing ? Math.min(intervalMs, 3000) : Math.max(intervalMs, 10_000));
         written++;
         if (written === 1) {
           log.info({ lease: name, namespace, endpoint }, 'announced agent to the API server');
           resolveFirst();
-        } else if (failing) log.info({ lease: name }, 'agent announcement renewed again');
+        } else if (failing) log.info({ lease: name, unrenewedSeconds: Math.round((Date.now() - lastWrite) / 1000) }, 'agent announcement renewed again');
         failing = false;
+        lapseLogged = false;
+        lastWrite = Date.now();
       } catch (err) {
         if (signal.aborted) break; // stopping: the write in flight was cancelled
         if (!failing) log.warn({ lease: name, namespace, code: kubeErrorStatus(err), err: errorText(err) }, 'agent announcement failed; retrying');
         failing = true;
+        if (written > 0 && !lapseLogged && Date.now() > lastWrite + duration * 1000) {
+          lapseLogged = true;
+          log.warn({ lease: name, leaseSeconds: duration }, 'agent announcement has lapsed; still serving tasks, and renewing as soon as the API server answers');
+        }
       }
-      // Retry sooner after a failure, so a short API outage does not let the Lease lapse.
-      await sleep(failing ? Math.min(intervalMs, 1000) : intervalMs, signal);
+      // After a failure, try again in about a second (jittered): a short outage does not let the
+      // Lease lapse, and after a long one the agent is back as soon as the API server is.
+      await sleep(failing ? Math.min(intervalMs, 500 + Math.random() * 1000) : intervalMs, signal);
     }
   })();
 

@@ -217,7 +217,8 @@ export class WarmupRun {
     this.#failed = new Set(opts.resume?.failed);
     this.#failedList = [...(opts.resume?.failedList ?? [])].slice(0, MAX_FAILED_NODE_LIST);
     this.#resumeAttempts = new Map(opts.resume?.attempts);
-    this.#started = this.#succeeded.size + this.#failed.size > 0;
+    // A run resumed with attempts already made (a new leader, or the same after an outage) is Running, never back to Pending.
+    this.#started = this.#succeeded.size + this.#failed.size + this.#resumeAttempts.size > 0;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
     // Every attempt in flight listens on the run's signal; parallelism may be well above 10.
     setMaxListeners(0, this.#abort.signal);

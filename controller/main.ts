@@ -29,7 +29,9 @@ import { AgentClientPool, type AgentTls } from './agent-client.js';
 import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupStatus } from './api/types.js';
 import type { ControllerConfig } from './config.js';
 import type { ReadSecret } from './credentials.js';
+import { abortable } from './k8s/abortable.js';
 import { AgentDirectory } from './k8s/agents.js';
+import { ApiHealth } from './k8s/api-health.js';
 import { EventRecorder } from './k8s/events.js';
 import { objectKey, startInformer, type Informer, type ListResult } from './k8s/informer.js';
 import { LeaderElector } from './k8s/leader.js';
@@ -134,17 +136,17 @@ export async function startController(config: ControllerConfig, deps: Controller
     ...informerBase,
     name: 'warmups',
     path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-    list: async () =>
+    list: async (signal) =>
       (ns
-        ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
-        : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as ListResult<Warmup>,
+        ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns }, abortable(signal))
+        : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }, abortable(signal))) as ListResult<Warmup>,
     onRestart: onRestart('warmups'),
   });
   const nodes = startInformer<V1Node>({
     ...informerBase,
     name: 'nodes',
     path: '/api/v1/nodes',
-    list: async (): Promise<ListResult<V1Node>> => plain(await core.listNode()),
+    list: async (signal): Promise<ListResult<V1Node>> => plain(await core.listNode({}, abortable(signal))),
     onRestart: onRestart('nodes'),
   });
   const leases = startInformer<V1Lease>({
@@ -152,11 +154,18 @@ export async function startController(config: ControllerConfig, deps: Controller
     name: 'agent-leases',
     path: `/apis/coordination.k8s.io/v1/namespaces/${config.namespace}/leases`,
     labelSelector: `${AGENT_LEASE_LABEL}=true`,
-    list: async (): Promise<ListResult<V1Lease>> => plain(await coordination.listNamespacedLease({ namespace: config.namespace, labelSelector: `${AGENT_LEASE_LABEL}=true` })),
+    list: async (signal): Promise<ListResult<V1Lease>> =>
+      plain(await coordination.listNamespacedLease({ namespace: config.namespace, labelSelector: `${AGENT_LEASE_LABEL}=true` }, abortable(signal))),
     onRestart: onRestart('agent-leases'),
   });
   refs.warmups = warmups;
-  const agents = new AgentDirectory({ informer: leases, log });
+  // A consistent read of one agent Lease every second: it fails while etcd is gone even though the
+  // watches stay open, so no agent is judged gone for Lease renewals the outage swallowed.
+  const health = new ApiHealth({
+    probe: (signal) => coordination.listNamespacedLease({ namespace: config.namespace, labelSelector: `${AGENT_LEASE_LABEL}=true`, limit: 1 }, abortable(signal)),
+    log,
+  });
+  const agents = new AgentDirectory({ informer: leases, health, log });
   refs.agents = agents;
   refs.synced = () => warmups.hasSynced() && nodes.hasSynced() && leases.hasSynced();
 
@@ -265,6 +274,7 @@ export async function startController(config: ControllerConfig, deps: Controller
   warmups.start();
   nodes.start();
   leases.start();
+  health.start();
 
   if (config.leaderElect) {
     elector = new LeaderElector({
@@ -307,6 +317,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       clearTimeout(timer);
       queue.shutDown();
       agents.stop();
+      health.stop();
       warmups.stop();
       nodes.stop();
       leases.stop();

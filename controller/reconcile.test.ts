@@ -414,3 +414,67 @@ describe('finalizerPatch', () => {
     expect(finalizerPatch(w(['other']), false)).toBeUndefined();
   });
 });
+
+describe('reconcile through an API server outage', () => {
+  it('keeps trying to write the final status while the API server is away; the Completed Event follows it, once', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    let refusals = 2;
+    const flushes: string[] = [];
+    c.deps.status.flush = () => {
+      if (refusals-- > 0) {
+        flushes.push('refused');
+        return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+      }
+      flushes.push('written');
+      return Promise.resolve();
+    };
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.events.some((e) => e.startsWith('Normal Completed')));
+    expect(flushes).toEqual(['refused', 'refused', 'written']);
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(1);
+    expect(c.warmups.get(key)?.status?.phase).toBe('Succeeded');
+    await c.clock.run(r.stop());
+  });
+
+  it('records Completed once when a run finishes a Warmup the API server already has as finished (a stale cache)', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.events.some((e) => e.startsWith('Normal Completed')));
+    // The cache still shows it running (its watch was cut): a second run joins the remembered tasks and ends again.
+    const cached = structuredClone(c.warmups.get(key)!);
+    const stale: Warmup = { ...cached, metadata: { ...cached.metadata, generation: 2 }, status: { phase: 'Running' } };
+    c.deps.warmups = { get: (k) => (k === key ? stale : undefined) };
+    await r.reconcile(key);
+    await c.clock.until(() => c.requests.length === 2);
+    await c.clock.advance(1_000);
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(1);
+    await c.clock.run(r.stop());
+  });
+
+  it('waits for a node whose agent is not proven gone (its Lease lapsed during the outage) instead of failing NoMatchingNodes', async () => {
+    const c = fakeCluster({ a: {} }, []);
+    let live = new Map<string, { endpoint: string }>();
+    let unconfirmed = new Set(['a']);
+    c.deps.agents = { live: () => live, unconfirmed: () => unconfirmed };
+    c.deps.tuning = { agentWaitMs: 10_000, backoffBaseMs: 5 };
+    // A Warmup in flight when the controller lost sight of the API server: node a on its first attempt.
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] }, { phase: 'Running', desiredNodes: 1, activeNodes: 1, activeNodeList: [{ name: 'a', attempt: 1, bytesDone: 0, bytesTotal: 0 }] });
+    c.warmups.get(key)!.metadata.creationTimestamp = new Date(c.clock.now() - 3_600_000);
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.advance(5_000);
+    expect(c.warmups.get(key)?.status?.phase).toBe('Running');
+    expect(c.requests).toHaveLength(0);
+    // The agent renews: it is dispatched to, and the Warmup completes.
+    live = new Map([['a', { endpoint: 'a' }]]);
+    unconfirmed = new Set();
+    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
+    // The same task id as before the outage: the agent joins the task it is running.
+    expect(c.requests.map((q) => q.taskId)).toEqual(['uid-w-g1-a-a1']);
+    await c.clock.run(r.stop());
+  });
+});

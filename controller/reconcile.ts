@@ -93,7 +93,8 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
 export interface ReconcilerDeps {
   warmups: { get(key: string): Warmup | undefined };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
-  agents: { live(now?: Date): Map<string, { endpoint: string }> };
+  /** Live agents (with those presumed live through an outage) and nodes whose agent is not proven gone yet. */
+  agents: { live(now?: Date): Map<string, { endpoint: string }>; unconfirmed?(now?: Date): Set<string> };
   status: {
     schedule(namespace: string, name: string, compute: (current: Warmup) => WarmupStatus | undefined): void;
     flush(namespace: string, name: string): Promise<void>;
@@ -231,8 +232,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid;
     const finishedAt = new Date(now()).toISOString();
+    // Whether this call's final status went to the API server (not a Warmup finished already, e.g.
+    // by this replica's run before an outage while the cache still showed it running). Once true it
+    // stays true: a write that timed out may have been applied, and the retry then finds it finished.
+    let ours = false;
     deps.status.schedule(ns, name, (cur) => {
       if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
+      ours = true;
       const base: WarmupStatus = { ...(cur.status ?? {}) };
       if (run) Object.assign(base, countsOf(run));
       base.activeNodes = 0;
@@ -252,7 +258,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       });
       return base;
     });
-    await deps.status.flush(ns, name);
+    // The API server may be away: the writer keeps the final status; retry until it is written (the
+    // Event follows it) or this term ends. Whoever leads next finishes from status otherwise.
+    for (let delay = 500; ; delay = Math.min(delay * 2, 4000)) {
+      try {
+        await deps.status.flush(ns, name);
+        break;
+      } catch (err) {
+        if (deps.signal.aborted) throw err;
+        await clock.sleep(delay, deps.signal);
+      }
+    }
+    if (!ours) return;
     deps.events.record(w, phase === 'Succeeded' ? 'Normal' : 'Warning', phase === 'Succeeded' ? 'Completed' : 'Failed', message);
     deps.log.info({ warmup: `${ns}/${name}`, phase, reason }, `warmup ${phase === 'Succeeded' ? 'completed' : 'failed'}`);
   }
@@ -276,6 +293,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const explicit = !!sel && (sel.names !== undefined || sel.selector !== undefined);
     if (!explicit) {
       for (const [node, a] of live) if (deps.nodes.get(node)) out.set(node, { endpoint: a.endpoint });
+      // An agent not proven gone (its Lease lapsed while the API server was away) is waited for, not dropped.
+      for (const node of deps.agents.unconfirmed?.(new Date(now())) ?? []) if (!out.has(node) && deps.nodes.get(node)) out.set(node, { endpoint: undefined });
       return { targets: out, explicit };
     }
     const names = sel.names ? new Set(sel.names) : undefined;

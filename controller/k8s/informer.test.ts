@@ -19,8 +19,12 @@ class FakeWatchServer {
   lists = 0;
   watches: Array<{ query: Record<string, unknown>; send: (type: string, o: unknown) => void; end: (err: unknown) => void; aborted: boolean }> = [];
   listFails = 0;
+  /** While true, lists never answer (an API server whose etcd is gone); they end when aborted. */
+  listHangs = false;
 
-  list = () => later(() => {
+  list = (signal?: AbortSignal) => this.listHangs
+    ? new Promise<never>((_, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true }))
+    : later(() => {
     this.lists++;
     if (this.listFails > 0) {
       this.listFails--;
@@ -69,7 +73,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function make(server: FakeWatchServer, extra: { watchdogMs?: number; relistIntervalMs?: number } = {}) {
+function make(server: FakeWatchServer, extra: { watchdogMs?: number; relistIntervalMs?: number; requestTimeoutMs?: number } = {}) {
   const restarts: string[] = [];
   informer = startInformer({
     kc: {} as KubeConfig,
@@ -80,6 +84,7 @@ function make(server: FakeWatchServer, extra: { watchdogMs?: number; relistInter
     watch: server.watch,
     watchdogMs: extra.watchdogMs ?? 60_000,
     relistIntervalMs: extra.relistIntervalMs ?? 0,
+    ...(extra.requestTimeoutMs !== undefined ? { requestTimeoutMs: extra.requestTimeoutMs } : {}),
     onRestart: (r) => restarts.push(r),
   });
   const events: string[] = [];
@@ -198,6 +203,68 @@ describe('startInformer', () => {
     expect(server.current.aborted).toBe(true);
     await vi.advanceTimersByTimeAsync(600_000);
     expect(server.watches.length).toBe(1);
+  });
+});
+
+describe('startInformer through an outage', () => {
+  it('retries at most about 2 s apart however long the API server is away, and lists within that of its return', async () => {
+    const server = new FakeWatchServer();
+    server.items = [obj('a', '1')];
+    const { inf, events } = make(server);
+    await inf.synced;
+    await vi.advanceTimersByTimeAsync(1);
+    server.listFails = Infinity;
+    server.current.end(new Error('connection refused'));
+    await vi.advanceTimersByTimeAsync(60_000);
+    const during = server.lists;
+    // 250 ms doubling to a 2 s cap (±20%): dozens of tries in a minute, not a handful.
+    expect(during).toBeGreaterThan(25);
+    // The cache keeps what it had: nothing is reported deleted for a list that failed.
+    expect(inf.list().map((o) => o.metadata?.name)).toEqual(['a']);
+    expect(events).toEqual(['add a']);
+    server.listFails = 0;
+    await vi.advanceTimersByTimeAsync(2_400);
+    expect(server.lists).toBe(during + 1);
+    expect(server.current.aborted).toBe(false);
+  });
+
+  it('is fresh from a successful list until a failure, and again from the next successful list; clean watch ends do not count', async () => {
+    const server = new FakeWatchServer();
+    const { inf } = make(server);
+    expect(inf.freshSince()).toBeUndefined();
+    await inf.synced;
+    const first = inf.freshSince();
+    expect(first).toBe(Date.now());
+    await vi.advanceTimersByTimeAsync(5_000);
+    server.current.end(null); // the server's timeoutSeconds: a clean end
+    await vi.advanceTimersByTimeAsync(1);
+    expect(inf.freshSince()).toBe(first);
+    server.listFails = 2;
+    server.current.end(new Error('connection refused'));
+    expect(inf.freshSince()).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(inf.freshSince()).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(server.lists).toBe(4);
+    expect(inf.freshSince()).toBeGreaterThan(first!);
+  });
+
+  it('gives up on a list that gets no answer (etcd gone behind the API server) and tries again', async () => {
+    const server = new FakeWatchServer();
+    const { inf } = make(server, { requestTimeoutMs: 5_000, watchdogMs: 0 });
+    await inf.synced;
+    await vi.advanceTimersByTimeAsync(1);
+    server.listHangs = true;
+    const relisted = inf.relist();
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(inf.freshSince()).toBeDefined();
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(await relisted).toBe(false);
+    expect(inf.freshSince()).toBeUndefined();
+    server.listHangs = false;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(inf.freshSince()).toBeDefined();
+    expect(await inf.relist()).toBe(true);
   });
 });
 

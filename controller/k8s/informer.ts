@@ -2,19 +2,29 @@
 //
 // @kubernetes/client-node's own informer relists after a 410 but stays stopped after any other
 // watch error, and a connection that silently stops delivering is never noticed. This one:
-//   - restarts after every watch error or close, with exponential backoff and jitter;
+//   - restarts after every watch error or close, with exponential backoff and jitter capped low
+//     (2 s by default) and reset by a successful list, so it is back within seconds of an API
+//     server's return, not after a long backoff; a list, and the start of a watch, that get no
+//     answer within `requestTimeoutMs` count as failures (an API server whose etcd is gone accepts
+//     requests and does not answer them);
 //   - relists when the server says the resource version is too old (410) and, periodically,
 //     on a jittered interval, so a missed event cannot live forever in the cache;
 //   - asks for bookmarks, so a quiet but healthy watch keeps proving it is alive, and ends each
 //     watch after a bounded server-side timeout; a watchdog restarts a watch that has been
-//     silent (no event, no bookmark) for longer than `watchdogMs`.
+//     silent (no event, no bookmark) for longer than `watchdogMs`;
+//   - keeps its cache through failures: while it cannot list, the objects it had stay, and
+//     nothing is reported deleted until a list that succeeds says so. `freshSince()` tells how long
+//     the cache has been in step with the API server without a break (undefined while it is not),
+//     so a consumer can tell "absent" from "not seen because we were cut off"; `relist()` asks
+//     the API server again now and says whether that worked.
 //
 // Interface (stable, used by controller/main.ts and controller/reconcile.ts):
 //   startInformer<T>({ kc, path, list, name, log, relistIntervalMs?, watchdogMs?, labelSelector?,
 //                      fieldSelector?, deserialize?, timers? }) -> Informer<T>
 //   Informer<T>: list(): T[]; get(key): T | undefined  (key = "namespace/name", or "name" when
 //   cluster-scoped); on('add'|'update'|'delete', fn); off(...); start(); stop();
-//   synced: Promise<void> (resolves after the first successful list).
+//   synced: Promise<void> (resolves after the first successful list);
+//   freshSince(): number | undefined; relist(): Promise<boolean>.
 //
 // Objects are stored as the API server sent them. A watch delivers plain JSON (timestamps are
 // strings); pass `deserialize` to turn both list items and watch objects into the same shape.
@@ -59,8 +69,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   kc: KubeConfig;
   /** Watch path, e.g. "/api/v1/nodes" or "/apis/stoker.io/v1alpha1/warmups". */
   path: string;
-  /** Lists the resource; called at start, after a 410 and on every periodic relist. */
-  list: () => Promise<ListResult<T>>;
+  /** Lists the resource; called at start, after a 410 and on every periodic relist. Abort `signal` ends the request. */
+  list: (signal: AbortSignal) => Promise<ListResult<T>>;
   /** Name for logs and metrics ("warmups", "nodes", "agent-leases"). */
   name: string;
   log: Logger;
@@ -68,6 +78,12 @@ export interface InformerOptions<T extends KubernetesObject> {
   relistIntervalMs?: number;
   /** Restart a watch that delivered nothing (not even a bookmark) for this long. Default 90 s. */
   watchdogMs?: number;
+  /** A list, or the start of a watch, unanswered for this long has failed. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Retry delay after the first failure; doubles per failure up to backoffMaxMs (±20% jitter). Default 250 ms. */
+  backoffBaseMs?: number;
+  /** Default 2 s: an API server that comes back is listed again within about that. */
+  backoffMaxMs?: number;
   labelSelector?: string;
   fieldSelector?: string;
   /** Converts a raw object (from a watch) to T. Applied to list items too. */
@@ -91,6 +107,14 @@ export interface Informer<T extends KubernetesObject> {
   readonly synced: Promise<void>;
   /** True after the first successful list. */
   hasSynced(): boolean;
+  /**
+   * Since when (timers' clock) the cache has been in step with the API server without a break: the
+   * list that ended the last failure (a failed list or watch, an unanswered request, a silent
+   * watch). Undefined before the first list and from a failure until the next successful list.
+   */
+  freshSince(): number | undefined;
+  /** Lists again now (the watch restarts from the new list); resolves true if that list succeeded. */
+  relist(): Promise<boolean>;
 }
 
 /** "namespace/name", or "name" for cluster-scoped objects. */
@@ -100,8 +124,8 @@ export function objectKey(obj: { metadata?: { name?: string | undefined; namespa
   return ns ? `${ns}/${name}` : name;
 }
 
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_MAX_MS = 2_000;
 
 function jitter(ms: number, fraction = 0.2): number {
   return Math.round(ms * (1 - fraction + Math.random() * 2 * fraction));
@@ -120,6 +144,9 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
   private readonly watchFn: WatchFn;
   private readonly relistIntervalMs: number;
   private readonly watchdogMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
   private resourceVersion = '';
   private running = false;
   /** Bumped on every (re)start; callbacks from an older generation are ignored. */
@@ -132,6 +159,9 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
   private relistTimer: unknown;
   private resolveSynced!: () => void;
   private isSynced = false;
+  private fresh: number | undefined;
+  /** Callers of relist() waiting for the next list to succeed (true) or fail (false). */
+  private listWaiters: Array<(ok: boolean) => void> = [];
   readonly synced: Promise<void>;
 
   constructor(private readonly opts: InformerOptions<T>) {
@@ -139,6 +169,9 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     this.watchFn = opts.watch ?? defaultWatch(opts.kc);
     this.relistIntervalMs = opts.relistIntervalMs ?? 5 * 60_000;
     this.watchdogMs = opts.watchdogMs ?? 90_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.backoffBaseMs = opts.backoffBaseMs ?? BACKOFF_BASE_MS;
+    this.backoffMaxMs = opts.backoffMaxMs ?? BACKOFF_MAX_MS;
     this.synced = new Promise((resolve) => (this.resolveSynced = resolve));
     this.emitter.setMaxListeners(0);
   }
@@ -163,6 +196,20 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     return this.isSynced;
   }
 
+  freshSince(): number | undefined {
+    return this.fresh;
+  }
+
+  relist(): Promise<boolean> {
+    if (!this.running) return Promise.resolve(false);
+    const done = new Promise<boolean>((resolve) => this.listWaiters.push(resolve));
+    if (this.retryTimer !== undefined) this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.resourceVersion = '';
+    void this.cycle();
+    return done;
+  }
+
   start(): void {
     if (this.running || this.opts.signal?.aborted) return;
     this.opts.signal?.addEventListener('abort', () => this.stop(), { once: true });
@@ -180,6 +227,8 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     this.current = undefined;
     for (const t of [this.retryTimer, this.watchdogTimer, this.relistTimer]) if (t !== undefined) this.timers.clearTimeout(t);
     this.retryTimer = this.watchdogTimer = this.relistTimer = undefined;
+    this.fresh = undefined;
+    this.settleListWaiters(false);
   }
 
   /** Lists when needed, then watches from the last resource version. */
@@ -189,7 +238,14 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     this.current = undefined;
     this.lastActivity = this.timers.now();
     try {
-      if (!this.resourceVersion) await this.relist(gen);
+      if (!this.resourceVersion) {
+        try {
+          await this.listNow(gen);
+        } catch (err) {
+          if (gen === this.generation) this.settleListWaiters(false);
+          throw err;
+        }
+      }
       if (gen !== this.generation || !this.running) return;
       const query: Record<string, string | number | boolean | undefined> = {
         resourceVersion: this.resourceVersion,
@@ -199,7 +255,7 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
         labelSelector: this.opts.labelSelector,
         fieldSelector: this.opts.fieldSelector,
       };
-      const handle = await this.watchFn(
+      const starting = this.watchFn(
         this.opts.path,
         query,
         (type, obj) => {
@@ -209,6 +265,7 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
           if (gen === this.generation) this.onWatchDone(err);
         },
       );
+      const handle = await this.answered(starting, 'watch', (h) => h.abort());
       if (gen !== this.generation) {
         handle.abort();
         return;
@@ -219,8 +276,37 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     }
   }
 
-  private async relist(gen: number): Promise<void> {
-    const result = await this.opts.list();
+  /** `request`, or a rejection once it has gone unanswered for requestTimeoutMs (`late` cleans up a late answer). */
+  private answered<R>(request: Promise<R>, what: string, late?: (r: R) => void): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let timedOut = false;
+      const timer = this.timers.setTimeout(() => {
+        timedOut = true;
+        reject(new Error(`${what} of ${this.opts.path}: no answer within ${this.requestTimeoutMs / 1000} s`));
+      }, this.requestTimeoutMs);
+      request.then(
+        (r) => {
+          this.timers.clearTimeout(timer);
+          if (timedOut) late?.(r);
+          else resolve(r);
+        },
+        (err: unknown) => {
+          this.timers.clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  private async listNow(gen: number): Promise<void> {
+    const abort = new AbortController();
+    let result: ListResult<T>;
+    try {
+      result = await this.answered(this.opts.list(abort.signal), 'list');
+    } finally {
+      // Ends a request that timed out (the list function passes the signal to its HTTP call).
+      abort.abort();
+    }
     if (gen !== this.generation) return;
     const items = result.items.map((raw) => (this.opts.deserialize ? this.opts.deserialize(raw) : raw));
     const seen = new Set<string>();
@@ -238,10 +324,15 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     this.resourceVersion = result.metadata?.resourceVersion ?? '';
     this.failures = 0;
     this.lastActivity = this.timers.now();
+    if (this.fresh === undefined) {
+      this.fresh = this.lastActivity;
+      if (this.isSynced) this.opts.log.info({ informer: this.opts.name, count: items.length }, 'listed again after a failure; cache is current');
+    }
     if (!this.isSynced) {
       this.isSynced = true;
       this.resolveSynced();
     }
+    this.settleListWaiters(true);
     this.opts.log.debug({ informer: this.opts.name, count: items.length, resourceVersion: this.resourceVersion }, 'listed');
   }
 
@@ -306,7 +397,9 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
       return;
     }
     this.failures++;
-    const delay = jitter(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1)));
+    // From here until a list succeeds the cache may miss changes: it is kept, but not fresh.
+    this.fresh = undefined;
+    const delay = jitter(Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** (this.failures - 1)));
     const message = err instanceof Error ? err.message : JSON.stringify(err);
     this.opts.log.warn({ informer: this.opts.name, err: message, code: kubeErrorStatus(err), retryInMs: delay }, 'watch failed; restarting');
     this.opts.onRestart?.('error');
@@ -314,6 +407,12 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
     this.resourceVersion = '';
     this.generation++;
     this.scheduleCycle(delay);
+  }
+
+  private settleListWaiters(ok: boolean): void {
+    const waiters = this.listWaiters;
+    this.listWaiters = [];
+    for (const w of waiters) w(ok);
   }
 
   private scheduleCycle(ms: number): void {
@@ -333,6 +432,7 @@ class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
         this.opts.log.warn({ informer: this.opts.name, silentMs: silent }, 'watch silent too long; restarting');
         this.opts.onRestart?.('watchdog');
         this.resourceVersion = '';
+        this.fresh = undefined;
         void this.cycle();
       }
       this.watchdogTimer = this.timers.setTimeout(check, Math.max(10, Math.round(this.watchdogMs / 4)));

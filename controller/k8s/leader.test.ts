@@ -13,7 +13,20 @@ class FakeLeaseApi implements LeaseApi {
   lease: V1Lease | undefined;
   rv = 0;
   down = false;
-  read = (): Promise<V1Lease | undefined> => later(() => {
+  /** While true, every call is accepted and never answered until its signal aborts (etcd gone behind the API server). */
+  hang = false;
+  /** Calls that were cancelled by their signal. */
+  cancelled = 0;
+  private hold<T>(signal: AbortSignal | undefined, fn: () => T): Promise<T> {
+    if (!this.hang) return later(fn);
+    return new Promise<T>((_, reject) =>
+      signal?.addEventListener('abort', () => {
+        this.cancelled++;
+        reject(new Error('aborted'));
+      }, { once: true }),
+    );
+  }
+  read = (_ns: string, _name: string, signal?: AbortSignal): Promise<V1Lease | undefined> => this.hold(signal, () => {
     if (this.down) throw Object.assign(new Error('unavailable'), { code: 503 });
     return this.lease ? (JSON.parse(JSON.stringify(this.lease)) as V1Lease) : undefined;
   });
@@ -131,5 +144,98 @@ describe('LeaderElector', () => {
     await vi.advanceTimersByTimeAsync(5_000);
     expect(a.isLeader()).toBe(true);
     await a.stop();
+  });
+});
+
+describe('LeaderElector through an outage', () => {
+  it('steps down at its renew deadline even when the API server accepts calls and never answers them', async () => {
+    const api = new FakeLeaseApi();
+    const events: string[] = [];
+    const a = elector(api, 'a', events);
+    a.start();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(a.isLeader()).toBe(true);
+    const lastRenew = Date.now();
+    await vi.advanceTimersByTimeAsync(1_950);
+    api.hang = true;
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(a.isLeader()).toBe(true);
+    // Its last renewal round started at ~2 s; the deadline is 10 s after that.
+    await vi.advanceTimersByTimeAsync(lastRenew + 12_100 - Date.now());
+    expect(a.isLeader()).toBe(false);
+    expect(api.cancelled).toBeGreaterThan(0);
+    expect(events).toEqual(['a started', 'a term ended', 'a stopped']);
+    api.hang = false;
+    await vi.advanceTimersByTimeAsync(13_000);
+    expect(a.isLeader()).toBe(true);
+    await a.stop();
+  });
+
+  it('a candidate gives up a call that hangs after two retry periods, so it leads within seconds of the API server answering', async () => {
+    const api = new FakeLeaseApi();
+    const events: string[] = [];
+    const a = elector(api, 'a', events);
+    a.start();
+    await vi.advanceTimersByTimeAsync(100);
+    api.hang = true;
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(a.isLeader()).toBe(false);
+    api.hang = false;
+    // Retry period 2 s: a hung call ends after 4 s, the next round comes 2-2.4 s later.
+    await vi.advanceTimersByTimeAsync(6_500);
+    expect(a.isLeader()).toBe(true);
+    await a.stop();
+  });
+
+  it('two replicas through a 30 s outage: the leader stops before the standby may start, and one leads afterwards', async () => {
+    const api = new FakeLeaseApi();
+    const events: string[] = [];
+    const a = elector(api, 'a', events);
+    a.start();
+    await vi.advanceTimersByTimeAsync(100);
+    const b = elector(api, 'b', events);
+    b.start();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    api.down = true;
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect([a.isLeader(), b.isLeader()]).toEqual([false, false]);
+    api.down = false;
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
+    // Never two terms at once: a's term ended before any later term began.
+    expect(events.slice(0, 3)).toEqual(['a started', 'a term ended', 'a stopped']);
+    expect(events.slice(3)).toHaveLength(1);
+    await a.stop();
+    await b.stop();
+  });
+
+  it('a standby dates what it saw from when its read returned, not from when it asked', async () => {
+    const api = new FakeLeaseApi();
+    const events: string[] = [];
+    const a = elector(api, 'a', events);
+    a.start();
+    await vi.advanceTimersByTimeAsync(100);
+    // The leader dies without releasing; a standby's read takes 3.5 s and then returns its last renewal.
+    await a.stop();
+    api.lease = { ...api.lease!, spec: { ...api.lease!.spec, holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new Date() } };
+    const slow = new FakeLeaseApi();
+    slow.lease = api.lease;
+    slow.rv = api.rv;
+    const read = slow.read;
+    let first = true;
+    slow.read = (ns, name, signal) => {
+      if (!first) return read(ns, name, signal);
+      first = false;
+      return new Promise((r) => setTimeout(() => void read(ns, name, signal).then(r), 3_500));
+    };
+    const b = elector(slow, 'b', events);
+    b.start();
+    // Seen at 3.5 s: it may take over 15 s after that, not 15 s after it asked.
+    await vi.advanceTimersByTimeAsync(3_500 + 14_000);
+    expect(b.isLeader()).toBe(false);
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(b.isLeader()).toBe(true);
+    await b.stop();
   });
 });

@@ -1,10 +1,17 @@
 // Leader election through a coordination.k8s.io/v1 Lease, after client-go's leaderelection:
 //   - a candidate reads the Lease every retryPeriod; it takes it when nobody holds it, when the
-//     holder released it (empty holderIdentity), or when the record has not changed for
-//     leaseDuration as measured by this replica's own clock (no trust in other clocks);
+//     holder released it (empty holderIdentity), when it holds it itself (a leader that stepped
+//     down and comes back first), or when the record has not changed for leaseDuration as
+//     measured by this replica's own clock from the moment its read returned (no trust in other
+//     clocks, and a read that hung in an outage does not make an old record look fresh);
 //   - every write is a replace with the resourceVersion read, so two candidates cannot both win;
 //   - the leader renews every retryPeriod; if it has not renewed successfully for renewDeadline it
-//     steps down (its term's AbortSignal aborts) and becomes a candidate again;
+//     steps down (its term's AbortSignal aborts) and becomes a candidate again. Every Lease call
+//     is cancelled at that deadline, so a call an API server never answers (etcd gone behind it)
+//     cannot keep a leader leading past it: renewDeadline < leaseDuration is what lets a standby
+//     wait out the Lease and know the old leader has stopped, as in client-go. An API server that
+//     is away longer than renewDeadline therefore ends the term; dispatch stops, the agents'
+//     tasks run on, and whichever replica leads next sends the same task ids and joins them;
 //   - on stop, a leader releases the Lease (empty holder, 1 s duration) so a standby takes over
 //     at once instead of waiting out the Lease.
 //
@@ -16,30 +23,31 @@ import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@
 import type { Logger } from '../../proto/common/log.js';
 import { sleep } from '../../proto/common/sleep.js';
 import { kubeErrorStatus } from '../../proto/common/kube-errors.js';
+import { abortable } from './abortable.js';
 
 /** The Lease calls the elector makes; the default uses CoordinationV1Api. Unit tests pass a fake. */
 export interface LeaseApi {
-  /** undefined when the Lease does not exist. */
-  read(namespace: string, name: string): Promise<V1Lease | undefined>;
-  create(namespace: string, lease: V1Lease): Promise<V1Lease>;
+  /** undefined when the Lease does not exist. Aborting `signal` ends the request. */
+  read(namespace: string, name: string, signal?: AbortSignal): Promise<V1Lease | undefined>;
+  create(namespace: string, lease: V1Lease, signal?: AbortSignal): Promise<V1Lease>;
   /** Fails with code 409 when lease.metadata.resourceVersion is stale. */
-  replace(namespace: string, name: string, lease: V1Lease): Promise<V1Lease>;
+  replace(namespace: string, name: string, lease: V1Lease, signal?: AbortSignal): Promise<V1Lease>;
 }
 
 
 export function coordinationLeaseApi(kc: KubeConfig): LeaseApi {
   const api = kc.makeApiClient(CoordinationV1Api);
   return {
-    read: async (namespace, name) => {
+    read: async (namespace, name, signal) => {
       try {
-        return await api.readNamespacedLease({ namespace, name });
+        return await api.readNamespacedLease({ namespace, name }, signal && abortable(signal));
       } catch (err) {
         if (kubeErrorStatus(err) === 404) return undefined;
         throw err;
       }
     },
-    create: (namespace, body) => api.createNamespacedLease({ namespace, body }),
-    replace: (namespace, name, body) => api.replaceNamespacedLease({ namespace, name, body }),
+    create: (namespace, body, signal) => api.createNamespacedLease({ namespace, body }, signal && abortable(signal)),
+    replace: (namespace, name, body, signal) => api.replaceNamespacedLease({ namespace, name, body }, signal && abortable(signal)),
   };
 }
 
@@ -65,6 +73,24 @@ export interface LeaderElectorOptions {
 
 function jittered(ms: number): number {
   return Math.round(ms * (1 + Math.random() * 0.2));
+}
+
+/** `call(signal)`, cancelled after `ms`: the signal aborts and the result rejects, even if `call` ignores the signal. */
+async function within<R>(ms: number, what: string, call: (signal: AbortSignal) => Promise<R>): Promise<R> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      reject(new Error(`${what}: no answer within ${Math.round(ms)} ms`));
+    }, Math.max(1, ms));
+  });
+  try {
+    return await Promise.race([call(abort.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
 }
 
 export class LeaderElector {
@@ -107,14 +133,22 @@ export class LeaderElector {
     const signal = this.stopping.signal;
     while (!signal.aborted) {
       let ok = false;
+      const roundStart = this.now();
+      // A leader's calls end at its renew deadline. A candidate's end after two retry periods (at
+      // most renewDeadline): one that hung while the API server was away is soon retried, so a
+      // replica leads again within seconds of its return.
+      const budget = this.isLeader()
+        ? this.lastRenew + this.opts.renewDeadlineMs - roundStart
+        : Math.min(this.opts.renewDeadlineMs, Math.max(2 * this.opts.retryPeriodMs, 2000));
       try {
-        ok = await this.tryAcquireOrRenew();
+        if (budget > 0) ok = await within(budget, `lease ${this.opts.name}`, (callSignal) => this.tryAcquireOrRenew(AbortSignal.any([callSignal, signal])));
       } catch (err) {
         this.opts.log.warn({ lease: this.opts.name, code: kubeErrorStatus(err), err: err instanceof Error ? err.message : String(err) }, 'leader election: lease call failed');
       }
       if (signal.aborted) break;
       if (ok) {
-        this.lastRenew = this.now();
+        // The deadline counts from the start of the round that renewed, as client-go's does.
+        this.lastRenew = roundStart;
         if (!this.isLeader()) this.beginTerm();
       } else if (this.isLeader() && this.now() - this.lastRenew >= this.opts.renewDeadlineMs) {
         this.endTerm('could not renew the Lease within the renew deadline');
@@ -147,20 +181,25 @@ export class LeaderElector {
   }
 
   /** One round: returns true when this replica holds the Lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { namespace, name, identity } = this.opts;
-    const nowMs = this.now();
     const durationSeconds = Math.max(1, Math.round(this.opts.leaseDurationMs / 1000));
-    const lease = await this.api.read(namespace, name);
+    const lease = await this.api.read(namespace, name, signal);
+    // Observed now, when the read has returned: a read that took long must not date the record earlier.
+    const nowMs = this.now();
     if (!lease) {
       const stamp = new V1MicroTime(nowMs);
       try {
-        await this.api.create(namespace, {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
-        });
+        await this.api.create(
+          namespace,
+          {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace },
+            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+          },
+          signal,
+        );
       } catch (err) {
         if (kubeErrorStatus(err) === 409) return false; // another candidate created it first
         throw err;
@@ -188,7 +227,7 @@ export class LeaderElector {
       },
     };
     try {
-      const saved = await this.api.replace(namespace, name, next);
+      const saved = await this.api.replace(namespace, name, next, signal);
       this.observed = {
         key: `${identity}|${String(saved.spec?.renewTime)}|${saved.metadata?.resourceVersion ?? ''}`,
         at: nowMs,
@@ -205,12 +244,11 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const { namespace, name, identity } = this.opts;
     try {
-      const lease = await this.api.read(namespace, name);
-      if (!lease || lease.spec?.holderIdentity !== identity) return;
-      const stamp = new V1MicroTime(this.now());
-      await this.api.replace(namespace, name, {
-        ...lease,
-        spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: stamp },
+      await within(this.opts.renewDeadlineMs, `release lease ${name}`, async (signal) => {
+        const lease = await this.api.read(namespace, name, signal);
+        if (!lease || lease.spec?.holderIdentity !== identity) return;
+        const stamp = new V1MicroTime(this.now());
+        await this.api.replace(namespace, name, { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: stamp } }, signal);
       });
       this.opts.log.info({ lease: name, identity }, 'released leader Lease');
     } catch (err) {

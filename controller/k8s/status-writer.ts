@@ -171,7 +171,8 @@ export class StatusWriter<T extends StatusObject<S>, S = NonNullable<T['status']
   /** Sets a timer for the next allowed write, unless one is set or a write is under way. */
   private arm(namespace: string, name: string, slot: Slot<T, S>): void {
     if (slot.timer !== undefined || slot.inFlight || this.stopped) return;
-    const backoff = slot.failures ? Math.min(30_000, this.minIntervalMs * 2 ** (slot.failures - 1)) : 0;
+    // Capped low: once an API server that was away answers again, progress shows within seconds.
+    const backoff = slot.failures ? Math.min(5_000, this.minIntervalMs * 2 ** (slot.failures - 1)) : 0;
     const wait = Math.max(0, slot.lastWriteAt + this.minIntervalMs - this.clock.now(), backoff);
     slot.timer = this.clock.setTimeout(() => {
       slot.timer = undefined;

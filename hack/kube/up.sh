@@ -9,12 +9,15 @@
 # Everything lives in DIR: certificates, etcd data, logs, pid files and DIR/kubeconfig, whose
 # user is an admin client certificate in group system:masters. Ports are free ports picked at
 # run time. Authorization is RBAC, so RBAC rules given to other identities are really enforced.
-# Prints the kubeconfig path once /readyz answers ok. Stop with hack/kube/down.sh DIR.
+# Prints the kubeconfig path once /readyz answers ok. Stop with hack/kube/down.sh DIR; stop and start
+# one server again (same port, same etcd data) with hack/kube/server.sh.
 #
 # Environment: STOKER_KUBE_BIN (a directory with kube-apiserver and kubectl; default: what
 # hack/kube/build.sh prints), STOKER_ETCD (an etcd binary; default: etcd on PATH).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=hack/kube/servers.sh
+. "$here/servers.sh"
 
 usage() { echo "usage: $0 DIR [--owner-pid PID]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
@@ -81,29 +84,6 @@ free_ports() {
     });'
 }
 
-wait_for() { # wait_for SECONDS PID COMMAND...: until COMMAND succeeds, PID exits, or time runs out
-  local limit=$1 pid=$2; shift 2
-  local end=$((SECONDS + limit))
-  while ((SECONDS < end)); do
-    "$@" >/dev/null 2>&1 && return 0
-    alive "$pid" || return 1
-    sleep 0.2
-  done
-  return 1
-}
-
-alive() { kill -0 "$1" 2>/dev/null && ! grep -q "^State:[[:space:]]*Z" "/proc/$1/status" 2>/dev/null; }
-
-stop_pid() { # stop_pid FILE: TERM, wait up to 10 s, then KILL
-  local f=$1 pid
-  [ -f "$f" ] || return 0
-  pid="$(cat "$f")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do alive "$pid" || break; sleep 0.2; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$f"
-}
-
 if [ -n "$owner" ]; then
   # A detached watchdog: once the owner exits, stop both servers as down.sh does. It ends by
   # itself when this script has finished and nothing runs any more (down.sh removed the pid files).
@@ -122,34 +102,15 @@ started=""
 for attempt in 1 2 3; do
   read -r etcd_client etcd_peer api_port < <(free_ports)
 
-  rm -rf "$dir/etcd-data"
-  setsid "$etcd_bin" --name stoker-test --data-dir "$dir/etcd-data" \
-    --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
-    --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-    --initial-cluster "stoker-test=http://127.0.0.1:$etcd_peer" \
-    --log-level warn >"$dir/etcd.log" 2>&1 </dev/null &
-  echo $! >"$dir/etcd.pid"
-  if ! wait_for 30 "$(cat "$dir/etcd.pid")" bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd_client"; then
-    stop_pid "$dir/etcd.pid"
+  rm -rf "$dir/etcd-data" "$dir/etcd.log" "$dir/kube-apiserver.log"
+  write_servers_env "$dir" "$bin" "$etcd_bin" "$etcd_client" "$etcd_peer" "$api_port"
+  load_servers_env "$dir"
+  if ! start_etcd; then
+    stop_server etcd
     echo "up.sh: etcd did not start (attempt $attempt); log: $dir/etcd.log" >&2
     continue
   fi
-
-  setsid "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_client" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-    --client-ca-file "$pki/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --api-audiences https://kubernetes.default.svc \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC \
-    --allow-privileged=true \
-    --endpoint-reconciler-type none \
-    --profiling=false \
-    --v=1 >"$dir/kube-apiserver.log" 2>&1 </dev/null &
-  echo $! >"$dir/kube-apiserver.pid"
+  start_apiserver
 
   cat >"$dir/kubeconfig" <<EOF
 apiVersion: v1
@@ -174,15 +135,14 @@ current-context: stoker-test
 EOF
   chmod 600 "$dir/kubeconfig"
 
-  readyz() { [ "$("$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz 2>/dev/null)" = ok ]; }
-  if wait_for 120 "$(cat "$dir/kube-apiserver.pid")" readyz; then
+  if wait_for 120 "$(cat "$dir/kube-apiserver.pid")" apiserver_ready; then
     started=1
     break
   fi
   echo "up.sh: kube-apiserver did not become ready (attempt $attempt); last log lines:" >&2
   grep -E "^[EF][0-9]{4}" "$dir/kube-apiserver.log" | tail -n 5 >&2 || tail -n 5 "$dir/kube-apiserver.log" >&2
-  stop_pid "$dir/kube-apiserver.pid"
-  stop_pid "$dir/etcd.pid"
+  stop_server kube-apiserver
+  stop_server etcd
 done
 [ -n "$started" ] || { echo "up.sh: giving up; logs in $dir" >&2; exit 1; }
 

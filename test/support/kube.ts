@@ -5,6 +5,7 @@
 //   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
 //   await createNode(kube.kubeConfig, 'node-a', { 'stoker.io/pool': 'gpu' });
 //   await kube.kubectl(['get', 'warmups', '-A']);
+//   await kube.stopServer('kube-apiserver'); await kube.startServer('kube-apiserver');  // an outage
 //   await kube.stop();                            // in afterAll
 //
 // One API server per test file. The kubeconfig's user is an admin (group system:masters);
@@ -28,9 +29,18 @@ export interface Kube {
   kubectl(args: readonly string[], opts?: CommandOptions): Promise<string>;
   /** Runs helm against this API server (its cache and config kept in dir); resolves with stdout. */
   helm(args: readonly string[], opts?: CommandOptions): Promise<string>;
+  /**
+   * Stops one server (SIGTERM) and resolves once it is gone: the API server, or etcd under a running
+   * API server. startServer brings it back on the same port with the same etcd data and resolves once
+   * it answers (the API server's /readyz is ok).
+   */
+  stopServer(server: KubeServer): Promise<void>;
+  startServer(server: KubeServer): Promise<void>;
   /** Stops the API server and etcd and removes dir (if startKube created it). Idempotent. */
   stop(): Promise<void>;
 }
+
+export type KubeServer = 'kube-apiserver' | 'etcd';
 
 export interface CommandOptions {
   /** Written to the command's stdin. */
@@ -91,6 +101,12 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
       binDir,
       kubectl: (args, o = {}) => tool('kubectl', args, o),
       helm: (args, o = {}) => tool('helm', args, o, helmEnv),
+      stopServer: async (server) => {
+        await runHack('kube/server.sh', [dir, 'stop', server]);
+      },
+      startServer: async (server) => {
+        await runHack('kube/server.sh', [dir, 'start', server]);
+      },
       stop,
     };
   } catch (err) {
