@@ -42,6 +42,7 @@ import { access, constants, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { RegistryCredential } from '../../proto/agent.js';
+import { defineFlags, filePath, valueFlag, type CheckContext } from '../../proto/common/config.js';
 import type { ImageReference } from '../../proto/common/image-reference.js';
 import { runCredentialProgram } from './credential-exec.js';
 
@@ -65,6 +66,46 @@ export interface CredentialProviderSpec {
   readonly apiVersion: string;
   readonly args: readonly string[];
   readonly env: readonly { readonly name: string; readonly value: string }[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags: the kubelet's names, declared once for `stoker agent` and `stoker warm`.
+
+export const CREDENTIAL_PROVIDER_FLAGS = defineFlags({
+  imageCredentialProviderConfig: valueFlag({
+    flag: '--image-credential-provider-config', env: 'STOKER_IMAGE_CREDENTIAL_PROVIDER_CONFIG', arg: 'path',
+    help: 'a kubelet CredentialProviderConfig (file or directory) whose plugins give registry credentials',
+    schema: filePath,
+  }),
+  imageCredentialProviderBinDir: valueFlag({
+    flag: '--image-credential-provider-bin-dir', env: 'STOKER_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR', arg: 'dir',
+    help: 'directory of the credential provider plugins', schema: filePath,
+  }),
+});
+
+/** Where the plugins are, from the two flags; undefined without them. */
+export interface CredentialProviderPaths {
+  /** A CredentialProviderConfig file, or a directory of them. */
+  readonly configPath: string;
+  readonly binDir: string;
+}
+
+type ProviderFlagValues = { readonly imageCredentialProviderConfig: string | undefined; readonly imageCredentialProviderBinDir: string | undefined };
+
+/** The cross-check of a command that declares CREDENTIAL_PROVIDER_FLAGS: both or neither. */
+export function checkCredentialProviderFlags(c: ProviderFlagValues, { fail }: Pick<CheckContext<typeof CREDENTIAL_PROVIDER_FLAGS>, 'fail'>): void {
+  if ((c.imageCredentialProviderConfig === undefined) === (c.imageCredentialProviderBinDir === undefined)) return;
+  if (c.imageCredentialProviderConfig === undefined) {
+    fail('imageCredentialProviderBinDir', `needs --image-credential-provider-config (or ${CREDENTIAL_PROVIDER_FLAGS.imageCredentialProviderConfig.env})`);
+  }
+  fail('imageCredentialProviderConfig', `needs --image-credential-provider-bin-dir (or ${CREDENTIAL_PROVIDER_FLAGS.imageCredentialProviderBinDir.env})`);
+}
+
+/** The plugins' paths from the two flags' values. */
+export function credentialProviderPaths(c: ProviderFlagValues): CredentialProviderPaths | undefined {
+  return c.imageCredentialProviderConfig === undefined || c.imageCredentialProviderBinDir === undefined
+    ? undefined
+    : Object.freeze({ configPath: c.imageCredentialProviderConfig, binDir: c.imageCredentialProviderBinDir });
 }
 
 // ---------------------------------------------------------------------------------------------

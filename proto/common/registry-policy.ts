@@ -42,6 +42,8 @@
 // observe), and the runtime resolves the name again when it pulls, possibly to another answer.
 // So a name that resolves to a forbidden address is not caught here; an allow list (rule 3) is
 // what keeps nodes on known registries.
+import { z } from 'zod';
+import { defineFlags, listFlag } from './config.js';
 import { DOCKER_HUB_ALIASES } from './docker-config.js';
 import { DOCKER_HUB, type ImageReference } from './image-reference.js';
 
@@ -305,4 +307,36 @@ export function refuseRegistry(policy: RegistryPolicy, ref: Pick<ImageReference,
 /** The message of a refused image, as every binary words it: names the image, the registry and the rule. */
 export function registryDeniedMessage(image: string, refusal: RegistryRefusal): string {
   return `cannot pull ${image}: ${refusal.message}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags: the agent and the controller declare the same two (stoker warm reads the same names).
+
+/** One pattern as a flag's item schema. */
+const registryPattern = z.string().transform((text, ctx) => {
+  try {
+    return parseRegistryPattern(text);
+  } catch (err) {
+    if (!(err instanceof RegistryPatternError)) throw err;
+    ctx.issues.push({ code: 'custom', input: text, message: err.reason });
+    return z.NEVER;
+  }
+});
+
+export const REGISTRY_POLICY_FLAGS = defineFlags({
+  registryAllow: listFlag({
+    flag: '--registry-allow', env: 'STOKER_REGISTRY_ALLOW', arg: 'pattern',
+    help: 'pull only from registries matching a pattern (host, *.glob, address or CIDR; HOST:PORT for one port); repeat for more',
+    schema: z.array(registryPattern),
+  }),
+  registryDeny: listFlag({
+    flag: '--registry-deny', env: 'STOKER_REGISTRY_DENY', arg: 'pattern',
+    help: 'never pull from registries matching a pattern, on top of the built-in rules (link-local, unspecified and metadata addresses); repeat for more',
+    schema: z.array(registryPattern),
+  }),
+});
+
+/** The policy of the two flags' values. */
+export function registryPolicyOf(flags: { readonly registryAllow: readonly RegistryPattern[]; readonly registryDeny: readonly RegistryPattern[] }): RegistryPolicy {
+  return Object.freeze({ allow: flags.registryAllow, deny: flags.registryDeny });
 }
