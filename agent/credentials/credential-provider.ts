@@ -40,7 +40,6 @@
 //   the kubelet's would.
 import { access, constants, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { RegistryCredential } from '../../proto/agent.js';
 import { defineFlags, filePath, valueFlag, type CheckContext } from '../../proto/common/config.js';
 import type { ImageReference } from '../../proto/common/image-reference.js';
@@ -228,7 +227,7 @@ function isObject(v: unknown): v is Doc {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function decodeConfig(text: string, file: string): CredentialProviderSpec[] {
+function decodeConfig(text: string, file: string, parseYaml: (text: string) => unknown): CredentialProviderSpec[] {
   const fail = (why: string): never => {
     throw new CredentialProviderConfigError(`credential provider config ${file}: ${why}`);
   };
@@ -309,10 +308,12 @@ export async function readCredentialProviderConfig(path: string): Promise<Creden
       .sort();
     if (files.length === 0) fail('the directory has no *.json, *.yaml or *.yml file');
   }
+  // The YAML parser loads only when a config is read: most agents never read one.
+  const { parse: parseYaml } = await import('yaml');
   const providers: CredentialProviderSpec[] = [];
   for (const file of files) {
     const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read ${file} (${err.code ?? 'error'})`));
-    for (const p of decodeConfig(text, file)) {
+    for (const p of decodeConfig(text, file, (t) => parseYaml(t) as unknown)) {
       if (providers.some((q) => q.name === p.name)) fail(`provider "${p.name}" is named more than once`);
       providers.push(p);
     }
