@@ -45,7 +45,9 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
   const refused = new Map<string, ImageResult__Output>();
   for (const image of config.images) {
     const why = refusedImage(image, config.registryPolicy);
-    if (why) refused.set(image, failedImageResult(image, why.code, why.message));
+    if (!why) continue;
+    refused.set(image, failedImageResult(image, why.code, why.message));
+    display.update(image, { state: 'FAILED', elapsed: 0 });
   }
   const inOrder = (pulled: readonly ImageResult__Output[]): ImageResult__Output[] => {
     const byImage = new Map(pulled.map((r) => [r.image, r]));
