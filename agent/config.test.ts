@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { parseImageReference } from '../proto/common/image-reference.js';
+import { refuseRegistry } from '../proto/common/registry-policy.js';
 import { ConfigError, resolveAgentConfig, type AgentFlagInput } from './config.js';
 
 const TLS: AgentFlagInput = { tlsCertFile: '/pki/server.crt', tlsPrivateKeyFile: '/pki/server.key', clientCaFile: '/pki/ca.crt' };
@@ -28,6 +30,8 @@ describe('resolveAgentConfig', () => {
       shutdownTimeoutMs: 7_000,
       logLevel: 'info',
       announce: undefined,
+      registryPolicy: { allow: [], deny: [] },
+      credentialProviders: undefined,
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.allowedRoots)).toBe(true);
@@ -106,5 +110,39 @@ describe('the announcement flags', () => {
       '--advertise-address (from STOKER_ADVERTISE_ADDRESS) "10.0.0.1" needs --announce-namespace (or STOKER_ANNOUNCE_NAMESPACE)',
     );
     expect(() => resolveAgentConfig({ ...base, kubeconfig: '/k' })).toThrow('--kubeconfig "/k" needs --announce-namespace');
+  });
+});
+
+describe('the registry policy and credential provider flags', () => {
+  const base = { ...TLS, nodeName: 'n' };
+
+  it('compile --registry-allow and --registry-deny, flags over comma-separated STOKER_* variables', () => {
+    const config = resolveAgentConfig({ ...base, registryDeny: ['10.0.0.0/8', '*.internal'] }, { STOKER_REGISTRY_ALLOW: 'reg.io, *.corp.example', STOKER_REGISTRY_DENY: 'ignored.io' });
+    expect(config.registryPolicy.allow.map((p) => p.text)).toEqual(['reg.io', '*.corp.example']);
+    expect(config.registryPolicy.deny.map((p) => [p.text, p.kind])).toEqual([
+      ['10.0.0.0/8', 'range'],
+      ['*.internal', 'glob'],
+    ]);
+    expect(Object.isFrozen(config.registryPolicy)).toBe(true);
+    expect(refuseRegistry(config.registryPolicy, parseImageReference('a.b.internal/app'))?.rule).toBe('*.internal');
+    expect(refuseRegistry(config.registryPolicy, parseImageReference('ghcr.io/app'))?.rule).toBe('allow list');
+  });
+
+  it('name a bad pattern', () => {
+    expect(() => resolveAgentConfig({ ...base, registryDeny: ['ok.io', '10.0.0.0/99'] })).toThrow('--registry-deny "10.0.0.0/99" has a prefix length that is not 0 to 32');
+    expect(() => resolveAgentConfig(base, { STOKER_REGISTRY_ALLOW: 'https://reg.io' })).toThrow('--registry-allow (from STOKER_REGISTRY_ALLOW) "https://reg.io" is not an address range');
+  });
+
+  it('take the credential provider config and bin dir together, or neither', () => {
+    expect(resolveAgentConfig({ ...base, imageCredentialProviderConfig: '/etc/kubernetes/cp.yaml' }, { STOKER_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR: '/opt/cp' }).credentialProviders).toEqual({
+      configPath: '/etc/kubernetes/cp.yaml',
+      binDir: '/opt/cp',
+    });
+    expect(() => resolveAgentConfig({ ...base, imageCredentialProviderBinDir: '/opt/cp' })).toThrow(
+      '--image-credential-provider-bin-dir "/opt/cp" needs --image-credential-provider-config (or STOKER_IMAGE_CREDENTIAL_PROVIDER_CONFIG)',
+    );
+    expect(() => resolveAgentConfig({ ...base, imageCredentialProviderConfig: '/cp.yaml' })).toThrow(
+      '--image-credential-provider-config "/cp.yaml" needs --image-credential-provider-bin-dir (or STOKER_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR)',
+    );
   });
 });

@@ -25,6 +25,14 @@ import {
   type FlagInput,
 } from '../proto/common/config.js';
 
+import { REGISTRY_POLICY_FLAGS, registryPolicyOf, type RegistryPolicy } from '../proto/common/registry-policy.js';
+import {
+  checkCredentialProviderFlags,
+  CREDENTIAL_PROVIDER_FLAGS,
+  credentialProviderPaths,
+  type CredentialProviderPaths,
+} from './credentials/credential-provider.js';
+
 export { ConfigError } from '../proto/common/config.js';
 
 /** unix:///path, a bare absolute socket path (made unix://), or tcp://host:port. */
@@ -121,6 +129,9 @@ export const AGENT_FLAGS = defineFlags({
   logLevel: valueFlag({
     flag: '--log-level', env: 'STOKER_LOG_LEVEL', arg: 'level', default: 'info', help: LOG_LEVEL_HELP, schema: logLevel,
   }),
+  ...REGISTRY_POLICY_FLAGS,
+  /** The kubelet's flags of the same names: credentials for images the controller sent none for. */
+  ...CREDENTIAL_PROVIDER_FLAGS,
   announceNamespace: valueFlag({
     flag: '--announce-namespace', env: 'STOKER_ANNOUNCE_NAMESPACE', arg: 'namespace',
     help: 'announce this agent with a Lease in this namespace, for the controller to find (off when absent)',
@@ -149,18 +160,34 @@ export interface AnnounceConfig {
 }
 
 type AgentFlagValues = ConfigOf<typeof AGENT_FLAGS>;
-export type AgentConfig = Omit<AgentFlagValues, 'announceNamespace' | 'kubeconfig' | 'advertiseAddress'> & {
+type Grouped = 'announceNamespace' | 'kubeconfig' | 'advertiseAddress' | 'registryAllow' | 'registryDeny' | 'imageCredentialProviderConfig' | 'imageCredentialProviderBinDir';
+export type AgentConfig = Omit<AgentFlagValues, Grouped> & {
   readonly announce: AnnounceConfig | undefined;
+  /** The built-in rules plus --registry-allow and --registry-deny. */
+  readonly registryPolicy: RegistryPolicy;
+  /** Kubelet credential provider plugins (agent/credentials/credential-provider.ts); absent without their flags. */
+  readonly credentialProviders: CredentialProviderPaths | undefined;
 };
 
 /** Flags over STOKER_* variables over defaults, validated and frozen; throws ConfigError. */
 export function resolveAgentConfig(input: AgentFlagInput, env: Env = {}): AgentConfig {
-  const { announceNamespace, kubeconfig, advertiseAddress, ...agent } = parseFlags(AGENT_FLAGS, input, env, (c, { fail }) => {
+  const {
+    announceNamespace,
+    kubeconfig,
+    advertiseAddress,
+    registryAllow,
+    registryDeny,
+    imageCredentialProviderConfig,
+    imageCredentialProviderBinDir,
+    ...agent
+  } = parseFlags(AGENT_FLAGS, input, env, (c, { fail }) => {
+    checkCredentialProviderFlags(c, { fail });
     if (c.announceNamespace !== undefined) return;
     const needs = `needs --announce-namespace (or ${AGENT_FLAGS.announceNamespace.env})`;
     if (c.kubeconfig !== undefined) fail('kubeconfig', needs);
     if (c.advertiseAddress !== undefined) fail('advertiseAddress', needs);
   });
   const announce = announceNamespace === undefined ? undefined : Object.freeze({ namespace: announceNamespace, kubeconfig, advertiseAddress });
-  return Object.freeze({ ...agent, announce });
+  const credentialProviders = credentialProviderPaths({ imageCredentialProviderConfig, imageCredentialProviderBinDir });
+  return Object.freeze({ ...agent, announce, registryPolicy: registryPolicyOf({ registryAllow, registryDeny }), credentialProviders });
 }

@@ -5,6 +5,7 @@ import { parseEndpoint, type CriEndpoint } from './cri/endpoint.js';
 import type { ImageFilesystemSpace } from './cri/image-fs.js';
 import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { RuntimeService } from './cri/runtime-service.js';
+import { CredentialProviderConfigError, loadCredentialProviders, type CredentialProviders } from './credentials/credential-provider.js';
 import { ReaderPool, resolveRoots, warmFiles } from './warm/files.js';
 import { warmImages as warmImagesOn } from './warm/images.js';
 import * as grpc from '@grpc/grpc-js';
@@ -17,6 +18,7 @@ import { createAgentService, startGrpcServer } from './server/grpc.js';
 import { RuntimeProbe, type AgentRuntime } from './server/runtime.js';
 import { TaskRegistry } from './server/tasks.js';
 import { ReloadingTlsProvider, loadTlsMaterial, serverCredentials } from './server/tls.js';
+import { scrub } from './server/validate.js';
 import { runWarmTask, type WarmFilesFn, type WarmFilesInput, type WarmImagesFn } from './server/warm.js';
 
 /** Deadline of one readiness probe (CRI Version). */
@@ -134,6 +136,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     });
   }
 
+  // Plugins for images whose registry the controller sent no credential for: a config, bin dir
+  // or plugin that cannot be used stops the start, naming it, as it stops the kubelet's.
+  let providers: CredentialProviders | undefined;
+  if (config.credentialProviders) {
+    providers = await loadCredentialProviders({
+      ...config.credentialProviders,
+      onWarning: (message) => log.warn({ reason: scrub(message, providers?.secrets() ?? []) }, 'credential provider gave no credentials'),
+    }).catch((err: unknown) => {
+      if (err instanceof CredentialProviderConfigError) throw new ConfigError({ flag: AGENT_FLAGS.imageCredentialProviderConfig.flag }, `is unusable: ${err.message}`);
+      throw err;
+    });
+    log.info({ providers: providers.names }, 'credential providers loaded');
+  }
+  const credentialSource = providers ? providers.lookup.bind(providers) : undefined;
+
   let runtime: AgentRuntime;
   let warmImages: WarmImagesFn | undefined = deps.warmImages;
   if (deps.runtime) {
@@ -141,7 +158,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   } else {
     const cri = new CriAgentRuntime(config.criEndpoint);
     runtime = cri;
-    warmImages ??= async (input) => warmImagesOn(await cri.connect(input.signal), { ...input, logger: log });
+    warmImages ??= async (input) => warmImagesOn(await cri.connect(input.signal), { ...input, credentialSource, logger: log });
   }
 
   const metrics = createAgentMetrics({ tasksInFlight: () => registry.inFlight, processMetrics: deps.processMetrics ?? true });
@@ -170,6 +187,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     allowedRoots: config.allowedRoots,
     pullConcurrency: config.pullConcurrency,
     defaultProgressTimeoutMs: config.progressTimeoutMs,
+    registryPolicy: config.registryPolicy,
+    knownSecrets: () => providers?.secrets() ?? [],
     probe,
     endpoint: runtime.endpoint,
     warmImages,

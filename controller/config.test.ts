@@ -25,6 +25,7 @@ describe('resolveControllerConfig', () => {
       logLevel: 'info',
     });
     expect(c.leaderElectionId).toMatch(/_[0-9a-f]{8}$/);
+    expect(c.registryPolicy).toEqual({ allow: [], deny: [] });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.httpListen)).toBe(true);
   });
@@ -82,5 +83,14 @@ describe('resolveControllerConfig', () => {
 
   it('requires the TLS files for talking to agents', () => {
     expect(() => resolveControllerConfig({ tlsCertFile: '/a', tlsPrivateKeyFile: '/b' })).toThrow('--agent-ca-file is required (or set STOKER_AGENT_CA_FILE)');
+  });
+});
+
+describe('the registry policy flags', () => {
+  it('are the agent\'s: --registry-allow and --registry-deny, or their STOKER_* variables', () => {
+    const c = resolveControllerConfig({ ...tls, registryAllow: ['reg.io'] }, { STOKER_REGISTRY_DENY: '10.0.0.0/8' });
+    expect(c.registryPolicy.allow.map((p) => p.text)).toEqual(['reg.io']);
+    expect(c.registryPolicy.deny.map((p) => p.text)).toEqual(['10.0.0.0/8']);
+    expect(() => resolveControllerConfig({ ...tls, registryDeny: ['.bad'] })).toThrow('--registry-deny ".bad" is not a host name');
   });
 });

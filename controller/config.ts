@@ -24,6 +24,8 @@ import {
   type FlagInput,
 } from '../proto/common/config.js';
 
+import { REGISTRY_POLICY_FLAGS, registryPolicyOf, type RegistryPolicy } from '../proto/common/registry-policy.js';
+
 export { ConfigError } from '../proto/common/config.js';
 
 const namespace = dnsLabel('is not a valid namespace name');
@@ -115,16 +117,22 @@ export const CONTROLLER_FLAGS = defineFlags({
   logLevel: valueFlag({
     flag: '--log-level', env: 'STOKER_LOG_LEVEL', arg: 'level', default: 'info', help: LOG_LEVEL_HELP, schema: logLevel,
   }),
+  /** The agents' policy, checked before dispatch so a refused registry fails the Warmup at once. */
+  ...REGISTRY_POLICY_FLAGS,
 });
 
 /** The options as commander hands them over (tests pass the same shape). */
 export type ControllerFlagInput = FlagInput<typeof CONTROLLER_FLAGS>;
-export type ControllerConfig = ConfigOf<typeof CONTROLLER_FLAGS>;
+export type ControllerConfig = Omit<ConfigOf<typeof CONTROLLER_FLAGS>, 'registryAllow' | 'registryDeny'> & {
+  /** The built-in rules plus --registry-allow and --registry-deny. */
+  readonly registryPolicy: RegistryPolicy;
+};
 
 /** Flags over STOKER_* variables over defaults, validated and frozen; throws ConfigError. */
 export function resolveControllerConfig(input: ControllerFlagInput, env: Env = {}): ControllerConfig {
-  return parseFlags(CONTROLLER_FLAGS, input, env, (c, { fail, show }) => {
+  const { registryAllow, registryDeny, ...controller } = parseFlags(CONTROLLER_FLAGS, input, env, (c, { fail, show }) => {
     if (c.renewDeadlineMs >= c.leaseDurationMs) fail('renewDeadlineMs', `must be shorter than ${show('leaseDurationMs')}`);
     if (c.retryPeriodMs >= c.renewDeadlineMs) fail('retryPeriodMs', `must be shorter than ${show('renewDeadlineMs')}`);
   });
+  return Object.freeze({ ...controller, registryPolicy: registryPolicyOf({ registryAllow, registryDeny }) });
 }

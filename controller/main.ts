@@ -255,6 +255,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         readSecret,
         deleteWarmup,
         patchWarmup,
+        registryPolicy: config.registryPolicy,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import type { V1Node } from '@kubernetes/client-node';
 import { AgentCallError, type AgentConnection } from './agent-client.js';
 import type { Warmup, WarmupSpec, WarmupStatus } from './api/types.js';
+import { compileRegistryPolicy } from '../proto/common/registry-policy.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import { FINALIZER, createReconciler, finalizerPatch, type JsonPatchOp, type ReconcilerDeps } from './reconcile.js';
 import { FakeClock } from './testing/fake-clock.js';
@@ -171,6 +172,11 @@ describe('reconcile', () => {
     [{ paths: [{ path: 'relative/dir' }] }, 'InvalidPath', '"relative/dir"'],
     [{ images: [{ image: 'reg.io/a:1' }], imagePullSecrets: [{ name: 'missing' }] }, 'PullSecretNotFound', '"ns/missing"'],
     [{ images: [{ image: 'reg.io/a:1' }], nodes: { names: ['ghost'] } }, 'NoMatchingNodes', 'names [ghost]'],
+    [
+      { images: [{ image: 'reg.io/a:1' }, { image: '169.254.169.254/latest/meta-data:v1' }] },
+      'RegistryDenied',
+      'spec.images[1].image: cannot pull 169.254.169.254/latest/meta-data:v1: registry 169.254.169.254 is refused: it is a link-local address (built-in rule 169.254.0.0/16)',
+    ],
   ] as [WarmupSpec, string, string][])('fails bad input with a condition naming the value (%#)', async (spec, reason, fragment) => {
     const c = fakeCluster({ a: {} }, ['a']);
     const key = c.add('w', spec);
@@ -181,6 +187,20 @@ describe('reconcile', () => {
     const cond = st.conditions?.find((x) => x.type === 'Failed');
     expect(cond?.reason).toBe(reason);
     expect(cond?.message).toContain(fragment);
+    expect(c.requests).toHaveLength(0);
+    await c.clock.run(r.stop());
+  });
+
+  it("fails a Warmup whose registry the operator's patterns refuse, before any dispatch, naming the image and the pattern", async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('w', { images: [{ image: 'reg.io/a:1' }, { image: 'ghcr.io/x/y:v1' }] });
+    const r = createReconciler({ ...c.deps, registryPolicy: compileRegistryPolicy({ allow: ['reg.io'] }) });
+    await r.reconcile(key);
+    const cond = c.warmups.get(key)!.status?.conditions?.find((x) => x.type === 'Failed');
+    expect(cond).toMatchObject({
+      reason: 'RegistryDenied',
+      message: 'spec.images[1].image: cannot pull ghcr.io/x/y:v1: registry ghcr.io is refused: it matches no allow pattern ("reg.io")',
+    });
     expect(c.requests).toHaveLength(0);
     await c.clock.run(r.stop());
   });

@@ -40,6 +40,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../proto/common/log.js';
+import type { RegistryPolicy } from '../proto/common/registry-policy.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
   isFinished,
@@ -118,6 +119,8 @@ export interface ReconcilerDeps {
   deleteWarmup: (namespace: string, name: string) => Promise<void>;
   /** Applies a JSON patch to a Warmup (its finalizers); one already gone is not an error. */
   patchWarmup: (namespace: string, name: string, patch: JsonPatchOp[]) => Promise<void>;
+  /** Registries images may come from (default: the built-in rules); a Warmup naming another fails before dispatch. */
+  registryPolicy?: RegistryPolicy;
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -371,7 +374,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return;
     }
 
-    const problem = validateSpec(spec);
+    const problem = validateSpec(spec, deps.registryPolicy);
     if (problem) {
       await stopWork(key, w, 'invalid spec');
       await finish(w, 'Failed', problem.reason, problem.message);

@@ -28,6 +28,7 @@ export const ERROR_CODES: Readonly<Record<StokerErrorCode, string>> = Object.fre
   INTERNAL: 'An error not listed above.',
   NO_SPACE: "The node's image filesystem has too little free space for the image.",
   REGISTRY_ERROR: 'The registry answered with an error of its own (HTTP 5xx or another unexpected status).',
+  REGISTRY_DENIED: "The registry policy refuses the image's registry (a built-in rule, or an operator's pattern).",
 });
 
 /** The one-line meaning of a code ("" for the unspecified zero value). */

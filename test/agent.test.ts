@@ -18,6 +18,7 @@ import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
+import { writeProviderConfig, writeProviderPlugin } from './support/credential-programs.js';
 import { pushRandomImage } from './support/images.js';
 import { REPO_ROOT, run } from './support/proc.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
@@ -590,11 +591,22 @@ describe('stoker agent', () => {
       }
     });
 
-    it('never logs a registry password, its auth string or a token, error paths included', async () => {
+    it('never logs a registry password, its auth string, a token or a plugin\'s password, error paths included', async () => {
       const ok = await pushRandomImage(locked, 'agent/secret-ok', { layerSizeBytes: 64 * 1024 });
       const auth = Buffer.from(`${AUTH.username}:${AUTH.password}`).toString('base64');
       const token = 'Kn0wn-identity-token-for-redaction-test';
-      const proc = spawnAgent(flags(['--log-level', 'trace']));
+      // A credential provider plugin: the right password for the locked registry, a wrong one for its plugin-wrong/ repositories.
+      const pluginWrong = 'Kn0wn-plugin-password-for-redaction-test';
+      const binDir = join(dir, 'credential-plugins');
+      await mkdir(binDir, { recursive: true });
+      await writeProviderPlugin(binDir, 'redaction-plugin', [
+        { when: `*'"image":"${locked.host}/agent/plugin-wrong'*`, auth: { [locked.host]: { username: AUTH.username, password: pluginWrong } } },
+        { when: '*', auth: { [locked.host]: { username: AUTH.username, password: AUTH.password } } },
+      ]);
+      const providerConfig = await writeProviderConfig(join(dir, 'redaction-providers.yaml'), { name: 'redaction-plugin', matchImages: [locked.host] });
+      const proc = spawnAgent(
+        flags(['--log-level', 'trace', '--image-credential-provider-config', providerConfig, '--image-credential-provider-bin-dir', binDir]),
+      );
       try {
         const { grpc: address } = await started(proc.output);
         const c = agentClient(address, certs);
@@ -631,12 +643,18 @@ describe('stoker agent', () => {
           credentials: [{ registry: locked.host, username: AUTH.username, password: AUTH.password }],
         });
         expect(refused.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+        // The plugin's passwords: one the registry takes, one it refuses.
+        const byPlugin = await warm(c, { taskId: 'secret-plugin', nodeName: NODE, images: [{ image: ok, pullPolicy: 'ALWAYS' }] });
+        expect(byPlugin.result?.images[0]?.state).toBe('DONE');
+        const byWrongPlugin = await warm(c, { taskId: 'secret-plugin-wrong', nodeName: NODE, images: [{ image: `${locked.host}/agent/plugin-wrong:v1` }] });
+        expect(byWrongPlugin.result?.images[0]?.failure?.code).toBe('UNAUTHORIZED');
         c.close();
         proc.child.kill('SIGTERM');
         expect(await proc.exited).toBe(0);
-        const everything = [proc.output(), JSON.stringify([good, bad, badAuth, refused])].join('\n');
+        const everything = [proc.output(), JSON.stringify([good, bad, badAuth, refused, byPlugin, byWrongPlugin])].join('\n');
         expect(proc.output()).toContain('secret-bad');
-        for (const secret of [AUTH.password, auth, token]) expect(everything).not.toContain(secret);
+        expect(proc.output()).toContain('secret-plugin-wrong');
+        for (const secret of [AUTH.password, auth, token, pluginWrong]) expect(everything).not.toContain(secret);
       } finally {
         proc.child.kill('SIGKILL');
       }

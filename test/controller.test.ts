@@ -327,6 +327,21 @@ describe('one controller', () => {
       expect(cond?.message).toContain(fragment);
       expect((await eventsOf(name)).some((e) => e.startsWith('Warning Failed') && e.includes(fragment))).toBe(true);
     });
+
+    it('a registry the registry policy refuses fails the Warmup before any dispatch, naming the image and the rule', async () => {
+      const image = '169.254.169.254/latest/meta-data:v1';
+      await api.create(NS, 'metadata-registry', { images: [{ image: await smallImage('policy-ok') }, { image }] });
+      const w = await finished('metadata-registry', 60_000);
+      expect(w.status?.conditions?.find((c) => c.type === 'Failed')).toMatchObject({
+        status: 'True',
+        reason: 'RegistryDenied',
+        message: `spec.images[1].image: cannot pull ${image}: registry 169.254.169.254 is refused: it is a link-local address (built-in rule 169.254.0.0/16)`,
+      });
+      expect(w.status?.desiredNodes ?? 0).toBe(0);
+      const events = await eventsOf('metadata-registry');
+      expect(events.filter((e) => e.startsWith('Normal Started'))).toEqual([]);
+      expect(events.some((e) => e.startsWith('Warning Failed') && e.includes('built-in rule 169.254.0.0/16'))).toBe(true);
+    });
   });
 
   it('deletes a finished Warmup after ttlSecondsAfterFinished', async () => {

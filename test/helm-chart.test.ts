@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AGENT_FLAGS, resolveAgentConfig } from '../agent/config.js';
 import { startAnnouncer } from '../agent/announce.js';
-import { CONTROLLER_FLAGS } from '../controller/config.js';
+import { CONTROLLER_FLAGS, resolveControllerConfig } from '../controller/config.js';
 import { agentLeaseName } from '../proto/common/agent-lease.js';
 import { createLogger } from '../proto/common/log.js';
 import { freePort } from './support/ports.js';
@@ -195,6 +195,49 @@ describe('helm chart', () => {
       criEndpoint: 'unix:///host-cri/containerd.sock',
       announce: { namespace: ns, advertiseAddress: '10.1.2.3' },
     });
+  });
+
+  it('gives the agents and the controller one registry policy, and mounts the credential provider files read-only', async () => {
+    const withPolicy = [
+      ...values,
+      '--set', 'registryPolicy.allow={registry.example.com,*.dkr.ecr.eu-west-1.amazonaws.com}',
+      '--set', 'registryPolicy.deny[0]=10.0.0.0/8',
+      '--set', 'agent.credentialProviders.config=/etc/kubernetes/image-credential-provider-config.yaml',
+      '--set', 'agent.credentialProviders.binDir=/etc/kubernetes/image-credential-provider',
+    ];
+    const docs = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...withPolicy])).map((d) => d.toJS() as Obj | null);
+    const podOf = (kind: string) => (docs.find((d) => d?.kind === kind) as unknown as Workload).spec.template.spec;
+    const fields = { 'spec.nodeName': 'gpu-node-1', 'status.podIP': '10.1.2.3', 'metadata.namespace': ns, 'metadata.name': 'stoker-controller-0' };
+    const agent = resolveAgentConfig({}, resolveEnv(podOf('DaemonSet').containers[0]?.env ?? [], fields, {}));
+    const controller = resolveControllerConfig(
+      { tlsCertFile: '/t', tlsPrivateKeyFile: '/t', agentCaFile: '/t' },
+      resolveEnv(podOf('Deployment').containers[0]?.env ?? [], fields, {}),
+    );
+    for (const policy of [agent.registryPolicy, controller.registryPolicy]) {
+      expect(policy.allow.map((p) => p.text)).toEqual(['registry.example.com', '*.dkr.ecr.eu-west-1.amazonaws.com']);
+      expect(policy.deny.map((p) => p.text)).toEqual(['10.0.0.0/8']);
+    }
+    expect(agent.credentialProviders).toEqual({
+      configPath: '/etc/kubernetes/image-credential-provider-config.yaml',
+      binDir: '/etc/kubernetes/image-credential-provider',
+    });
+    const ds = podOf('DaemonSet');
+    const mounts = (ds.containers[0] as { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] }).volumeMounts ?? [];
+    for (const [name, path] of [
+      ['credential-provider-config', '/etc/kubernetes/image-credential-provider-config.yaml'],
+      ['credential-provider-bin', '/etc/kubernetes/image-credential-provider'],
+    ] as const) {
+      expect(mounts.find((m) => m.name === name)).toEqual({ name, mountPath: path, readOnly: true });
+      expect(ds.volumes.find((v) => v.name === name)?.hostPath?.path).toBe(path);
+    }
+    // Without values: no policy variables (the built-in rules apply) and no credential providers.
+    const plain = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...values])).map((d) => d.toJS() as Obj | null);
+    const names = plain.flatMap((d) => (d?.kind === 'DaemonSet' || d?.kind === 'Deployment' ? ((d as unknown as Workload).spec.template.spec.containers[0]?.env ?? []).map((e) => e.name) : []));
+    expect(names.filter((n) => /REGISTRY|CREDENTIAL_PROVIDER/.test(n))).toEqual([]);
+    // One of the two credential provider values alone is refused.
+    await expect(kube.helm(['template', 'stoker', chart, '-n', ns, ...values, '--set', 'agent.credentialProviders.config=/cp.yaml'])).rejects.toThrow(
+      'agent.credentialProviders.binDir is required with agent.credentialProviders.config',
+    );
   });
 
   it('installs into a real API server, and every object is accepted', async () => {

@@ -97,6 +97,33 @@ describe('resolveWarmConfig', () => {
   });
 });
 
+describe('resolveWarmConfig: registries and credential providers', () => {
+  it('compiles --registry-allow and --registry-deny over the built-in rules', () => {
+    const c = resolveWarmConfig({ image: ['a'], registryDeny: ['*.example.com'] }, { STOKER_REGISTRY_ALLOW: 'r.io, *.example.com' }, none);
+    expect(c.registryPolicy.allow.map((p) => p.text)).toEqual(['r.io', '*.example.com']);
+    expect(c.registryPolicy.deny.map((p) => p.text)).toEqual(['*.example.com']);
+    expect(resolveWarmConfig({ image: ['a'] }, {}, none).registryPolicy).toEqual({ allow: [], deny: [] });
+  });
+
+  it('names a bad pattern and where it came from', () => {
+    expect(configError(() => resolveWarmConfig({ image: ['a'], registryDeny: ['10.0.0.0/40'] }, {}, none))).toBe(
+      '--registry-deny "10.0.0.0/40" has a prefix length that is not 0 to 32',
+    );
+    expect(configError(() => resolveWarmConfig({ image: ['a'] }, { STOKER_REGISTRY_ALLOW: 'https://r.io' }, none))).toBe(
+      '--registry-allow (from STOKER_REGISTRY_ALLOW) "https://r.io" is not an address range (10.0.0.0/8, fd00::/8)',
+    );
+  });
+
+  it('takes the credential provider config and bin dir together, or neither', () => {
+    const c = resolveWarmConfig({ image: ['a'], imageCredentialProviderConfig: '/etc/cp.yaml' }, { STOKER_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR: '/opt/cp' }, none);
+    expect(c.credentialProviders).toEqual({ configPath: '/etc/cp.yaml', binDir: '/opt/cp' });
+    expect(resolveWarmConfig({ image: ['a'] }, {}, none).credentialProviders).toBeUndefined();
+    expect(configError(() => resolveWarmConfig({ image: ['a'], imageCredentialProviderConfig: '/etc/cp.yaml' }, {}, none))).toBe(
+      '--image-credential-provider-config "/etc/cp.yaml" needs --image-credential-provider-bin-dir (or STOKER_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR)',
+    );
+  });
+});
+
 describe('resolveWarmConfig: the file flags', () => {
   it('takes flags first, then comma-separated environment variables', () => {
     const c = resolveWarmConfig({ path: ['/models/a'] }, { STOKER_ALLOWED_ROOTS: '/models, /data/', STOKER_INCLUDE: '*.bin', STOKER_BUDGET: 'Refuse' }, none);

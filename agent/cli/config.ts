@@ -23,6 +23,13 @@ import {
   type Env,
   type FlagInput,
 } from '../../proto/common/config.js';
+import { REGISTRY_POLICY_FLAGS, registryPolicyOf, type RegistryPolicy } from '../../proto/common/registry-policy.js';
+import {
+  checkCredentialProviderFlags,
+  CREDENTIAL_PROVIDER_FLAGS,
+  credentialProviderPaths,
+  type CredentialProviderPaths,
+} from '../credentials/credential-provider.js';
 import { defaultEndpoint, InvalidEndpointError, parseEndpoint, type CriEndpoint } from '../cri/endpoint.js';
 import type { BudgetMode } from '../warm/budget.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_TIMEOUT_MS, type ImagePullPolicy } from '../warm/images.js';
@@ -87,6 +94,8 @@ export const WARM_FLAGS = defineFlags({
     flag: '--pull-timeout', env: 'STOKER_PULL_TIMEOUT', arg: 'duration', default: '0',
     help: 'cap on one pull where byte progress is unknown; a bare number is seconds; 0 none', schema: durationMs(0, DAY_MS),
   }),
+  ...REGISTRY_POLICY_FLAGS,
+  ...CREDENTIAL_PROVIDER_FLAGS,
   paths: listFlag({
     flag: '--path', env: 'STOKER_PATHS', arg: 'path',
     help: 'file or directory to read into the page cache; repeat for more', schema: listOf(absolutePath),
@@ -122,11 +131,16 @@ export type WarmFlagInput = FlagInput<typeof WARM_FLAGS>;
 
 type WarmFlagValues = ConfigOf<typeof WARM_FLAGS>;
 type FileKey = 'paths' | 'allowedRoots' | 'include' | 'exclude' | 'budget' | 'readers';
+type Grouped = 'registryAllow' | 'registryDeny' | 'imageCredentialProviderConfig' | 'imageCredentialProviderBinDir';
 
 /** The file part (--path and friends); no paths means no file part. */
 export type FilesConfig = Pick<WarmFlagValues, FileKey>;
 
-export type WarmConfig = Omit<WarmFlagValues, FileKey> & {
+export type WarmConfig = Omit<WarmFlagValues, FileKey | Grouped> & {
+  /** The built-in rules plus --registry-allow and --registry-deny. */
+  readonly registryPolicy: RegistryPolicy;
+  /** Kubelet credential provider plugins; undefined without their two flags. */
+  readonly credentialProviders: CredentialProviderPaths | undefined;
   /** Where Docker keeps its config when there is no --auth-file: DOCKER_CONFIG, else HOME/.docker. */
   readonly dockerConfigDir: string | undefined;
   readonly home: string;
@@ -152,10 +166,13 @@ export function resolveWarmConfig(input: WarmFlagInput, env: Env = {}, exists?: 
       if (c.include.length > 0) fail('include', 'needs a --path');
       if (c.exclude.length > 0) fail('exclude', 'needs a --path');
     }
+    checkCredentialProviderFlags(c, { fail });
   });
-  const { paths, allowedRoots, include, exclude, budget: budgetMode, readers, ...rest } = parsed;
+  const { paths, allowedRoots, include, exclude, budget: budgetMode, readers, registryAllow, registryDeny, imageCredentialProviderConfig, imageCredentialProviderBinDir, ...rest } = parsed;
   return Object.freeze({
     ...rest,
+    registryPolicy: registryPolicyOf({ registryAllow, registryDeny }),
+    credentialProviders: credentialProviderPaths({ imageCredentialProviderConfig, imageCredentialProviderBinDir }),
     dockerConfigDir: env.DOCKER_CONFIG === '' ? undefined : env.DOCKER_CONFIG,
     home: env.HOME ?? homedir(),
     files: Object.freeze({ paths, allowedRoots, include, exclude, budget: budgetMode, readers }),

@@ -1,14 +1,19 @@
-// The image part of `stoker warm`: registry credentials, the CRI connection, the image engine
+// The image part of `stoker warm`: the registry policy and reference checks before anything
+// else, registry credentials (credentials.ts), the CRI connection, the image engine
 // (agent/warm/images.ts), progress onto the display, and the IMAGE summary table.
+//
+// An image that is malformed or whose registry the policy refuses fails before any call to the
+// runtime; when every image fails so, the runtime is not even connected to.
 import type { ImageProgress__Output, ImageResult__Output } from '../../proto/agent.js';
-import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import type { CriEndpoint } from '../cri/endpoint.js';
 import { WarmError } from '../cri/errors.js';
 import { connectRuntime, type CriRuntime } from '../cri/runtime.js';
-import { loadDockerCredentials } from './docker-config-file.js';
+import { loadCredentialProviders, type CredentialProviders } from '../credentials/credential-provider.js';
 import { formatBytes } from '../warm/bytes.js';
-import { failedImageResult, warmImages } from '../warm/images.js';
+import { failedImageResult, refusedImage, warmImages } from '../warm/images.js';
 import type { WarmConfig } from './config.js';
+import { warmCredentialSource } from './credentials.js';
+import { loadDockerConfig } from './docker-config-file.js';
 import { formatSeconds, stateWord } from './format.js';
 import type { PartOutcome, WarmPart } from './part.js';
 
@@ -37,20 +42,35 @@ function imageOutcome(results: ImageResult__Output[], runtime: CriRuntime | unde
 
 export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
   const warnings: string[] = [];
-  const credentials = await loadDockerCredentials({
-    authFile: config.authFile,
-    dockerConfigDir: config.dockerConfigDir,
-    home: config.home,
-    onWarning: (w) => warnings.push(w),
-  });
+  const refused = new Map<string, ImageResult__Output>();
+  for (const image of config.images) {
+    const why = refusedImage(image, config.registryPolicy);
+    if (!why) continue;
+    refused.set(image, failedImageResult(image, why.code, why.message));
+    display.update(image, { state: 'FAILED', elapsed: 0 });
+  }
+  const inOrder = (pulled: readonly ImageResult__Output[]): ImageResult__Output[] => {
+    const byImage = new Map(pulled.map((r) => [r.image, r]));
+    return config.images.map((image) => refused.get(image) ?? byImage.get(image) ?? failedImageResult(image, 'INTERNAL', `no result for ${image}`));
+  };
+  const toPull = config.images.filter((image) => !refused.has(image));
+  if (toPull.length === 0) return { ...imageOutcome(inOrder([]), undefined, config.criEndpoint), warnings };
+
+  const docker = await loadDockerConfig({ authFile: config.authFile, dockerConfigDir: config.dockerConfigDir, home: config.home });
+  let providers: CredentialProviders | undefined;
+  if (config.credentialProviders) {
+    providers = await loadCredentialProviders({ ...config.credentialProviders, onWarning: (w) => warnings.push(w) });
+  }
+  const credentialSource = warmCredentialSource({ docker, providers, signal, onWarning: (w) => warnings.push(w) });
+
   let runtime: CriRuntime | undefined;
   try {
     runtime = await connectRuntime(config.criEndpoint, { signal, onProgressError: (err) => log.debug({ err }, 'listing ingests failed') });
   } catch (err) {
     const cause = err instanceof WarmError ? err : new WarmError('RUNTIME_ERROR', String(err));
     log.debug({ detail: cause.detail }, 'runtime connection failed');
-    // Invalid references still say so; every other image fails with the runtime's reason.
-    const results = failWithoutRuntime(config, cause);
+    // Refused images still say why; every other image fails with the runtime's reason.
+    const results = inOrder(toPull.map((image) => failWithoutRuntime(image, config, cause)));
     return { ...imageOutcome(results, undefined, config.criEndpoint), warnings };
   }
   const progress = runtime.progress;
@@ -68,8 +88,9 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
   aggregateTimer.unref();
   try {
     const results = await warmImages(runtime, {
-      images: config.images.map((image) => ({ image, pullPolicy: config.pullPolicy })),
-      credentials,
+      images: toPull.map((image) => ({ image, pullPolicy: config.pullPolicy })),
+      registryPolicy: config.registryPolicy,
+      credentialSource,
       concurrency: config.concurrency,
       progressTimeoutMs: config.progressTimeoutMs,
       pullTimeoutMs: config.pullTimeoutMs,
@@ -87,7 +108,7 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
         });
       },
     });
-    return { ...imageOutcome(results, runtime, config.criEndpoint), warnings };
+    return { ...imageOutcome(inOrder(results), runtime, config.criEndpoint), warnings };
   } finally {
     clearInterval(aggregateTimer);
     display.aggregate(undefined);
@@ -95,20 +116,10 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
   }
 };
 
-function failWithoutRuntime(config: WarmConfig, cause: WarmError): ImageResult__Output[] {
-  return config.images.map((image) => {
-    try {
-      parseImageReference(image);
-    } catch (err) {
-      if (err instanceof InvalidReferenceError) {
-        return failedImageResult(image, 'INVALID_REFERENCE', err.message);
-      }
-      throw err;
-    }
-    const message =
-      cause.code === 'RUNTIME_UNAVAILABLE'
-        ? `cannot pull ${image}: the container runtime is unreachable at ${config.criEndpoint.display}`
-        : `cannot pull ${image}: ${cause.message}`;
-    return failedImageResult(image, cause.code, message);
-  });
+function failWithoutRuntime(image: string, config: WarmConfig, cause: WarmError): ImageResult__Output {
+  const message =
+    cause.code === 'RUNTIME_UNAVAILABLE'
+      ? `cannot pull ${image}: the container runtime is unreachable at ${config.criEndpoint.display}`
+      : `cannot pull ${image}: ${cause.message}`;
+  return failedImageResult(image, cause.code, message);
 }

@@ -3,6 +3,7 @@
 // and run.ts runs them together into one summary and one exit code.
 import type { Command, CommanderError } from 'commander';
 import { addFlags, configOrExit, EXIT_USAGE } from '../../proto/common/config.js';
+import { CredentialProviderConfigError } from '../credentials/credential-provider.js';
 import { DockerConfigError } from './docker-config-file.js';
 import { resolveWarmConfig, WARM_FLAGS, type WarmFlagInput } from './config.js';
 import { filesPart } from './file-part.js';
@@ -28,7 +29,7 @@ export function registerWarmCommand(program: Command): Command {
         const parts = [...(config.images.length > 0 ? [imagePart] : []), ...(config.files.paths.length > 0 ? [filesPart(config.files)] : [])];
         process.exitCode = await runWarm(config, parts, { stdout: process.stdout, stderr: process.stderr, isTTY: process.stdout.isTTY === true }, controller.signal);
       } catch (err) {
-        if (err instanceof DockerConfigError) {
+        if (err instanceof DockerConfigError || err instanceof CredentialProviderConfigError) {
           process.stderr.write(`error: ${err.message}\n`);
           process.exitCode = EXIT_USAGE;
           return;

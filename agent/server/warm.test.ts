@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { WarmEvent, WarmResult } from '../../proto/agent.js';
 import { createLogger } from '../../proto/common/log.js';
+import { compileRegistryPolicy, DEFAULT_REGISTRY_POLICY, type RegistryPolicy } from '../../proto/common/registry-policy.js';
 import { createHttpServer } from '../http.js';
 import { createAgentMetrics } from '../metrics.js';
 import { RuntimeProbe, type AgentRuntime } from './runtime.js';
@@ -22,7 +23,7 @@ function fakeRuntime(state: { up: boolean }): AgentRuntime {
   };
 }
 
-function setup(opts: { up?: boolean; warmImages?: WarmImagesFn; warmFiles?: WarmFilesFn; roots?: string[] } = {}) {
+function setup(opts: { up?: boolean; warmImages?: WarmImagesFn; warmFiles?: WarmFilesFn; roots?: string[]; policy?: RegistryPolicy; knownSecrets?: string[] } = {}) {
   const lines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _e, cb) {
@@ -41,6 +42,8 @@ function setup(opts: { up?: boolean; warmImages?: WarmImagesFn; warmFiles?: Warm
     allowedRoots: opts.roots ?? ['/models'],
     pullConcurrency: 2,
     defaultProgressTimeoutMs: 120_000,
+    registryPolicy: opts.policy ?? DEFAULT_REGISTRY_POLICY,
+    knownSecrets: () => opts.knownSecrets ?? [],
     probe,
     endpoint: runtime.endpoint,
     warmImages: opts.warmImages,
@@ -174,6 +177,47 @@ describe('runWarmTask', () => {
     const failures = [...(result?.images ?? []), ...(result?.paths ?? [])].map((i) => i.failure);
     expect(failures).toHaveLength(3);
     for (const f of failures) expect(f).toEqual({ code: 'CANCELLED', message: 'the task was cancelled on node "node-a" (a Cancel call stopped it)' });
+  });
+
+  it('refuses images whose registry the policy refuses before asking the runtime anything', async () => {
+    const asked: string[] = [];
+    const { ctx } = setup({
+      up: false,
+      policy: compileRegistryPolicy({ deny: ['r.example.com'] }),
+      warmImages: (input) => {
+        asked.push(...input.images.map((i) => i.image));
+        return Promise.resolve([]);
+      },
+    });
+    const versions: string[] = [];
+    const probeCheck = ctx.probe.check.bind(ctx.probe);
+    ctx.probe.check = () => {
+      versions.push('Version');
+      return probeCheck();
+    };
+    const images = ['169.254.169.254:80/latest/meta-data:v1', 'r.example.com/a:v1'].map((image) => ({ image, pullPolicy: 'ALWAYS' as const }));
+    const result = await runWarmTask(ctx, { ...request, images, paths: [] }, new AbortController().signal, () => undefined);
+    expect(result.images?.map((i) => [i.image, i.failure?.code, i.failure?.message])).toEqual([
+      [
+        '169.254.169.254:80/latest/meta-data:v1',
+        'REGISTRY_DENIED',
+        'cannot pull 169.254.169.254:80/latest/meta-data:v1: registry 169.254.169.254:80 is refused: it is a link-local address (built-in rule 169.254.0.0/16)',
+      ],
+      ['r.example.com/a:v1', 'REGISTRY_DENIED', 'cannot pull r.example.com/a:v1: registry r.example.com is refused: it matches the deny pattern "r.example.com"'],
+    ]);
+    expect(asked).toEqual([]);
+    expect(versions).toEqual([]);
+  });
+
+  it('scrubs passwords a credential plugin gave from failures and logs', async () => {
+    const pluginPassword = 'Plugin-Pa55word-abc';
+    const { ctx, lines } = setup({
+      knownSecrets: [pluginPassword],
+      warmImages: () => Promise.resolve([{ image: 'r.example.com/a:v1', state: 'FAILED', failure: { code: 'UNAUTHORIZED', message: `refused ${pluginPassword}` } }]),
+    });
+    const result = await runWarmTask(ctx, { ...request, images: [request.images[0]!], paths: [] }, new AbortController().signal, () => undefined);
+    expect(result.images?.[0]?.failure?.message).toBe('refused [REDACTED]');
+    expect(lines.join('')).not.toContain(pluginPassword);
   });
 
   it('refuses paths outright when the agent has no allowed root', async () => {

@@ -1,7 +1,9 @@
 // Runs one warm task: images through the image engine, paths through the file engine, side by
 // side; turns every outcome (including an engine that throws, a runtime that is down, and
-// cancellation) into per-item results and one WarmResult. Failure messages are scrubbed of the
-// request's credentials before anyone sees them.
+// cancellation) into per-item results and one WarmResult. An image that is malformed or whose
+// registry the registry policy refuses fails before any call to the runtime. Failure messages
+// are scrubbed of the request's credentials, and of any a credential plugin gave, before anyone
+// sees them.
 import { performance } from 'node:perf_hooks';
 import type {
   FileProgress,
@@ -15,7 +17,8 @@ import { ERROR_CODES, type StokerErrorCode } from '../../proto/errors.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
 import type { Logger } from '../../proto/common/log.js';
-import { failedImageResult } from '../warm/images.js';
+import type { RegistryPolicy } from '../../proto/common/registry-policy.js';
+import { failedImageResult, refusedImage } from '../warm/images.js';
 import { failedPathResult } from '../warm/files.js';
 import type { AgentMetrics } from '../metrics.js';
 import { runtimeReason, type RuntimeProbe } from './runtime.js';
@@ -25,6 +28,7 @@ import { credentialSecrets, scrub, type ValidImageTask, type ValidWarmRequest } 
 export interface WarmImagesInput {
   images: ValidImageTask[];
   credentials: RegistryCredential__Output[];
+  registryPolicy: RegistryPolicy;
   concurrency: number;
   progressTimeoutMs: number;
   signal: AbortSignal;
@@ -46,6 +50,9 @@ export interface WarmContext {
   readonly allowedRoots: readonly string[];
   readonly pullConcurrency: number;
   readonly defaultProgressTimeoutMs: number;
+  readonly registryPolicy: RegistryPolicy;
+  /** Secrets the agent learnt other than from the request (credential plugins' passwords), for scrubbing. */
+  readonly knownSecrets?: () => readonly string[];
   readonly probe: RuntimeProbe;
   readonly endpoint: string;
   /** Absent when this build has no image warming. */
@@ -70,7 +77,7 @@ export async function runWarmTask(
 ): Promise<WarmResult> {
   const started = performance.now();
   const secrets = credentialSecrets(req.credentials);
-  const clean = (text: string) => scrub(text, secrets);
+  const clean = (text: string) => scrub(text, [...secrets, ...(ctx.knownSecrets?.() ?? [])]);
   const log = ctx.log.child({ taskId: req.taskId });
   log.info({ images: req.images.length, paths: req.paths.length, credentials: req.credentials.length }, 'task started');
 
@@ -117,6 +124,28 @@ async function runImages(
   clean: (text: string) => string,
 ): Promise<ImageResult[]> {
   if (req.images.length === 0) return [];
+  // Refused images fail here, before the runtime is even asked whether it is up.
+  const refused = new Map<string, ImageResult>();
+  for (const i of req.images) {
+    const why = refusedImage(i.image, ctx.registryPolicy);
+    if (why) refused.set(i.image, failedImageResult(i.image, why.code, why.message));
+  }
+  const toPull = req.images.filter((i) => !refused.has(i.image));
+  const pulled = await pullImages(ctx, { ...req, images: toPull }, signal, emit, log, clean);
+  return inRequestOrder(req.images.map((i) => i.image), [...refused.values(), ...pulled], (r) => r.image, (image) =>
+    failedImageResult(image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(image)}`),
+  );
+}
+
+async function pullImages(
+  ctx: WarmContext,
+  req: ValidWarmRequest,
+  signal: AbortSignal,
+  emit: (event: WarmEvent) => void,
+  log: Logger,
+  clean: (text: string) => string,
+): Promise<ImageResult[]> {
+  if (req.images.length === 0) return [];
   if (!ctx.warmImages) {
     return req.images.map((i) => failedImageResult(i.image, 'INTERNAL', `image warming is not available in this agent; ${JSON.stringify(i.image)} was not pulled`));
   }
@@ -129,6 +158,7 @@ async function runImages(
     const results = await ctx.warmImages({
       images: [...req.images],
       credentials: [...req.credentials],
+      registryPolicy: ctx.registryPolicy,
       concurrency: ctx.pullConcurrency,
       progressTimeoutMs: req.progressTimeoutMs || ctx.defaultProgressTimeoutMs,
       signal,

@@ -7,7 +7,8 @@ import type { ContentStore, Ingest } from '../cri/content-service.js';
 import { fakeContentStore, fakeImage } from '../cri/testing/fake-content-store.js';
 import { parseEndpoint } from '../cri/endpoint.js';
 import type { CriRuntime } from '../cri/runtime.js';
-import { pullsInFlight, warmImages } from './images.js';
+import { compileRegistryPolicy } from '../../proto/common/registry-policy.js';
+import { pullsInFlight, refusedImage, warmImages } from './images.js';
 
 interface FakePull {
   image: string;
@@ -118,6 +119,52 @@ describe('warmImages', () => {
     expect(results[0]?.failure?.message).toContain('"Not/Valid"');
     expect(calls).toEqual([]);
     expect(events.map((e) => e.state)).toEqual(['FAILED', 'FAILED']);
+  });
+
+  it('refuses a registry the policy refuses before any runtime call, naming the image and the rule', async () => {
+    const { runtime, pulls, calls } = fakeRuntime();
+    const images = ['169.254.169.254/latest:v1', 'metadata.google.internal/x', 'r.example.com/app', '127.0.0.1:5000/app:v1'].map((image) => ({ image, pullPolicy: 'ALWAYS' as const }));
+    const done = warmImages(runtime, { images, registryPolicy: compileRegistryPolicy({ deny: ['*.example.com'] }) });
+    await until(() => pulls.length === 1);
+    pulls[0]?.finish();
+    const results = await done;
+    expect(results.map((r) => [r.state, r.failure?.code])).toEqual([
+      ['FAILED', 'REGISTRY_DENIED'],
+      ['FAILED', 'REGISTRY_DENIED'],
+      ['FAILED', 'REGISTRY_DENIED'],
+      ['DONE', undefined],
+    ]);
+    expect(results[0]?.failure?.message).toBe(
+      'cannot pull 169.254.169.254/latest:v1: registry 169.254.169.254 is refused: it is a link-local address (built-in rule 169.254.0.0/16)',
+    );
+    expect(results[2]?.failure?.message).toContain('the deny pattern "*.example.com"');
+    expect(calls).toEqual(['pull 127.0.0.1:5000/app:v1', 'status 127.0.0.1:5000/app:v1']);
+    // Without a policy the built-in rules still apply.
+    expect(refusedImage('[fe80::1]:5000/x')?.code).toBe('REGISTRY_DENIED');
+    expect(refusedImage('Bad/Ref')?.code).toBe('INVALID_REFERENCE');
+    expect(refusedImage('registry.example.com/x')).toBeUndefined();
+  });
+
+  it('asks the credential source only for images it pulls that the request has no credential for', async () => {
+    const { runtime, pulls } = fakeRuntime({ present: ['127.0.0.1:5000/present:v1'] });
+    const asked: string[] = [];
+    const done = warmImages(runtime, {
+      images: [{ image: '127.0.0.1:5000/present:v1' }, { image: '127.0.0.1:5000/team/app:v1' }, { image: '127.0.0.1:6000/app:v1' }, { image: 'ghcr.io/x/y:v1' }],
+      credentials: [{ registry: '127.0.0.1:6000', username: 'req', password: 'r' }],
+      credentialSource: (ref) => {
+        asked.push(`${ref.domain}/${ref.path}`);
+        return ref.domain === 'ghcr.io' ? Promise.reject(new Error('plugin down')) : Promise.resolve({ registry: ref.domain, username: 'plugin', password: 'p' });
+      },
+    });
+    await until(() => pulls.length === 3);
+    expect(Object.fromEntries(pulls.map((p) => [p.image, p.auth]))).toEqual({
+      '127.0.0.1:5000/team/app:v1': { username: 'plugin', password: 'p' },
+      '127.0.0.1:6000/app:v1': { username: 'req', password: 'r' },
+      'ghcr.io/x/y:v1': undefined,
+    });
+    expect(asked.sort()).toEqual(['127.0.0.1:5000/team/app', 'ghcr.io/x/y']);
+    for (const p of pulls) p.finish();
+    expect((await done).map((r) => r.state)).toEqual(['PRESENT', 'DONE', 'DONE', 'DONE']);
   });
 
   it('merges identical pulls in flight into one CRI call, but not pulls with other credentials', async () => {

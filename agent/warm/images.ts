@@ -12,10 +12,15 @@
 //     onProgress?: (p: ImageProgress__Output) => void,
 //     progressIntervalMs?: number,          // how often a running pull reports (default 1 s)
 //     logger?: Logger,
+//     registryPolicy?: RegistryPolicy,      // registries refused before any call (default: the built-in rules)
+//     credentialSource?: (ref, signal) => Promise<RegistryCredential | undefined>,
+//                                           // asked right before a pull when `credentials` has none for the image
 //   }): Promise<ImageResult__Output[]>       // one per requested image, in request order; failures are
 //                                            // results, it rejects only for a concurrency below 1
 //
-// Every reference is checked against the distribution grammar before any runtime call.
+// Every reference is checked against the distribution grammar, and its registry against the
+// registry policy (proto/common/registry-policy.ts), before any runtime call: refusedImage()
+// gives callers the same check, so they can refuse an image before they even connect.
 // `IF_NOT_PRESENT` (and PULL_POLICY_UNSPECIFIED) asks ImageStatus first and reports PRESENT;
 // `ALWAYS` pulls again. Results are DONE, PRESENT or FAILED with a Failure {code, message}
 // whose message names the image and the reason (agent/cri/errors.ts).
@@ -47,6 +52,7 @@ import type {
 import { credentialFor } from '../../proto/common/docker-config.js';
 import { InvalidReferenceError, parseImageReference, type ImageReference } from '../../proto/common/image-reference.js';
 import type { Logger } from '../../proto/common/log.js';
+import { DEFAULT_REGISTRY_POLICY, refuseRegistry, registryDeniedMessage, type RegistryPolicy } from '../../proto/common/registry-policy.js';
 import type { CriAuthConfig } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
@@ -70,7 +76,16 @@ export interface WarmImagesOptions {
   onProgress?: ((p: ImageProgress__Output) => void) | undefined;
   progressIntervalMs?: number | undefined;
   logger?: Logger | undefined;
+  registryPolicy?: RegistryPolicy | undefined;
+  credentialSource?: CredentialSource | undefined;
 }
+
+/**
+ * Where a credential comes from when the request's `credentials` have none for an image (the
+ * agent's credential provider plugins; stoker warm's Docker helpers and plugins). Asked right
+ * before a pull, never for an image already present; undefined means pull without credentials.
+ */
+export type CredentialSource = (ref: ImageReference, signal?: AbortSignal) => Promise<RegistryCredential | undefined>;
 
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_PROGRESS_TIMEOUT_MS = 120_000;
@@ -289,14 +304,11 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
     }
   };
 
-  // Every reference is checked before any call to the runtime.
+  // Every reference and its registry are checked before any call to the runtime.
+  const registryPolicy = opts.registryPolicy ?? DEFAULT_REGISTRY_POLICY;
   const items: Item[] = opts.images.map(({ image, pullPolicy }) => {
-    try {
-      return { image, policy: normalizePolicy(pullPolicy), ref: parseImageReference(image), invalid: undefined };
-    } catch (err) {
-      if (!(err instanceof InvalidReferenceError)) throw err;
-      return { image, policy: normalizePolicy(pullPolicy), ref: undefined, invalid: new WarmError('INVALID_REFERENCE', err.message) };
-    }
+    const checked = checkImage(image, registryPolicy);
+    return { image, policy: normalizePolicy(pullPolicy), ref: checked.ref, invalid: checked.refused };
   });
 
   const progressOf = (image: string, state: ItemState__Output, startedAt: number, bytes?: PullBytes): ImageProgress__Output => ({
@@ -324,6 +336,7 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
         const startedAt = Date.now();
         const result = await warmOne(runtime, item, ref, {
           credentials,
+          credentialSource: opts.credentialSource,
           progressTimeoutMs,
           pullTimeoutMs,
           intervalMs,
@@ -338,6 +351,27 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
   );
 }
 
+function checkImage(image: string, policy: RegistryPolicy): { ref: ImageReference; refused: undefined } | { ref: undefined; refused: WarmError } {
+  let ref: ImageReference;
+  try {
+    ref = parseImageReference(image);
+  } catch (err) {
+    if (!(err instanceof InvalidReferenceError)) throw err;
+    return { ref: undefined, refused: new WarmError('INVALID_REFERENCE', err.message) };
+  }
+  const refusal = refuseRegistry(policy, ref);
+  if (refusal) return { ref: undefined, refused: new WarmError('REGISTRY_DENIED', registryDeniedMessage(image, refusal)) };
+  return { ref, refused: undefined };
+}
+
+/**
+ * Why an image is refused before any call to the runtime: INVALID_REFERENCE for a malformed
+ * reference, REGISTRY_DENIED for a registry the policy refuses; undefined when it may be pulled.
+ */
+export function refusedImage(image: string, policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY): WarmError | undefined {
+  return checkImage(image, policy).refused;
+}
+
 /** The result of an image that was not pulled. */
 export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0): ImageResult__Output {
   return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message } };
@@ -345,6 +379,7 @@ export function failedImageResult(image: string, code: WarmError['code'], messag
 
 interface OneOptions {
   credentials: readonly RegistryCredential[];
+  credentialSource: CredentialSource | undefined;
   progressTimeoutMs: number;
   pullTimeoutMs: number;
   intervalMs: number;
@@ -378,7 +413,15 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     return fail(translateCallError(err, what('checking whether the runtime has'), runtime.endpoint.display));
   }
 
-  const credential = credentialFor(o.credentials, ref);
+  let credential = credentialFor(o.credentials, ref);
+  if (!credential && o.credentialSource) {
+    try {
+      credential = await o.credentialSource(ref, o.signal);
+    } catch (err) {
+      if (o.signal?.aborted) return fail(new WarmError('CANCELLED', `pulling ${item.image} was cancelled`));
+      log?.warn({ reason: err instanceof Error ? err.message : String(err) }, 'no credentials from the credential source; pulling without');
+    }
+  }
   const auth = toAuthConfig(credential);
   const joined = joinPull(
     runtime,

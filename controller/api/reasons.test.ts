@@ -51,7 +51,7 @@ describe('reason catalogue', () => {
   });
 
   it('fails the whole Warmup only for bad input, with a reason that is both a condition and a node reason', () => {
-    expect(Object.keys(FATAL_REASON_BY_CODE).sort()).toEqual(['INVALID_REFERENCE', 'INVALID_REQUEST', 'PATH_OUTSIDE_ROOT']);
+    expect(Object.keys(FATAL_REASON_BY_CODE).sort()).toEqual(['INVALID_REFERENCE', 'INVALID_REQUEST', 'PATH_OUTSIDE_ROOT', 'REGISTRY_DENIED']);
     for (const [code, reason] of Object.entries(FATAL_REASON_BY_CODE)) {
       expect(REASON_BY_CODE[code as keyof typeof REASON_BY_CODE]).toBe(reason);
       expect(CONDITION_REASONS).toHaveProperty(reason);

@@ -18,6 +18,7 @@ export const CONDITION_REASONS = Object.freeze({
   InvalidPath: 'A path is empty, relative or not clean; the message names it.',
   PathOutsideRoot: 'An agent found a path outside every root it may read; the message names it.',
   InvalidRequest: 'An agent refused the task as malformed (for example a bad glob).',
+  RegistryDenied: "The registry policy refuses an image's registry; the message names the image and the rule.",
   PullSecretNotFound: 'A Secret named in imagePullSecrets does not exist.',
   InvalidPullSecret: 'A pull secret is not a readable kubernetes.io/dockerconfigjson Secret.',
   Suspended: 'spec.suspend is true: no node is being warmed (condition Suspended).',
@@ -44,6 +45,7 @@ export const NODE_REASONS = Object.freeze({
   AgentInternalError: 'The agent failed in a way not listed above.',
   NoSpace: "The node's image filesystem has too little free space for the image; retried only once it has more.",
   RegistryError: 'The registry answered with an error of its own (HTTP 5xx or another unexpected status).',
+  RegistryDenied: "The agent's registry policy refuses the image's registry.",
   WarmFailed: 'The agent reported a failure without naming its code.',
   // The call to the agent (controller/agent-client.ts).
   AgentUnavailable: 'The node had no live agent for the agent wait (60 s), or its agent did not answer.',
@@ -73,6 +75,7 @@ export const FATAL_REASON_BY_CODE = Object.freeze({
   INVALID_REFERENCE: 'InvalidImageReference',
   PATH_OUTSIDE_ROOT: 'PathOutsideRoot',
   INVALID_REQUEST: 'InvalidRequest',
+  REGISTRY_DENIED: 'RegistryDenied',
 } as const satisfies Partial<Record<ErrorCode__Output, FatalReason>>);
 
 /** The failed-node reason for each agent ErrorCode. */

@@ -10,7 +10,8 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
-import { checkImageReference } from '../../proto/common/image-reference.js';
+import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
+import { DEFAULT_REGISTRY_POLICY, refuseRegistry, registryDeniedMessage, type RegistryPolicy } from '../../proto/common/registry-policy.js';
 
 export const GROUP = 'stoker.io';
 export const VERSION = 'v1alpha1';
@@ -161,19 +162,30 @@ function positiveOr(v: number | undefined, dflt: number): number {
 
 /** A problem the schema could not reject; `value` is the offending value, named in the condition. */
 export interface SpecProblem {
-  reason: 'InvalidImageReference' | 'InvalidPath' | 'InvalidSpec';
+  reason: 'InvalidImageReference' | 'RegistryDenied' | 'InvalidPath' | 'InvalidSpec';
   value: string;
   message: string;
 }
 
-/** Checks what the OpenAPI schema cannot; returns the first problem, or undefined. */
-export function validateSpec(spec: ResolvedSpec): SpecProblem | undefined {
+/**
+ * Checks what the OpenAPI schema cannot, and the images' registries against the registry policy
+ * (the agents' own, so a refused registry fails the Warmup before any dispatch); returns the
+ * first problem, or undefined.
+ */
+export function validateSpec(spec: ResolvedSpec, policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY): SpecProblem | undefined {
   if (spec.images.length === 0 && spec.paths.length === 0) {
     return { reason: 'InvalidSpec', value: '', message: 'spec.images and spec.paths are both empty: nothing to warm' };
   }
   for (const [i, img] of spec.images.entries()) {
-    const why = checkImageReference(img.image);
-    if (why) return { reason: 'InvalidImageReference', value: img.image, message: `spec.images[${i}].image "${img.image}" is not a valid image reference: ${why}` };
+    let ref;
+    try {
+      ref = parseImageReference(img.image);
+    } catch (err) {
+      if (!(err instanceof InvalidReferenceError)) throw err;
+      return { reason: 'InvalidImageReference', value: img.image, message: `spec.images[${i}].image "${img.image}" is not a valid image reference: ${err.reason}` };
+    }
+    const refusal = refuseRegistry(policy, ref);
+    if (refusal) return { reason: 'RegistryDenied', value: img.image, message: `spec.images[${i}].image: ${registryDeniedMessage(img.image, refusal)}` };
   }
   for (const [i, p] of spec.paths.entries()) {
     const why = checkHostPath(p.path);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   credentialFor,
   DockerConfigError,
+  dockerCredentialHelpers,
   normaliseRegistryKey,
   parseDockerConfig,
   registryKeyMatches,
@@ -70,8 +71,7 @@ describe('parseDockerConfig: one entry', () => {
 });
 
 describe('parseDockerConfig: the file', () => {
-  it('reads every entry, normalises its key and warns about credential helpers', () => {
-    const warnings: string[] = [];
+  it('reads every entry and normalises its key', () => {
     const entries = parseDockerConfig(
       JSON.stringify({
         auths: {
@@ -83,9 +83,7 @@ describe('parseDockerConfig: the file', () => {
         credsStore: 'desktop',
       }),
       'config.json',
-      (w) => warnings.push(w),
     );
-    expect(warnings).toEqual(['config.json names credential helpers (credsStore "desktop"), which Stoker does not run; only its "auths" entries are used']);
     expect(entries).toEqual([
       { registry: 'docker.io', username: 'hubuser', password: 'hub:pass', identityToken: '', registryToken: '' },
       { registry: 'registry.example.com:5000', username: 'u', password: 'p', identityToken: '', registryToken: '' },
@@ -121,6 +119,31 @@ describe('parseDockerConfig: the file', () => {
       expect((error as Error).message).toMatch(/^cannot use Docker config \/some\/config\.json: /);
       expect((error as Error).message).not.toContain(secret);
     }
+  });
+});
+
+describe('dockerCredentialHelpers', () => {
+  it('reads credsStore and credHelpers, keyed like "auths"', () => {
+    const helpers = dockerCredentialHelpers(
+      JSON.stringify({ credsStore: 'desktop', credHelpers: { 'https://index.docker.io/v1/': 'hub', 'GCR.io': 'gcloud', '123.dkr.ecr.eu-west-1.amazonaws.com': 'ecr-login' } }),
+      'config.json',
+    );
+    expect(helpers.credsStore).toBe('desktop');
+    expect([...helpers.credHelpers]).toEqual([
+      ['docker.io', 'hub'],
+      ['gcr.io', 'gcloud'],
+      ['123.dkr.ecr.eu-west-1.amazonaws.com', 'ecr-login'],
+    ]);
+    expect(dockerCredentialHelpers('{"auths": {}}', 'c')).toEqual({ credsStore: undefined, credHelpers: new Map() });
+  });
+
+  it.each([
+    ['{"credsStore": "../../bin/sh"}', '"credsStore" is not a credential helper name'],
+    ['{"credsStore": 7}', '"credsStore" is not a credential helper name'],
+    ['{"credHelpers": {"r.io": "a/b"}}', 'the credHelpers entry for "r.io" is not a credential helper name'],
+    ['{"credHelpers": ["x"]}', '"credHelpers" is not an object'],
+  ])('refuses %s', (text, words) => {
+    expect(() => dockerCredentialHelpers(text, 'c')).toThrow(`cannot use Docker config c: ${words}`);
   });
 });
 

@@ -3,8 +3,9 @@
 // Docker config. Also the rule that picks an entry for an image, used by the controller to
 // choose what each agent gets and by the agent to hand a credential to the runtime.
 //
-//   const entries = parseDockerConfig(text, 'ns/regcred', (w) => log.warn(w));
+//   const entries = parseDockerConfig(text, 'ns/regcred');
 //   const entry = credentialFor(entries, parseImageReference('ghcr.io/org/app:v1'));
+//   const helpers = dockerCredentialHelpers(text, '~/.docker/config.json');   // stoker warm only
 //
 // An entry, as Docker's CLI (cli/config/configfile) and the kubelet (pkg/credentialprovider)
 // read it:
@@ -13,7 +14,9 @@
 //   config unusable, as it does for both.
 // - Field names match case-insensitively, as Go's encoding/json matches them ("identityToken"
 //   is "identitytoken"). An entry with no user name and no token gives no credential.
-// - Credential helpers (credsStore, credHelpers) are not run; `onWarning` hears about them.
+// - Credential helpers ("credsStore", "credHelpers") are read by dockerCredentialHelpers, for
+//   `stoker warm` to run (agent/images/docker-config.ts); pull secrets never run them, as the
+//   kubelet never does. A helper name is a suffix of "docker-credential-": "/" is refused.
 //
 // Keys and matching, as the kubelet's keyring does it:
 // - A key is normalised: scheme dropped, host lower-cased, a leading "v1"/"v2" path segment and
@@ -67,8 +70,7 @@ export function normaliseRegistryKey(key: string): string {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** Parses the text of a Docker config; `source` names it in errors and warnings. */
-export function parseDockerConfig(text: string, source: string, onWarning?: (message: string) => void): DockerConfigEntry[] {
+function readDocument(text: string, source: string): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -77,14 +79,40 @@ export function parseDockerConfig(text: string, source: string, onWarning?: (mes
     throw new DockerConfigError(source, 'it is not valid JSON');
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new DockerConfigError(source, 'it is not a JSON object');
-  const { auths, credsStore, credHelpers } = doc as { auths?: unknown; credsStore?: unknown; credHelpers?: unknown };
-  const helpers = [
-    ...(typeof credsStore === 'string' && credsStore !== '' ? [`credsStore "${credsStore}"`] : []),
-    ...(typeof credHelpers === 'object' && credHelpers !== null ? Object.keys(credHelpers).map((k) => `credHelpers for ${k}`) : []),
-  ];
-  if (helpers.length > 0) {
-    onWarning?.(`${source} names credential helpers (${helpers.join(', ')}), which Stoker does not run; only its "auths" entries are used`);
+  return doc as Record<string, unknown>;
+}
+
+/** The credential helpers a Docker config names: "credHelpers" by normalised registry key, and "credsStore". */
+export interface DockerCredentialHelpers {
+  readonly credsStore: string | undefined;
+  readonly credHelpers: ReadonlyMap<string, string>;
+}
+
+const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Reads the helper names of a Docker config; `source` names it in errors. */
+export function dockerCredentialHelpers(text: string, source: string): DockerCredentialHelpers {
+  const { credsStore, credHelpers } = readDocument(text, source);
+  const helperName = (name: unknown, where: string): string => {
+    if (typeof name !== 'string' || !HELPER_NAME.test(name)) {
+      throw new DockerConfigError(source, `${where} is not a credential helper name (letters, digits, ".", "_" and "-")`);
+    }
+    return name;
+  };
+  const helpers = new Map<string, string>();
+  if (credHelpers !== undefined && credHelpers !== null) {
+    if (typeof credHelpers !== 'object' || Array.isArray(credHelpers)) throw new DockerConfigError(source, '"credHelpers" is not an object');
+    for (const [key, name] of Object.entries(credHelpers as Record<string, unknown>)) {
+      helpers.set(normaliseRegistryKey(key), helperName(name, `the credHelpers entry for "${key}"`));
+    }
   }
+  const store = credsStore === undefined || credsStore === null || credsStore === '' ? undefined : helperName(credsStore, '"credsStore"');
+  return Object.freeze({ credsStore: store, credHelpers: helpers });
+}
+
+/** Parses the "auths" of a Docker config; `source` names it in errors. */
+export function parseDockerConfig(text: string, source: string): DockerConfigEntry[] {
+  const { auths } = readDocument(text, source);
   if (auths === undefined || auths === null) return [];
   if (typeof auths !== 'object' || Array.isArray(auths)) throw new DockerConfigError(source, '"auths" is not an object');
 

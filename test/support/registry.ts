@@ -1,5 +1,5 @@
 // Private OCI registries (hack/registry.sh) and broken ones (a registry that accepts and never answers).
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,19 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
 /** Writes `certs.d/HOST:PORT/hosts.toml` so the containerd in `containerd.dir` pulls from `host` over plain HTTP. */
 export async function addRegistryHost(containerd: { dir: string }, host: string | HasHost): Promise<void> {
   await runHack('containerd.sh', ['add-registry', containerd.dir, typeof host === 'string' ? host : host.host]);
+}
+
+/**
+ * Makes the containerd in `containerd.dir` send whatever it would send to registry `name` (as an
+ * image names it: "169.254.169.254", "metadata.google.internal") to `to` instead, over plain HTTP.
+ * Tests that must never reach an address point it at a local trap first.
+ */
+export async function redirectRegistryHost(containerd: { dir: string }, name: string, to: HasHost): Promise<void> {
+  const dir = join(containerd.dir, 'certs.d', name);
+  await mkdir(dir, { recursive: true });
+  const toml = `server = "http://${to.host}"\n\n[host."http://${to.host}"]\n  capabilities = ["pull", "resolve"]\n`;
+  await writeFile(join(dir, 'hosts.toml.tmp'), toml);
+  await rename(join(dir, 'hosts.toml.tmp'), join(dir, 'hosts.toml'));
 }
 
 export interface StallingRegistry {

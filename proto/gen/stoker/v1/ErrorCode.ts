@@ -20,6 +20,7 @@ export const ErrorCode = {
   INTERNAL: 'INTERNAL',
   NO_SPACE: 'NO_SPACE',
   REGISTRY_ERROR: 'REGISTRY_ERROR',
+  REGISTRY_DENIED: 'REGISTRY_DENIED',
 } as const;
 
 export type ErrorCode =
@@ -61,5 +62,7 @@ export type ErrorCode =
   | 17
   | 'REGISTRY_ERROR'
   | 18
+  | 'REGISTRY_DENIED'
+  | 19
 
 export type ErrorCode__Output = typeof ErrorCode[keyof typeof ErrorCode]
