@@ -115,7 +115,7 @@ describe('AgentClientPool', () => {
     const p = new AgentClientPool(tls, { idleMs: 60_000, now: () => now });
     // The same agent under a second address, as after it moved.
     const moved = endpoint.replace('127.0.0.1', 'localhost');
-    const run = (ep: string, taskId: string, signal = new AbortController().signal) => p.get(ep).warm({ taskId, nodeName: 'n' }, { signal, timeoutMs: 10_000 });
+    const run = (ep: string, taskId: string, signal = new AbortController().signal) => p.get(ep).warm({ taskId, nodeName: 'n' }, { signal, timeoutMs: 60_000 });
     try {
       await run(endpoint, 't3');
       const ac = new AbortController();
