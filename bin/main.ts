@@ -14,9 +14,10 @@ const subcommands: Record<string, () => Promise<unknown>> = {
   controller: async () => (await import('../controller/controller-command.js')).registerControllerCommand(program),
 };
 // Only the subcommand that runs is loaded (the controller's Kubernetes client alone takes
-// seconds to load); help and unknown commands load them all.
-const load = subcommands[process.argv[2] ?? ''];
+// seconds to load); `--version` loads none, help and unknown commands load them all.
+const first = process.argv[2] ?? '';
+const load = subcommands[first];
 if (load) await load();
-else for (const register of Object.values(subcommands)) await register();
+else if (first !== '--version' && first !== '-V') for (const register of Object.values(subcommands)) await register();
 
 await program.parseAsync(process.argv);

@@ -43,6 +43,7 @@ import { join } from 'node:path';
 import type { RegistryCredential } from '../../proto/agent.js';
 import { defineFlags, filePath, valueFlag, type CheckContext } from '../../proto/common/config.js';
 import type { ImageReference } from '../../proto/common/image-reference.js';
+import { loadYamlParser } from '../yaml.js';
 import { runCredentialProgram } from './credential-exec.js';
 
 export const CONFIG_API_VERSIONS: readonly string[] = Object.freeze(['kubelet.config.k8s.io/v1', 'kubelet.config.k8s.io/v1beta1', 'kubelet.config.k8s.io/v1alpha1']);
@@ -234,8 +235,8 @@ function decodeConfig(text: string, file: string, parseYaml: (text: string) => u
   let doc: unknown;
   try {
     doc = parseYaml(text);
-  } catch {
-    fail('it is not valid YAML or JSON');
+  } catch (err) {
+    fail(`it is not valid YAML or JSON: ${(err as Error).message.split('\n')[0] ?? ''}`);
   }
   if (!isObject(doc)) return fail('it is not an object');
   if (doc.kind !== 'CredentialProviderConfig') fail(`kind is ${JSON.stringify(doc.kind ?? '')}, want "CredentialProviderConfig"`);
@@ -308,12 +309,11 @@ export async function readCredentialProviderConfig(path: string): Promise<Creden
       .sort();
     if (files.length === 0) fail('the directory has no *.json, *.yaml or *.yml file');
   }
-  // The YAML parser loads only when a config is read: most agents never read one.
-  const { parse: parseYaml } = await import('yaml');
+  const parseYaml = await loadYamlParser();
   const providers: CredentialProviderSpec[] = [];
   for (const file of files) {
     const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read ${file} (${err.code ?? 'error'})`));
-    for (const p of decodeConfig(text, file, (t) => parseYaml(t) as unknown)) {
+    for (const p of decodeConfig(text, file, (t) => parseYaml(t))) {
       if (providers.some((q) => q.name === p.name)) fail(`provider "${p.name}" is named more than once`);
       providers.push(p);
     }
