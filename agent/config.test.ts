@@ -20,6 +20,7 @@ describe('resolveAgentConfig', () => {
       tlsCertFile: '/pki/server.crt',
       tlsPrivateKeyFile: '/pki/server.key',
       clientCaFile: '/pki/ca.crt',
+      controllerName: 'stoker-controller',
       tlsReloadIntervalMs: 60_000,
       progressTimeoutMs: 300_000,
       pullConcurrency: 8,
@@ -76,6 +77,7 @@ describe('resolveAgentConfig', () => {
     [{ ...TLS, nodeName: 'n', progressTimeout: 'soon' }, '--progress-timeout "soon" is not a duration like 90s, 5m or 1h'],
     [{ ...TLS, nodeName: 'n', pullConcurrency: '0' }, '--pull-concurrency "0" is not a whole number from 1 to 64'],
     [{ ...TLS, nodeName: 'n', shutdownTimeout: '30s' }, '--shutdown-timeout "30s" is out of range (0s to 9s)'],
+    [{ ...TLS, nodeName: 'n', controllerName: 'stoker controller' }, '--controller-name "stoker controller" is not a certificate name (printable characters, no spaces)'],
     [{ ...TLS, nodeName: 'n', logLevel: 'loud' }, '--log-level "loud" is not one of fatal, error, warn, info, debug, trace, silent'],
   ] satisfies [AgentFlagInput, string][])('refuses %o naming the flag and the value', (input, message) => {
     expect(() => resolveAgentConfig(input)).toThrow(ConfigError);

@@ -35,6 +35,12 @@ import {
 
 export { ConfigError } from '../proto/common/config.js';
 
+/** A certificate name: printable, no spaces, at most 1024 characters (URIs can be long). */
+const controllerName = z
+  .string()
+  .max(1024, 'is longer than 1024 characters')
+  .regex(/^[\x21-\x7e]+$/, 'is not a certificate name (printable characters, no spaces)');
+
 /** unix:///path, a bare absolute socket path (made unix://), or tcp://host:port. */
 const criEndpoint = z.string().transform((value, ctx) => {
   if (value.startsWith('/')) return `unix://${value}`;
@@ -87,6 +93,12 @@ export const AGENT_FLAGS = defineFlags({
   clientCaFile: valueFlag({
     flag: '--client-ca-file', env: 'STOKER_CLIENT_CA_FILE', arg: 'file', required: true,
     help: 'CA that client certificates must chain to (PEM)', schema: filePath,
+  }),
+  /** The Subject CN, DNS name or URI the caller's certificate must carry (server/caller.ts). */
+  controllerName: valueFlag({
+    flag: '--controller-name', env: 'STOKER_CONTROLLER_NAME', arg: 'name', default: 'stoker-controller',
+    help: 'serve only callers whose client certificate carries this name (its CN, a DNS name or a URI); others get PERMISSION_DENIED',
+    schema: controllerName,
   }),
   /** 0: never re-read. */
   tlsReloadIntervalMs: valueFlag({

@@ -1,5 +1,7 @@
-// Test PKI for the agent's mutual TLS: a CA, a server and a client certificate it issues, and a
-// foreign CA with a client certificate the agent must refuse. ECDSA P-256, PEM files in one directory.
+// Test PKI for the agent's mutual TLS: a CA, a server and a client certificate it issues, a second
+// client certificate from the same CA that names someone other than the controller (the agent must
+// refuse it: PERMISSION_DENIED), and a foreign CA with a client certificate the agent must refuse at
+// the handshake. ECDSA P-256, PEM files in one directory.
 import { webcrypto } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -19,6 +21,10 @@ export interface CertificateOptions {
   serverNames?: readonly string[];
   /** Common name of the client certificate; default `stoker-controller`. */
   clientName?: string;
+  /** Common name of the other client certificate from the same CA; default `stoker-intruder`. */
+  otherClientName?: string;
+  /** Subject alternative names of the other client certificate: DNS names, or `uri:` + a URI. */
+  otherClientSans?: readonly string[];
 }
 
 /** Paths of the PEM files written; every file also has its content under the same key plus `Pem`. */
@@ -30,6 +36,9 @@ export interface Certificates {
   serverKey: string;
   clientCert: string;
   clientKey: string;
+  /** Same CA as the client certificate, another name. */
+  otherClientCert: string;
+  otherClientKey: string;
   foreignCaCert: string;
   foreignClientCert: string;
   foreignClientKey: string;
@@ -38,6 +47,8 @@ export interface Certificates {
   serverKeyPem: string;
   clientCertPem: string;
   clientKeyPem: string;
+  otherClientCertPem: string;
+  otherClientKeyPem: string;
   foreignCaCertPem: string;
   foreignClientCertPem: string;
   foreignClientKeyPem: string;
@@ -84,7 +95,9 @@ async function issue(ca: Issued, commonName: string, usage: 'server' | 'client',
   ];
   if (names.length > 0) {
     extensions.push(
-      new x509.SubjectAlternativeNameExtension(names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n }))),
+      new x509.SubjectAlternativeNameExtension(
+        names.map((n) => (n.startsWith('uri:') ? { type: 'url' as const, value: n.slice(4) } : { type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n })),
+      ),
     );
   }
   const cert = await x509.X509CertificateGenerator.create({
@@ -112,6 +125,7 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
   const serverNames = [...new Set(['127.0.0.1', '::1', 'localhost', ...(opts.serverNames ?? [])])];
   const server = await issue(ca, 'stoker-agent', 'server', serverNames);
   const client = await issue(ca, opts.clientName ?? 'stoker-controller', 'client');
+  const otherClient = await issue(ca, opts.otherClientName ?? 'stoker-intruder', 'client', opts.otherClientSans);
   const foreignClient = await issue(foreignCa, opts.clientName ?? 'stoker-controller', 'client');
 
   const pems = {
@@ -121,6 +135,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKey: await keyPem(server.keys),
     clientCert: client.cert.toString('pem'),
     clientKey: await keyPem(client.keys),
+    otherClientCert: otherClient.cert.toString('pem'),
+    otherClientKey: await keyPem(otherClient.keys),
     foreignCaCert: foreignCa.cert.toString('pem'),
     foreignClientCert: foreignClient.cert.toString('pem'),
     foreignClientKey: await keyPem(foreignClient.keys),
@@ -132,6 +148,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKey: 'server.key',
     clientCert: 'client.crt',
     clientKey: 'client.key',
+    otherClientCert: 'other-client.crt',
+    otherClientKey: 'other-client.key',
     foreignCaCert: 'foreign-ca.crt',
     foreignClientCert: 'foreign-client.crt',
     foreignClientKey: 'foreign-client.key',
@@ -148,6 +166,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKey: path('serverKey'),
     clientCert: path('clientCert'),
     clientKey: path('clientKey'),
+    otherClientCert: path('otherClientCert'),
+    otherClientKey: path('otherClientKey'),
     foreignCaCert: path('foreignCaCert'),
     foreignClientCert: path('foreignClientCert'),
     foreignClientKey: path('foreignClientKey'),
@@ -156,6 +176,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKeyPem: pems.serverKey,
     clientCertPem: pems.clientCert,
     clientKeyPem: pems.clientKey,
+    otherClientCertPem: pems.otherClientCert,
+    otherClientKeyPem: pems.otherClientKey,
     foreignCaCertPem: pems.foreignCaCert,
     foreignClientCertPem: pems.foreignClientCert,
     foreignClientKeyPem: pems.foreignClientKey,
