@@ -10,6 +10,7 @@ describe('resolveControllerConfig', () => {
       kubeconfig: undefined,
       namespace: 'stoker-system',
       watchNamespace: '',
+      warmupNamespaces: [],
       agentServerName: undefined,
       httpListen: { host: '0.0.0.0', port: 8080 },
       maxConcurrentReconciles: 4,
@@ -47,6 +48,12 @@ describe('resolveControllerConfig', () => {
     expect(c.leaderElect).toBe(false);
     expect(c.kubeconfig).toBe('/e/kubeconfig');
     expect(resolveControllerConfig({}, { ...env, STOKER_KUBECONFIG: '/e/stoker' }).kubeconfig).toBe('/e/stoker');
+  });
+
+  it('reads the served namespaces from repeated flags or a comma-separated variable', () => {
+    expect(resolveControllerConfig({ ...tls, warmupNamespaces: ['team-a', 'team-b', 'team-a'] }).warmupNamespaces).toEqual(['team-a', 'team-b']);
+    expect(resolveControllerConfig(tls, { STOKER_WARMUP_NAMESPACES: 'stoker-system,team-a' }).warmupNamespaces).toEqual(['stoker-system', 'team-a']);
+    expect(() => resolveControllerConfig(tls, { STOKER_WARMUP_NAMESPACES: 'ok,Not_OK' })).toThrow('--warmup-namespaces (from STOKER_WARMUP_NAMESPACES) "Not_OK" is not a valid namespace name');
   });
 
   it('reads the chart\'s empty variables as absent', () => {

@@ -15,6 +15,8 @@ import {
   durationMs,
   filePath,
   hostPort,
+  listFlag,
+  listOf,
   logLevel,
   parseFlags,
   valueFlag,
@@ -45,6 +47,12 @@ export const CONTROLLER_FLAGS = defineFlags({
   watchNamespace: valueFlag({
     flag: '--watch-namespace', env: 'STOKER_WATCH_NAMESPACE', arg: 'namespace', default: '',
     help: 'reconcile Warmups only in this namespace (default: all)', schema: z.literal('').or(namespace),
+  }),
+  /** Empty: every namespace. Elsewhere a Warmup fails NamespaceNotAllowed; the chart grants Secret reads only here. */
+  warmupNamespaces: listFlag({
+    flag: '--warmup-namespaces', env: 'STOKER_WARMUP_NAMESPACES', arg: 'namespace',
+    help: 'serve Warmups (read their pull secrets, warm their nodes) only in these namespaces; repeat for more; others fail NamespaceNotAllowed (default: every namespace)',
+    schema: listOf(namespace, { unique: true }),
   }),
   tlsCertFile: valueFlag({
     flag: '--tls-cert-file', env: 'STOKER_TLS_CERT_FILE', arg: 'file', required: true,

@@ -256,6 +256,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         deleteWarmup,
         patchWarmup,
         registryPolicy: config.registryPolicy,
+        warmupNamespaces: config.warmupNamespaces,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));

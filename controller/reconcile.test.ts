@@ -258,6 +258,40 @@ describe('reconcile', () => {
     expect(c.events.some((e) => e.startsWith('Warning Failed') && e.includes('activeDeadlineSeconds (5s)'))).toBe(true);
   });
 
+  it('fails a Warmup outside the served namespaces with NamespaceNotAllowed, reading no Secret', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], imagePullSecrets: [{ name: 'regcred' }] });
+    const read: string[] = [];
+    const r = createReconciler({
+      ...c.deps,
+      warmupNamespaces: ['stoker-system', 'team-b'],
+      readSecret: (ns, name) => {
+        read.push(`${ns}/${name}`);
+        return c.deps.readSecret(ns, name);
+      },
+    });
+    await r.reconcile(key);
+    expect(c.warmups.get(key)!.status).toMatchObject({
+      phase: 'Failed',
+      conditions: [
+        expect.objectContaining({
+          type: 'Failed',
+          reason: 'NamespaceNotAllowed',
+          message: 'namespace "ns" is not one Stoker serves: the controller reads pull secrets and warms nodes only for Warmups in stoker-system, team-b (--warmup-namespaces)',
+        }),
+      ],
+    });
+    expect(read).toEqual([]);
+    expect(c.requests).toHaveLength(0);
+    expect(c.events.some((e) => e.startsWith('Warning Failed namespace "ns" is not one Stoker serves'))).toBe(true);
+    // The same Warmup in a served namespace is warmed.
+    const served = createReconciler({ ...c.deps, warmupNamespaces: ['ns'] });
+    const other = c.add('w2', { images: [{ image: 'reg.io/app:1' }], imagePullSecrets: [{ name: 'regcred' }] });
+    await served.reconcile(other);
+    await c.clock.until(() => c.warmups.get(other)?.status?.phase === 'Succeeded');
+    await c.clock.run(served.stop());
+  });
+
   it('a non-leader dispatches nothing', async () => {
     const c = fakeCluster({ a: {} }, ['a']);
     const key = c.add('w', { images: [{ image: 'reg.io/a:1' }] });

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AGENT_FLAGS, resolveAgentConfig } from '../agent/config.js';
 import { startAnnouncer } from '../agent/announce.js';
+import type { Warmup } from '../controller/api/types.js';
 import { CONTROLLER_FLAGS, resolveControllerConfig } from '../controller/config.js';
 import { agentLeaseName } from '../proto/common/agent-lease.js';
 import { createLogger } from '../proto/common/log.js';
@@ -61,6 +62,15 @@ interface Obj {
   kind: string;
   metadata: { name: string; namespace?: string };
   spec?: unknown;
+}
+
+/** What `kubectl auth can-i --as <as> ...` says. */
+async function can(as: string, ...args: string[]): Promise<boolean> {
+  try {
+    return (await kube.kubectl(['auth', 'can-i', '--as', as, ...args])).trim() === 'yes';
+  } catch {
+    return false; // kubectl exits 1 for "no"
+  }
 }
 
 /** A kubeconfig file for a ServiceAccount of the chart, with a token from the TokenRequest API. */
@@ -146,8 +156,10 @@ describe('helm chart', () => {
         'PodDisruptionBudget/stoker-controller',
         'Role/stoker-agent',
         'Role/stoker-controller',
+        'Role/stoker-controller-secrets',
         'RoleBinding/stoker-agent',
         'RoleBinding/stoker-controller',
+        'RoleBinding/stoker-controller-secrets',
         'Secret/stoker-agent-tls',
         'Secret/stoker-controller-tls',
         'Service/stoker-agent-metrics',
@@ -257,13 +269,6 @@ describe('helm chart', () => {
   });
 
   it('grants the controller and the agents what they need, and no more', async () => {
-    const can = async (as: string, ...args: string[]): Promise<boolean> => {
-      try {
-        return (await kube.kubectl(['auth', 'can-i', '--as', as, ...args])).trim() === 'yes';
-      } catch {
-        return false; // kubectl exits 1 for "no"
-      }
-    };
     // Controller.
     expect(await can(controllerSA, 'watch', 'warmups.stoker.io', '-A')).toBe(true);
     expect(await can(controllerSA, 'update', 'warmups.stoker.io', '--subresource', 'status', '-n', 'team-a')).toBe(true);
@@ -273,8 +278,11 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'update', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(agentSA, 'patch', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'list', 'nodes')).toBe(true);
-    expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
-    expect(await can(controllerSA, 'list', 'secrets', '-n', 'team-a')).toBe(false);
+    // Secrets: only in the namespaces whose Warmups it serves (by default the release namespace).
+    expect(await can(controllerSA, 'get', 'secrets', '-n', ns)).toBe(true);
+    expect(await can(controllerSA, 'list', 'secrets', '-n', ns)).toBe(false);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(false);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'kube-system')).toBe(false);
     expect(await can(controllerSA, 'create', 'events', '-n', 'team-a')).toBe(true);
     expect(await can(controllerSA, 'update', 'leases', '-n', ns)).toBe(true);
     expect(await can(controllerSA, 'update', 'leases', '-n', 'kube-system')).toBe(false);
@@ -342,8 +350,8 @@ describe('helm chart', () => {
       expect(lease.spec?.holderIdentity).toBe('gpu-1');
       await announcer.stop();
 
-      // The controller takes the leader Lease and reconciles a Warmup in another namespace to a
-      // written status, with an Event; all with the chart's RBAC only.
+      // The controller takes the leader Lease and reconciles Warmups to a written status, with
+      // Events; all with the chart's RBAC only.
       await waitFor(
         'the controller to lead',
         async () => {
@@ -355,18 +363,30 @@ describe('helm chart', () => {
       );
       await ensureNamespace(kube.kubeConfig, 'team-a');
       const api = warmupApi(kube.kubeConfig);
-      await api.create('team-a', 'nowhere', { images: [{ image: 'registry.example/app:1' }], nodes: { selector: { matchLabels: { pool: 'none' } } } });
-      const done = await waitFor('the Warmup to fail for lack of nodes', async () => {
-        const w = await api.get('team-a', 'nowhere');
-        return w?.status?.phase === 'Failed' ? w : undefined;
-      }, 60_000);
-      expect(done.status?.conditions?.find((c) => c.type === 'Failed')?.reason).toBe('NoMatchingNodes');
+      const failed = (namespace: string, name: string): Promise<Warmup> =>
+        waitFor(`Warmup ${namespace}/${name} to fail`, async () => {
+          const w = await api.get(namespace, name);
+          return w?.status?.phase === 'Failed' ? w : undefined;
+        }, 60_000);
+      const reason = (w: Warmup) => w.status?.conditions?.find((c) => c.type === 'Failed');
+      // In the release namespace (served by default): the controller reads the named pull secret
+      // (it is missing: 404, not 403) and looks for nodes.
+      await api.create(ns, 'nowhere', { images: [{ image: 'registry.example/app:1' }], nodes: { selector: { matchLabels: { pool: 'none' } } } });
+      await api.create(ns, 'no-secret', { images: [{ image: 'registry.example/app:1' }], imagePullSecrets: [{ name: 'regcred' }] });
+      expect(reason(await failed(ns, 'nowhere'))?.reason).toBe('NoMatchingNodes');
+      expect(reason(await failed(ns, 'no-secret'))).toMatchObject({ reason: 'PullSecretNotFound', message: `image pull secret "${ns}/regcred" does not exist` });
+      // In a namespace not opted in: failed before any Secret is read, and the condition says why.
+      await api.create('team-a', 'elsewhere', { images: [{ image: 'registry.example/app:1' }], imagePullSecrets: [{ name: 'regcred' }] });
+      expect(reason(await failed('team-a', 'elsewhere'))).toMatchObject({
+        reason: 'NamespaceNotAllowed',
+        message: `namespace "team-a" is not one Stoker serves: the controller reads pull secrets and warms nodes only for Warmups in ${ns} (--warmup-namespaces)`,
+      });
       // The controller patched its finalizer on and, once the Warmup finished, off again.
-      await waitFor('the finalizer to be removed', async () => ((await api.get('team-a', 'nowhere'))?.metadata.finalizers ?? []).length === 0 ? true : undefined, 30_000);
+      await waitFor('the finalizer to be removed', async () => ((await api.get(ns, 'nowhere'))?.metadata.finalizers ?? []).length === 0 ? true : undefined, 30_000);
       const core = kube.kubeConfig.makeApiClient(CoreV1Api);
       await waitFor('an Event on the Warmup', async () => {
-        const events = await core.listNamespacedEvent({ namespace: 'team-a', fieldSelector: 'involvedObject.name=nowhere' });
-        return events.items.length > 0 ? true : undefined;
+        const events = await core.listNamespacedEvent({ namespace: 'team-a', fieldSelector: 'involvedObject.name=elsewhere' });
+        return events.items.some((e) => e.reason === 'Failed') ? true : undefined;
       }, 30_000);
       expect(output).not.toMatch(/forbidden/i);
 
@@ -389,5 +409,17 @@ describe('helm chart', () => {
       '-o', 'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="STOKER_LOG_LEVEL")].value}',
     ]);
     expect(level).toBe('debug');
+  });
+
+  it('lets the controller read Secrets in exactly the namespaces controller.warmupNamespaces lists', async () => {
+    await kube.helm(['upgrade', 'stoker', chart, '-n', ns, ...values, '--set', 'controller.warmupNamespaces={team-a}']);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', ns)).toBe(false);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'kube-system')).toBe(false);
+    const served = await kube.kubectl([
+      'get', 'deployment', 'stoker-controller', '-n', ns,
+      '-o', 'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="STOKER_WARMUP_NAMESPACES")].value}',
+    ]);
+    expect(served).toBe('team-a');
   });
 });
