@@ -22,7 +22,7 @@ import { createLogger } from '../proto/common/log.js';
 import { freePort } from './support/ports.js';
 import { REPO_ROOT } from './support/proc.js';
 import { ensureNamespace, waitFor, warmupApi } from './support/sim-cluster.js';
-import { startKube, type Kube } from './support/kube.js';
+import { serviceAccountKubeConfig, startKube, type Kube } from './support/kube.js';
 
 const chart = join(REPO_ROOT, 'deploy', 'helm', 'stoker');
 const ns = 'stoker-system';
@@ -75,18 +75,7 @@ async function can(as: string, ...args: string[]): Promise<boolean> {
 
 /** A kubeconfig file for a ServiceAccount of the chart, with a token from the TokenRequest API. */
 async function serviceAccountKubeconfig(dir: string, name: string): Promise<{ path: string; kc: KubeConfig }> {
-  const tr = await kube.kubeConfig
-    .makeApiClient(CoreV1Api)
-    .createNamespacedServiceAccountToken({ namespace: ns, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const cluster = kube.kubeConfig.getCurrentCluster();
-  if (!cluster || !tr.status?.token) throw new Error(`no token for ServiceAccount ${name}`);
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name, token: tr.status.token }],
-    contexts: [{ name, cluster: cluster.name, user: name }],
-    currentContext: name,
-  });
+  const kc = await serviceAccountKubeConfig(kube.kubeConfig, ns, name);
   const path = join(dir, `${name}.kubeconfig`);
   await writeFile(path, kc.exportConfig(), { mode: 0o600 });
   return { path, kc };
@@ -205,6 +194,7 @@ describe('helm chart', () => {
       nodeName: 'gpu-node-1',
       allowedRoots: ['/models', '/data/weights'],
       criEndpoint: 'unix:///host-cri/containerd.sock',
+      controllerName: 'stoker-controller',
       announce: { namespace: ns, advertiseAddress: '10.1.2.3' },
     });
   });
@@ -301,6 +291,10 @@ describe('helm chart', () => {
     expect(new X509Certificate(agent.crt).checkHost('stoker-agent')).toBe('stoker-agent');
     expect(new X509Certificate(agent.crt).checkIssued(new X509Certificate(controller.ca))).toBe(true);
     expect(new X509Certificate(controller.crt).checkIssued(new X509Certificate(agent.ca))).toBe(true);
+    // The controller's certificate carries the name the agents check (--controller-name).
+    const controllerCert = new X509Certificate(controller.crt);
+    expect(controllerCert.subject).toBe('CN=stoker-controller');
+    expect(controllerCert.subjectAltName).toBe('DNS:stoker-controller');
 
     // The agent serves, the controller connects and checks the name: both sides accept.
     expect(await handshake(agent, controller, 'stoker-agent')).toBe(true);
