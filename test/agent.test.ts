@@ -196,7 +196,7 @@ describe('stoker agent', () => {
       }
     });
 
-    it('refuses a certificate of the same CA that does not name the controller: PERMISSION_DENIED, nothing pulled', async () => {
+    it('refuses a certificate of the same CA that does not name the controller: PERMISSION_DENIED on every method, nothing pulled', async () => {
       const image = await pushRandomImage(registry, 'agent/intruder', { layerSizeBytes: 64 * 1024 });
       const intruder = agentClient(agent.grpcAddress, certs, 'other');
       const denied = 'this agent serves only "stoker-controller"; the client certificate names "stoker-intruder"';
@@ -206,6 +206,8 @@ describe('stoker agent', () => {
         const outcome = await warm(intruder, { taskId: 'intruder-1', nodeName: NODE, images: [{ image }] });
         expect(outcome.events).toEqual([]);
         expect({ code: outcome.error?.code, details: outcome.error?.details }).toEqual({ code: grpc.status.PERMISSION_DENIED, details: denied });
+        const refused = await cancel(intruder, 'intruder-1').then(() => undefined, (e: grpc.ServiceError) => e);
+        expect({ code: refused?.code, details: refused?.details }).toEqual({ code: grpc.status.PERMISSION_DENIED, details: denied });
       } finally {
         intruder.close();
       }

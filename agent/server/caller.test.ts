@@ -40,6 +40,10 @@ function recordingHandlers(reached: string[]): AgentHandlers {
       reached.push('NodeStatus');
       cb(null, { nodeName: call.request.nodeName, runtimeReady: true });
     },
+    Cancel(call, cb) {
+      reached.push(`Cancel ${call.request.taskId}`);
+      cb(null, { taskId: call.request.taskId, outcome: 'CANCEL_OUTCOME_CANCELLED' });
+    },
   };
 }
 
@@ -86,6 +90,12 @@ describe('controllerOnly on a real server over mutual TLS', () => {
     });
   }
 
+  function cancel(c: InstanceType<typeof Agent>, taskId: string): Promise<{ code: number; details: string }> {
+    return new Promise((resolve) => {
+      c.Cancel({ taskId, nodeName: 'n' }, (err, res) => resolve(err ? { code: err.code, details: err.details } : { code: 0, details: res?.outcome ?? '' }));
+    });
+  }
+
   function warm(c: InstanceType<typeof Agent>, taskId: string): Promise<{ code: number; details: string }> {
     return new Promise((resolve) => {
       const stream = c.Warm({ taskId, nodeName: 'n' });
@@ -109,6 +119,7 @@ describe('controllerOnly on a real server over mutual TLS', () => {
     const denied = { code: grpc.status.PERMISSION_DENIED, details: 'this agent serves only "stoker-controller"; the client certificate names "stoker-intruder"' };
     expect(await nodeStatus(c)).toEqual(denied);
     expect(await warm(c, 'intruder-1')).toEqual(denied);
+    expect(await cancel(c, 'ok-1')).toEqual(denied);
     c.close();
     expect(reached).toEqual([]);
   });
