@@ -9,6 +9,7 @@ describe('resolveControllerConfig', () => {
     expect(c).toMatchObject({
       kubeconfig: undefined,
       namespace: 'stoker-system',
+      agentService: 'stoker-agent',
       watchNamespace: '',
       warmupNamespaces: [],
       agentServerName: undefined,
@@ -66,6 +67,7 @@ describe('resolveControllerConfig', () => {
   it.each([
     [{ namespace: 'Bad_NS' }, '--namespace "Bad_NS" is not a valid namespace name'],
     [{ watchNamespace: 'Bad_NS' }, '--watch-namespace "Bad_NS" is not a valid namespace name'],
+    [{ agentService: 'agents.stoker' }, '--agent-service "agents.stoker" is not a valid Service name'],
     [{ leaderLeaseName: 'a..b' }, '--leader-lease-name "a..b" is not a valid object name'],
     [{ leaderElectionId: 'a b' }, '--leader-election-id "a b" must be at most 253 characters without spaces'],
     [{ httpListen: 'localhost' }, '--http-listen "localhost" is not HOST:PORT'],

@@ -508,27 +508,4 @@ describe('reconcile through an API server outage', () => {
     expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(1);
     await c.clock.run(r.stop());
   });
-
-  it('waits for a node whose agent is not proven gone (its Lease lapsed during the outage) instead of failing NoMatchingNodes', async () => {
-    const c = fakeCluster({ a: {} }, []);
-    let live = new Map<string, { endpoint: string }>();
-    let unconfirmed = new Set(['a']);
-    c.deps.agents = { live: () => live, unconfirmed: () => unconfirmed };
-    c.deps.tuning = { agentWaitMs: 10_000, backoffBaseMs: 5 };
-    // A Warmup in flight when the controller lost sight of the API server: node a on its first attempt.
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] }, { phase: 'Running', desiredNodes: 1, activeNodes: 1, activeNodeList: [{ name: 'a', attempt: 1, bytesDone: 0, bytesTotal: 0 }] });
-    c.warmups.get(key)!.metadata.creationTimestamp = new Date(c.clock.now() - 3_600_000);
-    const r = createReconciler(c.deps);
-    await r.reconcile(key);
-    await c.clock.advance(5_000);
-    expect(c.warmups.get(key)?.status?.phase).toBe('Running');
-    expect(c.requests).toHaveLength(0);
-    // The agent renews: it is dispatched to, and the Warmup completes.
-    live = new Map([['a', { endpoint: 'a' }]]);
-    unconfirmed = new Set();
-    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
-    // The same task id as before the outage: the agent joins the task it is running.
-    expect(c.requests.map((q) => q.taskId)).toEqual(['uid-w-g1-a-a1']);
-    await c.clock.run(r.stop());
-  });
 });

@@ -96,8 +96,8 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
 export interface ReconcilerDeps {
   warmups: { get(key: string): Warmup | undefined };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
-  /** Live agents (with those presumed live through an outage) and nodes whose agent is not proven gone yet. */
-  agents: { live(now?: Date): Map<string, { endpoint: string }>; unconfirmed?(now?: Date): Set<string> };
+  /** Live agents by node (controller/k8s/agent-endpoints.ts: ready endpoints in the agents' EndpointSlices). */
+  agents: { live(now?: Date): Map<string, { endpoint: string }> };
   status: {
     schedule(namespace: string, name: string, compute: (current: Warmup) => WarmupStatus | undefined): void;
     flush(namespace: string, name: string): Promise<void>;
@@ -304,8 +304,6 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const explicit = !!sel && (sel.names !== undefined || sel.selector !== undefined);
     if (!explicit) {
       for (const [node, a] of live) if (deps.nodes.get(node)) out.set(node, { endpoint: a.endpoint });
-      // An agent not proven gone (its Lease lapsed while the API server was away) is waited for, not dropped.
-      for (const node of deps.agents.unconfirmed?.(new Date(now())) ?? []) if (!out.has(node) && deps.nodes.get(node)) out.set(node, { endpoint: undefined });
       return { targets: out, explicit };
     }
     const names = sel.names ? new Set(sel.names) : undefined;

@@ -5,6 +5,7 @@
 import { webcrypto } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -17,7 +18,12 @@ const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface CertificateOptions {
-  /** Extra DNS names or IP addresses for the server certificate (127.0.0.1, ::1 and localhost are always in). */
+  /**
+   * Extra DNS names or IP addresses for the server certificate. Always in: 127.0.0.1, ::1,
+   * localhost, this machine's other addresses (simulated agents listen there and are dialled by
+   * address: support/endpoint-slices.ts), and stoker-agent, the name the chart's controller checks
+   * with --agent-server-name.
+   */
   serverNames?: readonly string[];
   /** Common name of the client certificate; default `stoker-controller`. */
   clientName?: string;
@@ -122,7 +128,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
   await mkdir(dir, { recursive: true });
   const ca = await makeCa('stoker-test-ca');
   const foreignCa = await makeCa('stoker-foreign-ca');
-  const serverNames = [...new Set(['127.0.0.1', '::1', 'localhost', ...(opts.serverNames ?? [])])];
+  const own = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((a) => !a.internal && !(a.family === 'IPv6' && /^fe[89ab]/i.test(a.address))).map((a) => a.address);
+  const serverNames = [...new Set(['127.0.0.1', '::1', 'localhost', ...own, 'stoker-agent', ...(opts.serverNames ?? [])])];
   const server = await issue(ca, 'stoker-agent', 'server', serverNames);
   const client = await issue(ca, opts.clientName ?? 'stoker-controller', 'client');
   const otherClient = await issue(ca, opts.otherClientName ?? 'stoker-intruder', 'client', opts.otherClientSans);
