@@ -30,7 +30,6 @@ describe('resolveAgentConfig', () => {
       runtimeProbeIntervalMs: 5_000,
       shutdownTimeoutMs: 7_000,
       logLevel: 'info',
-      announce: undefined,
       registryPolicy: { allow: [], deny: [] },
       credentialProviders: undefined,
     });
@@ -88,30 +87,6 @@ describe('resolveAgentConfig', () => {
     expect(() => resolveAgentConfig({ ...TLS, nodeName: 'n' }, { STOKER_ALLOWED_ROOTS: '/ok,models' })).toThrow(
       '--allowed-root (from STOKER_ALLOWED_ROOTS) "models" is not an absolute directory',
     );
-  });
-});
-
-describe('the announcement flags', () => {
-  const base = { ...TLS, nodeName: 'n' };
-
-  it('are off without a namespace, and read flags over STOKER_* variables', () => {
-    expect(resolveAgentConfig(base).announce).toBeUndefined();
-    const config = resolveAgentConfig({ ...base, announceNamespace: 'stoker-system' }, { STOKER_KUBECONFIG: '/k', STOKER_ADVERTISE_ADDRESS: '10.1.2.3' });
-    expect(config.announce).toEqual({ kubeconfig: '/k', namespace: 'stoker-system', advertiseAddress: '10.1.2.3' });
-    expect(Object.isFrozen(config.announce)).toBe(true);
-  });
-
-  it('do not take KUBECONFIG as a request to announce', () => {
-    expect(resolveAgentConfig(base, { KUBECONFIG: '/home/me/.kube/config' }).announce).toBeUndefined();
-  });
-
-  it('name the bad value', () => {
-    expect(() => resolveAgentConfig({ ...base, announceNamespace: 'Not_OK' })).toThrow('--announce-namespace "Not_OK" is not a valid namespace name');
-    expect(() => resolveAgentConfig({ ...base, announceNamespace: 'ns', advertiseAddress: 'a b' })).toThrow('--advertise-address "a b" is not an IP address or host name');
-    expect(() => resolveAgentConfig(base, { STOKER_ADVERTISE_ADDRESS: '10.0.0.1' })).toThrow(
-      '--advertise-address (from STOKER_ADVERTISE_ADDRESS) "10.0.0.1" needs --announce-namespace (or STOKER_ANNOUNCE_NAMESPACE)',
-    );
-    expect(() => resolveAgentConfig({ ...base, kubeconfig: '/k' })).toThrow('--kubeconfig "/k" needs --announce-namespace');
   });
 });
 
