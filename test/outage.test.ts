@@ -212,7 +212,7 @@ describe('the API server goes away mid-Warmup', () => {
     try {
       await waitFor('a leader', () => Promise.resolve(a.isLeader() || b.isLeader() || undefined), 30_000);
       const before = await agentWork();
-      await startSlowWarmup('long', 30_000);
+      await startSlowWarmup('long', 40_000);
       const { back, awayMs } = await outage('kube-apiserver', LONG_OUTAGE_SECONDS, [a, b]);
       expect(awayMs).toBeGreaterThan(LONG_OUTAGE_SECONDS * 1000);
       await expectUntouched('long', before);
@@ -233,7 +233,7 @@ describe('etcd goes away under a running API server', () => {
     try {
       await waitFor('a leader', () => Promise.resolve(c.isLeader() || undefined), 30_000);
       const before = await agentWork();
-      await startSlowWarmup('etcd', 30_000);
+      await startSlowWarmup('etcd', 40_000);
       const { back, awayMs } = await outage('etcd', LONG_OUTAGE_SECONDS, [c]);
       expect(awayMs).toBeGreaterThan(LONG_OUTAGE_SECONDS * 1000);
       await expectUntouched('etcd', before);
