@@ -14,8 +14,6 @@ export function registerAgentCommand(program: Command): void {
     .description('Run the node agent: the Agent gRPC API over mutual TLS, and HTTP /healthz /readyz /status /metrics.');
   addFlags(command, AGENT_FLAGS).action(async (flags: AgentFlagInput) => {
     const config = configOrExit('agent', () => resolveAgentConfig(flags, process.env));
-    // announce.ts and its Lease client load only when the agent announces itself.
-    const announceModule = config.announce ? await import('./announce.js') : undefined;
     const log = createLogger({ name: 'stoker-agent', level: config.logLevel });
     const { startAgent } = await import('./run.js');
     let agent;
@@ -28,26 +26,14 @@ export function registerAgentCommand(program: Command): void {
       process.exit(1);
     }
     const running = agent;
-    let announcer;
-    try {
-      announcer = config.announce && announceModule ? announceModule.announceAgent(config.announce, running, log) : undefined;
-    } catch (err) {
-      // A kubeconfig that cannot be used: say which, and leave (the agent is not yet announced).
-      const message = err instanceof Error ? err.message : String(err);
-      log.fatal({ err: message }, 'agent cannot announce itself');
-      process.stderr.write(`stoker agent: ${message}\n`);
-      await running.stop('cannot announce').catch(() => undefined);
-      process.exit(2);
-    }
     const onSignal = (signal: NodeJS.Signals) => {
       const deadline = setTimeout(() => {
         log.error({ signal, ms: EXIT_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
         process.exit(1);
       }, EXIT_DEADLINE_MS);
       deadline.unref();
-      // Withdraw the announcement first, so the controller stops sending work here.
-      (announcer?.stop() ?? Promise.resolve())
-        .then(() => running.stop(`received ${signal}`))
+      running
+        .stop(`received ${signal}`)
         .then(
           () => process.exit(0),
           (err: unknown) => {

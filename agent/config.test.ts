@@ -20,6 +20,7 @@ describe('resolveAgentConfig', () => {
       tlsCertFile: '/pki/server.crt',
       tlsPrivateKeyFile: '/pki/server.key',
       clientCaFile: '/pki/ca.crt',
+      controllerName: 'stoker-controller',
       tlsReloadIntervalMs: 60_000,
       progressTimeoutMs: 300_000,
       pullConcurrency: 8,
@@ -29,7 +30,6 @@ describe('resolveAgentConfig', () => {
       runtimeProbeIntervalMs: 5_000,
       shutdownTimeoutMs: 7_000,
       logLevel: 'info',
-      announce: undefined,
       registryPolicy: { allow: [], deny: [] },
       credentialProviders: undefined,
     });
@@ -76,6 +76,7 @@ describe('resolveAgentConfig', () => {
     [{ ...TLS, nodeName: 'n', progressTimeout: 'soon' }, '--progress-timeout "soon" is not a duration like 90s, 5m or 1h'],
     [{ ...TLS, nodeName: 'n', pullConcurrency: '0' }, '--pull-concurrency "0" is not a whole number from 1 to 64'],
     [{ ...TLS, nodeName: 'n', shutdownTimeout: '30s' }, '--shutdown-timeout "30s" is out of range (0s to 9s)'],
+    [{ ...TLS, nodeName: 'n', controllerName: 'stoker controller' }, '--controller-name "stoker controller" is not a certificate name (printable characters, no spaces)'],
     [{ ...TLS, nodeName: 'n', logLevel: 'loud' }, '--log-level "loud" is not one of fatal, error, warn, info, debug, trace, silent'],
   ] satisfies [AgentFlagInput, string][])('refuses %o naming the flag and the value', (input, message) => {
     expect(() => resolveAgentConfig(input)).toThrow(ConfigError);
@@ -86,30 +87,6 @@ describe('resolveAgentConfig', () => {
     expect(() => resolveAgentConfig({ ...TLS, nodeName: 'n' }, { STOKER_ALLOWED_ROOTS: '/ok,models' })).toThrow(
       '--allowed-root (from STOKER_ALLOWED_ROOTS) "models" is not an absolute directory',
     );
-  });
-});
-
-describe('the announcement flags', () => {
-  const base = { ...TLS, nodeName: 'n' };
-
-  it('are off without a namespace, and read flags over STOKER_* variables', () => {
-    expect(resolveAgentConfig(base).announce).toBeUndefined();
-    const config = resolveAgentConfig({ ...base, announceNamespace: 'stoker-system' }, { STOKER_KUBECONFIG: '/k', STOKER_ADVERTISE_ADDRESS: '10.1.2.3' });
-    expect(config.announce).toEqual({ kubeconfig: '/k', namespace: 'stoker-system', advertiseAddress: '10.1.2.3' });
-    expect(Object.isFrozen(config.announce)).toBe(true);
-  });
-
-  it('do not take KUBECONFIG as a request to announce', () => {
-    expect(resolveAgentConfig(base, { KUBECONFIG: '/home/me/.kube/config' }).announce).toBeUndefined();
-  });
-
-  it('name the bad value', () => {
-    expect(() => resolveAgentConfig({ ...base, announceNamespace: 'Not_OK' })).toThrow('--announce-namespace "Not_OK" is not a valid namespace name');
-    expect(() => resolveAgentConfig({ ...base, announceNamespace: 'ns', advertiseAddress: 'a b' })).toThrow('--advertise-address "a b" is not an IP address or host name');
-    expect(() => resolveAgentConfig(base, { STOKER_ADVERTISE_ADDRESS: '10.0.0.1' })).toThrow(
-      '--advertise-address (from STOKER_ADVERTISE_ADDRESS) "10.0.0.1" needs --announce-namespace (or STOKER_ANNOUNCE_NAMESPACE)',
-    );
-    expect(() => resolveAgentConfig({ ...base, kubeconfig: '/k' })).toThrow('--kubeconfig "/k" needs --announce-namespace');
   });
 });
 

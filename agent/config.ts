@@ -8,7 +8,6 @@ import {
   LOG_LEVEL_HELP,
   absoluteDir,
   defineFlags,
-  dnsLabel,
   dnsSubdomain,
   durationMs,
   filePath,
@@ -35,6 +34,12 @@ import {
 
 export { ConfigError } from '../proto/common/config.js';
 
+/** A certificate name: printable, no spaces, at most 1024 characters (URIs can be long). */
+const controllerName = z
+  .string()
+  .max(1024, 'is longer than 1024 characters')
+  .regex(/^[\x21-\x7e]+$/, 'is not a certificate name (printable characters, no spaces)');
+
 /** unix:///path, a bare absolute socket path (made unix://), or tcp://host:port. */
 const criEndpoint = z.string().transform((value, ctx) => {
   if (value.startsWith('/')) return `unix://${value}`;
@@ -44,12 +49,6 @@ const criEndpoint = z.string().transform((value, ctx) => {
   ctx.issues.push({ code: 'custom', input: value, message: tcp ? 'is not tcp://HOST:PORT' : 'is not unix:///PATH, /PATH or tcp://HOST:PORT' });
   return z.NEVER;
 });
-
-/** An IP address or a DNS name. */
-const host = z
-  .string()
-  .max(253, 'is not an IP address or host name')
-  .regex(/^(?:[0-9a-fA-F:.]+|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)$/, 'is not an IP address or host name');
 
 export const AGENT_FLAGS = defineFlags({
   nodeName: valueFlag({
@@ -87,6 +86,12 @@ export const AGENT_FLAGS = defineFlags({
   clientCaFile: valueFlag({
     flag: '--client-ca-file', env: 'STOKER_CLIENT_CA_FILE', arg: 'file', required: true,
     help: 'CA that client certificates must chain to (PEM)', schema: filePath,
+  }),
+  /** The Subject CN, DNS name or URI the caller's certificate must carry (server/caller.ts). */
+  controllerName: valueFlag({
+    flag: '--controller-name', env: 'STOKER_CONTROLLER_NAME', arg: 'name', default: 'stoker-controller',
+    help: 'serve only callers whose client certificate carries this name (its CN, a DNS name or a URI); others get PERMISSION_DENIED',
+    schema: controllerName,
   }),
   /** 0: never re-read. */
   tlsReloadIntervalMs: valueFlag({
@@ -132,37 +137,14 @@ export const AGENT_FLAGS = defineFlags({
   ...REGISTRY_POLICY_FLAGS,
   /** The kubelet's flags of the same names: credentials for images the controller sent none for. */
   ...CREDENTIAL_PROVIDER_FLAGS,
-  announceNamespace: valueFlag({
-    flag: '--announce-namespace', env: 'STOKER_ANNOUNCE_NAMESPACE', arg: 'namespace',
-    help: 'announce this agent with a Lease in this namespace, for the controller to find (off when absent)',
-    schema: dnsLabel('is not a valid namespace name'),
-  }),
-  kubeconfig: valueFlag({
-    flag: '--kubeconfig', env: 'STOKER_KUBECONFIG', arg: 'file',
-    help: 'kubeconfig for the announcement (default: KUBECONFIG, ~/.kube/config, in-cluster)', schema: filePath,
-  }),
-  advertiseAddress: valueFlag({
-    flag: '--advertise-address', env: 'STOKER_ADVERTISE_ADDRESS', arg: 'host',
-    help: 'IP or host name the controller dials (default: the gRPC listen address)', schema: host,
-  }),
 });
 
 /** The options as commander hands them over (tests pass the same shape). */
 export type AgentFlagInput = FlagInput<typeof AGENT_FLAGS>;
 
-/** The agent's announcement Lease (agent/announce.ts); absent without --announce-namespace. */
-export interface AnnounceConfig {
-  /** undefined: KUBECONFIG, ~/.kube/config or the in-cluster ServiceAccount (kube/kubeconfig.ts loadDefaultConfig). */
-  readonly kubeconfig: string | undefined;
-  readonly namespace: string;
-  /** Host (IP or DNS name) the controller dials; undefined: the address the agent listens on. */
-  readonly advertiseAddress: string | undefined;
-}
-
 type AgentFlagValues = ConfigOf<typeof AGENT_FLAGS>;
-type Grouped = 'announceNamespace' | 'kubeconfig' | 'advertiseAddress' | 'registryAllow' | 'registryDeny' | 'imageCredentialProviderConfig' | 'imageCredentialProviderBinDir';
+type Grouped = 'registryAllow' | 'registryDeny' | 'imageCredentialProviderConfig' | 'imageCredentialProviderBinDir';
 export type AgentConfig = Omit<AgentFlagValues, Grouped> & {
-  readonly announce: AnnounceConfig | undefined;
   /** The built-in rules plus --registry-allow and --registry-deny. */
   readonly registryPolicy: RegistryPolicy;
   /** Kubelet credential provider plugins (agent/credentials/credential-provider.ts); absent without their flags. */
@@ -171,23 +153,9 @@ export type AgentConfig = Omit<AgentFlagValues, Grouped> & {
 
 /** Flags over STOKER_* variables over defaults, validated and frozen; throws ConfigError. */
 export function resolveAgentConfig(input: AgentFlagInput, env: Env = {}): AgentConfig {
-  const {
-    announceNamespace,
-    kubeconfig,
-    advertiseAddress,
-    registryAllow,
-    registryDeny,
-    imageCredentialProviderConfig,
-    imageCredentialProviderBinDir,
-    ...agent
-  } = parseFlags(AGENT_FLAGS, input, env, (c, { fail }) => {
+  const { registryAllow, registryDeny, imageCredentialProviderConfig, imageCredentialProviderBinDir, ...agent } = parseFlags(AGENT_FLAGS, input, env, (c, { fail }) => {
     checkCredentialProviderFlags(c, { fail });
-    if (c.announceNamespace !== undefined) return;
-    const needs = `needs --announce-namespace (or ${AGENT_FLAGS.announceNamespace.env})`;
-    if (c.kubeconfig !== undefined) fail('kubeconfig', needs);
-    if (c.advertiseAddress !== undefined) fail('advertiseAddress', needs);
   });
-  const announce = announceNamespace === undefined ? undefined : Object.freeze({ namespace: announceNamespace, kubeconfig, advertiseAddress });
   const credentialProviders = credentialProviderPaths({ imageCredentialProviderConfig, imageCredentialProviderBinDir });
-  return Object.freeze({ ...agent, announce, registryPolicy: registryPolicyOf({ registryAllow, registryDeny }), credentialProviders });
+  return Object.freeze({ ...agent, registryPolicy: registryPolicyOf({ registryAllow, registryDeny }), credentialProviders });
 }

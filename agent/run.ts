@@ -14,6 +14,7 @@ import { STOKER_VERSION } from '../proto/common/version.js';
 import { AGENT_FLAGS, ConfigError, type AgentConfig } from './config.js';
 import { createHttpServer } from './http.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
+import { controllerOnly } from './server/caller.js';
 import { createAgentService, startGrpcServer } from './server/grpc.js';
 import { RuntimeProbe, type AgentRuntime } from './server/runtime.js';
 import { TaskRegistry } from './server/tasks.js';
@@ -228,7 +229,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   probe.start();
   let grpcServer;
   try {
-    grpcServer = await startGrpcServer(service.handlers, serverCredentials(tlsProvider), config.grpcListen.host, config.grpcListen.port);
+    grpcServer = await startGrpcServer(service.handlers, serverCredentials(tlsProvider), config.grpcListen.host, config.grpcListen.port, [
+      controllerOnly(config.controllerName, log),
+    ]);
   } catch (err) {
     tlsProvider.close();
     probe.stop();
@@ -258,6 +261,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       allowedRoots: config.allowedRoots,
       certificate: tls.subject,
       certificateExpires: tls.notAfter,
+      controllerName: config.controllerName,
     },
     'agent started',
   );

@@ -9,7 +9,9 @@ describe('resolveControllerConfig', () => {
     expect(c).toMatchObject({
       kubeconfig: undefined,
       namespace: 'stoker-system',
+      agentService: 'stoker-agent',
       watchNamespace: '',
+      warmupNamespaces: [],
       agentServerName: undefined,
       httpListen: { host: '0.0.0.0', port: 8080 },
       maxConcurrentReconciles: 4,
@@ -49,6 +51,12 @@ describe('resolveControllerConfig', () => {
     expect(resolveControllerConfig({}, { ...env, STOKER_KUBECONFIG: '/e/stoker' }).kubeconfig).toBe('/e/stoker');
   });
 
+  it('reads the served namespaces from repeated flags or a comma-separated variable', () => {
+    expect(resolveControllerConfig({ ...tls, warmupNamespaces: ['team-a', 'team-b', 'team-a'] }).warmupNamespaces).toEqual(['team-a', 'team-b']);
+    expect(resolveControllerConfig(tls, { STOKER_WARMUP_NAMESPACES: 'stoker-system,team-a' }).warmupNamespaces).toEqual(['stoker-system', 'team-a']);
+    expect(() => resolveControllerConfig(tls, { STOKER_WARMUP_NAMESPACES: 'ok,Not_OK' })).toThrow('--warmup-namespaces (from STOKER_WARMUP_NAMESPACES) "Not_OK" is not a valid namespace name');
+  });
+
   it('reads the chart\'s empty variables as absent', () => {
     const c = resolveControllerConfig(tls, { STOKER_WATCH_NAMESPACE: '', STOKER_AGENT_SERVER_NAME: '', STOKER_LEADER_ELECTION_ID: 'pod-1' });
     expect(c.watchNamespace).toBe('');
@@ -59,6 +67,7 @@ describe('resolveControllerConfig', () => {
   it.each([
     [{ namespace: 'Bad_NS' }, '--namespace "Bad_NS" is not a valid namespace name'],
     [{ watchNamespace: 'Bad_NS' }, '--watch-namespace "Bad_NS" is not a valid namespace name'],
+    [{ agentService: 'agents.stoker' }, '--agent-service "agents.stoker" is not a valid Service name'],
     [{ leaderLeaseName: 'a..b' }, '--leader-lease-name "a..b" is not a valid object name'],
     [{ leaderElectionId: 'a b' }, '--leader-election-id "a b" must be at most 253 characters without spaces'],
     [{ httpListen: 'localhost' }, '--http-listen "localhost" is not HOST:PORT'],

@@ -15,6 +15,8 @@ import {
   durationMs,
   filePath,
   hostPort,
+  listFlag,
+  listOf,
   logLevel,
   parseFlags,
   valueFlag,
@@ -36,15 +38,27 @@ export const CONTROLLER_FLAGS = defineFlags({
     flag: '--kubeconfig', env: ['STOKER_KUBECONFIG', 'KUBECONFIG'], arg: 'file',
     help: 'kubeconfig file; in-cluster config when absent', schema: filePath,
   }),
-  /** Namespace of the agents' announcement Leases and of the leader Lease. */
+  /** Namespace of the agents' Service and of the leader Lease. */
   namespace: valueFlag({
     flag: '--namespace', env: 'STOKER_NAMESPACE', arg: 'namespace', default: 'stoker-system',
-    help: 'namespace of the agent Leases and the leader Lease', schema: namespace,
+    help: "namespace of the agents' Service and of the leader Lease", schema: namespace,
+  }),
+  /** Each node's agent is the ready endpoint on that node in this Service's EndpointSlices (k8s/agent-endpoints.ts). */
+  agentService: valueFlag({
+    flag: '--agent-service', env: 'STOKER_AGENT_SERVICE', arg: 'name', default: 'stoker-agent',
+    help: "the agents' headless Service in --namespace: its EndpointSlices, written by Kubernetes, say where each node's agent is",
+    schema: dnsLabel('is not a valid Service name'),
   }),
   /** '' means every namespace. */
   watchNamespace: valueFlag({
     flag: '--watch-namespace', env: 'STOKER_WATCH_NAMESPACE', arg: 'namespace', default: '',
     help: 'reconcile Warmups only in this namespace (default: all)', schema: z.literal('').or(namespace),
+  }),
+  /** Empty: every namespace. Elsewhere a Warmup fails NamespaceNotAllowed; the chart grants Secret reads only here. */
+  warmupNamespaces: listFlag({
+    flag: '--warmup-namespaces', env: 'STOKER_WARMUP_NAMESPACES', arg: 'namespace',
+    help: 'serve Warmups (read their pull secrets, warm their nodes) only in these namespaces; repeat for more; others fail NamespaceNotAllowed (default: every namespace)',
+    schema: listOf(namespace, { unique: true }),
   }),
   tlsCertFile: valueFlag({
     flag: '--tls-cert-file', env: 'STOKER_TLS_CERT_FILE', arg: 'file', required: true,

@@ -1,4 +1,4 @@
-// `stoker controller` wired together: informers (Warmups, Nodes, agent Leases) feed a
+// `stoker controller` wired together: informers (Warmups, Nodes, the agents' EndpointSlices) feed a
 // level-triggered work queue; while this replica leads, workers hand each key to the reconciler
 // (controller/reconcile.ts). Status goes through the rate-bounded StatusWriter, Events through the
 // EventRecorder. HTTP serves /healthz, /readyz (informers synced) and /metrics.
@@ -13,16 +13,15 @@
 //   closed when a term ends), Secret reads and Warmup deletes through the API server.
 import { readFile } from 'node:fs/promises';
 import {
-  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   type KubernetesObject,
-  type V1Lease,
+  DiscoveryV1Api,
+  type V1EndpointSlice,
   type V1Node,
 } from '@kubernetes/client-node';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { AGENT_LEASE_LABEL } from '../proto/common/agent-lease.js';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
 import { AgentClientPool, type AgentTls } from './agent-client.js';
@@ -30,8 +29,7 @@ import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupStatus } fr
 import type { ControllerConfig } from './config.js';
 import type { ReadSecret } from './credentials.js';
 import { abortable } from './k8s/abortable.js';
-import { AgentDirectory } from './k8s/agents.js';
-import { ApiHealth } from './k8s/api-health.js';
+import { AgentEndpointDirectory, agentSliceSelector } from './k8s/agent-endpoints.js';
 import { EventRecorder } from './k8s/events.js';
 import { objectKey, startInformer, type Informer, type ListResult } from './k8s/informer.js';
 import { LeaderElector } from './k8s/leader.js';
@@ -56,7 +54,7 @@ export interface RunningController {
   isLeader(): boolean;
   readonly statusWriter: StatusWriter<Warmup, WarmupStatus>;
   readonly metrics: ControllerMetrics;
-  readonly agents: AgentDirectory;
+  readonly agents: AgentEndpointDirectory;
   /**
    * Which of the controller's per-Warmup stores (status writer, event recorder, work queue) still
    * keep something for this Warmup; empty soon after it is deleted.
@@ -89,7 +87,7 @@ export async function startController(config: ControllerConfig, deps: Controller
 
   const root = new AbortController();
   const core = kc.makeApiClient(CoreV1Api);
-  const coordination = kc.makeApiClient(CoordinationV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const readSecret: ReadSecret = async (namespace, name) => {
     try {
@@ -114,7 +112,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     }
   };
 
-  const refs: { warmups?: Informer<Warmup>; agents?: AgentDirectory; synced?: () => boolean } = {};
+  const refs: { warmups?: Informer<Warmup>; agents?: AgentEndpointDirectory; synced?: () => boolean } = {};
   const metrics = createControllerMetrics({
     phaseCounts: () => {
       const counts: Partial<Record<WarmupPhaseLabel, number>> = {};
@@ -149,25 +147,21 @@ export async function startController(config: ControllerConfig, deps: Controller
     list: async (signal): Promise<ListResult<V1Node>> => plain(await core.listNode({}, abortable(signal))),
     onRestart: onRestart('nodes'),
   });
-  const leases = startInformer<V1Lease>({
+  // Where each node's agent is: the EndpointSlices Kubernetes writes for the agents' Service.
+  const agentSelector = agentSliceSelector(config.agentService);
+  const slices = startInformer<V1EndpointSlice>({
     ...informerBase,
-    name: 'agent-leases',
-    path: `/apis/coordination.k8s.io/v1/namespaces/${config.namespace}/leases`,
-    labelSelector: `${AGENT_LEASE_LABEL}=true`,
-    list: async (signal): Promise<ListResult<V1Lease>> =>
-      plain(await coordination.listNamespacedLease({ namespace: config.namespace, labelSelector: `${AGENT_LEASE_LABEL}=true` }, abortable(signal))),
-    onRestart: onRestart('agent-leases'),
+    name: 'agent-endpoints',
+    path: `/apis/discovery.k8s.io/v1/namespaces/${config.namespace}/endpointslices`,
+    labelSelector: agentSelector,
+    list: async (signal): Promise<ListResult<V1EndpointSlice>> =>
+      plain(await discovery.listNamespacedEndpointSlice({ namespace: config.namespace, labelSelector: agentSelector }, abortable(signal))),
+    onRestart: onRestart('agent-endpoints'),
   });
   refs.warmups = warmups;
-  // A consistent read of one agent Lease every second: it fails while etcd is gone even though the
-  // watches stay open, so no agent is judged gone for Lease renewals the outage swallowed.
-  const health = new ApiHealth({
-    probe: (signal) => coordination.listNamespacedLease({ namespace: config.namespace, labelSelector: `${AGENT_LEASE_LABEL}=true`, limit: 1 }, abortable(signal)),
-    log,
-  });
-  const agents = new AgentDirectory({ informer: leases, health, log });
+  const agents = new AgentEndpointDirectory({ informer: slices, service: config.agentService, log });
   refs.agents = agents;
-  refs.synced = () => warmups.hasSynced() && nodes.hasSynced() && leases.hasSynced();
+  refs.synced = () => warmups.hasSynced() && nodes.hasSynced() && slices.hasSynced();
 
   const status = new StatusWriter<Warmup, WarmupStatus>({
     kc,
@@ -237,7 +231,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       const signal = AbortSignal.any([termSignal, root.signal]);
       // Reconcile only from full caches; give up waiting if the term ends first.
       const aborted = new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-      await Promise.race([Promise.all([warmups.synced, nodes.synced, leases.synced]), aborted]);
+      await Promise.race([Promise.all([warmups.synced, nodes.synced, slices.synced]), aborted]);
       if (signal.aborted) return;
       leading = true;
       metrics.isLeader.set(1);
@@ -256,6 +250,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         deleteWarmup,
         patchWarmup,
         registryPolicy: config.registryPolicy,
+        warmupNamespaces: config.warmupNamespaces,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));
@@ -274,8 +269,7 @@ export async function startController(config: ControllerConfig, deps: Controller
 
   warmups.start();
   nodes.start();
-  leases.start();
-  health.start();
+  slices.start();
 
   if (config.leaderElect) {
     elector = new LeaderElector({
@@ -318,10 +312,9 @@ export async function startController(config: ControllerConfig, deps: Controller
       clearTimeout(timer);
       queue.shutDown();
       agents.stop();
-      health.stop();
       warmups.stop();
       nodes.stop();
-      leases.stop();
+      slices.stop();
       await http.close();
       log.info('controller stopped');
       resolveDone();

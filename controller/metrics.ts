@@ -106,7 +106,7 @@ export function createControllerMetrics(opts: ControllerMetricsOptions = {}): Co
     }),
     liveAgents: new Gauge({
       name: 'stoker_live_agents',
-      help: 'Agents whose announcement Lease is current.',
+      help: "Agents with a ready endpoint in the agents' EndpointSlices.",
       registers: [registry],
       collect() {
         if (liveAgentCount) this.set(liveAgentCount());

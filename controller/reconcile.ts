@@ -9,6 +9,8 @@
 //   - Not the leader: detach from its dispatch (the tasks run on for the next leader), nothing else.
 //   - Warmup being deleted, or gone: stop its work (below), then remove the finalizer.
 //   - Finished (Succeeded/Failed): delete it once ttlSecondsAfterFinished has passed; requeue until then.
+//   - In a namespace the controller does not serve (warmupNamespaces) -> Failed, NamespaceNotAllowed,
+//     before any Secret is read or any node is asked.
 //   - Suspended: stop its work; the Suspended condition says so (phase unchanged).
 //   - What the schema cannot reject (image reference grammar, unclean paths, missing or broken
 //     pull secrets) -> Failed, with a condition whose reason and message name the value.
@@ -94,8 +96,8 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
 export interface ReconcilerDeps {
   warmups: { get(key: string): Warmup | undefined };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
-  /** Live agents (with those presumed live through an outage) and nodes whose agent is not proven gone yet. */
-  agents: { live(now?: Date): Map<string, { endpoint: string }>; unconfirmed?(now?: Date): Set<string> };
+  /** Live agents by node (controller/k8s/agent-endpoints.ts: ready endpoints in the agents' EndpointSlices). */
+  agents: { live(now?: Date): Map<string, { endpoint: string }> };
   status: {
     schedule(namespace: string, name: string, compute: (current: Warmup) => WarmupStatus | undefined): void;
     flush(namespace: string, name: string): Promise<void>;
@@ -121,6 +123,11 @@ export interface ReconcilerDeps {
   patchWarmup: (namespace: string, name: string, patch: JsonPatchOp[]) => Promise<void>;
   /** Registries images may come from (default: the built-in rules); a Warmup naming another fails before dispatch. */
   registryPolicy?: RegistryPolicy;
+  /**
+   * The namespaces whose Warmups are served (their pull secrets are read, their nodes warmed); a
+   * Warmup elsewhere fails with NamespaceNotAllowed. Undefined or empty: every namespace.
+   */
+  warmupNamespaces?: readonly string[];
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -176,6 +183,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const now = (): number => clock.now();
   const runs = new Map<string, RunEntry>();
   const { connect, readSecret, deleteWarmup, patchWarmup } = deps;
+  const served = deps.warmupNamespaces?.length ? new Set(deps.warmupNamespaces) : undefined;
 
   deps.signal.addEventListener('abort', () => {
     for (const key of [...runs.keys()]) cancel(key);
@@ -296,8 +304,6 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const explicit = !!sel && (sel.names !== undefined || sel.selector !== undefined);
     if (!explicit) {
       for (const [node, a] of live) if (deps.nodes.get(node)) out.set(node, { endpoint: a.endpoint });
-      // An agent not proven gone (its Lease lapsed while the API server was away) is waited for, not dropped.
-      for (const node of deps.agents.unconfirmed?.(new Date(now())) ?? []) if (!out.has(node) && deps.nodes.get(node)) out.set(node, { endpoint: undefined });
       return { targets: out, explicit };
     }
     const names = sel.names ? new Set(sel.names) : undefined;
@@ -352,6 +358,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (left > 0) return { requeueAfterMs: left };
       log.info({ ttlSecondsAfterFinished: spec.ttlSecondsAfterFinished }, 'deleting finished warmup after its TTL');
       await deleteWarmup(ns, name);
+      return;
+    }
+
+    if (served && !served.has(ns)) {
+      await stopWork(key, w, 'namespace not served');
+      await finish(w, 'Failed', 'NamespaceNotAllowed', namespaceMessage(ns, served));
       return;
     }
 
@@ -577,6 +589,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 /** A key for what each node task of a run does: equal keys, identical Warm requests but for the id. */
 function workKey(spec: ResolvedSpec, credentials: ReturnType<typeof credentialsForImages>): string {
   return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, credentials])).digest('hex');
+}
+
+function namespaceMessage(ns: string, served: ReadonlySet<string>): string {
+  const list = [...served].sort().join(', ');
+  return `namespace "${ns}" is not one Stoker serves: the controller reads pull secrets and warms nodes only for Warmups in ${list} (--warmup-namespaces)`;
 }
 
 function noMatchMessage(spec: ResolvedSpec): string {

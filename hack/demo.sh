@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run demo`: the whole path on one machine. A real kube-apiserver (built from source the first
 # time, then cached), three simulated nodes node-1..node-3 (each a Node object with its own
-# containerd and its own `stoker agent`, which announces itself with a Lease), the controller
+# containerd and its own `stoker agent`, found by the controller through the EndpointSlice
+# Kubernetes would keep for its pod, written here since no kube-controller-manager runs), the controller
 # (`stoker controller`), and two registries on loopback: one open, one behind basic auth.
 # It applies a Warmup of two images (the private one through an imagePullSecret), shows live
 # progress and `kubectl get warmups`, then asks each node's runtime whether the images are there.
@@ -58,7 +59,8 @@ issue() { # NAME EXTENSIONS
   openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
     -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
 }
-issue stoker-agent $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
+# Agents are dialled by address and checked by name, as the chart does (--agent-server-name).
+issue stoker-agent $'subjectAltName=DNS:stoker-agent\nextendedKeyUsage=serverAuth'
 issue stoker-controller 'extendedKeyUsage=clientAuth'
 echo "CA, agent server certificate, controller client certificate in $pki"
 
@@ -78,6 +80,10 @@ echo "open: $image_a"
 echo "auth: $image_b"
 
 say "three simulated nodes: a Node object, a containerd and a stoker agent each"
+# The API server refuses loopback addresses in EndpointSlices (as for Pod IPs): agents listen on
+# this machine's first non-loopback address.
+address=$(node -e 'const a = Object.values(require("os").networkInterfaces()).flat().find((i) => i && !i.internal && i.family === "IPv4" && !i.address.startsWith("169.254.")); if (!a) process.exit(1); console.log(a.address)') ||
+  { echo "this machine has no non-loopback IPv4 address for the agents" >&2; exit 1; }
 for n in 1 2 3; do
   node=node-$n
   mkdir -p "$work/$node"
@@ -95,23 +101,47 @@ metadata:
     stoker.io/demo: "true"
 EOF
   node dist/bin/stoker.cjs agent --node-name "$node" --cri-endpoint "$endpoint" \
-    --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --grpc-listen "$address:0" --http-listen 127.0.0.1:0 \
     --tls-cert-file "$pki/stoker-agent.crt" --tls-private-key-file "$pki/stoker-agent.key" --client-ca-file "$pki/ca.crt" \
-    --kubeconfig "$kubeconfig" --announce-namespace stoker-system >"$work/$node/agent.log" 2>&1 &
+    >"$work/$node/agent.log" 2>&1 &
   pids+=($!)
-  echo "$node: containerd $endpoint, agent pid $!"
+  port=""
+  for _ in $(seq 150); do
+    # (no line yet is not an error: grep finds nothing until the agent has started)
+    port=$(sed -n '/"agent started"/s/.*"grpc":"[^"]*:\([0-9][0-9]*\)".*/\1/p' "$work/$node/agent.log" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.2
+  done
+  [ -n "$port" ] || { echo "the agent on $node did not start:" >&2; cat "$work/$node/agent.log" >&2; exit 1; }
+  # What Kubernetes' endpointslice controller writes for an agent pod of the chart's DaemonSet.
+  kubectl apply -f - >/dev/null <<SLICE
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: stoker-agent-$node
+  namespace: stoker-system
+  labels:
+    kubernetes.io/service-name: stoker-agent
+    endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+addressType: IPv4
+ports:
+  - name: grpc
+    port: $port
+    protocol: TCP
+endpoints:
+  - addresses: ["$address"]
+    nodeName: $node
+    conditions: { ready: true }
+SLICE
+  echo "$node: containerd $endpoint, agent pid ${pids[-1]} on $address:$port"
 done
-for _ in $(seq 100); do
-  [ "$(kubectl get leases -n stoker-system -l stoker.io/agent=true -o name | wc -l)" -ge 3 ] && break
-  sleep 0.2
-done
-kubectl get leases -n stoker-system -l stoker.io/agent=true \
-  -o custom-columns='LEASE:.metadata.name,NODE:.spec.holderIdentity,ENDPOINT:.metadata.annotations.stoker\.io/grpc-endpoint'
+kubectl get endpointslices -n stoker-system -l kubernetes.io/service-name=stoker-agent \
+  -o custom-columns='SLICE:.metadata.name,NODE:.endpoints[0].nodeName,ADDRESS:.endpoints[0].addresses[0],PORT:.ports[0].port,READY:.endpoints[0].conditions.ready'
 
 say "the controller"
 node dist/bin/stoker.cjs controller --kubeconfig "$kubeconfig" --namespace stoker-system \
   --tls-cert-file "$pki/stoker-controller.crt" --tls-private-key-file "$pki/stoker-controller.key" \
-  --agent-ca-file "$pki/ca.crt" --http-listen 127.0.0.1:0 >"$work/controller.log" 2>&1 &
+  --agent-ca-file "$pki/ca.crt" --agent-server-name stoker-agent --http-listen 127.0.0.1:0 >"$work/controller.log" 2>&1 &
 pids+=($!)
 echo "controller pid $!"
 

@@ -27,7 +27,8 @@ import { addRegistryHost, startRegistry, startStallingRegistry, type Registry, t
 const NODE = 'node-a';
 const AUTH = { username: 'stoker', password: 'Kn0wn-Pa55word-for-redaction-test' };
 
-type Identity = 'client' | 'none' | 'foreign';
+/** client: the controller's certificate; other: same CA, another name; foreign: another CA. */
+type Identity = 'client' | 'none' | 'other' | 'foreign';
 
 function agentClient(address: string, certs: Certificates, who: Identity = 'client'): AgentClient {
   const ca = Buffer.from(certs.caCertPem);
@@ -36,7 +37,9 @@ function agentClient(address: string, certs: Certificates, who: Identity = 'clie
       ? grpc.credentials.createSsl(ca)
       : who === 'client'
         ? grpc.credentials.createSsl(ca, Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem))
-        : grpc.credentials.createSsl(ca, Buffer.from(certs.foreignClientKeyPem), Buffer.from(certs.foreignClientCertPem));
+        : who === 'other'
+          ? grpc.credentials.createSsl(ca, Buffer.from(certs.otherClientKeyPem), Buffer.from(certs.otherClientCertPem))
+          : grpc.credentials.createSsl(ca, Buffer.from(certs.foreignClientKeyPem), Buffer.from(certs.foreignClientCertPem));
   // The test server certificate names localhost; TLS SNI must not carry the IP address.
   return new (agentProto().Agent)(address, creds, { 'grpc.ssl_target_name_override': 'localhost' });
 }
@@ -191,6 +194,25 @@ describe('stoker agent', () => {
       } finally {
         foreign.close();
       }
+    });
+
+    it('refuses a certificate of the same CA that does not name the controller: PERMISSION_DENIED on every method, nothing pulled', async () => {
+      const image = await pushRandomImage(registry, 'agent/intruder', { layerSizeBytes: 64 * 1024 });
+      const intruder = agentClient(agent.grpcAddress, certs, 'other');
+      const denied = 'this agent serves only "stoker-controller"; the client certificate names "stoker-intruder"';
+      try {
+        const err = await nodeStatus(intruder, NODE, [image]).then(() => undefined, (e: grpc.ServiceError) => e);
+        expect({ code: err?.code, details: err?.details }).toEqual({ code: grpc.status.PERMISSION_DENIED, details: denied });
+        const outcome = await warm(intruder, { taskId: 'intruder-1', nodeName: NODE, images: [{ image }] });
+        expect(outcome.events).toEqual([]);
+        expect({ code: outcome.error?.code, details: outcome.error?.details }).toEqual({ code: grpc.status.PERMISSION_DENIED, details: denied });
+        const refused = await cancel(intruder, 'intruder-1').then(() => undefined, (e: grpc.ServiceError) => e);
+        expect({ code: refused?.code, details: refused?.details }).toEqual({ code: grpc.status.PERMISSION_DENIED, details: denied });
+      } finally {
+        intruder.close();
+      }
+      // The controller's certificate sees that nothing was pulled.
+      expect((await nodeStatus(client, NODE, [image])).images[0]?.present).toBe(false);
     });
   });
 

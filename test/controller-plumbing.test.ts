@@ -1,23 +1,23 @@
 // The controller's Kubernetes plumbing against a real kube-apiserver: the resilient informer
 // (connection cut, silent stall), the status writer (rate bound, real 409 conflicts), the Event
 // recorder, leader election between two electors and between two `stoker controller` processes,
-// and the agents' announcement Leases read back by the agent directory.
+// and the agents' EndpointSlices read back by the agent directory.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinationV1Api, CoreV1Api, KubeConfig, type V1Lease, type V1Node } from '@kubernetes/client-node';
-import { startAnnouncer } from '../agent/announce.js';
+import { CoordinationV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, type V1Node } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type Warmup, type WarmupStatus } from '../controller/api/types.js';
-import { AgentDirectory } from '../controller/k8s/agents.js';
+import { AgentEndpointDirectory, agentSliceSelector } from '../controller/k8s/agent-endpoints.js';
 import { EventRecorder } from '../controller/k8s/events.js';
 import { startInformer, type Informer } from '../controller/k8s/informer.js';
 import { LeaderElector } from '../controller/k8s/leader.js';
 import { customObjectStatusApi, StatusWriter } from '../controller/k8s/status-writer.js';
 import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
+import { AGENT_SERVICE, agentEndpointSlice, publishAgentEndpoint, withdrawAgentEndpoint } from './support/endpoint-slices.js';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
 import { freePort } from './support/ports.js';
 import { REPO_ROOT } from './support/proc.js';
@@ -291,123 +291,51 @@ describe('leader election', () => {
   });
 });
 
-describe('agent announcements', () => {
-  it('show live agents with their endpoints, drop a withdrawn one at once and a silent one when its Lease lapses', async () => {
-    const coordination = kube.kubeConfig.makeApiClient(CoordinationV1Api);
-    const leases = startInformer<V1Lease>({
+describe('agent endpoints', () => {
+  it("show each node's ready agent from the EndpointSlices Kubernetes writes, and nothing else", async () => {
+    // No kube-controller-manager runs here: the slices are written as its endpointslice controller would.
+    const discovery = kube.kubeConfig.makeApiClient(DiscoveryV1Api);
+    const selector = agentSliceSelector(AGENT_SERVICE);
+    const slices = startInformer<V1EndpointSlice>({
       kc: kube.kubeConfig,
-      path: `/apis/coordination.k8s.io/v1/namespaces/${STOKER_NS}/leases`,
-      labelSelector: 'stoker.io/agent=true',
-      name: 'agent-leases',
+      path: `/apis/discovery.k8s.io/v1/namespaces/${STOKER_NS}/endpointslices`,
+      labelSelector: selector,
+      name: 'agent-endpoints',
       log,
-      list: async () => JSON.parse(JSON.stringify(await coordination.listNamespacedLease({ namespace: STOKER_NS, labelSelector: 'stoker.io/agent=true' }))) as { items: V1Lease[] },
+      list: async () => JSON.parse(JSON.stringify(await discovery.listNamespacedEndpointSlice({ namespace: STOKER_NS, labelSelector: selector }))) as { items: V1EndpointSlice[] },
     });
-    const directory = new AgentDirectory({ informer: leases, log });
+    const directory = new AgentEndpointDirectory({ informer: slices, service: AGENT_SERVICE, log });
     let changes = 0;
     directory.on('change', () => changes++);
-    const silent = new AbortController();
-    const one = startAnnouncer({ kubeConfig: kube.kubeConfig, namespace: STOKER_NS, nodeName: 'ann-1', endpoint: '127.0.0.1:17443', leaseDurationSeconds: 10, log });
-    const two = startAnnouncer({
-      kubeConfig: kube.kubeConfig,
-      namespace: STOKER_NS,
-      nodeName: 'ann-2',
-      endpoint: '[::1]:17444',
-      leaseDurationSeconds: 2,
-      signal: silent.signal,
-      releaseOnStop: false,
-      log,
-    });
     try {
-      leases.start();
-      await Promise.all([leases.synced, one.firstRenewal, two.firstRenewal]);
+      await publishAgentEndpoint(kube.kubeConfig, { namespace: STOKER_NS, node: 'ep-1', address: '192.0.2.10', port: 7443 });
+      await publishAgentEndpoint(kube.kubeConfig, { namespace: STOKER_NS, node: 'ep-2', address: '2001:db8::5', port: 7444 });
+      // A slice for the same Service that the endpointslice controller did not write.
+      const forged = agentEndpointSlice({ namespace: STOKER_NS, node: 'ep-3', address: '192.0.2.66', port: 7443 });
+      forged.metadata = { name: 'stoker-agent-forged', namespace: STOKER_NS, labels: { 'kubernetes.io/service-name': AGENT_SERVICE } };
+      await discovery.createNamespacedEndpointSlice({ namespace: STOKER_NS, body: forged });
+      slices.start();
+      await slices.synced;
       await until('two live agents', () => directory.live().size === 2, 30_000);
-      const live = directory.live();
-      expect(live.get('ann-1')).toMatchObject({ endpoint: '127.0.0.1:17443' });
-      expect(live.get('ann-2')).toMatchObject({ endpoint: '[::1]:17444' });
-      expect(live.get('ann-1')?.version).toMatch(/^\d+\.\d+\.\d+/);
-      const printed = await kube.kubectl(['get', 'leases', '-n', STOKER_NS, '-l', 'stoker.io/agent=true', '-o', 'custom-columns=NAME:.metadata.name,HOLDER:.spec.holderIdentity']);
-      expect(printed).toMatch(/stoker-agent-ann-1\s+ann-1/);
+      expect(directory.live()).toEqual(
+        new Map([
+          ['ep-1', { endpoint: '192.0.2.10:7443', pod: 'stoker-agent-ep-1' }],
+          ['ep-2', { endpoint: '[2001:db8::5]:7444', pod: 'stoker-agent-ep-2' }],
+        ]),
+      );
 
-      // ann-1 shuts down cleanly: its Lease is withdrawn.
-      await one.stop();
-      await until('ann-1 withdrawn', () => !directory.get('ann-1'), 30_000);
-      // ann-2 goes silent (killed): its Lease stays but lapses.
+      // ep-2's readiness probe fails: its endpoint turns not ready, and the agent is gone at once.
       const before = changes;
-      silent.abort();
-      await two.stop();
-      await until('ann-2 lapsed', () => !directory.get('ann-2'), 30_000);
+      await publishAgentEndpoint(kube.kubeConfig, { namespace: STOKER_NS, node: 'ep-2', address: '2001:db8::5', port: 7444, ready: false });
+      await until('ep-2 not ready', () => !directory.get('ep-2'), 30_000);
       expect(changes).toBeGreaterThan(before);
-      expect(leases.get(`${STOKER_NS}/stoker-agent-ann-2`)).toBeDefined();
+      // ep-1's pod is deleted: its endpoint goes.
+      await withdrawAgentEndpoint(kube.kubeConfig, { namespace: STOKER_NS, node: 'ep-1' });
+      await until('ep-1 gone', () => !directory.get('ep-1'), 30_000);
+      expect(directory.live().size).toBe(0);
     } finally {
-      silent.abort();
-      await one.stop();
-      await two.stop();
       directory.stop();
-      leases.stop();
-    }
-  });
-});
-
-describe('stoker agent --announce-namespace', () => {
-  it('announces the advertised endpoint with a Lease and withdraws it on SIGTERM', async () => {
-    const [grpcPort, httpPort] = [await freePort(), await freePort()];
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(REPO_ROOT, 'bin', 'main.ts'),
-        'agent',
-        '--node-name',
-        'cli-node',
-        // No runtime answers here: the agent starts (not ready) and still announces itself.
-        '--cri-endpoint',
-        `unix://${join(dir, 'no-runtime.sock')}`,
-        '--grpc-listen',
-        `127.0.0.1:${grpcPort}`,
-        '--http-listen',
-        `127.0.0.1:${httpPort}`,
-        '--tls-cert-file',
-        certs.serverCert,
-        '--tls-private-key-file',
-        certs.serverKey,
-        '--client-ca-file',
-        certs.caCert,
-        '--kubeconfig',
-        kube.kubeconfigPath,
-        '--announce-namespace',
-        STOKER_NS,
-        '--advertise-address',
-        '127.0.0.1',
-      ],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOKER_LOG_LEVEL: 'info' } },
-    );
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const coordination = kube.kubeConfig.makeApiClient(CoordinationV1Api);
-    const read = async (): Promise<V1Lease | undefined> => {
-      try {
-        return await coordination.readNamespacedLease({ namespace: STOKER_NS, name: 'stoker-agent-cli-node' });
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 404) return undefined;
-        throw err;
-      }
-    };
-    try {
-      const lease = await waitFor('the agent Lease', read, 60_000);
-      expect(lease.spec?.holderIdentity).toBe('cli-node');
-      expect(lease.metadata?.annotations?.['stoker.io/grpc-endpoint']).toBe(`127.0.0.1:${grpcPort}`);
-      expect(lease.metadata?.labels?.['stoker.io/agent']).toBe('true');
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(await read()).toBeUndefined();
-    } catch (err) {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\nagent output:\n${out.slice(-3000)}`);
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await exited;
+      slices.stop();
     }
   });
 });

@@ -1,5 +1,5 @@
 // The Warmup controller end to end: a real kube-apiserver, three simulated nodes (each a Node
-// object, its own containerd and a real agent that announces itself with a Lease), a real
+// object, its own containerd and a real agent, found through its EndpointSlice), a real
 // registry (one open, one behind basic auth) and the real controller. Every assertion is on what a
 // user sees: the Warmup's status and Events, and the images in each node's runtime.
 import { spawn, type ChildProcess } from 'node:child_process';

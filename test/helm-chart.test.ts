@@ -1,7 +1,7 @@
 // The Helm chart deploy/helm/stoker, installed with a real helm into a real kube-apiserver: every
 // object passes the API server's validation, RBAC grants the controller and the agents what they
-// need and no more (checked by the API server, and by a real `stoker controller` and a real agent
-// announcement running as the chart's ServiceAccounts with the chart's settings), the generated
+// need and no more (the agents: nothing at all; checked by the API server, and by a real `stoker
+// controller` running as the chart's ServiceAccount with the chart's settings), the generated
 // certificates make a working mutual-TLS pair, and an upgrade keeps them.
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -14,14 +14,13 @@ import { parseAllDocuments } from 'yaml';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AGENT_FLAGS, resolveAgentConfig } from '../agent/config.js';
-import { startAnnouncer } from '../agent/announce.js';
+import type { Warmup } from '../controller/api/types.js';
 import { CONTROLLER_FLAGS, resolveControllerConfig } from '../controller/config.js';
-import { agentLeaseName } from '../proto/common/agent-lease.js';
-import { createLogger } from '../proto/common/log.js';
+import { publishAgentEndpoint } from './support/endpoint-slices.js';
 import { freePort } from './support/ports.js';
 import { REPO_ROOT } from './support/proc.js';
 import { ensureNamespace, waitFor, warmupApi } from './support/sim-cluster.js';
-import { startKube, type Kube } from './support/kube.js';
+import { serviceAccountKubeConfig, startKube, type Kube } from './support/kube.js';
 
 const chart = join(REPO_ROOT, 'deploy', 'helm', 'stoker');
 const ns = 'stoker-system';
@@ -63,20 +62,18 @@ interface Obj {
   spec?: unknown;
 }
 
+/** What `kubectl auth can-i --as <as> ...` says. */
+async function can(as: string, ...args: string[]): Promise<boolean> {
+  try {
+    return (await kube.kubectl(['auth', 'can-i', '--as', as, ...args])).trim() === 'yes';
+  } catch {
+    return false; // kubectl exits 1 for "no"
+  }
+}
+
 /** A kubeconfig file for a ServiceAccount of the chart, with a token from the TokenRequest API. */
 async function serviceAccountKubeconfig(dir: string, name: string): Promise<{ path: string; kc: KubeConfig }> {
-  const tr = await kube.kubeConfig
-    .makeApiClient(CoreV1Api)
-    .createNamespacedServiceAccountToken({ namespace: ns, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const cluster = kube.kubeConfig.getCurrentCluster();
-  if (!cluster || !tr.status?.token) throw new Error(`no token for ServiceAccount ${name}`);
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name, token: tr.status.token }],
-    contexts: [{ name, cluster: cluster.name, user: name }],
-    currentContext: name,
-  });
+  const kc = await serviceAccountKubeConfig(kube.kubeConfig, ns, name);
   const path = join(dir, `${name}.kubeconfig`);
   await writeFile(path, kc.exportConfig(), { mode: 0o600 });
   return { path, kc };
@@ -144,12 +141,13 @@ describe('helm chart', () => {
         'DaemonSet/stoker-agent',
         'Deployment/stoker-controller',
         'PodDisruptionBudget/stoker-controller',
-        'Role/stoker-agent',
         'Role/stoker-controller',
-        'RoleBinding/stoker-agent',
+        'Role/stoker-controller-secrets',
         'RoleBinding/stoker-controller',
+        'RoleBinding/stoker-controller-secrets',
         'Secret/stoker-agent-tls',
         'Secret/stoker-controller-tls',
+        'Service/stoker-agent',
         'Service/stoker-agent-metrics',
         'Service/stoker-controller-metrics',
         'ServiceAccount/stoker-agent',
@@ -178,8 +176,16 @@ describe('helm chart', () => {
     expect(envOf('DaemonSet').filter((e) => !agentEnv.has(e))).toEqual([]);
     expect(envOf('Deployment').filter((e) => !controllerEnv.has(e))).toEqual([]);
     expect(envOf('DaemonSet')).toContain('STOKER_NODE_NAME');
-    expect(envOf('DaemonSet')).toContain('STOKER_ADVERTISE_ADDRESS');
+    expect(envOf('DaemonSet')).toContain('STOKER_CONTROLLER_NAME');
     expect(envOf('Deployment')).toContain('STOKER_AGENT_SERVER_NAME');
+    expect(envOf('Deployment')).toContain('STOKER_AGENT_SERVICE');
+    // The agents' pods carry no API token: they never call the API server.
+    const agentPod = (docs.find((d) => d?.kind === 'DaemonSet') as unknown as { spec: { template: { spec: { automountServiceAccountToken?: boolean } } } }).spec.template.spec;
+    expect(agentPod.automountServiceAccountToken).toBe(false);
+    // The Service whose EndpointSlices say where each agent is has the agents' grpc port.
+    const service = docs.find((d) => d?.kind === 'Service' && d.metadata.name === 'stoker-agent') as unknown as { spec: { clusterIP: string; ports: { name: string; targetPort: string }[] } };
+    expect(service.spec.clusterIP).toBe('None');
+    expect(service.spec.ports).toEqual([expect.objectContaining({ name: 'grpc', targetPort: 'grpc' })]);
 
     // The agent accepts the DaemonSet's settings as the kubelet resolves them.
     const ds = docs.find((d) => d?.kind === 'DaemonSet') as unknown as Workload;
@@ -193,7 +199,7 @@ describe('helm chart', () => {
       nodeName: 'gpu-node-1',
       allowedRoots: ['/models', '/data/weights'],
       criEndpoint: 'unix:///host-cri/containerd.sock',
-      announce: { namespace: ns, advertiseAddress: '10.1.2.3' },
+      controllerName: 'stoker-controller',
     });
   });
 
@@ -248,22 +254,18 @@ describe('helm chart', () => {
       'deployment.apps/stoker-controller',
       'secret/stoker-agent-tls',
       'secret/stoker-controller-tls',
-      'role.rbac.authorization.k8s.io/stoker-agent',
+      'service/stoker-agent',
+      'role.rbac.authorization.k8s.io/stoker-controller',
     ]) {
       expect(names).toContain(n);
     }
+    // The agents get no Role at all.
+    expect(names).not.toContain('role.rbac.authorization.k8s.io/stoker-agent');
     // The CRD came from the chart's crds/ and is served.
     expect(await kube.kubectl(['get', 'crd', 'warmups.stoker.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])).toBe('True');
   });
 
   it('grants the controller and the agents what they need, and no more', async () => {
-    const can = async (as: string, ...args: string[]): Promise<boolean> => {
-      try {
-        return (await kube.kubectl(['auth', 'can-i', '--as', as, ...args])).trim() === 'yes';
-      } catch {
-        return false; // kubectl exits 1 for "no"
-      }
-    };
     // Controller.
     expect(await can(controllerSA, 'watch', 'warmups.stoker.io', '-A')).toBe(true);
     expect(await can(controllerSA, 'update', 'warmups.stoker.io', '--subresource', 'status', '-n', 'team-a')).toBe(true);
@@ -273,16 +275,27 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'update', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(agentSA, 'patch', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'list', 'nodes')).toBe(true);
-    expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
-    expect(await can(controllerSA, 'list', 'secrets', '-n', 'team-a')).toBe(false);
+    // Secrets: only in the namespaces whose Warmups it serves (by default the release namespace).
+    expect(await can(controllerSA, 'get', 'secrets', '-n', ns)).toBe(true);
+    expect(await can(controllerSA, 'list', 'secrets', '-n', ns)).toBe(false);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(false);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'kube-system')).toBe(false);
     expect(await can(controllerSA, 'create', 'events', '-n', 'team-a')).toBe(true);
-    expect(await can(controllerSA, 'update', 'leases', '-n', ns)).toBe(true);
+    // Its leader Lease by name, and the agents' EndpointSlices (read only).
+    expect(await can(controllerSA, 'update', 'leases/stoker-controller', '-n', ns)).toBe(true);
+    expect(await can(controllerSA, 'update', 'leases/stoker-agent-node-b', '-n', ns)).toBe(false);
     expect(await can(controllerSA, 'update', 'leases', '-n', 'kube-system')).toBe(false);
+    expect(await can(controllerSA, 'watch', 'endpointslices.discovery.k8s.io', '-n', ns)).toBe(true);
+    expect(await can(controllerSA, 'update', 'endpointslices.discovery.k8s.io', '-n', ns)).toBe(false);
     expect(await can(controllerSA, 'create', 'pods', '-n', ns)).toBe(false);
-    // Agent: its Lease in Stoker's namespace, nothing else.
-    expect(await can(agentSA, 'create', 'leases', '-n', ns)).toBe(true);
-    expect(await can(agentSA, 'update', 'leases', '-n', ns)).toBe(true);
-    expect(await can(agentSA, 'create', 'leases', '-n', 'default')).toBe(false);
+    // Agent: nothing at all. Above all not the controller's leader Lease, another node's
+    // announcement, or where Kubernetes says an agent is.
+    expect(await can(agentSA, 'update', 'leases/stoker-controller', '-n', ns)).toBe(false);
+    expect(await can(agentSA, 'create', 'leases', '-n', ns)).toBe(false);
+    expect(await can(agentSA, 'update', 'leases', '-n', ns)).toBe(false);
+    expect(await can(agentSA, 'create', 'endpointslices.discovery.k8s.io', '-n', ns)).toBe(false);
+    expect(await can(agentSA, 'update', 'endpointslices.discovery.k8s.io', '-n', ns)).toBe(false);
+    expect(await can(agentSA, 'patch', 'nodes')).toBe(false);
     expect(await can(agentSA, 'get', 'warmups.stoker.io', '-n', ns)).toBe(false);
     expect(await can(agentSA, 'get', 'secrets', '-n', ns)).toBe(false);
   });
@@ -293,6 +306,10 @@ describe('helm chart', () => {
     expect(new X509Certificate(agent.crt).checkHost('stoker-agent')).toBe('stoker-agent');
     expect(new X509Certificate(agent.crt).checkIssued(new X509Certificate(controller.ca))).toBe(true);
     expect(new X509Certificate(controller.crt).checkIssued(new X509Certificate(agent.ca))).toBe(true);
+    // The controller's certificate carries the name the agents check (--controller-name).
+    const controllerCert = new X509Certificate(controller.crt);
+    expect(controllerCert.subject).toBe('CN=stoker-controller');
+    expect(controllerCert.subjectAltName).toBe('DNS:stoker-controller');
 
     // The agent serves, the controller connects and checks the name: both sides accept.
     expect(await handshake(agent, controller, 'stoker-agent')).toBe(true);
@@ -304,7 +321,6 @@ describe('helm chart', () => {
 
   it('runs the real controller with the chart settings and only its ServiceAccount permissions', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stoker-chart-'));
-    const log = createLogger({ name: 'chart-test', level: 'silent' });
     let child: ReturnType<typeof spawn> | undefined;
     try {
       const rendered = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...values])).map((d) => d.toJS() as Obj | null);
@@ -334,16 +350,12 @@ describe('helm chart', () => {
       child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
       const exited = once(child, 'exit');
 
-      // An agent announces itself as the chart's agent ServiceAccount.
-      const agentKc = (await serviceAccountKubeconfig(dir, 'stoker-agent')).kc;
-      const announcer = startAnnouncer({ kubeConfig: agentKc, namespace: ns, nodeName: 'gpu-1', endpoint: '127.0.0.1:7443', log });
-      await announcer.firstRenewal;
-      const lease = await kube.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns, name: agentLeaseName('gpu-1') });
-      expect(lease.spec?.holderIdentity).toBe('gpu-1');
-      await announcer.stop();
+      // An agent pod on gpu-1, as Kubernetes' endpointslice controller records it for the
+      // chart's agent Service (no controller-manager runs here: the test writes the slice).
+      await publishAgentEndpoint(kube.kubeConfig, { namespace: ns, node: 'gpu-1', address: '10.1.2.3', port: 7443 });
 
-      // The controller takes the leader Lease and reconciles a Warmup in another namespace to a
-      // written status, with an Event; all with the chart's RBAC only.
+      // The controller takes the leader Lease and reconciles Warmups to a written status, with
+      // Events; all with the chart's RBAC only.
       await waitFor(
         'the controller to lead',
         async () => {
@@ -355,19 +367,37 @@ describe('helm chart', () => {
       );
       await ensureNamespace(kube.kubeConfig, 'team-a');
       const api = warmupApi(kube.kubeConfig);
-      await api.create('team-a', 'nowhere', { images: [{ image: 'registry.example/app:1' }], nodes: { selector: { matchLabels: { pool: 'none' } } } });
-      const done = await waitFor('the Warmup to fail for lack of nodes', async () => {
-        const w = await api.get('team-a', 'nowhere');
-        return w?.status?.phase === 'Failed' ? w : undefined;
-      }, 60_000);
-      expect(done.status?.conditions?.find((c) => c.type === 'Failed')?.reason).toBe('NoMatchingNodes');
+      const failed = (namespace: string, name: string): Promise<Warmup> =>
+        waitFor(`Warmup ${namespace}/${name} to fail`, async () => {
+          const w = await api.get(namespace, name);
+          return w?.status?.phase === 'Failed' ? w : undefined;
+        }, 60_000);
+      const reason = (w: Warmup) => w.status?.conditions?.find((c) => c.type === 'Failed');
+      // In the release namespace (served by default): the controller reads the named pull secret
+      // (it is missing: 404, not 403) and looks for nodes.
+      await api.create(ns, 'nowhere', { images: [{ image: 'registry.example/app:1' }], nodes: { selector: { matchLabels: { pool: 'none' } } } });
+      await api.create(ns, 'no-secret', { images: [{ image: 'registry.example/app:1' }], imagePullSecrets: [{ name: 'regcred' }] });
+      expect(reason(await failed(ns, 'nowhere'))?.reason).toBe('NoMatchingNodes');
+      expect(reason(await failed(ns, 'no-secret'))).toMatchObject({ reason: 'PullSecretNotFound', message: `image pull secret "${ns}/regcred" does not exist` });
+      // In a namespace not opted in: failed before any Secret is read, and the condition says why.
+      await api.create('team-a', 'elsewhere', { images: [{ image: 'registry.example/app:1' }], imagePullSecrets: [{ name: 'regcred' }] });
+      expect(reason(await failed('team-a', 'elsewhere'))).toMatchObject({
+        reason: 'NamespaceNotAllowed',
+        message: `namespace "team-a" is not one Stoker serves: the controller reads pull secrets and warms nodes only for Warmups in ${ns} (--warmup-namespaces)`,
+      });
       // The controller patched its finalizer on and, once the Warmup finished, off again.
-      await waitFor('the finalizer to be removed', async () => ((await api.get('team-a', 'nowhere'))?.metadata.finalizers ?? []).length === 0 ? true : undefined, 30_000);
+      await waitFor('the finalizer to be removed', async () => ((await api.get(ns, 'nowhere'))?.metadata.finalizers ?? []).length === 0 ? true : undefined, 30_000);
       const core = kube.kubeConfig.makeApiClient(CoreV1Api);
       await waitFor('an Event on the Warmup', async () => {
-        const events = await core.listNamespacedEvent({ namespace: 'team-a', fieldSelector: 'involvedObject.name=nowhere' });
-        return events.items.length > 0 ? true : undefined;
+        const events = await core.listNamespacedEvent({ namespace: 'team-a', fieldSelector: 'involvedObject.name=elsewhere' });
+        return events.items.some((e) => e.reason === 'Failed') ? true : undefined;
       }, 30_000);
+      // The controller found that agent through the slices, with its ServiceAccount's read access.
+      const liveAgents = async (): Promise<number> => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return Number(/^stoker_live_agents (\d+)$/m.exec(text)?.[1] ?? NaN);
+      };
+      await waitFor('the controller to see the agent on gpu-1', async () => ((await liveAgents()) === 1 ? true : undefined), 30_000);
       expect(output).not.toMatch(/forbidden/i);
 
       child.kill('SIGTERM');
@@ -389,5 +419,17 @@ describe('helm chart', () => {
       '-o', 'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="STOKER_LOG_LEVEL")].value}',
     ]);
     expect(level).toBe('debug');
+  });
+
+  it('lets the controller read Secrets in exactly the namespaces controller.warmupNamespaces lists', async () => {
+    await kube.helm(['upgrade', 'stoker', chart, '-n', ns, ...values, '--set', 'controller.warmupNamespaces={team-a}']);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', ns)).toBe(false);
+    expect(await can(controllerSA, 'get', 'secrets', '-n', 'kube-system')).toBe(false);
+    const served = await kube.kubectl([
+      'get', 'deployment', 'stoker-controller', '-n', ns,
+      '-o', 'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="STOKER_WARMUP_NAMESPACES")].value}',
+    ]);
+    expect(served).toBe('team-a');
   });
 });

@@ -273,17 +273,22 @@ export interface GrpcServerHandle {
   stop(timeoutMs: number): Promise<void>;
 }
 
-/** Binds the Agent service on host:port (port 0 picks a free one) with the given credentials. */
+/**
+ * Binds the Agent service on host:port (port 0 picks a free one) with the given credentials; each
+ * call passes the interceptors first (caller.ts: only the controller).
+ */
 export async function startGrpcServer(
   handlers: AgentHandlers,
   credentials: grpc.ServerCredentials,
   host: string,
   port: number,
+  interceptors: grpc.ServerInterceptor[] = [],
 ): Promise<GrpcServerHandle> {
   const server = new grpc.Server({
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    interceptors,
   });
   server.addService(agentProto().Agent.service, handlers);
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -21,6 +21,7 @@ export const CONDITION_REASONS = Object.freeze({
   RegistryDenied: "The registry policy refuses an image's registry; the message names the image and the rule.",
   PullSecretNotFound: 'A Secret named in imagePullSecrets does not exist.',
   InvalidPullSecret: 'A pull secret is not a readable kubernetes.io/dockerconfigjson Secret.',
+  NamespaceNotAllowed: "The Warmup's namespace is not one the controller serves (--warmup-namespaces); nothing was read or dispatched.",
   Suspended: 'spec.suspend is true: no node is being warmed (condition Suspended).',
   Resumed: 'spec.suspend went back to false (condition Suspended turns False).',
 });

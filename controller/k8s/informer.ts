@@ -71,7 +71,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   /** Lists the resource; called at start, after a 410 and on every periodic relist. Abort `signal` ends the request. */
   list: (signal: AbortSignal) => Promise<ListResult<T>>;
-  /** Name for logs and metrics ("warmups", "nodes", "agent-leases"). */
+  /** Name for logs and metrics ("warmups", "nodes", "agent-endpoints"). */
   name: string;
   log: Logger;
   /** Full relist at this interval (with ±20% jitter). Default 5 minutes; 0 disables. */

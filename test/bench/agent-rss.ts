@@ -1,7 +1,7 @@
 // Benchmark: the agent's resident memory, idle and while it runs 8 pulls at once, or (--files)
 // while it runs 64 file tasks at once.
 //
-//   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB] [--announce]
+//   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB]
 //   npx tsx test/bench/agent-rss.ts --files [--rounds N] [--file-mb MB] [--tasks N]
 //
 // The built CLI (`node dist/bin/stoker.cjs agent`) runs as its own process against a private
@@ -12,9 +12,6 @@
 // - the agent: 8 concurrent Warm calls over mutual TLS, one image each; its RSS is sampled every
 //   50 ms and the round's peak kept;
 // - the plain tool: 8 concurrent bare CRI PullImage calls from a minimal grpc-js process.
-// With --announce the agent also announces itself (--kubeconfig, --announce-namespace) to a real
-// kube-apiserver on loopback (test/support/kube.ts), renewing its Lease every 10 s throughout, as
-// every agent in a cluster does; sampling starts once the first Lease is written.
 // Prints the idle RSS 3 s after start (start-up garbage not yet collected) and medians over the
 // rounds: idle RSS before each round (target <= 80 MB), peak RSS during the pulls (target
 // <= 150 MB), and the wall time of the 8 pulls against the plain tool's.
@@ -33,7 +30,6 @@ import { agentProto, type AgentClient, type WarmEvent__Output } from '../../prot
 import { makeCertificates, type Certificates } from '../support/certs.js';
 import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';
-import { startKube, type Kube } from '../support/kube.js';
 import { REPO_ROOT, run } from '../support/proc.js';
 import { startRegistry } from '../support/registry.js';
 
@@ -45,12 +41,10 @@ const flag = (name: string): string | undefined => {
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 /** Size of each of the 8 images. */
 const SIZE_MB = Number(flag('--size-mb') ?? 16);
-const ANNOUNCE = args.includes('--announce');
 const FILES = args.includes('--files');
 const FILE_MB = Number(flag('--file-mb') ?? 64);
 const FILE_TASKS = Number(flag('--tasks') ?? 64);
 const FILES_TARGET_MB = 250;
-const ANNOUNCE_NS = 'stoker-bench';
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NODE = 'bench-node';
 const IDLE_TARGET_MB = 80;
@@ -137,8 +131,8 @@ function warmPath(client: AgentClient, taskId: string, path: string, bytes: numb
   });
 }
 
-/** Starts the agent; resolves once the runtime is ready (and, when announcing, the first Lease is written). */
-function startAgentProcess(args: string[], announcing: boolean): Promise<{ child: ChildProcess; grpcAddress: string }> {
+/** Starts the agent; resolves once the runtime is ready. */
+function startAgentProcess(args: string[]): Promise<{ child: ChildProcess; grpcAddress: string }> {
   const child = spawn(process.execPath, [CLI, 'agent', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
@@ -146,13 +140,12 @@ function startAgentProcess(args: string[], announcing: boolean): Promise<{ child
       out += b.toString();
       const line = out.split('\n').find((l) => l.includes('"container runtime ready"'));
       const started = out.split('\n').find((l) => l.includes('"agent started"'));
-      const announced = !announcing || out.includes('"announced agent to the API server"');
-      if (line && started && announced) resolve({ child, grpcAddress: (JSON.parse(started) as { grpc: string }).grpc });
+      if (line && started) resolve({ child, grpcAddress: (JSON.parse(started) as { grpc: string }).grpc });
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.on('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
-    setTimeout(() => reject(new Error(`agent did not report ready${announcing ? ' and announced' : ''} within 60 s: ${out}`)), 60_000).unref();
+    setTimeout(() => reject(new Error(`agent did not report ready within 60 s: ${out}`)), 60_000).unref();
   });
 }
 
@@ -162,28 +155,18 @@ if (!existsSync(CLI)) await run('npm', ['run', 'build']);
 const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-rss-'));
 const containerd = await startContainerd();
 const registry = await startRegistry();
-let kube: Kube | undefined;
 let agent: ChildProcess | undefined;
 try {
-  const announceArgs: string[] = [];
-  if (ANNOUNCE) {
-    kube = await startKube({ installCrd: false });
-    await kube.kubectl(['create', 'namespace', ANNOUNCE_NS]);
-    announceArgs.push('--kubeconfig', kube.kubeconfigPath, '--announce-namespace', ANNOUNCE_NS, '--advertise-address', '127.0.0.1');
-    process.stderr.write('announcing to a kube-apiserver on loopback\n');
-  }
   await registry.addTo(containerd);
   const certs = await makeCertificates(join(dir, 'pki'));
   if (FILES) await benchFiles(certs);
-  else await benchPulls(certs, announceArgs);
+  else await benchPulls(certs);
 } finally {
   if (agent && agent.exitCode === null) {
-    // Let it withdraw its Lease before the API server goes.
     const exited = new Promise((resolve) => agent?.once('exit', resolve));
     agent.kill('SIGTERM');
     await Promise.race([exited, sleep(10_000)]);
   }
-  await kube?.stop();
   await containerd.stop();
   await registry.stop();
   await rm(dir, { recursive: true, force: true });
@@ -211,14 +194,14 @@ function clientFor(certs: Certificates, grpcAddress: string): AgentClient {
 }
 
 
-async function benchPulls(certs: Certificates, announceArgs: string[]): Promise<void> {
+async function benchPulls(certs: Certificates): Promise<void> {
   const images: string[] = [];
   for (let i = 0; i < 8; i++) {
     images.push(await pushRandomImage(registry, `bench/rss-${i}`, { layers: 2, layerSizeBytes: Math.round((SIZE_MB * 1024 * 1024) / 2) }));
   }
   process.stderr.write(`8 images of ${SIZE_MB} MB (2 layers each)\n`);
 
-  const started = await startAgentProcess(agentArgs(certs, ['--pull-concurrency', '8', ...announceArgs]), ANNOUNCE);
+  const started = await startAgentProcess(agentArgs(certs, ['--pull-concurrency', '8']));
   agent = started.child;
   const pid = started.child.pid ?? 0;
   await sleep(3_000);
@@ -266,12 +249,7 @@ async function benchPulls(certs: Certificates, announceArgs: string[]): Promise<
   }
   client.close();
 
-  if (kube) {
-    const holder = await kube.kubectl(['get', 'lease', `stoker-agent-${NODE}`, '-n', ANNOUNCE_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
-    if (holder !== NODE) throw new Error(`the agent's Lease is held by "${holder}", not ${NODE}`);
-  }
-  const mode = ANNOUNCE ? ', announcing its Lease to a kube-apiserver' : ', not announcing';
-  console.log(`\nagent RSS${mode}, 8 concurrent pulls of ${SIZE_MB} MB images (${ROUNDS} rounds, medians)`);
+  console.log(`\nagent RSS, 8 concurrent pulls of ${SIZE_MB} MB images (${ROUNDS} rounds, medians)`);
   console.log(`  idle 3 s after start             ${idleAtStart.toFixed(1).padStart(6)} MB   target <= ${IDLE_TARGET_MB} MB   ${verdict(idleAtStart, IDLE_TARGET_MB)}`);
   console.log(`  idle between rounds              ${median(idle).toFixed(1).padStart(6)} MB   target <= ${IDLE_TARGET_MB} MB   ${verdict(median(idle), IDLE_TARGET_MB)}`);
   console.log(`  peak during 8 concurrent pulls   ${median(peaks).toFixed(1).padStart(6)} MB   target <= ${PULLS_TARGET_MB} MB   ${verdict(median(peaks), PULLS_TARGET_MB)}  (max ${Math.max(...peaks).toFixed(1)} MB)`);
@@ -295,7 +273,7 @@ async function benchFiles(certs: Certificates): Promise<void> {
   const bytes = 4 * FILE_MB * 1024 * 1024;
   process.stderr.write(`a tree of 4 files of ${FILE_MB} MiB; ${FILE_TASKS} tasks at once\n`);
 
-  const started = await startAgentProcess(agentArgs(certs, ['--allowed-root', models]), false);
+  const started = await startAgentProcess(agentArgs(certs, ['--allowed-root', models]));
   agent = started.child;
   const pid = started.child.pid ?? 0;
   await sleep(3_000);

@@ -4,7 +4,7 @@
 //
 // A real kube-apiserver (test/support/kube.ts), one containerd with a small image already
 // present, and one real agent per simulated node (agent/run.ts startAgent, all in this process,
-// each with its own node name, ports and announcement Lease, all sharing the containerd). The
+// each with its own node name, port and EndpointSlice, all sharing the containerd). The
 // controller is the built CLI (`node dist/bin/stoker.cjs controller`) as its own process, so its
 // RSS (VmRSS from /proc) is its own.
 //
@@ -96,7 +96,7 @@ try {
   const image = await pushRandomImage(registry, 'bench/fanout', { layers: 1, layerSizeBytes: 64 * 1024 });
   await containerd.ctrPull(image);
   await ensureNamespace(kube.kubeConfig, STOKER_NS);
-  process.stderr.write(`starting ${MAX_NODES} simulated nodes (Node object, agent, Lease) on one containerd...\n`);
+  process.stderr.write(`starting ${MAX_NODES} simulated nodes (Node object, agent, EndpointSlice) on one containerd...\n`);
   const limit = pLimit(16);
   await Promise.all(
     Array.from({ length: MAX_NODES }, (_, i) =>
@@ -108,7 +108,6 @@ try {
           labels: { 'bench.stoker.io/first-50': String(i < 50), 'bench.stoker.io/first-100': String(i < 100) },
           containerd,
           namespace: STOKER_NS,
-          leaseDurationSeconds: 120,
           log,
         });
       }),
@@ -119,7 +118,7 @@ try {
   controller = spawn(
     process.execPath,
     [CLI, 'controller', '--kubeconfig', kube.kubeconfigPath, '--namespace', STOKER_NS, '--tls-cert-file', certs.clientCert,
-      '--tls-private-key-file', certs.clientKey, '--agent-ca-file', certs.caCert, '--http-listen', `127.0.0.1:${httpPort}`,
+      '--tls-private-key-file', certs.clientKey, '--agent-ca-file', certs.caCert, '--agent-server-name', 'stoker-agent', '--http-listen', `127.0.0.1:${httpPort}`,
       '--leader-elect', 'false', '--log-level', 'warn'],
     { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -131,7 +130,7 @@ try {
   const clients = new Map<string, AgentClient>();
   const Agent = agentProto().Agent;
   const creds = grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem));
-  for (const n of nodes) clients.set(n.name, new Agent(n.agent!.grpcAddress, creds));
+  for (const n of nodes) clients.set(n.name, new Agent(n.agent!.grpcAddress, creds, { 'grpc.ssl_target_name_override': 'stoker-agent' }));
 
   const selectorFor = (size: number) =>
     size === MAX_NODES ? undefined : { selector: { matchLabels: { [`bench.stoker.io/first-${size}`]: 'true' } } };

@@ -5,8 +5,10 @@
 //
 // A real kube-apiserver (test/support/kube.ts), one containerd with a small image already present,
 // and A (default 3) real agents, each the built CLI (`node dist/bin/stoker.cjs agent`) as its own
-// process on the shared containerd, announcing itself with a Lease for its own Node object. The
-// controller is the built CLI too, its own process, with leader election on (as deployed).
+// process on the shared containerd, for its own Node object, found by the controller through the
+// EndpointSlice Kubernetes would keep for its pod (written here, as the endpointslice controller
+// would: support/endpoint-slices.ts). The controller is the built CLI too, its own process, with
+// leader election on (as deployed).
 // Nothing is faked: every Warmup warms the image and one small file (read into the page cache from
 // the agent's allowed root); odd Warmups ask IfNotPresent (containerd finds the image present),
 // even ones Always (a real pull from the loopback registry, every layer already in containerd's
@@ -37,12 +39,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CoordinationV1Api } from '@kubernetes/client-node';
-import { AGENT_ENDPOINT_ANNOTATION, agentLeaseName } from '../../proto/common/agent-lease.js';
 import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
 import type { WarmRequest } from '../../proto/gen/stoker/v1/WarmRequest.js';
 import { makeCertificates } from '../support/certs.js';
 import { startContainerd } from '../support/containerd.js';
+import { agentAddress, publishAgentEndpoint } from '../support/endpoint-slices.js';
 import { compareSnapshots } from '../support/heap-snapshot.js';
 import { pushRandomImage } from '../support/images.js';
 import { createNode, startKube } from '../support/kube.js';
@@ -179,18 +180,24 @@ try {
   await writeFile(join(root, 'weights.bin'), Buffer.alloc(256 * 1024, 7));
 
   const nodes = Array.from({ length: AGENTS }, (_, i) => `soak-${i + 1}`);
+  // Agents listen where the API server takes an endpoint address (not loopback), each on its own port.
+  const address = agentAddress();
+  const host = address.includes(':') ? `[${address}]` : address;
+  const endpoints = new Map<string, string>();
   for (const node of nodes) {
     await createNode(kube.kubeConfig, node);
+    const port = await freePort();
+    endpoints.set(node, `${host}:${port}`);
     processes.push(
       spawnMeasured(`agent ${node}`, [
         'agent', '--node-name', node, '--cri-endpoint', containerd.endpoint,
-        '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
+        '--grpc-listen', `${host}:${port}`, '--http-listen', '127.0.0.1:0',
         '--tls-cert-file', certs.serverCert, '--tls-private-key-file', certs.serverKey, '--client-ca-file', certs.caCert,
         '--allowed-root', root,
-        '--kubeconfig', kube.kubeconfigPath, '--announce-namespace', STOKER_NS, '--advertise-address', '127.0.0.1',
         '--log-level', 'warn',
       ]),
     );
+    await publishAgentEndpoint(kube.kubeConfig, { namespace: STOKER_NS, node, address, port });
   }
   const httpPort = await freePort();
   const controller = spawnMeasured('controller', [
@@ -223,7 +230,7 @@ try {
     return files;
   };
 
-  // Give the agents' first Lease renewals and the controller's first relist a moment, then sample.
+  // Give the agents and the controller's first relist a moment, then sample.
   await new Promise((r) => setTimeout(r, 2000));
   await sample(0);
   let baselineFiles: string[] = [];
@@ -251,8 +258,7 @@ try {
   // The first agent alone, over thousands of tasks sent straight to it.
   const agent = processes[1]!;
   const node = nodes[0]!;
-  const lease = await kube.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: STOKER_NS, name: agentLeaseName(node) });
-  const endpoint = lease.metadata?.annotations?.[AGENT_ENDPOINT_ANNOTATION] ?? '';
+  const endpoint = endpoints.get(node) ?? '';
   const client: AgentClient = new (agentProto().Agent)(
     endpoint,
     grpc.credentials.createSsl(Buffer.from(certs.caCertPem), Buffer.from(certs.clientKeyPem), Buffer.from(certs.clientCertPem)),
@@ -311,7 +317,6 @@ try {
   }
 } finally {
   stopping = true;
-  // Agents first withdraw their Leases while the API server is still there.
   await Promise.allSettled(processes.map((p) => stopMeasured(p)));
   await Promise.allSettled([containerd.stop(), registry.stop()]);
   await kube.stop();

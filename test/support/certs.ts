@@ -1,8 +1,11 @@
-// Test PKI for the agent's mutual TLS: a CA, a server and a client certificate it issues, and a
-// foreign CA with a client certificate the agent must refuse. ECDSA P-256, PEM files in one directory.
+// Test PKI for the agent's mutual TLS: a CA, a server and a client certificate it issues, a second
+// client certificate from the same CA that names someone other than the controller (the agent must
+// refuse it: PERMISSION_DENIED), and a foreign CA with a client certificate the agent must refuse at
+// the handshake. ECDSA P-256, PEM files in one directory.
 import { webcrypto } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -15,10 +18,19 @@ const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface CertificateOptions {
-  /** Extra DNS names or IP addresses for the server certificate (127.0.0.1, ::1 and localhost are always in). */
+  /**
+   * Extra DNS names or IP addresses for the server certificate. Always in: 127.0.0.1, ::1,
+   * localhost, this machine's other addresses (simulated agents listen there and are dialled by
+   * address: support/endpoint-slices.ts), and stoker-agent, the name the chart's controller checks
+   * with --agent-server-name.
+   */
   serverNames?: readonly string[];
   /** Common name of the client certificate; default `stoker-controller`. */
   clientName?: string;
+  /** Common name of the other client certificate from the same CA; default `stoker-intruder`. */
+  otherClientName?: string;
+  /** Subject alternative names of the other client certificate: DNS names, or `uri:` + a URI. */
+  otherClientSans?: readonly string[];
 }
 
 /** Paths of the PEM files written; every file also has its content under the same key plus `Pem`. */
@@ -30,6 +42,9 @@ export interface Certificates {
   serverKey: string;
   clientCert: string;
   clientKey: string;
+  /** Same CA as the client certificate, another name. */
+  otherClientCert: string;
+  otherClientKey: string;
   foreignCaCert: string;
   foreignClientCert: string;
   foreignClientKey: string;
@@ -38,6 +53,8 @@ export interface Certificates {
   serverKeyPem: string;
   clientCertPem: string;
   clientKeyPem: string;
+  otherClientCertPem: string;
+  otherClientKeyPem: string;
   foreignCaCertPem: string;
   foreignClientCertPem: string;
   foreignClientKeyPem: string;
@@ -84,7 +101,9 @@ async function issue(ca: Issued, commonName: string, usage: 'server' | 'client',
   ];
   if (names.length > 0) {
     extensions.push(
-      new x509.SubjectAlternativeNameExtension(names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n }))),
+      new x509.SubjectAlternativeNameExtension(
+        names.map((n) => (n.startsWith('uri:') ? { type: 'url' as const, value: n.slice(4) } : { type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n })),
+      ),
     );
   }
   const cert = await x509.X509CertificateGenerator.create({
@@ -109,9 +128,11 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
   await mkdir(dir, { recursive: true });
   const ca = await makeCa('stoker-test-ca');
   const foreignCa = await makeCa('stoker-foreign-ca');
-  const serverNames = [...new Set(['127.0.0.1', '::1', 'localhost', ...(opts.serverNames ?? [])])];
+  const own = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((a) => !a.internal && !(a.family === 'IPv6' && /^fe[89ab]/i.test(a.address))).map((a) => a.address);
+  const serverNames = [...new Set(['127.0.0.1', '::1', 'localhost', ...own, 'stoker-agent', ...(opts.serverNames ?? [])])];
   const server = await issue(ca, 'stoker-agent', 'server', serverNames);
   const client = await issue(ca, opts.clientName ?? 'stoker-controller', 'client');
+  const otherClient = await issue(ca, opts.otherClientName ?? 'stoker-intruder', 'client', opts.otherClientSans);
   const foreignClient = await issue(foreignCa, opts.clientName ?? 'stoker-controller', 'client');
 
   const pems = {
@@ -121,6 +142,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKey: await keyPem(server.keys),
     clientCert: client.cert.toString('pem'),
     clientKey: await keyPem(client.keys),
+    otherClientCert: otherClient.cert.toString('pem'),
+    otherClientKey: await keyPem(otherClient.keys),
     foreignCaCert: foreignCa.cert.toString('pem'),
     foreignClientCert: foreignClient.cert.toString('pem'),
     foreignClientKey: await keyPem(foreignClient.keys),
@@ -132,6 +155,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKey: 'server.key',
     clientCert: 'client.crt',
     clientKey: 'client.key',
+    otherClientCert: 'other-client.crt',
+    otherClientKey: 'other-client.key',
     foreignCaCert: 'foreign-ca.crt',
     foreignClientCert: 'foreign-client.crt',
     foreignClientKey: 'foreign-client.key',
@@ -148,6 +173,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKey: path('serverKey'),
     clientCert: path('clientCert'),
     clientKey: path('clientKey'),
+    otherClientCert: path('otherClientCert'),
+    otherClientKey: path('otherClientKey'),
     foreignCaCert: path('foreignCaCert'),
     foreignClientCert: path('foreignClientCert'),
     foreignClientKey: path('foreignClientKey'),
@@ -156,6 +183,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
     serverKeyPem: pems.serverKey,
     clientCertPem: pems.clientCert,
     clientKeyPem: pems.clientKey,
+    otherClientCertPem: pems.otherClientCert,
+    otherClientKeyPem: pems.otherClientKey,
     foreignCaCertPem: pems.foreignCaCert,
     foreignClientCertPem: pems.foreignClientCert,
     foreignClientKeyPem: pems.foreignClientKey,

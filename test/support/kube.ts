@@ -136,3 +136,21 @@ export async function deleteNode(kc: KubeConfig, name: string): Promise<void> {
     if ((err as { code?: unknown }).code !== 404) throw err;
   }
 }
+
+/**
+ * A KubeConfig that acts as a ServiceAccount (a token from the TokenRequest API, valid an hour):
+ * what a pod running as it may do, RBAC and all.
+ */
+export async function serviceAccountKubeConfig(admin: KubeConfig, namespace: string, name: string): Promise<KubeConfig> {
+  const tr = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const cluster = admin.getCurrentCluster();
+  if (!cluster || !tr.status?.token) throw new Error(`no token for ServiceAccount ${namespace}/${name}`);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name, token: tr.status.token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
+  });
+  return kc;
+}

@@ -1,48 +1,54 @@
 // Simulated nodes for the controller's tests, demo and benchmark: each node is a Node object in a
-// real API server, a real agent (startAgent, in this process) on its own ports talking to a real
-// containerd, and the agent's announcement Lease (agent/announce.ts), exactly as a node's agent
-// announces itself in a cluster.
+// real API server, a real agent (startAgent, in this process) on its own port talking to a real
+// containerd, and the EndpointSlice Kubernetes would keep for that agent's pod
+// (support/endpoint-slices.ts: there is no kube-controller-manager here, so the test writes it as
+// the endpointslice controller would). Agents listen on this machine's non-loopback address, since
+// the API server refuses loopback addresses in EndpointSlices.
 //
-//   const node = await startSimNode({ kube, certs, name: 'node-1', containerd, namespace: 'stoker-system' });
-//   await node.stopAgent();   // the agent stops answering; its Lease stays until it lapses
-//   await node.stop();        // agent, announcement and (own) containerd
+//   const node = await startSimNode({ kc, certs, name: 'node-1', containerd, namespace: 'stoker-system' });
+//   await node.stopAgent();       // the agent stops answering; its endpoint stays ready (probe not failed yet)
+//   await node.setReady(false);   // its readiness probe failed: the endpoint turns not ready
+//   await node.stop();            // agent stopped, its EndpointSlice gone (the pod was deleted)
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { startAnnouncer, type Announcer } from '../../agent/announce.js';
 import { resolveAgentConfig } from '../../agent/config.js';
 import { startAgent, type RunningAgent } from '../../agent/run.js';
 import { createLogger, type Logger } from '../../proto/common/log.js';
 import { GROUP, PLURAL, VERSION, type Warmup, type WarmupSpec } from '../../controller/api/types.js';
 import type { Certificates } from './certs.js';
 import type { Containerd } from './containerd.js';
+import { agentAddress, publishAgentEndpoint, withdrawAgentEndpoint } from './endpoint-slices.js';
 import { createNode } from './kube.js';
 
 export interface SimNode {
   readonly name: string;
   readonly containerd: Containerd;
   agent: RunningAgent | undefined;
-  announcer: Announcer | undefined;
-  /** Stops the agent's servers; its Lease is left to lapse (an agent that no longer answers). */
+  /** Stops the agent's servers; its endpoint stays as it was (an agent that no longer answers). */
   stopAgent(): Promise<void>;
-  /** Starts the agent again (new ports) and announces it. */
+  /** Starts the agent again (a new port) and publishes its endpoint, ready. */
   startAgent(): Promise<void>;
+  /** Sets the endpoint's ready condition, as the agent's readiness probe would. */
+  setReady(ready: boolean): Promise<void>;
   /** Sum of the agent's counter `name` over label sets matching `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   stop(): Promise<void>;
 }
 
 export interface SimNodeOptions {
+  /** Admin access: creates the Node and writes the agent's EndpointSlice. */
   kc: KubeConfig;
   certs: Certificates;
   name: string;
   labels?: Record<string, string>;
   containerd: Containerd;
-  /** Namespace of the agents' Leases. */
+  /** Namespace of the agents' EndpointSlices (Stoker's namespace). */
   namespace: string;
+  /** The agents' headless Service (default stoker-agent, as the controller's --agent-service). */
+  service?: string;
   /** Directory the agent may warm files from (created). */
   allowedRoot?: string;
-  leaseDurationSeconds?: number;
   log?: Logger;
   /** Skip creating the Node object (it exists already). */
   nodeExists?: boolean;
@@ -63,10 +69,12 @@ export async function startSimNode(opts: SimNodeOptions): Promise<SimNode> {
   const log = opts.log ?? createLogger({ name: 'stoker-agent', level: 'warn' });
   if (!opts.nodeExists) await createNode(opts.kc, opts.name, opts.labels ?? {});
   if (opts.allowedRoot) await mkdir(opts.allowedRoot, { recursive: true });
+  const address = agentAddress();
+  const where = { namespace: opts.namespace, node: opts.name, ...(opts.service ? { service: opts.service } : {}) };
   const config = resolveAgentConfig({
     nodeName: opts.name,
     criEndpoint: opts.containerd.endpoint,
-    grpcListen: '127.0.0.1:0',
+    grpcListen: `${address.includes(':') ? `[${address}]` : address}:0`,
     httpListen: '127.0.0.1:0',
     tlsCertFile: opts.certs.serverCert,
     tlsPrivateKeyFile: opts.certs.serverKey,
@@ -75,27 +83,22 @@ export async function startSimNode(opts: SimNodeOptions): Promise<SimNode> {
     logLevel: 'warn',
     ...(opts.allowedRoot ? { allowedRoot: [opts.allowedRoot] } : {}),
   });
+  let port = 0;
   const node: SimNode = {
     name: opts.name,
     containerd: opts.containerd,
     agent: undefined,
-    announcer: undefined,
     async stopAgent() {
       await node.agent?.stop('test');
       node.agent = undefined;
     },
     async startAgent() {
-      await node.announcer?.stop();
       node.agent = await startAgent(config, { logger: log, processMetrics: opts.processMetrics ?? false });
-      node.announcer = startAnnouncer({
-        kubeConfig: opts.kc,
-        namespace: opts.namespace,
-        nodeName: opts.name,
-        endpoint: node.agent.grpcAddress,
-        leaseDurationSeconds: opts.leaseDurationSeconds ?? 20,
-        log,
-      });
-      await node.announcer.firstRenewal;
+      port = node.agent.grpcPort;
+      await publishAgentEndpoint(opts.kc, { ...where, address, port });
+    },
+    async setReady(ready) {
+      await publishAgentEndpoint(opts.kc, { ...where, address, port, ready });
     },
     async metric(name, labels = {}) {
       if (!node.agent) return 0;
@@ -107,8 +110,7 @@ export async function startSimNode(opts: SimNodeOptions): Promise<SimNode> {
       return sum;
     },
     async stop() {
-      await node.announcer?.stop().catch(() => undefined);
-      node.announcer = undefined;
+      await withdrawAgentEndpoint(opts.kc, where).catch(() => undefined);
       await node.stopAgent().catch(() => undefined);
     },
   };

@@ -60,3 +60,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "stoker.controllerServiceAccount" -}}
 {{- printf "%s-controller" (include "stoker.fullname" .) }}
 {{- end }}
+
+{{/* The namespaces whose Warmups the controller serves, comma-separated (default: the release namespace). */}}
+{{- define "stoker.warmupNamespaces" -}}
+{{- $list := .Values.controller.warmupNamespaces | default (list .Release.Namespace) -}}
+{{- join "," ($list | uniq) -}}
+{{- end }}
