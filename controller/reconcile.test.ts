@@ -31,7 +31,7 @@ function applyPatch(w: Warmup, patch: JsonPatchOp[]): void {
  * `cancels` lists the Cancel calls agents got ("node taskId"); the agent of node "n-unreachable"
  * never answers one.
  */
-function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean } = {}) {
+function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean; stillWarm?: (node: string) => boolean; warmMs?: number } = {}) {
   const clock = new FakeClock();
   const warmups = new Map<string, Warmup>();
   const events: string[] = [];
@@ -51,9 +51,15 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     warm(req, o) {
       requests.push(req);
       finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
+      if (req.checkOnly) {
+        const warm = opts.stillWarm?.(endpoint) ?? true;
+        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null })), paths: [], failure: null, seconds: 0 });
+      }
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
       }
+      const answer = { taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND' as const, message: 'image reg.io/app:1 not found' } : null, seconds: 0 };
+      if (opts.warmMs !== undefined) return clock.sleep(opts.warmMs, o.signal).then(() => answer);
       return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found' } : null, seconds: 0 });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),
@@ -128,7 +134,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     change(w.spec);
     w.metadata.generation = (w.metadata.generation ?? 0) + 1;
   }
-  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit };
+  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit, nodeObjs, agents };
 }
 
 describe('reconcile', () => {
@@ -498,3 +504,60 @@ describe('reconcile through an API server outage', () => {
     await c.clock.run(r.stop());
   });
 });
+
+describe('reconcile with keepWarm', () => {
+  const warmOf = (w: Warmup | undefined) => w?.status?.conditions?.find((x) => x.type === 'Warm');
+
+  it('stays Running with a Warm condition, warms a node that joins later, and warms again one found cold at its recheck', async () => {
+    const cold = new Set<string>();
+    const c = fakeCluster({ a: { pool: 'gpu' }, b: { pool: 'gpu' }, x: { pool: 'cpu' } }, ['a', 'b', 'x'], { stillWarm: (n) => !cold.has(n), warmMs: 50 });
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, policy: { recheckSeconds: 5 }, nodes: { selector: { matchLabels: { pool: 'gpu' } } } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => warmOf(c.warmups.get(key))?.status === 'True');
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Running', desiredNodes: 2, succeededNodes: 2 });
+    expect(warmOf(c.warmups.get(key))).toMatchObject({ reason: 'AllNodesWarm', message: '2 of 2 node(s) warm' });
+
+    // A node joins the pool: warmed without any reconcile.
+    c.nodeObjs.set('c', { metadata: { name: 'c', labels: { pool: 'gpu' } } });
+    c.agents.push('c');
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 3);
+    expect(c.requests.filter((q) => !q.checkOnly).map((q) => q.nodeName).sort()).toEqual(['a', 'b', 'c']);
+
+    // b loses its image: its next check (within 5 s of fake time) finds it, Warm turns False, then True again.
+    const t0 = c.clock.now();
+    cold.add('b');
+    const seen: string[] = [];
+    await c.clock.until(() => {
+      const w = warmOf(c.warmups.get(key));
+      const now = `${w?.status ?? ''} ${w?.message ?? ''}`;
+      if (seen.at(-1) !== now) seen.push(now);
+      return c.requests.filter((q) => !q.checkOnly && q.nodeName === 'b').length === 2;
+    });
+    cold.delete('b');
+    await c.clock.until(() => warmOf(c.warmups.get(key))?.status === 'True');
+    expect(seen).toContain('False 2 of 3 node(s) warm; 1 warming');
+    expect(c.clock.now() - t0).toBeLessThan(5_500);
+    expect(c.warmups.get(key)?.status?.phase).toBe('Running');
+
+    // A node that leaves the pool is dropped, not failed.
+    c.nodeObjs.set('a', { metadata: { name: 'a', labels: { pool: 'cpu' } } });
+    await c.clock.until(() => c.warmups.get(key)?.status?.desiredNodes === 2);
+    expect(c.warmups.get(key)?.status).toMatchObject({ succeededNodes: 2, failedNodes: 0 });
+    expect(warmOf(c.warmups.get(key))).toMatchObject({ status: 'True', message: '2 of 2 node(s) warm' });
+    await r.stop();
+  });
+
+  it('waits, Warm False, when no node matches yet, instead of failing', async () => {
+    const c = fakeCluster({ x: { pool: 'cpu' } }, ['x']);
+    const key = c.add('none', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, nodes: { selector: { matchLabels: { pool: 'gpu' } } } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.advance(1000);
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.status?.phase).not.toBe('Failed');
+    expect(warmOf(c.warmups.get(key))).toMatchObject({ status: 'False', reason: 'NoMatchingNodes' });
+    await r.stop();
+  });
+});
+

@@ -51,7 +51,7 @@ import {
   type Warmup,
   type WarmupStatus,
 } from './api/types.js';
-import { resumed, setCondition } from './api/conditions.js';
+import { resumed, setCondition, type ConditionUpdate } from './api/conditions.js';
 import type { ConditionReason, EventReason } from './api/reasons.js';
 import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
@@ -65,6 +65,7 @@ import {
   type DispatchClock,
   type NodeTarget,
   type RunOutcome,
+  type RunSnapshot,
   type SentTask,
 } from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
@@ -141,6 +142,7 @@ interface RunEntry {
   work: string;
   /** Tasks of an earlier run of this Warmup left running because the work was the same. */
   superseded: SentTask[];
+  keepWarm: boolean;
 }
 
 /** The finalizer that lets the controller cancel a deleted Warmup's work on the nodes. */
@@ -411,7 +413,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const work = workKey(spec, credentials);
       const superseded = entry ? await replaceRun(entry, work, targets) : [];
       const record = { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) };
-      if (targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
+      if (!spec.keepWarm && targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
         const created = Date.parse(w.metadata.creationTimestamp ? String(w.metadata.creationTimestamp instanceof Date ? w.metadata.creationTimestamp.toISOString() : w.metadata.creationTimestamp) : '');
         const waited = Number.isNaN(created) ? tuning.agentWaitMs : now() - created;
         if (explicit || waited >= tuning.agentWaitMs) {
@@ -465,7 +467,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const key = `${ns}/${name}`;
     const attempts = new Map<string, number>();
     for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
-    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`, namespace: ns, name, work, superseded };
+    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`, namespace: ns, name, work, superseded, keepWarm: spec.keepWarm };
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -476,6 +478,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       backoffLimit: spec.backoffLimit,
       timeoutMs: spec.timeoutSeconds * 1000,
       agentWaitMs: tuning.agentWaitMs,
+      ...(spec.keepWarm ? { keepWarm: { recheckMs: spec.recheckSeconds * 1000, minResidentPercent: spec.minResidentPercent } } : {}),
       backoffBaseMs: tuning.backoffBaseMs,
       backoffMaxMs: tuning.backoffMaxMs,
       resume: { ...record, failedList: w.status?.failedNodeList ?? [], attempts },
@@ -538,7 +541,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   function publish(entry: RunEntry): void {
-    const { run, namespace, name } = entry;
+    const { run, namespace, name, keepWarm } = entry;
     const startedAt = new Date(now()).toISOString();
     deps.status.schedule(namespace, name, (cur) => {
       if (`${cur.metadata.uid ?? ''}/${cur.metadata.generation ?? 0}` !== entry.id || isFinished(cur.status)) return undefined;
@@ -560,6 +563,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       };
       const conditions = resumed(status.conditions, startedAt);
       if (conditions) status.conditions = conditions;
+      if (keepWarm) {
+        // Nodes in flight are not warm yet: counts say how many are.
+        status.phase = 'Running';
+        status.conditions = setCondition(status.conditions, warmCondition(s, startedAt));
+      }
       return status;
     });
   }
@@ -572,6 +580,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await Promise.allSettled(pending);
     },
   };
+}
+
+/** keepWarm's Warm condition: True while every current target node is warm, with the counts. */
+export function warmCondition(s: Pick<RunSnapshot, 'desiredNodes' | 'succeededNodes' | 'failedNodes' | 'activeNodes'>, at: string): ConditionUpdate {
+  if (s.desiredNodes === 0) {
+    return { type: 'Warm', status: 'False', reason: 'NoMatchingNodes', message: 'no target node yet: nodes that join or start matching later are warmed', lastTransitionTime: at };
+  }
+  const all = s.succeededNodes === s.desiredNodes;
+  const parts = [`${s.succeededNodes} of ${s.desiredNodes} node(s) warm`];
+  if (s.activeNodes > 0) parts.push(`${s.activeNodes} warming`);
+  if (s.failedNodes > 0) parts.push(`${s.failedNodes} failed, tried again at their next recheck`);
+  return { type: 'Warm', status: all ? 'True' : 'False', reason: all ? 'AllNodesWarm' : 'NodesNotWarm', message: parts.join('; '), lastTransitionTime: at };
 }
 
 /** A key for what each node task of a run does: equal keys, identical Warm requests but for the id. */

@@ -43,6 +43,10 @@ export interface WarmupPolicy {
   timeoutSeconds?: number;
   activeDeadlineSeconds?: number;
   ttlSecondsAfterFinished?: number;
+  /** keepWarm: how often each warm node is checked (default 300, at least 5). */
+  recheckSeconds?: number;
+  /** keepWarm: a path is warm while at least this share of its bytes is resident (default 90). */
+  minResidentPercent?: number;
 }
 
 export interface WarmupSpec {
@@ -52,12 +56,14 @@ export interface WarmupSpec {
   nodes?: WarmupNodes;
   policy?: WarmupPolicy;
   suspend?: boolean;
+  /** Never finish: keep every target node warm, re-checking it every policy.recheckSeconds. */
+  keepWarm?: boolean;
 }
 
 export type WarmupPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
 export interface WarmupCondition {
-  /** Complete, Failed or Suspended. */
+  /** Complete, Failed, Suspended or (keepWarm) Warm. */
   type: string;
   status: 'True' | 'False' | 'Unknown';
   reason: string;
@@ -124,6 +130,9 @@ export const DEFAULT_PARALLELISM = 10;
 export const DEFAULT_BACKOFF_LIMIT = 3;
 /** Per node attempt, when the Warmup does not say. */
 export const DEFAULT_TIMEOUT_SECONDS = 3600;
+export const DEFAULT_RECHECK_SECONDS = 300;
+export const MIN_RECHECK_SECONDS = 5;
+export const DEFAULT_MIN_RESIDENT_PERCENT = 90;
 
 /** The spec with every default applied and every list present. */
 export interface ResolvedSpec {
@@ -137,6 +146,9 @@ export interface ResolvedSpec {
   activeDeadlineSeconds: number | undefined;
   ttlSecondsAfterFinished: number | undefined;
   suspend: boolean;
+  keepWarm: boolean;
+  recheckSeconds: number;
+  minResidentPercent: number;
 }
 
 export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
@@ -153,6 +165,9 @@ export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
     activeDeadlineSeconds: p.activeDeadlineSeconds !== undefined && p.activeDeadlineSeconds > 0 ? p.activeDeadlineSeconds : undefined,
     ttlSecondsAfterFinished: p.ttlSecondsAfterFinished !== undefined && p.ttlSecondsAfterFinished >= 0 ? p.ttlSecondsAfterFinished : undefined,
     suspend: s.suspend === true,
+    keepWarm: s.keepWarm === true,
+    recheckSeconds: Math.max(MIN_RECHECK_SECONDS, positiveOr(p.recheckSeconds, DEFAULT_RECHECK_SECONDS)),
+    minResidentPercent: Math.min(100, positiveOr(p.minResidentPercent, DEFAULT_MIN_RESIDENT_PERCENT)),
   };
 }
 
@@ -175,6 +190,9 @@ export interface SpecProblem {
 export function validateSpec(spec: ResolvedSpec, policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY): SpecProblem | undefined {
   if (spec.images.length === 0 && spec.paths.length === 0) {
     return { reason: 'InvalidSpec', value: '', message: 'spec.images and spec.paths are both empty: nothing to warm' };
+  }
+  if (spec.keepWarm && spec.activeDeadlineSeconds !== undefined) {
+    return { reason: 'InvalidSpec', value: String(spec.activeDeadlineSeconds), message: 'spec.keepWarm never finishes, so spec.policy.activeDeadlineSeconds cannot apply: remove one of them' };
   }
   for (const [i, img] of spec.images.entries()) {
     let ref;
