@@ -561,3 +561,105 @@ describe('reconcile with keepWarm', () => {
   });
 });
 
+
+describe('reconcile: reruns and spec edits', () => {
+  const done = (w: Warmup | undefined) => w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed';
+  const warmed = (c: ReturnType<typeof fakeCluster>, from = 0) => c.requests.slice(from).filter((q) => !q.checkOnly).map((q) => `${q.nodeName} ${q.taskId}`).sort();
+
+  it('a new stoker.io/rerun value runs a finished Warmup again, with task ids of its own and a status of its own', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warmMs: 50 });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)));
+    const first = c.warmups.get(key)!.status!;
+    expect(first).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, observedRerun: '' });
+    await r.reconcile(key);
+    expect(c.requests).toHaveLength(2);
+
+    c.warmups.get(key)!.metadata.annotations = { 'stoker.io/rerun': '1700000000' };
+    await c.clock.advance(1000);
+    await r.reconcile(key);
+    // Nothing of the last run is shown as this run's.
+    expect(c.warmups.get(key)?.status).toMatchObject({ succeededNodes: 0, observedRerun: '1700000000' });
+    expect(c.warmups.get(key)?.status?.completionTime).toBeUndefined();
+    expect(c.warmups.get(key)?.status?.conditions ?? []).not.toContainEqual(expect.objectContaining({ type: 'Complete' }));
+    await c.clock.until(() => done(c.warmups.get(key)));
+    expect(warmed(c, 2)).toEqual([expect.stringMatching(/^a uid-w-g1\.r[0-9a-f]{8}-a-a1$/), expect.stringMatching(/^b uid-w-g1\.r[0-9a-f]{8}-b-a1$/)]);
+    const second = c.warmups.get(key)!.status!;
+    expect(second).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, observedRerun: '1700000000' });
+    expect(Date.parse(second.completionTime ?? '')).toBeGreaterThan(Date.parse(first.completionTime ?? ''));
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(2);
+    // The same value again does nothing.
+    await r.reconcile(key);
+    expect(c.requests).toHaveLength(4);
+    await r.stop();
+  });
+
+  it('a new stoker.io/rerun value checks every node of a keepWarm Warmup at once', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, policy: { recheckSeconds: 300 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 2);
+    await c.clock.advance(10_000);
+    expect(c.requests.filter((q) => q.checkOnly)).toHaveLength(0);
+    const t0 = c.clock.now();
+    c.warmups.get(key)!.metadata.annotations = { 'stoker.io/rerun': 'now' };
+    await r.reconcile(key);
+    await c.clock.until(() => c.requests.filter((q) => q.checkOnly).length === 2);
+    expect(c.clock.now() - t0).toBeLessThan(1000);
+    expect(c.requests.filter((q) => q.checkOnly).map((q) => q.nodeName).sort()).toEqual(['a', 'b']);
+    expect(c.warmups.get(key)?.status?.observedRerun).toBe('now');
+    await r.stop();
+  });
+
+  it('editing the images of a finished Warmup warms every node again for the new spec', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warmMs: 50 });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)));
+    c.edit(key, (spec) => (spec.images = [{ image: 'reg.io/app:2' }]));
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.status).toMatchObject({ observedGeneration: 2, succeededNodes: 0 });
+    expect(c.warmups.get(key)?.status?.phase).not.toBe('Succeeded');
+    await c.clock.until(() => done(c.warmups.get(key)));
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Succeeded', observedGeneration: 2, succeededNodes: 2 });
+    expect(warmed(c, 2)).toEqual(['a uid-w-g2-a-a1', 'b uid-w-g2-b-a1']);
+    expect(c.requests.slice(2).every((q) => q.images?.[0]?.image === 'reg.io/app:2')).toBe(true);
+    await r.stop();
+  });
+
+  it('mid-run, other images drop the nodes done for the old ones; a suspend keeps them', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warmMs: 50 });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { parallelism: 1 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 1);
+    const first = c.requests[0]?.nodeName ?? '';
+
+    // Suspend and resume: the node done stays done and is not warmed again.
+    c.edit(key, (spec) => (spec.suspend = true));
+    await c.clock.run(r.reconcile(key));
+    c.edit(key, (spec) => (spec.suspend = false));
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.status?.succeededNodes).toBe(1);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 2 || done(c.warmups.get(key)));
+    expect(c.requests.filter((q) => q.nodeName === first)).toHaveLength(1);
+    await c.clock.until(() => done(c.warmups.get(key)));
+
+    // A new run on the same Warmup, then other images mid-run: nothing done for app:1 counts for app:2.
+    c.warmups.get(key)!.metadata.annotations = { 'stoker.io/rerun': 'x' };
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 1);
+    const before = c.requests.length;
+    c.edit(key, (spec) => (spec.images = [{ image: 'reg.io/app:2' }]));
+    await c.clock.run(r.reconcile(key));
+    expect(c.warmups.get(key)?.status).toMatchObject({ observedGeneration: 4, succeededNodes: 0 });
+    await c.clock.until(() => done(c.warmups.get(key)));
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, observedGeneration: 4 });
+    expect(c.requests.slice(before).filter((q) => !q.checkOnly).map((q) => `${q.nodeName} ${q.images?.[0]?.image ?? ''}`).sort()).toEqual(['a reg.io/app:2', 'b reg.io/app:2']);
+    await r.stop();
+  });
+});

@@ -43,9 +43,15 @@ import type { Logger } from '../proto/common/log.js';
 import type { RegistryPolicy } from '../proto/common/registry-policy.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
+  freshStatus,
   isFinished,
   readRecord,
+  rerunOf,
   resolveSpec,
+  runTag,
+  recordApplies,
+  statusIsCurrent,
+  workHash,
   validateSpec,
   type ResolvedSpec,
   type Warmup,
@@ -143,6 +149,19 @@ interface RunEntry {
   /** Tasks of an earlier run of this Warmup left running because the work was the same. */
   superseded: SentTask[];
   keepWarm: boolean;
+  /** The stoker.io/rerun value this run was started for (keepWarm: last acted on). */
+  rerun: string;
+  /** workHash of the run's spec, written beside the record. */
+  recordHash: string;
+}
+
+/**
+ * Which run a Warmup wants: one per uid and generation and, but for keepWarm (a rerun re-checks
+ * its nodes in the same run), per stoker.io/rerun value.
+ */
+function runIdOf(w: Warmup): string {
+  const base = `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`;
+  return w.spec.keepWarm ? base : `${base}/${rerunOf(w)}`;
 }
 
 /** The finalizer that lets the controller cancel a deleted Warmup's work on the nodes. */
@@ -215,10 +234,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function recordedTasks(w: Warmup): SentTask[] {
     const live = deps.agents.live(new Date(now()));
     const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
+    const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '');
     const out: SentTask[] = [];
     for (const a of w.status?.activeNodeList ?? []) {
       const endpoint = live.get(a.name)?.endpoint;
-      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', generation, a.name, a.attempt), endpoint });
+      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', `${generation}${tag}`, a.name, a.attempt), endpoint });
     }
     return out;
   }
@@ -242,10 +262,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // stays true: a write that timed out may have been applied, and the retry then finds it finished.
     let ours = false;
     deps.status.schedule(ns, name, (cur) => {
-      if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
+      // A status finished for an earlier run (spec edit, rerun) is replaced, never kept.
+      const stale = isFinished(cur.status) && !statusIsCurrent(cur);
+      if (cur.metadata.uid !== uid || (isFinished(cur.status) && !stale)) return undefined;
       ours = true;
-      const base: WarmupStatus = { ...(cur.status ?? {}) };
-      if (run) Object.assign(base, countsOf(run));
+      const base: WarmupStatus = stale ? freshStatus(cur.status) : { ...(cur.status ?? {}) };
+      base.observedRerun = rerunOf(cur);
+      if (run) Object.assign(base, countsOf(run), { recordHash: workHash(resolveSpec(cur.spec)) });
       base.activeNodes = 0;
       delete base.activeNodeList;
       delete base.bytesDone;
@@ -331,7 +354,6 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid ?? '';
-    const generation = w.metadata.generation ?? 0;
     const log = deps.log.child({ warmup: key });
     const spec = resolveSpec(w.spec);
 
@@ -342,7 +364,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return;
     }
 
-    if (isFinished(w.status)) {
+    if (isFinished(w.status) && statusIsCurrent(w)) {
       cancel(key);
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
@@ -361,8 +383,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await stopWork(key, w, 'suspended');
       const at = new Date(now()).toISOString();
       deps.status.schedule(ns, name, (cur) => {
-        if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
-        const s: WarmupStatus = { ...(cur.status ?? {}) };
+        const stale = isFinished(cur.status) && !statusIsCurrent(cur);
+        if (cur.metadata.uid !== uid || (isFinished(cur.status) && !stale)) return undefined;
+        const s: WarmupStatus = stale ? freshStatus(cur.status) : { ...(cur.status ?? {}) };
         s.phase ??= 'Pending';
         s.activeNodes = 0;
         delete s.activeNodeList;
@@ -394,8 +417,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Before any task is sent, so that a deletion waits until the tasks are cancelled.
     await setFinalizer(w, true);
 
-    const runId = `${uid}/${generation}`;
+    const runId = runIdOf(w);
     let entry = runs.get(key);
+    if (entry && entry.id === runId && entry.keepWarm && entry.rerun !== rerunOf(w)) {
+      // keepWarm: a rerun checks every node now (a failed one is tried again).
+      entry.rerun = rerunOf(w);
+      entry.run.recheckAll();
+      log.info({ rerun: entry.rerun }, 'rerun: checking every node now');
+      publish(entry);
+    }
     if (!entry || entry.id !== runId) {
       let credentials;
       try {
@@ -412,7 +442,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const { targets, explicit } = targetsOf(spec);
       const work = workKey(spec, credentials);
       const superseded = entry ? await replaceRun(entry, work, targets) : [];
-      const record = { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) };
+      // Nodes done for other work, or for a finished run this one repeats, are not done for this one.
+      const current = recordApplies(w) && !(isFinished(w.status) && !statusIsCurrent(w));
+      const record = current ? { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) } : { succeeded: new Set<string>(), failed: new Set<string>() };
       if (!spec.keepWarm && targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
         const created = Date.parse(w.metadata.creationTimestamp ? String(w.metadata.creationTimestamp instanceof Date ? w.metadata.creationTimestamp.toISOString() : w.metadata.creationTimestamp) : '');
         const waited = Number.isNaN(created) ? tuning.agentWaitMs : now() - created;
@@ -422,7 +454,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
         return { requeueAfterMs: Math.min(1000, tuning.agentWaitMs - waited) };
       }
-      entry = startRun(w, spec, credentials, record, log, work, superseded);
+      entry = startRun(w, spec, credentials, record, current, log, work, superseded);
       runs.set(key, entry);
       if (w.status?.phase !== 'Running') {
         deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length} path(s) on ${targets.size} node(s)`);
@@ -458,6 +490,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     spec: ResolvedSpec,
     credentials: ReturnType<typeof credentialsForImages>,
     record: { succeeded: Set<string>; failed: Set<string> },
+    current: boolean,
     log: Logger,
     work: string,
     superseded: SentTask[],
@@ -466,8 +499,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const name = w.metadata.name ?? '';
     const key = `${ns}/${name}`;
     const attempts = new Map<string, number>();
-    for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
-    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`, namespace: ns, name, work, superseded, keepWarm: spec.keepWarm };
+    if (current) for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
+    const rerun = rerunOf(w);
+    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: runIdOf(w), namespace: ns, name, work, superseded, keepWarm: spec.keepWarm, rerun, recordHash: workHash(spec) };
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -481,7 +515,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       ...(spec.keepWarm ? { keepWarm: { recheckMs: spec.recheckSeconds * 1000, minResidentPercent: spec.minResidentPercent } } : {}),
       backoffBaseMs: tuning.backoffBaseMs,
       backoffMaxMs: tuning.backoffMaxMs,
-      resume: { ...record, failedList: w.status?.failedNodeList ?? [], attempts },
+      resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts },
+      ...(spec.keepWarm ? {} : { runTag: runTag(rerun) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
         return targetsOf(spec).targets;
@@ -518,7 +553,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Tasks of an earlier generation doing the same work have ended with this run's, or are of no use now.
     if (entry.superseded.length > 0) void cancelTasks(connect, entry.superseded, { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log });
     const w = deps.warmups.get(key);
-    if (!w || `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}` !== entry.id) {
+    if (!w || runIdOf(w) !== entry.id) {
       runs.delete(key);
       return;
     }
@@ -544,10 +579,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const { run, namespace, name, keepWarm } = entry;
     const startedAt = new Date(now()).toISOString();
     deps.status.schedule(namespace, name, (cur) => {
-      if (`${cur.metadata.uid ?? ''}/${cur.metadata.generation ?? 0}` !== entry.id || isFinished(cur.status)) return undefined;
+      const stale = isFinished(cur.status) && !statusIsCurrent(cur);
+      if (runIdOf(cur) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
       const s = run.snapshot();
+      const base = stale ? freshStatus(cur.status) : (cur.status ?? {});
       const status: WarmupStatus = {
-        ...(cur.status ?? {}),
+        ...base,
         phase: s.started ? 'Running' : 'Pending',
         desiredNodes: s.desiredNodes,
         activeNodes: s.activeNodes,
@@ -558,9 +595,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         bytesDone: s.bytesDone,
         bytesTotal: s.bytesTotal,
         record: s.record,
-        startTime: cur.status?.startTime ?? startedAt,
+        startTime: base.startTime ?? startedAt,
         observedGeneration: cur.metadata.generation ?? 0,
+        observedRerun: entry.rerun,
+        recordHash: entry.recordHash,
       };
+      delete status.completionTime;
       const conditions = resumed(status.conditions, startedAt);
       if (conditions) status.conditions = conditions;
       if (keepWarm) {

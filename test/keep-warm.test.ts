@@ -125,3 +125,39 @@ describe('keepWarm', () => {
     expect((await api.get(NS, 'keep'))?.status?.phase).toBe('Running');
   });
 });
+
+describe('reruns and spec edits', () => {
+  function finishedWith(name: string, ok: (w: Warmup) => boolean): Promise<Warmup> {
+    return waitFor(`Warmup ${name} to finish`, async () => {
+      const w = await api.get(NS, name);
+      return w && (w.status?.phase === 'Succeeded' || w.status?.phase === 'Failed') && ok(w) ? w : undefined;
+    }, 60_000, 100);
+  }
+
+  it('kubectl annotate stoker.io/rerun runs a finished Warmup again: an image removed since is pulled again', async () => {
+    const image = await smallImage('rerun');
+    await api.create(NS, 'rerun', { images: [{ image }], nodes: { names: ['node-x'] } });
+    const first = await finishedWith('rerun', () => true);
+    expect(first.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1 });
+    await containerds.get('node-x')!.removeImage(image);
+
+    await kube.kubectl(['annotate', 'warmup', 'rerun', '-n', NS, 'stoker.io/rerun=1', '--overwrite']);
+    const again = await finishedWith('rerun', (w) => w.status?.observedRerun === '1');
+    expect(again.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1, observedRerun: '1' });
+    expect(Date.parse(again.status?.completionTime ?? '')).toBeGreaterThan(Date.parse(first.status?.completionTime ?? ''));
+    expect(await containerds.get('node-x')!.imagePresent(image)).toBe(true);
+  });
+
+  it('editing the images of a finished Warmup warms its nodes again for the new spec', async () => {
+    const [one, two] = await Promise.all([smallImage('edit-1'), smallImage('edit-2')]);
+    await api.create(NS, 'edit', { images: [{ image: one }], nodes: { names: ['node-x'] } });
+    const first = await finishedWith('edit', () => true);
+    expect(first.status).toMatchObject({ phase: 'Succeeded', observedGeneration: 1 });
+    expect(await containerds.get('node-x')!.imagePresent(two)).toBe(false);
+
+    await api.patchSpec(NS, 'edit', { images: [{ image: two }], nodes: { names: ['node-x'] } });
+    const edited = await finishedWith('edit', (w) => w.status?.observedGeneration === 2);
+    expect(edited.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1, desiredNodes: 1 });
+    expect(await containerds.get('node-x')!.imagePresent(two)).toBe(true);
+  });
+});

@@ -113,6 +113,10 @@ export interface WarmupStatus {
   completionTime?: string;
   conditions?: WarmupCondition[];
   observedGeneration?: number;
+  /** The stoker.io/rerun annotation this status was computed for (long values as their hash). */
+  observedRerun?: string;
+  /** workHash() of the spec the nodes in `record` were warmed for. */
+  recordHash?: string;
 }
 
 export interface Warmup {
@@ -249,4 +253,60 @@ export function warmupKey(w: { metadata: V1ObjectMeta }): string {
 
 export function isFinished(status: WarmupStatus | undefined): boolean {
   return status?.phase === 'Succeeded' || status?.phase === 'Failed';
+}
+
+/** A new value of this annotation runs a finished Warmup again (keepWarm: checks every node now). */
+export const RERUN_ANNOTATION = 'stoker.io/rerun';
+const MAX_RERUN_VALUE = 128;
+
+/** The Warmup's stoker.io/rerun value as status keeps it: '' when absent, a hash when long. */
+export function rerunOf(w: { metadata: V1ObjectMeta }): string {
+  const v = w.metadata.annotations?.[RERUN_ANNOTATION] ?? '';
+  return v.length <= MAX_RERUN_VALUE ? v : `sha256:${createHash('sha256').update(v).digest('hex')}`;
+}
+
+/**
+ * Whether the Warmup's status was computed for the spec and the run it has now: the same
+ * generation and, but for keepWarm (a rerun only re-checks it), the same stoker.io/rerun value.
+ * A finished status that is not current is of an earlier run: the Warmup runs again.
+ */
+export function statusIsCurrent(w: Warmup): boolean {
+  const s = w.status;
+  if (!s) return true;
+  if (s.observedGeneration !== undefined && s.observedGeneration !== (w.metadata.generation ?? 0)) return false;
+  return w.spec.keepWarm === true || (s.observedRerun ?? '') === rerunOf(w);
+}
+
+/** A short hash of what each node gets (images, paths, pull secrets): equal hash, the same work. */
+export function workHash(spec: ResolvedSpec): string {
+  return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, spec.imagePullSecrets])).digest('base64url').slice(0, 16);
+}
+
+/**
+ * Whether the nodes status.record lists as done were done for the work the spec asks now (a
+ * suspend, a policy or node-selection edit keep them; other images or paths, or a rerun, do not).
+ * A status from before recordHash counts only for its own generation.
+ */
+export function recordApplies(w: Warmup): boolean {
+  const s = w.status;
+  if (!s) return true;
+  if (!w.spec.keepWarm && (s.observedRerun ?? '') !== rerunOf(w)) return false;
+  if (s.recordHash !== undefined) return s.recordHash === workHash(resolveSpec(w.spec));
+  return s.observedGeneration === undefined || s.observedGeneration === (w.metadata.generation ?? 0);
+}
+
+/**
+ * What is left of a status when a new run starts (a spec edit, a rerun): nothing about nodes;
+ * only the conditions that do not describe the last run's outcome.
+ */
+export function freshStatus(s: WarmupStatus | undefined): WarmupStatus {
+  const out: WarmupStatus = {};
+  const kept = (s?.conditions ?? []).filter((c) => c.type === 'Suspended' || c.type === 'Warm');
+  if (kept.length > 0) out.conditions = kept;
+  return out;
+}
+
+/** The tag a run's task ids carry so that a rerun's tasks never join the last run's (see taskId). */
+export function runTag(rerun: string): string {
+  return rerun === '' ? '' : `.r${createHash('sha256').update(rerun).digest('hex').slice(0, 8)}`;
 }
