@@ -295,6 +295,13 @@ export class WarmupRun {
     return taskId(o.uid, `${o.generation}${o.runTag ?? ''}`, n.name, n.attempt, n.round);
   }
 
+  /** The nodes warm now (keepWarm: warmed, and not found cold since). */
+  warmNodes(): string[] {
+    const out: string[] = [];
+    for (const n of this.#nodes.values()) if (n.phase === 'succeeded' || n.phase === 'checking') out.push(n.name);
+    return out;
+  }
+
   /** keepWarm: checks every warm node now, and tries every failed node again (a re-run). */
   recheckAll(): void {
     if (!this.#opts.keepWarm) return;

@@ -17,6 +17,8 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
   type KubernetesObject,
   type V1Lease,
   type V1Node,
@@ -105,6 +107,9 @@ export async function startController(config: ControllerConfig, deps: Controller
     } catch (err) {
       if (kubeErrorStatus(err) !== 404) throw err;
     }
+  };
+  const patchNodeLabel = async (node: string, key: string, value: 'true' | null): Promise<void> => {
+    await core.patchNode({ name: node, body: { metadata: { labels: { [key]: value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   };
   const patchWarmup = async (namespace: string, name: string, patch: JsonPatchOp[]): Promise<void> => {
     try {
@@ -255,6 +260,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         readSecret,
         deleteWarmup,
         patchWarmup,
+        patchNodeLabel,
         registryPolicy: config.registryPolicy,
       };
       const reconciler = createReconciler(reconcilerDeps);

@@ -134,7 +134,20 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     change(w.spec);
     w.metadata.generation = (w.metadata.generation ?? 0) + 1;
   }
-  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit, nodeObjs, agents };
+  /** Label patches as the API server applies them, in order: "+node key" / "-node key". */
+  const labelPatches: string[] = [];
+  deps.patchNodeLabel = (node, labelKey, value) => {
+    const n = nodeObjs.get(node);
+    if (!n) return Promise.reject(Object.assign(new Error('not found'), { code: 404 }));
+    const labels = { ...(n.metadata?.labels ?? {}) };
+    if (value === null) delete labels[labelKey];
+    else labels[labelKey] = value;
+    nodeObjs.set(node, { ...n, metadata: { ...n.metadata, labels } });
+    labelPatches.push(`${value === null ? '-' : '+'}${node} ${labelKey}`);
+    return Promise.resolve();
+  };
+  const labelled = (labelKey: string) => [...nodeObjs.values()].filter((n) => n.metadata?.labels?.[labelKey] === 'true').map((n) => n.metadata?.name ?? '').sort();
+  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit, nodeObjs, agents, labelPatches, labelled };
 }
 
 describe('reconcile', () => {
@@ -663,3 +676,59 @@ describe('reconcile: reruns and spec edits', () => {
     await r.stop();
   });
 });
+
+describe('reconcile: the warm node label', () => {
+  const LABEL = 'warm.stoker.io/ns.kw';
+
+  it('labels the nodes warm for a keepWarm Warmup, takes it off a node found cold until it is warm again, and off every node before the finalizer goes', async () => {
+    const cold = new Set<string>();
+    const c = fakeCluster({ a: { pool: 'gpu' }, b: { pool: 'gpu' }, x: { pool: 'cpu' } }, ['a', 'b', 'x'], { stillWarm: (n) => !cold.has(n), warmMs: 50 });
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, policy: { recheckSeconds: 5 }, nodes: { selector: { matchLabels: { pool: 'gpu' } } } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.labelled(LABEL).length === 2);
+    expect(c.labelled(LABEL)).toEqual(['a', 'b']);
+    expect(c.warmups.get(key)?.status?.nodeLabel).toBe(LABEL);
+
+    // Nothing changes: rechecks and resyncs write no label.
+    const writes = c.labelPatches.length;
+    await c.clock.advance(20_000);
+    await r.reconcile(key);
+    expect(c.labelPatches.length).toBe(writes);
+
+    cold.add('b');
+    await c.clock.until(() => c.labelPatches.includes(`-b ${LABEL}`));
+    expect(c.labelled(LABEL)).toEqual(['a']);
+    cold.delete('b');
+    await c.clock.until(() => c.labelled(LABEL).length === 2);
+    expect(c.labelPatches.slice(writes)).toEqual([`-b ${LABEL}`, `+b ${LABEL}`]);
+
+    // A node that leaves the selection loses the label.
+    c.nodeObjs.set('a', { ...c.nodeObjs.get('a')!, metadata: { ...c.nodeObjs.get('a')!.metadata, labels: { pool: 'cpu', [LABEL]: 'true' } } });
+    await c.clock.until(() => c.labelled(LABEL).length === 1);
+    expect(c.labelled(LABEL)).toEqual(['b']);
+
+    c.remove(key);
+    await c.clock.run(r.reconcile(key));
+    expect(c.labelled(LABEL)).toEqual([]);
+    expect(c.warmups.has(key)).toBe(false);
+    await r.stop();
+  });
+
+  it('suspending a keepWarm Warmup takes its label off every node; a Warmup that is not keepWarm labels nothing', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true });
+    const other = c.add('once', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await r.reconcile(other);
+    await c.clock.until(() => c.labelled(LABEL).length === 1 && c.warmups.get(other)?.status?.phase === 'Succeeded');
+    c.edit(key, (spec) => (spec.suspend = true));
+    await c.clock.run(r.reconcile(key));
+    expect(c.labelled(LABEL)).toEqual([]);
+    expect(c.warmups.get(key)?.status?.nodeLabel).toBeUndefined();
+    expect(c.labelPatches).toEqual([`+a ${LABEL}`, `-a ${LABEL}`]);
+    await r.stop();
+  });
+});
+

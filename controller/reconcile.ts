@@ -75,6 +75,7 @@ import {
   type SentTask,
 } from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
+import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -128,6 +129,11 @@ export interface ReconcilerDeps {
   patchWarmup: (namespace: string, name: string, patch: JsonPatchOp[]) => Promise<void>;
   /** Registries images may come from (default: the built-in rules); a Warmup naming another fails before dispatch. */
   registryPolicy?: RegistryPolicy;
+  /**
+   * Sets or removes a label on a Node (keepWarm's warm.stoker.io/<namespace>.<name>); without it
+   * no node is labelled.
+   */
+  patchNodeLabel?: PatchNodeLabel;
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -197,6 +203,30 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const now = (): number => clock.now();
   const runs = new Map<string, RunEntry>();
   const { connect, readSecret, deleteWarmup, patchWarmup } = deps;
+  const labeller = deps.patchNodeLabel ? new NodeLabeller({ nodes: deps.nodes, patch: deps.patchNodeLabel, log: deps.log }) : undefined;
+
+  /** keepWarm: the run's warm nodes carry the Warmup's label, and no other node does. */
+  function syncLabels(entry: RunEntry): Promise<void> {
+    if (!labeller || !entry.keepWarm) return Promise.resolve();
+    return labeller.sync(nodeLabelKey(entry.namespace, entry.name), new Set(entry.run.warmNodes()));
+  }
+
+  /**
+   * Removes the Warmup's label from every node (deleted, suspended, no longer keepWarm) and then
+   * status.nodeLabel; rejects when a node could not be patched (the reconcile is retried).
+   */
+  async function dropLabels(namespace: string, name: string, w: Warmup | undefined): Promise<void> {
+    if (!labeller) return;
+    if (w && !w.spec.keepWarm && w.status?.nodeLabel === undefined) return;
+    await labeller.sync(nodeLabelKey(namespace, name), new Set());
+    if (!w || w.metadata.deletionTimestamp || w.status?.nodeLabel === undefined) return;
+    deps.status.schedule(namespace, name, (cur) => {
+      if (cur.metadata.uid !== w.metadata.uid || cur.status?.nodeLabel === undefined) return undefined;
+      const s: WarmupStatus = { ...cur.status };
+      delete s.nodeLabel;
+      return s;
+    });
+  }
 
   deps.signal.addEventListener('abort', () => {
     for (const key of [...runs.keys()]) cancel(key);
@@ -343,8 +373,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const [ns = '', name = ''] = key.split('/');
       deps.status.forget(ns, name);
       // Gone without this controller removing its finalizer (it had none, or someone removed it).
-      if (leading) await stopWork(key, undefined, 'deleted');
-      else cancel(key);
+      if (leading) {
+        await stopWork(key, undefined, 'deleted');
+        await dropLabels(ns, name, undefined).catch((err: unknown) => deps.log.warn({ warmup: key, reason: err instanceof Error ? err.message : String(err) }, 'could not remove the node labels of a Warmup gone'));
+      } else cancel(key);
       return;
     }
     if (!leading) {
@@ -360,6 +392,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (w.metadata.deletionTimestamp) {
       // Deleting a Warmup bumps its generation: handled before any run is (re)started.
       await stopWork(key, w, 'deleted');
+      await dropLabels(ns, name, w);
       await setFinalizer(w, false);
       return;
     }
@@ -368,6 +401,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       cancel(key);
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
+      await dropLabels(ns, name, w);
       await setFinalizer(w, false);
       if (spec.ttlSecondsAfterFinished === undefined) return;
       const done = Date.parse(w.status?.completionTime ?? '');
@@ -395,6 +429,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         s.conditions = setCondition(s.conditions, { type: 'Suspended', status: 'True', reason: 'Suspended', message: 'spec.suspend is true: no node is being warmed', lastTransitionTime: at });
         return s;
       });
+      // Suspended nodes are no longer kept warm: they do not say they are.
+      await dropLabels(ns, name, w);
       await setFinalizer(w, false);
       return;
     }
@@ -461,6 +497,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       }
       publish(entry);
     }
+    if (entry.keepWarm) await syncLabels(entry);
+    else await dropLabels(ns, name, w);
     const untilDeadline = spec.activeDeadlineSeconds !== undefined ? (Number.isNaN(started) ? now() : started) + spec.activeDeadlineSeconds * 1000 - now() : Infinity;
     return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline)) };
   }
@@ -525,7 +563,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       connect,
       onChange: () => {
         const cur = runs.get(key);
-        if (cur && cur === (entry as RunEntry)) publish(cur);
+        if (!cur || cur !== (entry as RunEntry)) return;
+        publish(cur);
+        syncLabels(cur).catch((err: unknown) => log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'node labels not in step yet; retried at the next change or resync'));
       },
       log,
       clock,
@@ -600,6 +640,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         observedRerun: entry.rerun,
         recordHash: entry.recordHash,
       };
+      if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);
       delete status.completionTime;
       const conditions = resumed(status.conditions, startedAt);
       if (conditions) status.conditions = conditions;

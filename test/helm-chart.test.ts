@@ -273,6 +273,11 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'update', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(agentSA, 'patch', 'warmups.stoker.io', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'list', 'nodes')).toBe(true);
+    // keepWarm's node label is set and removed with a patch; a Node is never updated whole or deleted.
+    expect(await can(controllerSA, 'patch', 'nodes')).toBe(true);
+    expect(await can(controllerSA, 'update', 'nodes')).toBe(false);
+    expect(await can(controllerSA, 'delete', 'nodes')).toBe(false);
+    expect(await can(agentSA, 'patch', 'nodes')).toBe(false);
     expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(true);
     expect(await can(controllerSA, 'list', 'secrets', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'create', 'events', '-n', 'team-a')).toBe(true);

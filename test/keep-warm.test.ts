@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoreV1Api, Watch, type V1Node } from '@kubernetes/client-node';
 import { resolveControllerConfig } from '../controller/config.js';
 import { startController, type RunningController } from '../controller/main.js';
 import type { Warmup } from '../controller/api/types.js';
@@ -47,6 +48,31 @@ async function presentOn(image: string): Promise<string[]> {
   const out: string[] = [];
   for (const [name, n] of [...nodes.entries()].sort()) if (await n.containerd.imagePresent(image)) out.push(name);
   return out;
+}
+
+/** Nodes carrying `label`, from the API server. */
+async function labelled(label: string): Promise<string[]> {
+  const list = await kube.kubeConfig.makeApiClient(CoreV1Api).listNode();
+  return list.items.filter((n) => n.metadata?.labels?.[label] === 'true').map((n) => n.metadata?.name ?? '').sort();
+}
+
+/**
+ * Watches Nodes and records each change of `label` on them ("+node-a", "-node-b"), so a label
+ * that goes and comes back between two polls is still seen.
+ */
+async function watchLabel(label: string): Promise<{ changes: string[]; stop(): void }> {
+  const changes: string[] = [];
+  const state = new Map<string, boolean>();
+  const list = await kube.kubeConfig.makeApiClient(CoreV1Api).listNode();
+  for (const n of list.items) state.set(n.metadata?.name ?? '', n.metadata?.labels?.[label] === 'true');
+  const query = { resourceVersion: list.metadata?.resourceVersion ?? '', timeoutSeconds: 600 };
+  const req = await new Watch(kube.kubeConfig).watch('/api/v1/nodes', query, (type: string, node: V1Node) => {
+    const name = node.metadata?.name ?? '';
+    const has = type !== 'DELETED' && node.metadata?.labels?.[label] === 'true';
+    if ((state.get(name) ?? false) !== has) changes.push(`${has ? '+' : '-'}${name}`);
+    state.set(name, has);
+  }, () => undefined);
+  return { changes, stop: () => req.abort() };
 }
 
 function warmCondition(w: Warmup | undefined) {
@@ -97,6 +123,8 @@ afterAll(async () => {
 describe('keepWarm', () => {
   it('warms the selected nodes, a node that joins later, and pulls again an image removed from a node at its next recheck', async () => {
     const image = await smallImage('keep');
+    const LABEL = 'warm.stoker.io/default.keep';
+    const watch = await watchLabel(LABEL);
     await api.create(NS, 'keep', { images: [{ image }], keepWarm: true, policy: { recheckSeconds: 5 }, nodes: { selector: { matchLabels: GPU } } });
 
     // kubectl wait --for=condition=Warm returns once both nodes are warm.
@@ -107,11 +135,16 @@ describe('keepWarm', () => {
     expect(warmCondition(w)).toMatchObject({ reason: 'AllNodesWarm' });
     expect(w.status?.completionTime).toBeUndefined();
     expect(await presentOn(image)).toEqual(['node-a', 'node-b']);
+    // Each warm node says so with the Warmup's label, named in status.
+    expect(w.status?.nodeLabel).toBe(LABEL);
+    await waitFor('node-a and node-b to be labelled', async () => ((await labelled(LABEL)).join() === 'node-a,node-b' ? true : undefined), 10_000, 100);
 
     // A node that joins the pool later is warmed too.
     await addNode('node-c', GPU);
     await warmWith('keep', '3 of 3 node(s) warm');
     expect(await presentOn(image)).toEqual(['node-a', 'node-b', 'node-c']);
+    await waitFor('node-c to be labelled', async () => ((await labelled(LABEL)).length === 3 ? true : undefined), 10_000, 100);
+    const before = watch.changes.length;
 
     // An image removed from a node (as kubelet's image GC would) is pulled again within the recheck interval.
     const t0 = Date.now();
@@ -123,6 +156,16 @@ describe('keepWarm', () => {
     expect(backMs).toBeLessThan(10_000);
     await warmWith('keep', '3 of 3 node(s) warm');
     expect((await api.get(NS, 'keep'))?.status?.phase).toBe('Running');
+    // node-b's label went while its image was gone and came back once it was pulled again.
+    await waitFor('node-b to be labelled again', async () => ((await labelled(LABEL)).length === 3 ? true : undefined), 10_000, 100);
+    expect(watch.changes.slice(before)).toEqual(['-node-b', '+node-b']);
+
+    // Deleting the Warmup takes the label off every node before it is gone.
+    await api.delete(NS, 'keep');
+    await waitFor('the Warmup to be gone', async () => ((await api.get(NS, 'keep')) === undefined ? true : undefined), 30_000, 100);
+    expect(await labelled(LABEL)).toEqual([]);
+    watch.stop();
+    console.log(`keepWarm: label changes seen on the nodes: ${watch.changes.join(' ')}`);
   });
 });
 

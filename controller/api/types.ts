@@ -117,6 +117,8 @@ export interface WarmupStatus {
   observedRerun?: string;
   /** workHash() of the spec the nodes in `record` were warmed for. */
   recordHash?: string;
+  /** keepWarm: the label key on each node that is warm for this Warmup (controller/node-label.ts). */
+  nodeLabel?: string;
 }
 
 export interface Warmup {
