@@ -310,6 +310,19 @@ export class WarmupRun {
     this.#wake.fn?.();
   }
 
+  /** keepWarm: warms every node again now, in a new round (a schedule tick: Always images are pulled again). */
+  rewarmAll(): void {
+    if (!this.#opts.keepWarm) return;
+    const now = this.#clock.now();
+    for (const n of this.#nodes.values()) {
+      if (n.phase !== 'succeeded' && n.phase !== 'failed') continue;
+      if (n.phase === 'failed') this.#forgetFailure(n.name);
+      this.#rewarm(n, now);
+    }
+    this.#opts.onChange();
+    this.#wake.fn?.();
+  }
+
   snapshot(): RunSnapshot {
     let active = 0;
     let bytesDone = 0;

@@ -732,3 +732,51 @@ describe('reconcile: the warm node label', () => {
   });
 });
 
+
+describe('reconcile: spec.schedule', () => {
+  const done = (w: Warmup | undefined) => w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed';
+
+  it('runs a finished Warmup again at each tick; ticks missed while nothing reconciled start one run', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    // The fake clock starts at 2025-01-01T00:00:00Z, when the Warmup is created.
+    const key = c.add('cron', { images: [{ image: 'reg.io/app:1', pullPolicy: 'Always' }], schedule: '* * * * *' });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)));
+    const finished = await r.reconcile(key);
+    // Requeued for the next tick, a minute after creation.
+    expect(finished).toEqual({ requeueAfterMs: 60_000 - (c.clock.now() - Date.parse('2025-01-01T00:00:00Z')) });
+    expect(c.requests).toHaveLength(2);
+
+    await c.clock.advance(60_000);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)) && c.requests.length === 4);
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, lastScheduleTime: '2025-01-01T00:01:00.000Z' });
+    expect(c.requests.slice(2).map((q) => q.taskId)).toEqual(expect.arrayContaining([expect.stringMatching(/^uid-cron-g1\.r[0-9a-f]{8}-a-a1$/)]));
+
+    // Five ticks pass with no reconcile (no controller): one run, for the latest.
+    await c.clock.advance(5 * 60_000);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)) && c.warmups.get(key)?.status?.lastScheduleTime === '2025-01-01T00:06:00.000Z');
+    await r.reconcile(key);
+    expect(c.requests).toHaveLength(6);
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(3);
+    await r.stop();
+  });
+
+  it('warms every node of a keepWarm Warmup again at each tick', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    const key = c.add('kwcron', { images: [{ image: 'reg.io/app:1', pullPolicy: 'Always' }], keepWarm: true, schedule: '*/5 * * * *', policy: { recheckSeconds: 3600 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 2);
+    const warms = () => c.requests.filter((q) => !q.checkOnly).length;
+    expect(warms()).toBe(2);
+    await c.clock.advance(5 * 60_000);
+    await r.reconcile(key);
+    await c.clock.until(() => warms() === 4 && c.warmups.get(key)?.status?.succeededNodes === 2);
+    expect(c.warmups.get(key)?.status?.lastScheduleTime).toBe('2025-01-01T00:05:00.000Z');
+    expect(c.requests.filter((q) => q.checkOnly)).toHaveLength(0);
+    await r.stop();
+  });
+});

@@ -76,6 +76,7 @@ import {
 } from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js';
+import { lastTick, nextTick } from './api/schedule.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -159,15 +160,23 @@ interface RunEntry {
   rerun: string;
   /** workHash of the run's spec, written beside the record. */
   recordHash: string;
+  /** The schedule tick this run is for ('' for none; keepWarm: the last one acted on). */
+  due: string;
 }
 
 /**
  * Which run a Warmup wants: one per uid and generation and, but for keepWarm (a rerun re-checks
- * its nodes in the same run), per stoker.io/rerun value.
+ * its nodes in the same run, a tick warms them again), per stoker.io/rerun value and schedule tick.
  */
-function runIdOf(w: Warmup): string {
+function runIdOf(w: Warmup, tick: string): string {
   const base = `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`;
-  return w.spec.keepWarm ? base : `${base}/${rerunOf(w)}`;
+  return w.spec.keepWarm ? base : `${base}/${rerunOf(w)}@${tick}`;
+}
+
+/** When the Warmup was created (ms); NaN when unknown. */
+function createdAt(w: Warmup): number {
+  const c = w.metadata.creationTimestamp;
+  return Date.parse(c instanceof Date ? c.toISOString() : String(c ?? ''));
 }
 
 /** The finalizer that lets the controller cancel a deleted Warmup's work on the nodes. */
@@ -264,7 +273,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function recordedTasks(w: Warmup): SentTask[] {
     const live = deps.agents.live(new Date(now()));
     const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
-    const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '');
+    const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '');
     const out: SentTask[] = [];
     for (const a of w.status?.activeNodeList ?? []) {
       const endpoint = live.get(a.name)?.endpoint;
@@ -282,7 +291,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   /** Writes a final status (Succeeded or Failed) and records the Event. */
-  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: ConditionReason, message: string, run?: WarmupRun): Promise<void> {
+  /** `tick`: the schedule tick the finished run was for ('' for none). */
+  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: ConditionReason, message: string, run?: WarmupRun, tick = ''): Promise<void> {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid;
@@ -293,11 +303,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     let ours = false;
     deps.status.schedule(ns, name, (cur) => {
       // A status finished for an earlier run (spec edit, rerun) is replaced, never kept.
-      const stale = isFinished(cur.status) && !statusIsCurrent(cur);
+      const stale = isFinished(cur.status) && !statusIsCurrent(cur, tick);
       if (cur.metadata.uid !== uid || (isFinished(cur.status) && !stale)) return undefined;
       ours = true;
       const base: WarmupStatus = stale ? freshStatus(cur.status) : { ...(cur.status ?? {}) };
       base.observedRerun = rerunOf(cur);
+      if (tick) base.lastScheduleTime = tick;
+      else delete base.lastScheduleTime;
       if (run) Object.assign(base, countsOf(run), { recordHash: workHash(resolveSpec(cur.spec)) });
       base.activeNodes = 0;
       delete base.activeNodeList;
@@ -397,17 +409,25 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return;
     }
 
-    if (isFinished(w.status) && statusIsCurrent(w)) {
+    // The latest schedule tick since the Warmup was created: a run is due for it. Ticks missed
+    // while no controller ran fold into the latest one.
+    const tickMs = spec.schedule ? lastTick(spec.schedule, spec.timeZone, createdAt(w), now()) : undefined;
+    const due = tickMs !== undefined ? new Date(tickMs).toISOString() : '';
+    const nextMs = spec.schedule ? nextTick(spec.schedule, spec.timeZone, now()) : undefined;
+    const untilTick = nextMs !== undefined ? Math.max(100, nextMs - now()) : Infinity;
+
+    if (isFinished(w.status) && statusIsCurrent(w, due)) {
       cancel(key);
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
       await dropLabels(ns, name, w);
       await setFinalizer(w, false);
-      if (spec.ttlSecondsAfterFinished === undefined) return;
+      const waitTick = Number.isFinite(untilTick) ? { requeueAfterMs: untilTick } : undefined;
+      if (spec.ttlSecondsAfterFinished === undefined) return waitTick;
       const done = Date.parse(w.status?.completionTime ?? '');
-      if (Number.isNaN(done)) return;
+      if (Number.isNaN(done)) return waitTick;
       const left = done + spec.ttlSecondsAfterFinished * 1000 - now();
-      if (left > 0) return { requeueAfterMs: left };
+      if (left > 0) return { requeueAfterMs: Math.min(left, untilTick) };
       log.info({ ttlSecondsAfterFinished: spec.ttlSecondsAfterFinished }, 'deleting finished warmup after its TTL');
       await deleteWarmup(ns, name);
       return;
@@ -417,7 +437,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await stopWork(key, w, 'suspended');
       const at = new Date(now()).toISOString();
       deps.status.schedule(ns, name, (cur) => {
-        const stale = isFinished(cur.status) && !statusIsCurrent(cur);
+        const stale = isFinished(cur.status) && !statusIsCurrent(cur, due);
         if (cur.metadata.uid !== uid || (isFinished(cur.status) && !stale)) return undefined;
         const s: WarmupStatus = stale ? freshStatus(cur.status) : { ...(cur.status ?? {}) };
         s.phase ??= 'Pending';
@@ -438,7 +458,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const problem = validateSpec(spec, deps.registryPolicy);
     if (problem) {
       await stopWork(key, w, 'invalid spec');
-      await finish(w, 'Failed', problem.reason, problem.message);
+      await finish(w, 'Failed', problem.reason, problem.message, undefined, due);
       return;
     }
 
@@ -446,22 +466,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (spec.activeDeadlineSeconds !== undefined && !Number.isNaN(started) && now() >= started + spec.activeDeadlineSeconds * 1000) {
       const e = runs.get(key);
       await stopWork(key, w, 'activeDeadlineSeconds');
-      await finish(w, 'Failed', 'DeadlineExceeded', `the Warmup ran longer than activeDeadlineSeconds (${spec.activeDeadlineSeconds}s)`, e?.run);
+      await finish(w, 'Failed', 'DeadlineExceeded', `the Warmup ran longer than activeDeadlineSeconds (${spec.activeDeadlineSeconds}s)`, e?.run, e?.due ?? due);
       return;
     }
 
     // Before any task is sent, so that a deletion waits until the tasks are cancelled.
     await setFinalizer(w, true);
 
-    const runId = runIdOf(w);
+    const runId = runIdOf(w, due);
     let entry = runs.get(key);
-    if (entry && entry.id === runId && entry.keepWarm && entry.rerun !== rerunOf(w)) {
-      // keepWarm: a rerun checks every node now (a failed one is tried again).
-      entry.rerun = rerunOf(w);
-      entry.run.recheckAll();
-      log.info({ rerun: entry.rerun }, 'rerun: checking every node now');
-      publish(entry);
-    }
     if (!entry || entry.id !== runId) {
       let credentials;
       try {
@@ -470,7 +483,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       } catch (err) {
         if (err instanceof PullSecretError) {
           await stopWork(key, w, 'pull secret');
-          await finish(w, 'Failed', err.reason, err.message);
+          await finish(w, 'Failed', err.reason, err.message, undefined, due);
           return;
         }
         throw err;
@@ -479,28 +492,43 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const work = workKey(spec, credentials);
       const superseded = entry ? await replaceRun(entry, work, targets) : [];
       // Nodes done for other work, or for a finished run this one repeats, are not done for this one.
-      const current = recordApplies(w) && !(isFinished(w.status) && !statusIsCurrent(w));
+      const current = recordApplies(w, due) && !(isFinished(w.status) && !statusIsCurrent(w, due));
       const record = current ? { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) } : { succeeded: new Set<string>(), failed: new Set<string>() };
       if (!spec.keepWarm && targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
         const created = Date.parse(w.metadata.creationTimestamp ? String(w.metadata.creationTimestamp instanceof Date ? w.metadata.creationTimestamp.toISOString() : w.metadata.creationTimestamp) : '');
         const waited = Number.isNaN(created) ? tuning.agentWaitMs : now() - created;
         if (explicit || waited >= tuning.agentWaitMs) {
-          await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(spec));
+          await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(spec), undefined, due);
           return;
         }
         return { requeueAfterMs: Math.min(1000, tuning.agentWaitMs - waited) };
       }
-      entry = startRun(w, spec, credentials, record, current, log, work, superseded);
+      entry = startRun(w, spec, credentials, record, current, log, work, superseded, due);
       runs.set(key, entry);
       if (w.status?.phase !== 'Running') {
         deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length} path(s) on ${targets.size} node(s)`);
       }
       publish(entry);
     }
+    if (entry.keepWarm && entry.rerun !== rerunOf(w)) {
+      // keepWarm: a rerun checks every node now (a failed one is tried again).
+      entry.rerun = rerunOf(w);
+      entry.run.recheckAll();
+      log.info({ rerun: entry.rerun }, 'rerun: checking every node now');
+      publish(entry);
+    }
+    if (entry.keepWarm && entry.due !== due) {
+      // keepWarm: a schedule tick (one missed while no controller ran, too) warms every node
+      // again, so Always images are pulled again.
+      entry.due = due;
+      entry.run.rewarmAll();
+      log.info({ tick: due }, 'schedule: warming every node again');
+      publish(entry);
+    }
     if (entry.keepWarm) await syncLabels(entry);
     else await dropLabels(ns, name, w);
     const untilDeadline = spec.activeDeadlineSeconds !== undefined ? (Number.isNaN(started) ? now() : started) + spec.activeDeadlineSeconds * 1000 - now() : Infinity;
-    return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline)) };
+    return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline, untilTick)) };
   }
 
   /**
@@ -532,6 +560,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     log: Logger,
     work: string,
     superseded: SentTask[],
+    due: string,
   ): RunEntry {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
@@ -539,7 +568,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const attempts = new Map<string, number>();
     if (current) for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
     const rerun = rerunOf(w);
-    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: runIdOf(w), namespace: ns, name, work, superseded, keepWarm: spec.keepWarm, rerun, recordHash: workHash(spec) };
+    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = {
+      id: runIdOf(w, due),
+      namespace: ns,
+      name,
+      work,
+      superseded,
+      keepWarm: spec.keepWarm,
+      rerun,
+      // keepWarm: the tick its status says was acted on, so one missed meanwhile is acted on now.
+      due: spec.keepWarm ? (w.status?.lastScheduleTime ?? due) : due,
+      recordHash: workHash(spec),
+    };
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -554,7 +594,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       backoffBaseMs: tuning.backoffBaseMs,
       backoffMaxMs: tuning.backoffMaxMs,
       resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts },
-      ...(spec.keepWarm ? {} : { runTag: runTag(rerun) }),
+      ...(spec.keepWarm ? {} : { runTag: runTag(rerun, due) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
         return targetsOf(spec).targets;
@@ -593,19 +633,19 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Tasks of an earlier generation doing the same work have ended with this run's, or are of no use now.
     if (entry.superseded.length > 0) void cancelTasks(connect, entry.superseded, { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log });
     const w = deps.warmups.get(key);
-    if (!w || runIdOf(w) !== entry.id) {
+    if (!w || runIdOf(w, entry.due) !== entry.id) {
       runs.delete(key);
       return;
     }
     try {
       if (outcome.kind === 'fatal') {
-        await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run);
+        await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run, entry.due);
       } else if (outcome.desired === 0) {
-        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run);
+        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run, entry.due);
       } else if (outcome.failed === 0) {
-        await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed`, entry.run);
+        await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed`, entry.run, entry.due);
       } else {
-        await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run);
+        await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run, entry.due);
       }
     } catch (err) {
       // The next reconcile (periodic resync) starts a run from status; finished nodes are not redone.
@@ -619,8 +659,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const { run, namespace, name, keepWarm } = entry;
     const startedAt = new Date(now()).toISOString();
     deps.status.schedule(namespace, name, (cur) => {
-      const stale = isFinished(cur.status) && !statusIsCurrent(cur);
-      if (runIdOf(cur) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
+      const stale = isFinished(cur.status) && !statusIsCurrent(cur, entry.due);
+      if (runIdOf(cur, entry.due) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
       const s = run.snapshot();
       const base = stale ? freshStatus(cur.status) : (cur.status ?? {});
       const status: WarmupStatus = {
@@ -640,6 +680,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         observedRerun: entry.rerun,
         recordHash: entry.recordHash,
       };
+      if (entry.due) status.lastScheduleTime = entry.due;
+      else delete status.lastScheduleTime;
       if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);
       delete status.completionTime;
       const conditions = resumed(status.conditions, startedAt);

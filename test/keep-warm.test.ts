@@ -203,4 +203,19 @@ describe('reruns and spec edits', () => {
     expect(edited.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1, desiredNodes: 1 });
     expect(await containerds.get('node-x')!.imagePresent(two)).toBe(true);
   });
+
+  it('spec.schedule runs a finished Warmup again at each tick: an image removed since is pulled again', async () => {
+    const image = await smallImage('cron');
+    // Every 5 seconds (6 fields, seconds first), so the test need not wait a minute.
+    await api.create(NS, 'cron', { images: [{ image, pullPolicy: 'Always' }], nodes: { names: ['node-x'] }, schedule: '*/5 * * * * *' });
+    const first = await finishedWith('cron', () => true);
+    expect(first.status?.phase).toBe('Succeeded');
+    await containerds.get('node-x')!.removeImage(image);
+    const t0 = Date.now();
+    const again = await finishedWith('cron', (w) => w.status?.lastScheduleTime !== undefined && w.status.lastScheduleTime !== first.status?.lastScheduleTime && Date.parse(w.status.lastScheduleTime) >= t0 - 1000);
+    expect(again.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1 });
+    expect(await containerds.get('node-x')!.imagePresent(image)).toBe(true);
+    await api.delete(NS, 'cron');
+  });
 });
+

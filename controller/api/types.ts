@@ -12,6 +12,7 @@ import { posix } from 'node:path';
 import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
 import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import { DEFAULT_REGISTRY_POLICY, refuseRegistry, registryDeniedMessage, type RegistryPolicy } from '../../proto/common/registry-policy.js';
+import { checkSchedule, DEFAULT_TIME_ZONE } from './schedule.js';
 
 export const GROUP = 'stoker.io';
 export const VERSION = 'v1alpha1';
@@ -58,6 +59,10 @@ export interface WarmupSpec {
   suspend?: boolean;
   /** Never finish: keep every target node warm, re-checking it every policy.recheckSeconds. */
   keepWarm?: boolean;
+  /** Run again at each tick of this cron expression (controller/api/schedule.ts). */
+  schedule?: string;
+  /** The IANA time zone of schedule (default UTC). */
+  timeZone?: string;
 }
 
 export type WarmupPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
@@ -119,6 +124,8 @@ export interface WarmupStatus {
   recordHash?: string;
   /** keepWarm: the label key on each node that is warm for this Warmup (controller/node-label.ts). */
   nodeLabel?: string;
+  /** The schedule tick this status was computed for (the latest one acted on). */
+  lastScheduleTime?: string;
 }
 
 export interface Warmup {
@@ -155,6 +162,8 @@ export interface ResolvedSpec {
   keepWarm: boolean;
   recheckSeconds: number;
   minResidentPercent: number;
+  schedule: string | undefined;
+  timeZone: string;
 }
 
 export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
@@ -174,6 +183,8 @@ export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
     keepWarm: s.keepWarm === true,
     recheckSeconds: Math.max(MIN_RECHECK_SECONDS, positiveOr(p.recheckSeconds, DEFAULT_RECHECK_SECONDS)),
     minResidentPercent: Math.min(100, positiveOr(p.minResidentPercent, DEFAULT_MIN_RESIDENT_PERCENT)),
+    schedule: s.schedule?.trim() ? s.schedule.trim() : undefined,
+    timeZone: s.timeZone?.trim() ? s.timeZone.trim() : DEFAULT_TIME_ZONE,
   };
 }
 
@@ -196,6 +207,10 @@ export interface SpecProblem {
 export function validateSpec(spec: ResolvedSpec, policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY): SpecProblem | undefined {
   if (spec.images.length === 0 && spec.paths.length === 0) {
     return { reason: 'InvalidSpec', value: '', message: 'spec.images and spec.paths are both empty: nothing to warm' };
+  }
+  if (spec.schedule !== undefined) {
+    const why = checkSchedule(spec.schedule, spec.timeZone);
+    if (why) return { reason: 'InvalidSpec', value: spec.schedule, message: why };
   }
   if (spec.keepWarm && spec.activeDeadlineSeconds !== undefined) {
     return { reason: 'InvalidSpec', value: String(spec.activeDeadlineSeconds), message: 'spec.keepWarm never finishes, so spec.policy.activeDeadlineSeconds cannot apply: remove one of them' };
@@ -269,14 +284,19 @@ export function rerunOf(w: { metadata: V1ObjectMeta }): string {
 
 /**
  * Whether the Warmup's status was computed for the spec and the run it has now: the same
- * generation and, but for keepWarm (a rerun only re-checks it), the same stoker.io/rerun value.
+ * generation and, but for keepWarm (a rerun or a tick only re-checks or re-warms it in the same
+ * run), the same stoker.io/rerun value and schedule tick (`tick`: the latest due, '' for none).
  * A finished status that is not current is of an earlier run: the Warmup runs again.
  */
-export function statusIsCurrent(w: Warmup): boolean {
+export function statusIsCurrent(w: Warmup, tick = ''): boolean {
   const s = w.status;
   if (!s) return true;
   if (s.observedGeneration !== undefined && s.observedGeneration !== (w.metadata.generation ?? 0)) return false;
-  return w.spec.keepWarm === true || (s.observedRerun ?? '') === rerunOf(w);
+  return w.spec.keepWarm === true || sameRun(s, rerunOf(w), tick);
+}
+
+function sameRun(s: WarmupStatus, rerun: string, tick: string): boolean {
+  return (s.observedRerun ?? '') === rerun && (s.lastScheduleTime ?? '') === tick;
 }
 
 /** A short hash of what each node gets (images, paths, pull secrets): equal hash, the same work. */
@@ -289,10 +309,10 @@ export function workHash(spec: ResolvedSpec): string {
  * suspend, a policy or node-selection edit keep them; other images or paths, or a rerun, do not).
  * A status from before recordHash counts only for its own generation.
  */
-export function recordApplies(w: Warmup): boolean {
+export function recordApplies(w: Warmup, tick = ''): boolean {
   const s = w.status;
   if (!s) return true;
-  if (!w.spec.keepWarm && (s.observedRerun ?? '') !== rerunOf(w)) return false;
+  if (!w.spec.keepWarm && !sameRun(s, rerunOf(w), tick)) return false;
   if (s.recordHash !== undefined) return s.recordHash === workHash(resolveSpec(w.spec));
   return s.observedGeneration === undefined || s.observedGeneration === (w.metadata.generation ?? 0);
 }
@@ -308,7 +328,11 @@ export function freshStatus(s: WarmupStatus | undefined): WarmupStatus {
   return out;
 }
 
-/** The tag a run's task ids carry so that a rerun's tasks never join the last run's (see taskId). */
-export function runTag(rerun: string): string {
-  return rerun === '' ? '' : `.r${createHash('sha256').update(rerun).digest('hex').slice(0, 8)}`;
+/**
+ * The tag a run's task ids carry so that a rerun's or a schedule tick's tasks never join the last
+ * run's (see taskId); '' for a Warmup never run again.
+ */
+export function runTag(rerun: string, tick = ''): string {
+  const key = tick === '' ? rerun : `${rerun}@${tick}`;
+  return key === '' ? '' : `.r${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
 }
