@@ -413,3 +413,100 @@ describe('WarmupRun', () => {
     });
   });
 });
+
+describe('WarmupRun with keepWarm', () => {
+  /** A fake fleet whose nodes hold images: a warm puts the image there, a check only asks. */
+  function holdingFleet(clock: FakeClock) {
+    const present = new Set<string>();
+    const log: string[] = [];
+    const fleet = fakeFleet(clock, (node, req) => {
+      if (req.checkOnly) {
+        log.push(`${clock.now()} check ${node}`);
+        const here = present.has(node);
+        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null }] };
+      }
+      log.push(`${clock.now()} warm ${node} ${req.taskId ?? ''}`);
+      present.add(node);
+      return okResult(req.taskId ?? '');
+    });
+    return { ...fleet, present, log };
+  }
+
+  it('never finishes, checks each warm node every recheck interval, and warms again a node whose image is gone', async () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const fleet = holdingFleet(clock);
+    const names = ['a', 'b'];
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(names), connect: fleet.connect, keepWarm: { recheckMs: 5000, minResidentPercent: 90 } }));
+    run.start();
+    await clock.until(() => run.snapshot().succeededNodes === 2);
+    expect(fleet.log.map((l) => l.replace(/^\d+ /, ''))).toEqual(['warm a uid1-g1-a-a1', 'warm b uid1-g1-b-a1']);
+
+    // One recheck round: both nodes asked (check only, no credentials, the residency threshold passed on).
+    await clock.advance(5100);
+    expect(fleet.log.filter((l) => l.includes('check')).map((l) => l.split(' ').slice(1).join(' '))).toEqual(['check a', 'check b']);
+    const check = fleet.requests.find((r) => r.checkOnly);
+    expect(check).toMatchObject({ checkOnly: true, minResidentPercent: 90, credentials: [] });
+    expect(run.snapshot().succeededNodes).toBe(2);
+
+    // The image leaves node b: the next check finds it gone, b is cold, then warmed in a new round.
+    fleet.present.delete('b');
+    const seen: number[] = [];
+    await clock.until(() => {
+      seen.push(run.snapshot().succeededNodes);
+      return fleet.log.filter((l) => l.includes('warm b')).length === 2;
+    });
+    expect(seen).toContain(1);
+    await clock.until(() => run.snapshot().succeededNodes === 2);
+    const rewarm = fleet.log.filter((l) => l.includes('warm b'))[1] ?? '';
+    const at = Number(rewarm.split(' ')[0]) - start;
+    expect(at).toBeGreaterThanOrEqual(10_000);
+    expect(at).toBeLessThan(10_500);
+    // A new task id: the agent's remembered result of the first warm is not joined.
+    expect(rewarm).toMatch(/ uid1-g1-b-r[0-9a-z]+-a1$/);
+    let done = false;
+    void run.done.then(() => (done = true));
+    await clock.advance(60_000);
+    expect(done).toBe(false);
+    await run.stop();
+  });
+
+  it('warms a node that joins later and drops one that leaves, cancelling its work, never failing it', async () => {
+    const clock = new FakeClock();
+    const fleet = holdingFleet(clock);
+    let names = ['a'];
+    const run = new WarmupRun(baseOptions(clock, { targets: () => targetsOf(names)(), connect: fleet.connect, keepWarm: { recheckMs: 5000, minResidentPercent: 90 } }));
+    run.start();
+    await clock.until(() => run.snapshot().succeededNodes === 1);
+    names = ['a', 'c'];
+    await clock.until(() => run.snapshot().succeededNodes === 2);
+    expect(fleet.present.has('c')).toBe(true);
+    names = ['c'];
+    await clock.advance(50);
+    expect(run.snapshot()).toMatchObject({ desiredNodes: 1, succeededNodes: 1, failedNodes: 0, record: { succeeded: nodeToken('c') } });
+    await run.stop();
+  });
+
+  it('tries a failed node again at its next recheck, and recheckAll checks every warm node at once', async () => {
+    const clock = new FakeClock();
+    let refuse = true;
+    const log: string[] = [];
+    const fleet = fakeFleet(clock, (node, req) => {
+      log.push(`${req.checkOnly ? 'check' : 'warm'} ${node}`);
+      if (node === 'b' && refuse && !req.checkOnly) return failResult(req.taskId ?? '', 'UNAUTHORIZED', 'refused');
+      return okResult(req.taskId ?? '');
+    });
+    const run = new WarmupRun(baseOptions(clock, { targets: targetsOf(['a', 'b']), connect: fleet.connect, backoffLimit: 0, keepWarm: { recheckMs: 60_000, minResidentPercent: 90 } }));
+    run.start();
+    await clock.until(() => run.snapshot().failedNodes === 1);
+    expect(run.snapshot().failedNodeList).toEqual([{ name: 'b', reason: 'RegistryUnauthorized', message: 'refused' }]);
+    refuse = false;
+    run.recheckAll();
+    await clock.until(() => run.snapshot().succeededNodes === 2);
+    expect(run.snapshot()).toMatchObject({ failedNodes: 0, failedNodeList: [] });
+    // Well before the 60 s recheck: a and b were both checked or warmed again at once.
+    expect(clock.now() - Date.parse('2025-01-01T00:00:00.000Z')).toBeLessThan(1000);
+    expect(log).toEqual(['warm a', 'warm b', 'check a', 'warm b']);
+    await run.stop();
+  });
+});

@@ -83,6 +83,8 @@ export interface DispatchHooks {
   dispatchLatency?(seconds: number): void;
   /** A node was recorded failed (for an Event). */
   nodeFailed?(failure: FailedNode): void;
+  /** keepWarm: a check ended; `warm` false when the node is warmed again. */
+  checked?(warm: boolean): void;
 }
 
 export interface RunOptions {
@@ -114,6 +116,14 @@ export interface RunOptions {
   tickMs?: number;
   /** Deadline of each Cancel call. Default CANCEL_TIMEOUT_MS. */
   cancelTimeoutMs?: number;
+  /**
+   * Never finish: every `recheckMs` each warm node is checked (a check-only Warm call) and warmed
+   * again when it is not; a failed node is tried again at its next recheck; a node that stops
+   * being a target is dropped (its work cancelled), never failed.
+   */
+  keepWarm?: { recheckMs: number; minResidentPercent: number };
+  /** Told apart in task ids from earlier runs of the same generation (a re-run); default ''. */
+  runTag?: string;
 }
 
 export interface ResumeState {
@@ -149,7 +159,8 @@ export interface RunSnapshot {
   started: boolean;
 }
 
-type NodePhase = 'pending' | 'active' | 'backoff' | 'succeeded' | 'failed';
+/** `checking`: keepWarm, a warm node whose check is in flight (still counted warm). */
+type NodePhase = 'pending' | 'active' | 'backoff' | 'succeeded' | 'failed' | 'checking';
 
 interface NodeState {
   name: string;
@@ -165,6 +176,10 @@ interface NodeState {
   /** The agent the attempt in flight was sent to. */
   endpoint: string | undefined;
   lastFailure: FailedNode | undefined;
+  /** keepWarm: when a warm node is next checked, or a failed one tried again. */
+  checkAt: number;
+  /** keepWarm: 0 for the first warm; the time (ms) a check found the node cold, for later rounds. */
+  round: number;
 }
 
 const MAX_MESSAGE = 300;
@@ -173,9 +188,13 @@ function clip(s: string): string {
   return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s;
 }
 
-/** The task id of one node attempt. */
-export function taskId(uid: string, generation: number, node: string, attempt: number): string {
-  return `${uid}-g${generation}-${node}-a${attempt}`;
+/**
+ * The task id of one node attempt. `generation` carries the run tag of a re-run ("3.r1a2b3c");
+ * `round` (keepWarm) tells a node's later warms apart from its first, whose result an agent may
+ * still remember.
+ */
+export function taskId(uid: string, generation: number | string, node: string, attempt: number, round = 0): string {
+  return `${uid}-g${generation}-${node}-${round > 0 ? `r${round.toString(36)}-` : ''}a${attempt}`;
 }
 
 /** What went wrong in a WarmResult, as a reason and a message; undefined when it succeeded. */
@@ -265,11 +284,43 @@ export class WarmupRun {
   /** The tasks this run has sent and not yet seen end (attempts in flight). */
   tasksInFlight(): SentTask[] {
     const out: SentTask[] = [];
-    const o = this.#opts;
     for (const n of this.#nodes.values()) {
-      if (n.phase === 'active' && n.endpoint !== undefined) out.push({ node: n.name, taskId: taskId(o.uid, o.generation, n.name, n.attempt), endpoint: n.endpoint });
+      if (n.phase === 'active' && n.endpoint !== undefined) out.push({ node: n.name, taskId: this.#taskId(n), endpoint: n.endpoint });
     }
     return out;
+  }
+
+  #taskId(n: NodeState): string {
+    const o = this.#opts;
+    return taskId(o.uid, `${o.generation}${o.runTag ?? ''}`, n.name, n.attempt, n.round);
+  }
+
+  /** The nodes warm now (keepWarm: warmed, and not found cold since). */
+  warmNodes(): string[] {
+    const out: string[] = [];
+    for (const n of this.#nodes.values()) if (n.phase === 'succeeded' || n.phase === 'checking') out.push(n.name);
+    return out;
+  }
+
+  /** keepWarm: checks every warm node now, and tries every failed node again (a re-run). */
+  recheckAll(): void {
+    if (!this.#opts.keepWarm) return;
+    const now = this.#clock.now();
+    for (const n of this.#nodes.values()) if (n.phase === 'succeeded' || n.phase === 'failed') n.checkAt = now;
+    this.#wake.fn?.();
+  }
+
+  /** keepWarm: warms every node again now, in a new round (a schedule tick: Always images are pulled again). */
+  rewarmAll(): void {
+    if (!this.#opts.keepWarm) return;
+    const now = this.#clock.now();
+    for (const n of this.#nodes.values()) {
+      if (n.phase !== 'succeeded' && n.phase !== 'failed') continue;
+      if (n.phase === 'failed') this.#forgetFailure(n.name);
+      this.#rewarm(n, now);
+    }
+    this.#opts.onChange();
+    this.#wake.fn?.();
   }
 
   snapshot(): RunSnapshot {
@@ -343,6 +394,7 @@ export class WarmupRun {
   }
 
   #allFinished(): boolean {
+    if (this.#opts.keepWarm) return false;
     // No target left (all deleted or deselected before they started): nothing more can happen.
     if (this.#nodes.size === 0) return true;
     for (const n of this.#nodes.values()) if (n.phase !== 'succeeded' && n.phase !== 'failed') return false;
@@ -370,12 +422,32 @@ export class WarmupRun {
         abort: undefined,
         endpoint: undefined,
         lastFailure: undefined,
+        // A node resumed warm (a restarted controller) is checked at once.
+        checkAt: now,
+        round: 0,
       });
       changed = true;
     }
-    for (const n of this.#nodes.values()) {
-      if (n.phase === 'succeeded' || n.phase === 'failed') continue;
+    if (o.keepWarm) {
+      // Tokens resumed from status for nodes that are no longer targets are dropped with them.
+      const tokens = new Set([...this.#nodes.values()].map((n) => n.token));
+      for (const set of [this.#succeeded, this.#failed]) {
+        for (const t of set) {
+          if (!tokens.has(t)) {
+            set.delete(t);
+            changed = true;
+          }
+        }
+      }
+    }
+    for (const n of [...this.#nodes.values()]) {
       const target = targets.get(n.name);
+      if (o.keepWarm && !target) {
+        this.#drop(n);
+        changed = true;
+        continue;
+      }
+      if (n.phase === 'succeeded' || n.phase === 'failed' || n.phase === 'checking') continue;
       if (!target) {
         if (!o.nodeExists(n.name)) {
           n.abort?.abort();
@@ -405,16 +477,67 @@ export class WarmupRun {
     return changed;
   }
 
+  /** keepWarm: a node that is no longer a target leaves the run; work in flight there is cancelled. */
+  #drop(n: NodeState): void {
+    n.phase = 'pending';
+    this.#nodes.delete(n.name);
+    n.abort?.abort();
+    this.#succeeded.delete(n.token);
+    this.#failed.delete(n.token);
+    this.#forgetFailure(n.name);
+    this.#opts.log.info({ node: n.name }, 'node is no longer a target; dropped');
+  }
+
+  #forgetFailure(name: string): void {
+    const i = this.#failedList.findIndex((f) => f.name === name);
+    if (i >= 0) this.#failedList.splice(i, 1);
+  }
+
+  /** keepWarm: a node found cold (or failed, at its recheck) is warmed again, in a new round. */
+  #rewarm(n: NodeState, now: number): void {
+    this.#succeeded.delete(n.token);
+    this.#failed.delete(n.token);
+    n.phase = 'pending';
+    n.attempt = 0;
+    n.round = Math.max(now, n.round + 1);
+    n.nextAt = now;
+    n.waitingSince = undefined;
+  }
+
   #launch(): boolean {
     const o = this.#opts;
     const now = this.#clock.now();
     let active = 0;
-    for (const n of this.#nodes.values()) if (n.phase === 'active') active++;
+    for (const n of this.#nodes.values()) if (n.phase === 'active' || n.phase === 'checking') active++;
     if (active >= o.parallelism || this.#abort.signal.aborted) return false;
     const targets = o.targets();
     let launched = false;
+    if (o.keepWarm) {
+      for (const n of this.#nodes.values()) {
+        if (n.phase === 'failed' && n.checkAt <= now) {
+          this.#forgetFailure(n.name);
+          this.#rewarm(n, now);
+          launched = true;
+        }
+      }
+    }
     for (const n of this.#nodes.values()) {
       if (active >= o.parallelism) break;
+      if (o.keepWarm && n.phase === 'succeeded' && n.checkAt <= now) {
+        const endpoint = targets.get(n.name)?.endpoint;
+        if (endpoint === undefined) {
+          // Its agent is gone: it cannot be shown warm; warming it again waits for an agent.
+          this.#rewarm(n, now);
+          launched = true;
+          continue;
+        }
+        active++;
+        n.phase = 'checking';
+        n.abort = new AbortController();
+        n.endpoint = endpoint;
+        void this.#check(n, endpoint, n.abort);
+        continue;
+      }
       if ((n.phase !== 'pending' && n.phase !== 'backoff') || n.nextAt > now) continue;
       const endpoint = targets.get(n.name)?.endpoint;
       if (endpoint === undefined) continue;
@@ -433,7 +556,7 @@ export class WarmupRun {
 
   async #attempt(n: NodeState, endpoint: string, abort: AbortController): Promise<void> {
     const o = this.#opts;
-    const id = taskId(o.uid, o.generation, n.name, n.attempt);
+    const id = this.#taskId(n);
     const log = o.log.child({ node: n.name, taskId: id, attempt: n.attempt });
     const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
     const sentAt = performance.now();
@@ -494,6 +617,10 @@ export class WarmupRun {
     if (outcome.ok) {
       n.phase = 'succeeded';
       this.#succeeded.add(n.token);
+      if (o.keepWarm) {
+        n.checkAt = this.#clock.now() + o.keepWarm.recheckMs;
+        this.#forgetFailure(n.name);
+      }
       for (const i of n.items.values()) i.done = i.total;
       log.info('node warmed');
       o.hooks?.attempt?.('succeeded');
@@ -561,9 +688,51 @@ export class WarmupRun {
     });
   }
 
+  /**
+   * keepWarm: asks the node's agent whether everything is still there (a check-only Warm: CRI
+   * ImageStatus, page-cache residency); a node that is not, or whose agent cannot answer, is
+   * warmed again. A check pulls and reads nothing.
+   */
+  async #check(n: NodeState, endpoint: string, abort: AbortController): Promise<void> {
+    const o = this.#opts;
+    const kw = o.keepWarm as NonNullable<RunOptions['keepWarm']>;
+    const id = `${o.uid}-g${o.generation}${o.runTag ?? ''}-${n.name}-c${this.#clock.now().toString(36)}`;
+    const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
+    let warm = false;
+    let why: string;
+    try {
+      const result = await o.connect(endpoint).warm(
+        { taskId: id, nodeName: n.name, images: o.images, paths: o.paths, credentials: [], checkOnly: true, minResidentPercent: kw.minResidentPercent },
+        { signal, timeoutMs: o.timeoutMs, onEvent: () => undefined },
+      );
+      warm = result.succeeded;
+      const cold = [...result.images.filter((i) => i.state !== 'PRESENT').map((i) => `image ${i.image} ${i.state}`), ...result.paths.filter((p) => p.state !== 'PRESENT').map((p) => `path ${p.path} ${p.state}`)];
+      why = cold.join(', ');
+    } catch (err) {
+      why = err instanceof Error ? err.message : String(err);
+    }
+    n.abort = undefined;
+    n.endpoint = undefined;
+    // Dropped meanwhile, or the run stopped: the node stays as it was.
+    if (n.phase !== 'checking') return;
+    const now = this.#clock.now();
+    if (warm || this.#abort.signal.aborted) {
+      n.phase = 'succeeded';
+      n.checkAt = now + kw.recheckMs;
+      o.hooks?.checked?.(true);
+    } else {
+      o.log.info({ node: n.name, why: clip(why) }, 'node is no longer warm; warming it again');
+      o.hooks?.checked?.(false);
+      this.#rewarm(n, now);
+      o.onChange();
+    }
+    this.#wake.fn?.();
+  }
+
   #recordFailed(n: NodeState, reason: NodeReason, message: string): void {
     n.phase = 'failed';
     this.#failed.add(n.token);
+    if (this.#opts.keepWarm) n.checkAt = this.#clock.now() + this.#opts.keepWarm.recheckMs;
     const f: FailedNode = { name: n.name, reason, message: clip(message) };
     if (this.#failedList.length < MAX_FAILED_NODE_LIST && !this.#failedList.some((x) => x.name === n.name)) this.#failedList.push(f);
     this.#opts.log.warn({ node: n.name, reason, message: f.message }, 'node failed');

@@ -16,6 +16,8 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
   type KubernetesObject,
   DiscoveryV1Api,
   type V1EndpointSlice,
@@ -103,6 +105,9 @@ export async function startController(config: ControllerConfig, deps: Controller
     } catch (err) {
       if (kubeErrorStatus(err) !== 404) throw err;
     }
+  };
+  const patchNodeLabel = async (node: string, key: string, value: 'true' | null): Promise<void> => {
+    await core.patchNode({ name: node, body: { metadata: { labels: { [key]: value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   };
   const patchWarmup = async (namespace: string, name: string, patch: JsonPatchOp[]): Promise<void> => {
     try {
@@ -249,6 +254,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         readSecret,
         deleteWarmup,
         patchWarmup,
+        patchNodeLabel,
         registryPolicy: config.registryPolicy,
         warmupNamespaces: config.warmupNamespaces,
       };

@@ -31,7 +31,7 @@ function applyPatch(w: Warmup, patch: JsonPatchOp[]): void {
  * `cancels` lists the Cancel calls agents got ("node taskId"); the agent of node "n-unreachable"
  * never answers one.
  */
-function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean } = {}) {
+function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean; stillWarm?: (node: string) => boolean; warmMs?: number } = {}) {
   const clock = new FakeClock();
   const warmups = new Map<string, Warmup>();
   const events: string[] = [];
@@ -51,9 +51,15 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     warm(req, o) {
       requests.push(req);
       finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
+      if (req.checkOnly) {
+        const warm = opts.stillWarm?.(endpoint) ?? true;
+        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null })), paths: [], failure: null, seconds: 0 });
+      }
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
       }
+      const answer = { taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND' as const, message: 'image reg.io/app:1 not found' } : null, seconds: 0 };
+      if (opts.warmMs !== undefined) return clock.sleep(opts.warmMs, o.signal).then(() => answer);
       return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found' } : null, seconds: 0 });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),
@@ -128,7 +134,20 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     change(w.spec);
     w.metadata.generation = (w.metadata.generation ?? 0) + 1;
   }
-  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit };
+  /** Label patches as the API server applies them, in order: "+node key" / "-node key". */
+  const labelPatches: string[] = [];
+  deps.patchNodeLabel = (node, labelKey, value) => {
+    const n = nodeObjs.get(node);
+    if (!n) return Promise.reject(Object.assign(new Error('not found'), { code: 404 }));
+    const labels = { ...(n.metadata?.labels ?? {}) };
+    if (value === null) delete labels[labelKey];
+    else labels[labelKey] = value;
+    nodeObjs.set(node, { ...n, metadata: { ...n.metadata, labels } });
+    labelPatches.push(`${value === null ? '-' : '+'}${node} ${labelKey}`);
+    return Promise.resolve();
+  };
+  const labelled = (labelKey: string) => [...nodeObjs.values()].filter((n) => n.metadata?.labels?.[labelKey] === 'true').map((n) => n.metadata?.name ?? '').sort();
+  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit, nodeObjs, agents, labelPatches, labelled };
 }
 
 describe('reconcile', () => {
@@ -507,5 +526,268 @@ describe('reconcile through an API server outage', () => {
     await c.clock.advance(1_000);
     expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(1);
     await c.clock.run(r.stop());
+  });
+});
+
+describe('reconcile with keepWarm', () => {
+  const warmOf = (w: Warmup | undefined) => w?.status?.conditions?.find((x) => x.type === 'Warm');
+
+  it('stays Running with a Warm condition, warms a node that joins later, and warms again one found cold at its recheck', async () => {
+    const cold = new Set<string>();
+    const c = fakeCluster({ a: { pool: 'gpu' }, b: { pool: 'gpu' }, x: { pool: 'cpu' } }, ['a', 'b', 'x'], { stillWarm: (n) => !cold.has(n), warmMs: 50 });
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, policy: { recheckSeconds: 5 }, nodes: { selector: { matchLabels: { pool: 'gpu' } } } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => warmOf(c.warmups.get(key))?.status === 'True');
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Running', desiredNodes: 2, succeededNodes: 2 });
+    expect(warmOf(c.warmups.get(key))).toMatchObject({ reason: 'AllNodesWarm', message: '2 of 2 node(s) warm' });
+
+    // A node joins the pool: warmed without any reconcile.
+    c.nodeObjs.set('c', { metadata: { name: 'c', labels: { pool: 'gpu' } } });
+    c.agents.push('c');
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 3);
+    expect(c.requests.filter((q) => !q.checkOnly).map((q) => q.nodeName).sort()).toEqual(['a', 'b', 'c']);
+
+    // b loses its image: its next check (within 5 s of fake time) finds it, Warm turns False, then True again.
+    const t0 = c.clock.now();
+    cold.add('b');
+    const seen: string[] = [];
+    await c.clock.until(() => {
+      const w = warmOf(c.warmups.get(key));
+      const now = `${w?.status ?? ''} ${w?.message ?? ''}`;
+      if (seen.at(-1) !== now) seen.push(now);
+      return c.requests.filter((q) => !q.checkOnly && q.nodeName === 'b').length === 2;
+    });
+    cold.delete('b');
+    await c.clock.until(() => warmOf(c.warmups.get(key))?.status === 'True');
+    expect(seen).toContain('False 2 of 3 node(s) warm; 1 warming');
+    expect(c.clock.now() - t0).toBeLessThan(5_500);
+    expect(c.warmups.get(key)?.status?.phase).toBe('Running');
+
+    // A node that leaves the pool is dropped, not failed.
+    c.nodeObjs.set('a', { metadata: { name: 'a', labels: { pool: 'cpu' } } });
+    await c.clock.until(() => c.warmups.get(key)?.status?.desiredNodes === 2);
+    expect(c.warmups.get(key)?.status).toMatchObject({ succeededNodes: 2, failedNodes: 0 });
+    expect(warmOf(c.warmups.get(key))).toMatchObject({ status: 'True', message: '2 of 2 node(s) warm' });
+    await r.stop();
+  });
+
+  it('waits, Warm False, when no node matches yet, instead of failing', async () => {
+    const c = fakeCluster({ x: { pool: 'cpu' } }, ['x']);
+    const key = c.add('none', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, nodes: { selector: { matchLabels: { pool: 'gpu' } } } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.advance(1000);
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.status?.phase).not.toBe('Failed');
+    expect(warmOf(c.warmups.get(key))).toMatchObject({ status: 'False', reason: 'NoMatchingNodes' });
+    await r.stop();
+  });
+});
+
+
+describe('reconcile: reruns and spec edits', () => {
+  const done = (w: Warmup | undefined) => w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed';
+  const warmed = (c: ReturnType<typeof fakeCluster>, from = 0) => c.requests.slice(from).filter((q) => !q.checkOnly).map((q) => `${q.nodeName} ${q.taskId}`).sort();
+
+  it('a new stoker.io/rerun value runs a finished Warmup again, with task ids of its own and a status of its own', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warmMs: 50 });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)));
+    const first = c.warmups.get(key)!.status!;
+    expect(first).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, observedRerun: '' });
+    await r.reconcile(key);
+    expect(c.requests).toHaveLength(2);
+
+    c.warmups.get(key)!.metadata.annotations = { 'stoker.io/rerun': '1700000000' };
+    await c.clock.advance(1000);
+    await r.reconcile(key);
+    // Nothing of the last run is shown as this run's.
+    expect(c.warmups.get(key)?.status).toMatchObject({ succeededNodes: 0, observedRerun: '1700000000' });
+    expect(c.warmups.get(key)?.status?.completionTime).toBeUndefined();
+    expect(c.warmups.get(key)?.status?.conditions ?? []).not.toContainEqual(expect.objectContaining({ type: 'Complete' }));
+    await c.clock.until(() => done(c.warmups.get(key)));
+    expect(warmed(c, 2)).toEqual([expect.stringMatching(/^a uid-w-g1\.r[0-9a-f]{8}-a-a1$/), expect.stringMatching(/^b uid-w-g1\.r[0-9a-f]{8}-b-a1$/)]);
+    const second = c.warmups.get(key)!.status!;
+    expect(second).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, observedRerun: '1700000000' });
+    expect(Date.parse(second.completionTime ?? '')).toBeGreaterThan(Date.parse(first.completionTime ?? ''));
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(2);
+    // The same value again does nothing.
+    await r.reconcile(key);
+    expect(c.requests).toHaveLength(4);
+    await r.stop();
+  });
+
+  it('a new stoker.io/rerun value checks every node of a keepWarm Warmup at once', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, policy: { recheckSeconds: 300 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 2);
+    await c.clock.advance(10_000);
+    expect(c.requests.filter((q) => q.checkOnly)).toHaveLength(0);
+    const t0 = c.clock.now();
+    c.warmups.get(key)!.metadata.annotations = { 'stoker.io/rerun': 'now' };
+    await r.reconcile(key);
+    await c.clock.until(() => c.requests.filter((q) => q.checkOnly).length === 2);
+    expect(c.clock.now() - t0).toBeLessThan(1000);
+    expect(c.requests.filter((q) => q.checkOnly).map((q) => q.nodeName).sort()).toEqual(['a', 'b']);
+    expect(c.warmups.get(key)?.status?.observedRerun).toBe('now');
+    await r.stop();
+  });
+
+  it('editing the images of a finished Warmup warms every node again for the new spec', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warmMs: 50 });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)));
+    c.edit(key, (spec) => (spec.images = [{ image: 'reg.io/app:2' }]));
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.status).toMatchObject({ observedGeneration: 2, succeededNodes: 0 });
+    expect(c.warmups.get(key)?.status?.phase).not.toBe('Succeeded');
+    await c.clock.until(() => done(c.warmups.get(key)));
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Succeeded', observedGeneration: 2, succeededNodes: 2 });
+    expect(warmed(c, 2)).toEqual(['a uid-w-g2-a-a1', 'b uid-w-g2-b-a1']);
+    expect(c.requests.slice(2).every((q) => q.images?.[0]?.image === 'reg.io/app:2')).toBe(true);
+    await r.stop();
+  });
+
+  it('mid-run, other images drop the nodes done for the old ones; a suspend keeps them', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warmMs: 50 });
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { parallelism: 1 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 1);
+    const first = c.requests[0]?.nodeName ?? '';
+
+    // Suspend and resume: the node done stays done and is not warmed again.
+    c.edit(key, (spec) => (spec.suspend = true));
+    await c.clock.run(r.reconcile(key));
+    c.edit(key, (spec) => (spec.suspend = false));
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.status?.succeededNodes).toBe(1);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 2 || done(c.warmups.get(key)));
+    expect(c.requests.filter((q) => q.nodeName === first)).toHaveLength(1);
+    await c.clock.until(() => done(c.warmups.get(key)));
+
+    // A new run on the same Warmup, then other images mid-run: nothing done for app:1 counts for app:2.
+    c.warmups.get(key)!.metadata.annotations = { 'stoker.io/rerun': 'x' };
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 1);
+    const before = c.requests.length;
+    c.edit(key, (spec) => (spec.images = [{ image: 'reg.io/app:2' }]));
+    await c.clock.run(r.reconcile(key));
+    expect(c.warmups.get(key)?.status).toMatchObject({ observedGeneration: 4, succeededNodes: 0 });
+    await c.clock.until(() => done(c.warmups.get(key)));
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, observedGeneration: 4 });
+    expect(c.requests.slice(before).filter((q) => !q.checkOnly).map((q) => `${q.nodeName} ${q.images?.[0]?.image ?? ''}`).sort()).toEqual(['a reg.io/app:2', 'b reg.io/app:2']);
+    await r.stop();
+  });
+});
+
+describe('reconcile: the warm node label', () => {
+  const LABEL = 'warm.stoker.io/ns.kw';
+
+  it('labels the nodes warm for a keepWarm Warmup, takes it off a node found cold until it is warm again, and off every node before the finalizer goes', async () => {
+    const cold = new Set<string>();
+    const c = fakeCluster({ a: { pool: 'gpu' }, b: { pool: 'gpu' }, x: { pool: 'cpu' } }, ['a', 'b', 'x'], { stillWarm: (n) => !cold.has(n), warmMs: 50 });
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true, policy: { recheckSeconds: 5 }, nodes: { selector: { matchLabels: { pool: 'gpu' } } } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.labelled(LABEL).length === 2);
+    expect(c.labelled(LABEL)).toEqual(['a', 'b']);
+    expect(c.warmups.get(key)?.status?.nodeLabel).toBe(LABEL);
+
+    // Nothing changes: rechecks and resyncs write no label.
+    const writes = c.labelPatches.length;
+    await c.clock.advance(20_000);
+    await r.reconcile(key);
+    expect(c.labelPatches.length).toBe(writes);
+
+    cold.add('b');
+    await c.clock.until(() => c.labelPatches.includes(`-b ${LABEL}`));
+    expect(c.labelled(LABEL)).toEqual(['a']);
+    cold.delete('b');
+    await c.clock.until(() => c.labelled(LABEL).length === 2);
+    expect(c.labelPatches.slice(writes)).toEqual([`-b ${LABEL}`, `+b ${LABEL}`]);
+
+    // A node that leaves the selection loses the label.
+    c.nodeObjs.set('a', { ...c.nodeObjs.get('a')!, metadata: { ...c.nodeObjs.get('a')!.metadata, labels: { pool: 'cpu', [LABEL]: 'true' } } });
+    await c.clock.until(() => c.labelled(LABEL).length === 1);
+    expect(c.labelled(LABEL)).toEqual(['b']);
+
+    c.remove(key);
+    await c.clock.run(r.reconcile(key));
+    expect(c.labelled(LABEL)).toEqual([]);
+    expect(c.warmups.has(key)).toBe(false);
+    await r.stop();
+  });
+
+  it('suspending a keepWarm Warmup takes its label off every node; a Warmup that is not keepWarm labels nothing', async () => {
+    const c = fakeCluster({ a: {} }, ['a']);
+    const key = c.add('kw', { images: [{ image: 'reg.io/app:1' }], keepWarm: true });
+    const other = c.add('once', { images: [{ image: 'reg.io/app:1' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await r.reconcile(other);
+    await c.clock.until(() => c.labelled(LABEL).length === 1 && c.warmups.get(other)?.status?.phase === 'Succeeded');
+    c.edit(key, (spec) => (spec.suspend = true));
+    await c.clock.run(r.reconcile(key));
+    expect(c.labelled(LABEL)).toEqual([]);
+    expect(c.warmups.get(key)?.status?.nodeLabel).toBeUndefined();
+    expect(c.labelPatches).toEqual([`+a ${LABEL}`, `-a ${LABEL}`]);
+    await r.stop();
+  });
+});
+
+
+describe('reconcile: spec.schedule', () => {
+  const done = (w: Warmup | undefined) => w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed';
+
+  it('runs a finished Warmup again at each tick; ticks missed while nothing reconciled start one run', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    // The fake clock starts at 2025-01-01T00:00:00Z, when the Warmup is created.
+    const key = c.add('cron', { images: [{ image: 'reg.io/app:1', pullPolicy: 'Always' }], schedule: '* * * * *' });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)));
+    const finished = await r.reconcile(key);
+    // Requeued for the next tick, a minute after creation.
+    expect(finished).toEqual({ requeueAfterMs: 60_000 - (c.clock.now() - Date.parse('2025-01-01T00:00:00Z')) });
+    expect(c.requests).toHaveLength(2);
+
+    await c.clock.advance(60_000);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)) && c.requests.length === 4);
+    expect(c.warmups.get(key)?.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 2, lastScheduleTime: '2025-01-01T00:01:00.000Z' });
+    expect(c.requests.slice(2).map((q) => q.taskId)).toEqual(expect.arrayContaining([expect.stringMatching(/^uid-cron-g1\.r[0-9a-f]{8}-a-a1$/)]));
+
+    // Five ticks pass with no reconcile (no controller): one run, for the latest.
+    await c.clock.advance(5 * 60_000);
+    await r.reconcile(key);
+    await c.clock.until(() => done(c.warmups.get(key)) && c.warmups.get(key)?.status?.lastScheduleTime === '2025-01-01T00:06:00.000Z');
+    await r.reconcile(key);
+    expect(c.requests).toHaveLength(6);
+    expect(c.events.filter((e) => e.startsWith('Normal Completed'))).toHaveLength(3);
+    await r.stop();
+  });
+
+  it('warms every node of a keepWarm Warmup again at each tick', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    const key = c.add('kwcron', { images: [{ image: 'reg.io/app:1', pullPolicy: 'Always' }], keepWarm: true, schedule: '*/5 * * * *', policy: { recheckSeconds: 3600 } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.succeededNodes === 2);
+    const warms = () => c.requests.filter((q) => !q.checkOnly).length;
+    expect(warms()).toBe(2);
+    await c.clock.advance(5 * 60_000);
+    await r.reconcile(key);
+    await c.clock.until(() => warms() === 4 && c.warmups.get(key)?.status?.succeededNodes === 2);
+    expect(c.warmups.get(key)?.status?.lastScheduleTime).toBe('2025-01-01T00:05:00.000Z');
+    expect(c.requests.filter((q) => q.checkOnly)).toHaveLength(0);
+    await r.stop();
   });
 });

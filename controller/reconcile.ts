@@ -45,15 +45,21 @@ import type { Logger } from '../proto/common/log.js';
 import type { RegistryPolicy } from '../proto/common/registry-policy.js';
 import type { PullPolicy } from '../proto/gen/stoker/v1/PullPolicy.js';
 import {
+  freshStatus,
   isFinished,
   readRecord,
+  rerunOf,
   resolveSpec,
+  runTag,
+  recordApplies,
+  statusIsCurrent,
+  workHash,
   validateSpec,
   type ResolvedSpec,
   type Warmup,
   type WarmupStatus,
 } from './api/types.js';
-import { resumed, setCondition } from './api/conditions.js';
+import { resumed, setCondition, type ConditionUpdate } from './api/conditions.js';
 import type { ConditionReason, EventReason } from './api/reasons.js';
 import type { AgentConnection } from './agent-client.js';
 import { credentialsForImages, loadPullSecrets, PullSecretError, type ReadSecret } from './credentials.js';
@@ -67,9 +73,12 @@ import {
   type DispatchClock,
   type NodeTarget,
   type RunOutcome,
+  type RunSnapshot,
   type SentTask,
 } from './dispatch.js';
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
+import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js';
+import { lastTick, nextTick } from './api/schedule.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -128,6 +137,11 @@ export interface ReconcilerDeps {
    * Warmup elsewhere fails with NamespaceNotAllowed. Undefined or empty: every namespace.
    */
   warmupNamespaces?: readonly string[];
+  /**
+   * Sets or removes a label on a Node (keepWarm's warm.stoker.io/<namespace>.<name>); without it
+   * no node is labelled.
+   */
+  patchNodeLabel?: PatchNodeLabel;
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -148,6 +162,28 @@ interface RunEntry {
   work: string;
   /** Tasks of an earlier run of this Warmup left running because the work was the same. */
   superseded: SentTask[];
+  keepWarm: boolean;
+  /** The stoker.io/rerun value this run was started for (keepWarm: last acted on). */
+  rerun: string;
+  /** workHash of the run's spec, written beside the record. */
+  recordHash: string;
+  /** The schedule tick this run is for ('' for none; keepWarm: the last one acted on). */
+  due: string;
+}
+
+/**
+ * Which run a Warmup wants: one per uid and generation and, but for keepWarm (a rerun re-checks
+ * its nodes in the same run, a tick warms them again), per stoker.io/rerun value and schedule tick.
+ */
+function runIdOf(w: Warmup, tick: string): string {
+  const base = `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`;
+  return w.spec.keepWarm ? base : `${base}/${rerunOf(w)}@${tick}`;
+}
+
+/** When the Warmup was created (ms); NaN when unknown. */
+function createdAt(w: Warmup): number {
+  const c = w.metadata.creationTimestamp;
+  return Date.parse(c instanceof Date ? c.toISOString() : String(c ?? ''));
 }
 
 /** The finalizer that lets the controller cancel a deleted Warmup's work on the nodes. */
@@ -184,6 +220,30 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const runs = new Map<string, RunEntry>();
   const { connect, readSecret, deleteWarmup, patchWarmup } = deps;
   const served = deps.warmupNamespaces?.length ? new Set(deps.warmupNamespaces) : undefined;
+  const labeller = deps.patchNodeLabel ? new NodeLabeller({ nodes: deps.nodes, patch: deps.patchNodeLabel, log: deps.log }) : undefined;
+
+  /** keepWarm: the run's warm nodes carry the Warmup's label, and no other node does. */
+  function syncLabels(entry: RunEntry): Promise<void> {
+    if (!labeller || !entry.keepWarm) return Promise.resolve();
+    return labeller.sync(nodeLabelKey(entry.namespace, entry.name), new Set(entry.run.warmNodes()));
+  }
+
+  /**
+   * Removes the Warmup's label from every node (deleted, suspended, no longer keepWarm) and then
+   * status.nodeLabel; rejects when a node could not be patched (the reconcile is retried).
+   */
+  async function dropLabels(namespace: string, name: string, w: Warmup | undefined): Promise<void> {
+    if (!labeller) return;
+    if (w && !w.spec.keepWarm && w.status?.nodeLabel === undefined) return;
+    await labeller.sync(nodeLabelKey(namespace, name), new Set());
+    if (!w || w.metadata.deletionTimestamp || w.status?.nodeLabel === undefined) return;
+    deps.status.schedule(namespace, name, (cur) => {
+      if (cur.metadata.uid !== w.metadata.uid || cur.status?.nodeLabel === undefined) return undefined;
+      const s: WarmupStatus = { ...cur.status };
+      delete s.nodeLabel;
+      return s;
+    });
+  }
 
   deps.signal.addEventListener('abort', () => {
     for (const key of [...runs.keys()]) cancel(key);
@@ -221,10 +281,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function recordedTasks(w: Warmup): SentTask[] {
     const live = deps.agents.live(new Date(now()));
     const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
+    const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '');
     const out: SentTask[] = [];
     for (const a of w.status?.activeNodeList ?? []) {
       const endpoint = live.get(a.name)?.endpoint;
-      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', generation, a.name, a.attempt), endpoint });
+      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', `${generation}${tag}`, a.name, a.attempt), endpoint });
     }
     return out;
   }
@@ -238,7 +299,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   /** Writes a final status (Succeeded or Failed) and records the Event. */
-  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: ConditionReason, message: string, run?: WarmupRun): Promise<void> {
+  /** `tick`: the schedule tick the finished run was for ('' for none). */
+  async function finish(w: Warmup, phase: 'Succeeded' | 'Failed', reason: ConditionReason, message: string, run?: WarmupRun, tick = ''): Promise<void> {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid;
@@ -248,10 +310,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // stays true: a write that timed out may have been applied, and the retry then finds it finished.
     let ours = false;
     deps.status.schedule(ns, name, (cur) => {
-      if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
+      // A status finished for an earlier run (spec edit, rerun) is replaced, never kept.
+      const stale = isFinished(cur.status) && !statusIsCurrent(cur, tick);
+      if (cur.metadata.uid !== uid || (isFinished(cur.status) && !stale)) return undefined;
       ours = true;
-      const base: WarmupStatus = { ...(cur.status ?? {}) };
-      if (run) Object.assign(base, countsOf(run));
+      const base: WarmupStatus = stale ? freshStatus(cur.status) : { ...(cur.status ?? {}) };
+      base.observedRerun = rerunOf(cur);
+      if (tick) base.lastScheduleTime = tick;
+      else delete base.lastScheduleTime;
+      if (run) Object.assign(base, countsOf(run), { recordHash: workHash(resolveSpec(cur.spec)) });
       base.activeNodes = 0;
       delete base.activeNodeList;
       delete base.bytesDone;
@@ -324,8 +391,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const [ns = '', name = ''] = key.split('/');
       deps.status.forget(ns, name);
       // Gone without this controller removing its finalizer (it had none, or someone removed it).
-      if (leading) await stopWork(key, undefined, 'deleted');
-      else cancel(key);
+      if (leading) {
+        await stopWork(key, undefined, 'deleted');
+        await dropLabels(ns, name, undefined).catch((err: unknown) => deps.log.warn({ warmup: key, reason: err instanceof Error ? err.message : String(err) }, 'could not remove the node labels of a Warmup gone'));
+      } else cancel(key);
       return;
     }
     if (!leading) {
@@ -335,27 +404,36 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid ?? '';
-    const generation = w.metadata.generation ?? 0;
     const log = deps.log.child({ warmup: key });
     const spec = resolveSpec(w.spec);
 
     if (w.metadata.deletionTimestamp) {
       // Deleting a Warmup bumps its generation: handled before any run is (re)started.
       await stopWork(key, w, 'deleted');
+      await dropLabels(ns, name, w);
       await setFinalizer(w, false);
       return;
     }
 
-    if (isFinished(w.status)) {
+    // The latest schedule tick since the Warmup was created: a run is due for it. Ticks missed
+    // while no controller ran fold into the latest one.
+    const tickMs = spec.schedule ? lastTick(spec.schedule, spec.timeZone, createdAt(w), now()) : undefined;
+    const due = tickMs !== undefined ? new Date(tickMs).toISOString() : '';
+    const nextMs = spec.schedule ? nextTick(spec.schedule, spec.timeZone, now()) : undefined;
+    const untilTick = nextMs !== undefined ? Math.max(100, nextMs - now()) : Infinity;
+
+    if (isFinished(w.status) && statusIsCurrent(w, due)) {
       cancel(key);
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
+      await dropLabels(ns, name, w);
       await setFinalizer(w, false);
-      if (spec.ttlSecondsAfterFinished === undefined) return;
+      const waitTick = Number.isFinite(untilTick) ? { requeueAfterMs: untilTick } : undefined;
+      if (spec.ttlSecondsAfterFinished === undefined) return waitTick;
       const done = Date.parse(w.status?.completionTime ?? '');
-      if (Number.isNaN(done)) return;
+      if (Number.isNaN(done)) return waitTick;
       const left = done + spec.ttlSecondsAfterFinished * 1000 - now();
-      if (left > 0) return { requeueAfterMs: left };
+      if (left > 0) return { requeueAfterMs: Math.min(left, untilTick) };
       log.info({ ttlSecondsAfterFinished: spec.ttlSecondsAfterFinished }, 'deleting finished warmup after its TTL');
       await deleteWarmup(ns, name);
       return;
@@ -371,8 +449,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await stopWork(key, w, 'suspended');
       const at = new Date(now()).toISOString();
       deps.status.schedule(ns, name, (cur) => {
-        if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
-        const s: WarmupStatus = { ...(cur.status ?? {}) };
+        const stale = isFinished(cur.status) && !statusIsCurrent(cur, due);
+        if (cur.metadata.uid !== uid || (isFinished(cur.status) && !stale)) return undefined;
+        const s: WarmupStatus = stale ? freshStatus(cur.status) : { ...(cur.status ?? {}) };
         s.phase ??= 'Pending';
         s.activeNodes = 0;
         delete s.activeNodeList;
@@ -382,6 +461,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         s.conditions = setCondition(s.conditions, { type: 'Suspended', status: 'True', reason: 'Suspended', message: 'spec.suspend is true: no node is being warmed', lastTransitionTime: at });
         return s;
       });
+      // Suspended nodes are no longer kept warm: they do not say they are.
+      await dropLabels(ns, name, w);
       await setFinalizer(w, false);
       return;
     }
@@ -389,7 +470,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const problem = validateSpec(spec, deps.registryPolicy);
     if (problem) {
       await stopWork(key, w, 'invalid spec');
-      await finish(w, 'Failed', problem.reason, problem.message);
+      await finish(w, 'Failed', problem.reason, problem.message, undefined, due);
       return;
     }
 
@@ -397,14 +478,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (spec.activeDeadlineSeconds !== undefined && !Number.isNaN(started) && now() >= started + spec.activeDeadlineSeconds * 1000) {
       const e = runs.get(key);
       await stopWork(key, w, 'activeDeadlineSeconds');
-      await finish(w, 'Failed', 'DeadlineExceeded', `the Warmup ran longer than activeDeadlineSeconds (${spec.activeDeadlineSeconds}s)`, e?.run);
+      await finish(w, 'Failed', 'DeadlineExceeded', `the Warmup ran longer than activeDeadlineSeconds (${spec.activeDeadlineSeconds}s)`, e?.run, e?.due ?? due);
       return;
     }
 
     // Before any task is sent, so that a deletion waits until the tasks are cancelled.
     await setFinalizer(w, true);
 
-    const runId = `${uid}/${generation}`;
+    const runId = runIdOf(w, due);
     let entry = runs.get(key);
     if (!entry || entry.id !== runId) {
       let credentials;
@@ -414,7 +495,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       } catch (err) {
         if (err instanceof PullSecretError) {
           await stopWork(key, w, 'pull secret');
-          await finish(w, 'Failed', err.reason, err.message);
+          await finish(w, 'Failed', err.reason, err.message, undefined, due);
           return;
         }
         throw err;
@@ -422,25 +503,44 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const { targets, explicit } = targetsOf(spec);
       const work = workKey(spec, credentials);
       const superseded = entry ? await replaceRun(entry, work, targets) : [];
-      const record = { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) };
-      if (targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
+      // Nodes done for other work, or for a finished run this one repeats, are not done for this one.
+      const current = recordApplies(w, due) && !(isFinished(w.status) && !statusIsCurrent(w, due));
+      const record = current ? { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) } : { succeeded: new Set<string>(), failed: new Set<string>() };
+      if (!spec.keepWarm && targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
         const created = Date.parse(w.metadata.creationTimestamp ? String(w.metadata.creationTimestamp instanceof Date ? w.metadata.creationTimestamp.toISOString() : w.metadata.creationTimestamp) : '');
         const waited = Number.isNaN(created) ? tuning.agentWaitMs : now() - created;
         if (explicit || waited >= tuning.agentWaitMs) {
-          await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(spec));
+          await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(spec), undefined, due);
           return;
         }
         return { requeueAfterMs: Math.min(1000, tuning.agentWaitMs - waited) };
       }
-      entry = startRun(w, spec, credentials, record, log, work, superseded);
+      entry = startRun(w, spec, credentials, record, current, log, work, superseded, due);
       runs.set(key, entry);
       if (w.status?.phase !== 'Running') {
         deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length} path(s) on ${targets.size} node(s)`);
       }
       publish(entry);
     }
+    if (entry.keepWarm && entry.rerun !== rerunOf(w)) {
+      // keepWarm: a rerun checks every node now (a failed one is tried again).
+      entry.rerun = rerunOf(w);
+      entry.run.recheckAll();
+      log.info({ rerun: entry.rerun }, 'rerun: checking every node now');
+      publish(entry);
+    }
+    if (entry.keepWarm && entry.due !== due) {
+      // keepWarm: a schedule tick (one missed while no controller ran, too) warms every node
+      // again, so Always images are pulled again.
+      entry.due = due;
+      entry.run.rewarmAll();
+      log.info({ tick: due }, 'schedule: warming every node again');
+      publish(entry);
+    }
+    if (entry.keepWarm) await syncLabels(entry);
+    else await dropLabels(ns, name, w);
     const untilDeadline = spec.activeDeadlineSeconds !== undefined ? (Number.isNaN(started) ? now() : started) + spec.activeDeadlineSeconds * 1000 - now() : Infinity;
-    return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline)) };
+    return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline, untilTick)) };
   }
 
   /**
@@ -468,16 +568,30 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     spec: ResolvedSpec,
     credentials: ReturnType<typeof credentialsForImages>,
     record: { succeeded: Set<string>; failed: Set<string> },
+    current: boolean,
     log: Logger,
     work: string,
     superseded: SentTask[],
+    due: string,
   ): RunEntry {
     const ns = w.metadata.namespace ?? 'default';
     const name = w.metadata.name ?? '';
     const key = `${ns}/${name}`;
     const attempts = new Map<string, number>();
-    for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
-    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = { id: `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`, namespace: ns, name, work, superseded };
+    if (current) for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
+    const rerun = rerunOf(w);
+    const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = {
+      id: runIdOf(w, due),
+      namespace: ns,
+      name,
+      work,
+      superseded,
+      keepWarm: spec.keepWarm,
+      rerun,
+      // keepWarm: the tick its status says was acted on, so one missed meanwhile is acted on now.
+      due: spec.keepWarm ? (w.status?.lastScheduleTime ?? due) : due,
+      recordHash: workHash(spec),
+    };
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -488,9 +602,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       backoffLimit: spec.backoffLimit,
       timeoutMs: spec.timeoutSeconds * 1000,
       agentWaitMs: tuning.agentWaitMs,
+      ...(spec.keepWarm ? { keepWarm: { recheckMs: spec.recheckSeconds * 1000, minResidentPercent: spec.minResidentPercent } } : {}),
       backoffBaseMs: tuning.backoffBaseMs,
       backoffMaxMs: tuning.backoffMaxMs,
-      resume: { ...record, failedList: w.status?.failedNodeList ?? [], attempts },
+      resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts },
+      ...(spec.keepWarm ? {} : { runTag: runTag(rerun, due) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
         return targetsOf(spec).targets;
@@ -499,7 +615,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       connect,
       onChange: () => {
         const cur = runs.get(key);
-        if (cur && cur === (entry as RunEntry)) publish(cur);
+        if (!cur || cur !== (entry as RunEntry)) return;
+        publish(cur);
+        syncLabels(cur).catch((err: unknown) => log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'node labels not in step yet; retried at the next change or resync'));
       },
       log,
       clock,
@@ -527,19 +645,19 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Tasks of an earlier generation doing the same work have ended with this run's, or are of no use now.
     if (entry.superseded.length > 0) void cancelTasks(connect, entry.superseded, { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log });
     const w = deps.warmups.get(key);
-    if (!w || `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}` !== entry.id) {
+    if (!w || runIdOf(w, entry.due) !== entry.id) {
       runs.delete(key);
       return;
     }
     try {
       if (outcome.kind === 'fatal') {
-        await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run);
+        await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run, entry.due);
       } else if (outcome.desired === 0) {
-        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run);
+        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run, entry.due);
       } else if (outcome.failed === 0) {
-        await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed`, entry.run);
+        await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed`, entry.run, entry.due);
       } else {
-        await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run);
+        await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run, entry.due);
       }
     } catch (err) {
       // The next reconcile (periodic resync) starts a run from status; finished nodes are not redone.
@@ -550,13 +668,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   function publish(entry: RunEntry): void {
-    const { run, namespace, name } = entry;
+    const { run, namespace, name, keepWarm } = entry;
     const startedAt = new Date(now()).toISOString();
     deps.status.schedule(namespace, name, (cur) => {
-      if (`${cur.metadata.uid ?? ''}/${cur.metadata.generation ?? 0}` !== entry.id || isFinished(cur.status)) return undefined;
+      const stale = isFinished(cur.status) && !statusIsCurrent(cur, entry.due);
+      if (runIdOf(cur, entry.due) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
       const s = run.snapshot();
+      const base = stale ? freshStatus(cur.status) : (cur.status ?? {});
       const status: WarmupStatus = {
-        ...(cur.status ?? {}),
+        ...base,
         phase: s.started ? 'Running' : 'Pending',
         desiredNodes: s.desiredNodes,
         activeNodes: s.activeNodes,
@@ -567,11 +687,22 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         bytesDone: s.bytesDone,
         bytesTotal: s.bytesTotal,
         record: s.record,
-        startTime: cur.status?.startTime ?? startedAt,
+        startTime: base.startTime ?? startedAt,
         observedGeneration: cur.metadata.generation ?? 0,
+        observedRerun: entry.rerun,
+        recordHash: entry.recordHash,
       };
+      if (entry.due) status.lastScheduleTime = entry.due;
+      else delete status.lastScheduleTime;
+      if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);
+      delete status.completionTime;
       const conditions = resumed(status.conditions, startedAt);
       if (conditions) status.conditions = conditions;
+      if (keepWarm) {
+        // Nodes in flight are not warm yet: counts say how many are.
+        status.phase = 'Running';
+        status.conditions = setCondition(status.conditions, warmCondition(s, startedAt));
+      }
       return status;
     });
   }
@@ -584,6 +715,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await Promise.allSettled(pending);
     },
   };
+}
+
+/** keepWarm's Warm condition: True while every current target node is warm, with the counts. */
+export function warmCondition(s: Pick<RunSnapshot, 'desiredNodes' | 'succeededNodes' | 'failedNodes' | 'activeNodes'>, at: string): ConditionUpdate {
+  if (s.desiredNodes === 0) {
+    return { type: 'Warm', status: 'False', reason: 'NoMatchingNodes', message: 'no target node yet: nodes that join or start matching later are warmed', lastTransitionTime: at };
+  }
+  const all = s.succeededNodes === s.desiredNodes;
+  const parts = [`${s.succeededNodes} of ${s.desiredNodes} node(s) warm`];
+  if (s.activeNodes > 0) parts.push(`${s.activeNodes} warming`);
+  if (s.failedNodes > 0) parts.push(`${s.failedNodes} failed, tried again at their next recheck`);
+  return { type: 'Warm', status: all ? 'True' : 'False', reason: all ? 'AllNodesWarm' : 'NodesNotWarm', message: parts.join('; '), lastTransitionTime: at };
 }
 
 /** A key for what each node task of a run does: equal keys, identical Warm requests but for the id. */

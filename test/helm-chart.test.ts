@@ -280,6 +280,11 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'list', 'secrets', '-n', ns)).toBe(false);
     expect(await can(controllerSA, 'get', 'secrets', '-n', 'team-a')).toBe(false);
     expect(await can(controllerSA, 'get', 'secrets', '-n', 'kube-system')).toBe(false);
+    // keepWarm's node label is set and removed with a patch; a Node is never updated whole or deleted.
+    expect(await can(controllerSA, 'patch', 'nodes')).toBe(true);
+    expect(await can(controllerSA, 'update', 'nodes')).toBe(false);
+    expect(await can(controllerSA, 'delete', 'nodes')).toBe(false);
+    expect(await can(agentSA, 'patch', 'nodes')).toBe(false);
     expect(await can(controllerSA, 'create', 'events', '-n', 'team-a')).toBe(true);
     // Its leader Lease by name, and the agents' EndpointSlices (read only).
     expect(await can(controllerSA, 'update', 'leases/stoker-controller', '-n', ns)).toBe(true);

@@ -100,6 +100,26 @@ describe('warmFiles on a real tree', () => {
     expect(events.at(-1)).toBe('DONE');
   });
 
+  it('check only reads nothing: a cold tree is MISSING, a warm one PRESENT, against minResidentPercent', async () => {
+    const dir = join(root, 'check');
+    await mkdir(dir, { recursive: true });
+    await fill(join(dir, 'a.bin'), 4 * MiB);
+    await fill(join(dir, 'b.bin'), 4 * MiB);
+    await evict(dir);
+    const check = async (minResidentPercent: number) => (await warmFiles({ paths: [task(dir)], allowedRoots: [root], signal: never, checkOnly: { minResidentPercent } }))[0];
+
+    const cold = await check(90);
+    expect(cold).toMatchObject({ state: 'MISSING', files: 2, bytes: 8 * MiB, residentBytesBefore: 0, residentBytesAfter: 0, failure: null });
+    // The check itself brought nothing into the page cache.
+    expect(await vmtouchResident(dir)).toBe(0);
+
+    await warmFiles({ paths: [task(join(dir, 'a.bin'))], allowedRoots: [root], signal: never });
+    // Half of the tree is resident: warm enough for 50 %, not for 90 %.
+    expect((await check(90))?.state).toBe('MISSING');
+    expect((await check(50))?.state).toBe('PRESENT');
+    expect(await vmtouchResident(dir)).toBe(4 * MiB);
+  });
+
   it('reads only what include and exclude select, relative to the path', async () => {
     const dir = join(root, 'globs');
     await mkdir(join(dir, 'cache'), { recursive: true });

@@ -12,6 +12,8 @@ function request(overrides: Partial<WarmRequest> = {}): WarmRequest {
     paths: [],
     credentials: [],
     progressTimeoutSeconds: 0,
+    checkOnly: false,
+    minResidentPercent: 0,
     ...overrides,
   };
 }
@@ -71,6 +73,7 @@ describe('validateWarmRequest', () => {
     [{ credentials: [cred({ password: 'x' })] }, 'credentials[0] names no registry'],
     [{ credentials: [cred({ registry: 'r.example.com', username: 'u' })] }, 'credentials[0] for registry "r.example.com" carries no password, auth or token'],
     [{ progressTimeoutSeconds: 100_000 }, 'progress_timeout_seconds 100000 is more than 86400'],
+    [{ checkOnly: true, minResidentPercent: 101 }, 'min_resident_percent 101 is more than 100'],
   ] satisfies [Partial<WarmRequest>, string][])('refuses %o with INVALID_ARGUMENT: %s', (overrides, message) => {
     const err = refusal(() => validateWarmRequest(request(overrides), 'node-a'));
     expect(err.status).toBe(status.INVALID_ARGUMENT);

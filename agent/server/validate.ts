@@ -20,6 +20,9 @@ export const LIMITS = Object.freeze({
   progressTimeoutSeconds: 24 * 3600,
 });
 
+/** A path is still warm, for a check-only request that does not say, while this much of it is resident. */
+export const DEFAULT_MIN_RESIDENT_PERCENT = 90;
+
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/;
 
 export interface ValidImageTask {
@@ -35,6 +38,10 @@ export interface ValidWarmRequest {
   readonly credentials: readonly RegistryCredential__Output[];
   /** 0 when the request leaves it to the agent. */
   readonly progressTimeoutMs: number;
+  /** Report whether each item is still warm; pull and read nothing. */
+  readonly checkOnly: boolean;
+  /** With checkOnly: the least resident share of a path's bytes, in percent (1-100). */
+  readonly minResidentPercent: number;
 }
 
 function invalid(message: string): ServerError {
@@ -116,12 +123,18 @@ export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWa
     throw invalid(`${where}: progress_timeout_seconds ${req.progressTimeoutSeconds} is more than ${LIMITS.progressTimeoutSeconds}`);
   }
 
+  if (req.minResidentPercent > 100) {
+    throw invalid(`${where}: min_resident_percent ${req.minResidentPercent} is more than 100`);
+  }
+
   return {
     taskId,
     images: [...images.values()],
     paths,
     credentials: req.credentials,
     progressTimeoutMs: req.progressTimeoutSeconds * 1000,
+    checkOnly: req.checkOnly,
+    minResidentPercent: req.minResidentPercent || DEFAULT_MIN_RESIDENT_PERCENT,
   };
 }
 

@@ -65,6 +65,8 @@ const request = validateWarmRequest(
     paths: [{ path: '/models/m', include: [], exclude: [] }],
     credentials: [{ registry: 'r.example.com', username: 'u', password: SECRET, auth: '', identityToken: '', registryToken: '' }],
     progressTimeoutSeconds: 7,
+    checkOnly: false,
+    minResidentPercent: 0,
   },
   'node-a',
 );

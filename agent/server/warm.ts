@@ -33,6 +33,8 @@ export interface WarmImagesInput {
   progressTimeoutMs: number;
   signal: AbortSignal;
   onProgress: (progress: ImageProgress) => void;
+  /** Ask the runtime whether each image is present (PRESENT or MISSING); pull nothing. */
+  checkOnly?: boolean;
 }
 /** The image engine, bound to the agent's runtime. */
 export type WarmImagesFn = (input: WarmImagesInput) => Promise<ImageResult[]>;
@@ -42,6 +44,8 @@ export interface WarmFilesInput {
   allowedRoots: readonly string[];
   signal: AbortSignal;
   onProgress: (progress: FileProgress) => void;
+  /** Measure each path's residency against this percentage (PRESENT or MISSING); read nothing. */
+  checkOnly?: { minResidentPercent: number };
 }
 export type WarmFilesFn = (input: WarmFilesInput) => Promise<PathResult[]>;
 
@@ -79,7 +83,7 @@ export async function runWarmTask(
   const secrets = credentialSecrets(req.credentials);
   const clean = (text: string) => scrub(text, [...secrets, ...(ctx.knownSecrets?.() ?? [])]);
   const log = ctx.log.child({ taskId: req.taskId });
-  log.info({ images: req.images.length, paths: req.paths.length, credentials: req.credentials.length }, 'task started');
+  log.info({ images: req.images.length, paths: req.paths.length, credentials: req.credentials.length, checkOnly: req.checkOnly }, 'task started');
 
   const [images, paths] = await Promise.all([
     runImages(ctx, req, signal, emit, log, clean),
@@ -101,8 +105,10 @@ export async function runWarmTask(
     log.info({ path: r.path, state: r.state, files: r.files, bytes: r.bytes, seconds: r.seconds, code: r.failure?.code }, 'path finished');
   }
 
-  const succeeded =
-    images.every((r) => r.state === 'DONE' || r.state === 'PRESENT') && paths.every((r) => r.state === 'DONE');
+  // A check succeeds when everything is still warm; a MISSING item is its answer, not a failure.
+  const succeeded = req.checkOnly
+    ? [...images, ...paths].every((r) => r.state === 'PRESENT')
+    : images.every((r) => r.state === 'DONE' || r.state === 'PRESENT') && paths.every((r) => r.state === 'DONE');
   const seconds = (performance.now() - started) / 1000;
   ctx.metrics.recordTask(succeeded);
   log.info({ succeeded, seconds, cancelled: signal.aborted }, 'task finished');
@@ -163,6 +169,7 @@ async function pullImages(
       progressTimeoutMs: req.progressTimeoutMs || ctx.defaultProgressTimeoutMs,
       signal,
       onProgress: (image) => emit({ image }),
+      ...(req.checkOnly ? { checkOnly: true } : {}),
     });
     return inRequestOrder(req.images.map((i) => i.image), results, (r) => r.image, (image) =>
       failedImageResult(image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(image)}`),
@@ -197,6 +204,7 @@ async function runPaths(
       allowedRoots: ctx.allowedRoots,
       signal,
       onProgress: (file) => emit({ file }),
+      ...(req.checkOnly ? { checkOnly: { minResidentPercent: req.minResidentPercent } } : {}),
     });
     return inRequestOrder(req.paths.map((p) => p.path), results, (r) => r.path, (path) =>
       failedPathResult(path, 'INTERNAL', `the file engine returned no result for ${JSON.stringify(path)}`),

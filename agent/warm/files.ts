@@ -22,6 +22,8 @@
 //   budget refused it (OVER_BUDGET), or the signal aborted (CANCELLED; warmFiles resolves
 //   promptly rather than throwing);
 // - resident bytes before/after are -1 where they cannot be measured.
+// With `checkOnly` nothing is read: each walked path is measured once (before = after) and ends
+// PRESENT or MISSING against `minResidentPercent`.
 // It throws only for a bad allowed root (a PathError with code INVALID_REQUEST): a caller
 // should check its roots once at start-up with resolveRoots().
 //
@@ -89,6 +91,12 @@ export interface WarmFilesOptions {
   native?: boolean;
   /** Memory facts for the budget; read from /proc and /sys/fs/cgroup when not given. */
   memoryFacts?: MemoryFacts;
+  /**
+   * Read nothing: walk each path and measure its residency, PRESENT while at least
+   * `minResidentPercent` of its bytes are resident, MISSING otherwise (or when residency cannot
+   * be measured). The budget is not checked.
+   */
+  checkOnly?: { minResidentPercent: number };
 }
 
 const DEFAULT_PROGRESS_INTERVAL_MS = 500;
@@ -194,6 +202,8 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
     emit(w, w.failure ? 'FAILED' : 'WAITING', 0);
   }
 
+  if (opts.checkOnly) return checkTrees(work, opts.checkOnly.minResidentPercent, settings, emit);
+
   // 2. Residency before, and the budget over everything that will be read.
   const live = work.filter((w) => w.tree && !w.failure);
   if (measure && !native) {
@@ -283,6 +293,46 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
     failure: w.failure ?? null,
     warnings: w.warnings,
   }));
+}
+
+/** Measures each walked tree's residency: PRESENT at or above `minPercent` of its bytes, MISSING below. */
+async function checkTrees(
+  work: Work[],
+  minPercent: number,
+  settings: Settings,
+  emit: (w: Work, state: FileProgress__Output['state'], started: number) => void,
+): Promise<PathResult__Output[]> {
+  const { native, signal, beneath } = settings;
+  const out: PathResult__Output[] = [];
+  for (const w of work) {
+    const started = performance.now();
+    let state: PathResult__Output['state'] = 'FAILED';
+    if (w.tree && !w.failure) {
+      let resident = native ? await residentBelowRoots(native, w.tree.files, signal) : UNKNOWN;
+      if (resident === UNKNOWN && !signal.aborted) resident = await residentBytesOfFiles(w.tree.files, beneath, signal);
+      if (signal.aborted) w.failure = { code: 'CANCELLED', message: `checking "${w.spec.path}" was cancelled` };
+      else {
+        w.residentBefore = resident;
+        w.residentAfter = resident;
+        state = resident !== UNKNOWN && resident * 100 >= w.tree.bytes * minPercent ? 'PRESENT' : 'MISSING';
+      }
+    }
+    w.seconds += (performance.now() - started) / 1000;
+    emit(w, w.failure ? 'FAILED' : state, started);
+    out.push({
+      path: w.spec.path,
+      state: w.failure ? 'FAILED' : state,
+      files: w.tree?.files.length ?? 0,
+      bytes: w.tree?.bytes ?? 0,
+      seconds: w.seconds,
+      residentBytesBefore: w.residentBefore,
+      residentBytesAfter: w.residentAfter,
+      issues: w.issues,
+      failure: w.failure ?? null,
+      warnings: [],
+    });
+  }
+  return out;
 }
 
 /** One native pass per root over the files below it; -1 when any cannot be measured. */

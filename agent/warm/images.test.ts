@@ -108,6 +108,23 @@ describe('warmImages', () => {
     expect(calls).toContain('pull docker.io/library/busybox:latest');
   });
 
+  it('check only asks ImageStatus and reports PRESENT or MISSING, never pulling, whatever the pull policy', async () => {
+    const { runtime, pulls, calls } = fakeRuntime({ present: ['docker.io/library/busybox:latest'] });
+    const events: ImageProgress__Output[] = [];
+    const results = await warmImages(runtime, {
+      images: [{ image: 'busybox', pullPolicy: 'ALWAYS' }, { image: 'alpine', pullPolicy: 'IF_NOT_PRESENT' }],
+      checkOnly: true,
+      onProgress: (p) => events.push(p),
+    });
+    expect(results.map((r) => [r.image, r.state, r.imageRef, r.failure])).toEqual([
+      ['busybox', 'PRESENT', 'sha256:32', null],
+      ['alpine', 'MISSING', '', null],
+    ]);
+    expect(pulls).toEqual([]);
+    expect(calls).toEqual(['status docker.io/library/busybox:latest', 'status docker.io/library/alpine:latest']);
+    expect(events.filter((e) => e.image === 'alpine').at(-1)?.state).toBe('MISSING');
+  });
+
   it('fails malformed references before any runtime call', async () => {
     const { runtime, calls } = fakeRuntime();
     const events: ImageProgress__Output[] = [];

@@ -15,6 +15,7 @@
 //     registryPolicy?: RegistryPolicy,      // registries refused before any call (default: the built-in rules)
 //     credentialSource?: (ref, signal) => Promise<RegistryCredential | undefined>,
 //                                           // asked right before a pull when `credentials` has none for the image
+//     checkOnly?: boolean,                  // ImageStatus only: PRESENT or MISSING, never a pull
 //   }): Promise<ImageResult__Output[]>       // one per requested image, in request order; failures are
 //                                            // results, it rejects only for a concurrency below 1
 //
@@ -78,6 +79,8 @@ export interface WarmImagesOptions {
   logger?: Logger | undefined;
   registryPolicy?: RegistryPolicy | undefined;
   credentialSource?: CredentialSource | undefined;
+  /** Ask ImageStatus only: PRESENT or MISSING, never a pull (a keepWarm recheck). */
+  checkOnly?: boolean | undefined;
 }
 
 /**
@@ -344,6 +347,7 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
           startedAt,
           emit: (state, bytes) => emit(progressOf(item.image, state, startedAt, bytes)),
           logger: opts.logger,
+          checkOnly: opts.checkOnly === true,
         });
         return result;
       });
@@ -387,6 +391,7 @@ interface OneOptions {
   startedAt: number;
   emit: (state: ItemState__Output, bytes?: PullBytes) => void;
   logger: Logger | undefined;
+  checkOnly: boolean;
 }
 
 async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: OneOptions): Promise<ImageResult__Output> {
@@ -401,6 +406,11 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
   o.emit('RUNNING');
   const what = (verb: string): string => `${verb} ${item.image}`;
   try {
+    if (o.checkOnly) {
+      const present = await runtime.imageStatus(ref.normalized, o.signal);
+      o.emit(present ? 'PRESENT' : 'MISSING');
+      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null };
+    }
     if (item.policy === 'IF_NOT_PRESENT') {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       if (present) {

@@ -2,14 +2,15 @@
 // and lastTransitionTime moves only when the condition's status changes.
 //
 // Types: Complete (True once every node warmed), Failed (True once the Warmup failed), Suspended
-// (True while spec.suspend is true, False once it runs again).
+// (True while spec.suspend is true, False once it runs again), Warm (keepWarm only: True while every
+// current target node is warm).
 //
 //   status.conditions = setCondition(status.conditions, { type: 'Failed', status: 'True', reason, message, lastTransitionTime: now });
 //   status.conditions = resumed(status.conditions, now);
 import type { ConditionReason } from './reasons.js';
 import type { WarmupCondition } from './types.js';
 
-export type ConditionType = 'Complete' | 'Failed' | 'Suspended';
+export type ConditionType = 'Complete' | 'Failed' | 'Suspended' | 'Warm';
 
 /** A condition the controller writes: one of its types, with a reason from the catalogue. */
 export type ConditionUpdate = WarmupCondition & { type: ConditionType; reason: ConditionReason };

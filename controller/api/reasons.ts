@@ -24,6 +24,8 @@ export const CONDITION_REASONS = Object.freeze({
   NamespaceNotAllowed: "The Warmup's namespace is not one the controller serves (--warmup-namespaces); nothing was read or dispatched.",
   Suspended: 'spec.suspend is true: no node is being warmed (condition Suspended).',
   Resumed: 'spec.suspend went back to false (condition Suspended turns False).',
+  AllNodesWarm: 'keepWarm: every current target node is warm (condition Warm is True); the message counts them.',
+  NodesNotWarm: 'keepWarm: some target nodes are being warmed, or failed and wait for their next recheck (condition Warm is False).',
 });
 
 export const NODE_REASONS = Object.freeze({

@@ -44,6 +44,19 @@ describe('spec', () => {
     const s = resolveSpec({ images: [{ image: 'busybox' }] });
     expect(s).toMatchObject({ parallelism: 10, backoffLimit: 3, suspend: false, imagePullSecrets: [] });
     expect(s.images[0]?.pullPolicy).toBe('IfNotPresent');
+    expect(s).toMatchObject({ keepWarm: false, recheckSeconds: 300, minResidentPercent: 90 });
+  });
+  it('keeps recheckSeconds at 5 or more and minResidentPercent at 100 or less', () => {
+    expect(resolveSpec({ images: [{ image: 'a' }], keepWarm: true, policy: { recheckSeconds: 1, minResidentPercent: 150 } })).toMatchObject({
+      keepWarm: true,
+      recheckSeconds: 5,
+      minResidentPercent: 100,
+    });
+  });
+  it('refuses keepWarm with activeDeadlineSeconds, which could never apply', () => {
+    const p = validateSpec(resolveSpec({ images: [{ image: 'a' }], keepWarm: true, policy: { activeDeadlineSeconds: 60 } }));
+    expect(p).toMatchObject({ reason: 'InvalidSpec', value: '60' });
+    expect(p?.message).toContain('spec.keepWarm');
   });
   it('names the bad value', () => {
     const p = validateSpec(resolveSpec({ images: [{ image: 'ok' }, { image: 'Not/Valid' }] }));

@@ -12,6 +12,7 @@ import { posix } from 'node:path';
 import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
 import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import { DEFAULT_REGISTRY_POLICY, refuseRegistry, registryDeniedMessage, type RegistryPolicy } from '../../proto/common/registry-policy.js';
+import { checkSchedule, DEFAULT_TIME_ZONE } from './schedule.js';
 
 export const GROUP = 'stoker.io';
 export const VERSION = 'v1alpha1';
@@ -43,6 +44,10 @@ export interface WarmupPolicy {
   timeoutSeconds?: number;
   activeDeadlineSeconds?: number;
   ttlSecondsAfterFinished?: number;
+  /** keepWarm: how often each warm node is checked (default 300, at least 5). */
+  recheckSeconds?: number;
+  /** keepWarm: a path is warm while at least this share of its bytes is resident (default 90). */
+  minResidentPercent?: number;
 }
 
 export interface WarmupSpec {
@@ -52,12 +57,18 @@ export interface WarmupSpec {
   nodes?: WarmupNodes;
   policy?: WarmupPolicy;
   suspend?: boolean;
+  /** Never finish: keep every target node warm, re-checking it every policy.recheckSeconds. */
+  keepWarm?: boolean;
+  /** Run again at each tick of this cron expression (controller/api/schedule.ts). */
+  schedule?: string;
+  /** The IANA time zone of schedule (default UTC). */
+  timeZone?: string;
 }
 
 export type WarmupPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
 export interface WarmupCondition {
-  /** Complete, Failed or Suspended. */
+  /** Complete, Failed, Suspended or (keepWarm) Warm. */
   type: string;
   status: 'True' | 'False' | 'Unknown';
   reason: string;
@@ -107,6 +118,14 @@ export interface WarmupStatus {
   completionTime?: string;
   conditions?: WarmupCondition[];
   observedGeneration?: number;
+  /** The stoker.io/rerun annotation this status was computed for (long values as their hash). */
+  observedRerun?: string;
+  /** workHash() of the spec the nodes in `record` were warmed for. */
+  recordHash?: string;
+  /** keepWarm: the label key on each node that is warm for this Warmup (controller/node-label.ts). */
+  nodeLabel?: string;
+  /** The schedule tick this status was computed for (the latest one acted on). */
+  lastScheduleTime?: string;
 }
 
 export interface Warmup {
@@ -124,6 +143,9 @@ export const DEFAULT_PARALLELISM = 10;
 export const DEFAULT_BACKOFF_LIMIT = 3;
 /** Per node attempt, when the Warmup does not say. */
 export const DEFAULT_TIMEOUT_SECONDS = 3600;
+export const DEFAULT_RECHECK_SECONDS = 300;
+export const MIN_RECHECK_SECONDS = 5;
+export const DEFAULT_MIN_RESIDENT_PERCENT = 90;
 
 /** The spec with every default applied and every list present. */
 export interface ResolvedSpec {
@@ -137,6 +159,11 @@ export interface ResolvedSpec {
   activeDeadlineSeconds: number | undefined;
   ttlSecondsAfterFinished: number | undefined;
   suspend: boolean;
+  keepWarm: boolean;
+  recheckSeconds: number;
+  minResidentPercent: number;
+  schedule: string | undefined;
+  timeZone: string;
 }
 
 export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
@@ -153,6 +180,11 @@ export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
     activeDeadlineSeconds: p.activeDeadlineSeconds !== undefined && p.activeDeadlineSeconds > 0 ? p.activeDeadlineSeconds : undefined,
     ttlSecondsAfterFinished: p.ttlSecondsAfterFinished !== undefined && p.ttlSecondsAfterFinished >= 0 ? p.ttlSecondsAfterFinished : undefined,
     suspend: s.suspend === true,
+    keepWarm: s.keepWarm === true,
+    recheckSeconds: Math.max(MIN_RECHECK_SECONDS, positiveOr(p.recheckSeconds, DEFAULT_RECHECK_SECONDS)),
+    minResidentPercent: Math.min(100, positiveOr(p.minResidentPercent, DEFAULT_MIN_RESIDENT_PERCENT)),
+    schedule: s.schedule?.trim() ? s.schedule.trim() : undefined,
+    timeZone: s.timeZone?.trim() ? s.timeZone.trim() : DEFAULT_TIME_ZONE,
   };
 }
 
@@ -175,6 +207,13 @@ export interface SpecProblem {
 export function validateSpec(spec: ResolvedSpec, policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY): SpecProblem | undefined {
   if (spec.images.length === 0 && spec.paths.length === 0) {
     return { reason: 'InvalidSpec', value: '', message: 'spec.images and spec.paths are both empty: nothing to warm' };
+  }
+  if (spec.schedule !== undefined) {
+    const why = checkSchedule(spec.schedule, spec.timeZone);
+    if (why) return { reason: 'InvalidSpec', value: spec.schedule, message: why };
+  }
+  if (spec.keepWarm && spec.activeDeadlineSeconds !== undefined) {
+    return { reason: 'InvalidSpec', value: String(spec.activeDeadlineSeconds), message: 'spec.keepWarm never finishes, so spec.policy.activeDeadlineSeconds cannot apply: remove one of them' };
   }
   for (const [i, img] of spec.images.entries()) {
     let ref;
@@ -231,4 +270,69 @@ export function warmupKey(w: { metadata: V1ObjectMeta }): string {
 
 export function isFinished(status: WarmupStatus | undefined): boolean {
   return status?.phase === 'Succeeded' || status?.phase === 'Failed';
+}
+
+/** A new value of this annotation runs a finished Warmup again (keepWarm: checks every node now). */
+export const RERUN_ANNOTATION = 'stoker.io/rerun';
+const MAX_RERUN_VALUE = 128;
+
+/** The Warmup's stoker.io/rerun value as status keeps it: '' when absent, a hash when long. */
+export function rerunOf(w: { metadata: V1ObjectMeta }): string {
+  const v = w.metadata.annotations?.[RERUN_ANNOTATION] ?? '';
+  return v.length <= MAX_RERUN_VALUE ? v : `sha256:${createHash('sha256').update(v).digest('hex')}`;
+}
+
+/**
+ * Whether the Warmup's status was computed for the spec and the run it has now: the same
+ * generation and, but for keepWarm (a rerun or a tick only re-checks or re-warms it in the same
+ * run), the same stoker.io/rerun value and schedule tick (`tick`: the latest due, '' for none).
+ * A finished status that is not current is of an earlier run: the Warmup runs again.
+ */
+export function statusIsCurrent(w: Warmup, tick = ''): boolean {
+  const s = w.status;
+  if (!s) return true;
+  if (s.observedGeneration !== undefined && s.observedGeneration !== (w.metadata.generation ?? 0)) return false;
+  return w.spec.keepWarm === true || sameRun(s, rerunOf(w), tick);
+}
+
+function sameRun(s: WarmupStatus, rerun: string, tick: string): boolean {
+  return (s.observedRerun ?? '') === rerun && (s.lastScheduleTime ?? '') === tick;
+}
+
+/** A short hash of what each node gets (images, paths, pull secrets): equal hash, the same work. */
+export function workHash(spec: ResolvedSpec): string {
+  return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, spec.imagePullSecrets])).digest('base64url').slice(0, 16);
+}
+
+/**
+ * Whether the nodes status.record lists as done were done for the work the spec asks now (a
+ * suspend, a policy or node-selection edit keep them; other images or paths, or a rerun, do not).
+ * A status from before recordHash counts only for its own generation.
+ */
+export function recordApplies(w: Warmup, tick = ''): boolean {
+  const s = w.status;
+  if (!s) return true;
+  if (!w.spec.keepWarm && !sameRun(s, rerunOf(w), tick)) return false;
+  if (s.recordHash !== undefined) return s.recordHash === workHash(resolveSpec(w.spec));
+  return s.observedGeneration === undefined || s.observedGeneration === (w.metadata.generation ?? 0);
+}
+
+/**
+ * What is left of a status when a new run starts (a spec edit, a rerun): nothing about nodes;
+ * only the conditions that do not describe the last run's outcome.
+ */
+export function freshStatus(s: WarmupStatus | undefined): WarmupStatus {
+  const out: WarmupStatus = {};
+  const kept = (s?.conditions ?? []).filter((c) => c.type === 'Suspended' || c.type === 'Warm');
+  if (kept.length > 0) out.conditions = kept;
+  return out;
+}
+
+/**
+ * The tag a run's task ids carry so that a rerun's or a schedule tick's tasks never join the last
+ * run's (see taskId); '' for a Warmup never run again.
+ */
+export function runTag(rerun: string, tick = ''): string {
+  const key = tick === '' ? rerun : `${rerun}@${tick}`;
+  return key === '' ? '' : `.r${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
 }

@@ -7,6 +7,7 @@ export const ItemState = {
   DONE: 'DONE',
   PRESENT: 'PRESENT',
   FAILED: 'FAILED',
+  MISSING: 'MISSING',
 } as const;
 
 export type ItemState =
@@ -22,5 +23,7 @@ export type ItemState =
   | 4
   | 'FAILED'
   | 5
+  | 'MISSING'
+  | 6
 
 export type ItemState__Output = typeof ItemState[keyof typeof ItemState]

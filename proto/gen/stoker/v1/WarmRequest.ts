@@ -11,6 +11,8 @@ export interface WarmRequest {
   'paths'?: (_stoker_v1_PathTask)[];
   'credentials'?: (_stoker_v1_RegistryCredential)[];
   'progressTimeoutSeconds'?: (number);
+  'checkOnly'?: (boolean);
+  'minResidentPercent'?: (number);
 }
 
 export interface WarmRequest__Output {
@@ -20,4 +22,6 @@ export interface WarmRequest__Output {
   'paths': (_stoker_v1_PathTask__Output)[];
   'credentials': (_stoker_v1_RegistryCredential__Output)[];
   'progressTimeoutSeconds': (number);
+  'checkOnly': (boolean);
+  'minResidentPercent': (number);
 }
