@@ -20,6 +20,8 @@ export default defineConfig({
           hookTimeout: 300_000,
           // Real runtimes and registries are shared per file; files run one at a time on a 2-core machine.
           fileParallelism: false,
+          // The address agents listen on when the controller must find them in an EndpointSlice.
+          globalSetup: ['test/support/agent-net-setup.ts'],
         },
       },
     ],

@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/install-deps.sh
 npm run build >/dev/null
+# Agents found through EndpointSlices listen on an address of the run's own (hack/agent-net.sh).
+net="stkb$$"
+STOKER_AGENT_ADDRESS=$(bash hack/agent-net.sh up "$net" $$)
+export STOKER_AGENT_ADDRESS
+trap 'bash hack/agent-net.sh down "$net"' EXIT
 benches=("$@")
 ((${#benches[@]})) || benches=(images agent-rss agent-files files controller)
 for b in "${benches[@]}"; do

@@ -34,6 +34,7 @@ cleanup() {
   bash hack/registry.sh clean "$work/open-registry" >/dev/null 2>&1
   bash hack/registry.sh clean "$work/auth-registry" >/dev/null 2>&1
   bash hack/kube/down.sh "$work/kube" >/dev/null 2>&1
+  bash hack/agent-net.sh down "stkd$$" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -81,9 +82,8 @@ echo "auth: $image_b"
 
 say "three simulated nodes: a Node object, a containerd and a stoker agent each"
 # The API server refuses loopback addresses in EndpointSlices (as for Pod IPs): agents listen on
-# this machine's first non-loopback address.
-address=$(node -e 'const a = Object.values(require("os").networkInterfaces()).flat().find((i) => i && !i.internal && i.family === "IPv4" && !i.address.startsWith("169.254.")); if (!a) process.exit(1); console.log(a.address)') ||
-  { echo "this machine has no non-loopback IPv4 address for the agents" >&2; exit 1; }
+# an address of the demo's own, on a veth pair it makes and removes (hack/agent-net.sh).
+address=$(bash hack/agent-net.sh up "stkd$$" $$)
 for n in 1 2 3; do
   node=node-$n
   mkdir -p "$work/$node"

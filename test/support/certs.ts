@@ -5,7 +5,6 @@
 import { webcrypto } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -20,7 +19,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export interface CertificateOptions {
   /**
    * Extra DNS names or IP addresses for the server certificate. Always in: 127.0.0.1, ::1,
-   * localhost, this machine's other addresses (simulated agents listen there and are dialled by
+   * localhost, the run's agent address (simulated agents listen there and are dialled by
    * address: support/endpoint-slices.ts), and stoker-agent, the name the chart's controller checks
    * with --agent-server-name.
    */
@@ -128,7 +127,8 @@ export async function makeCertificates(dir: string, opts: CertificateOptions = {
   await mkdir(dir, { recursive: true });
   const ca = await makeCa('stoker-test-ca');
   const foreignCa = await makeCa('stoker-foreign-ca');
-  const own = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((a) => !a.internal && !(a.family === 'IPv6' && /^fe[89ab]/i.test(a.address))).map((a) => a.address);
+  // The agents' own address, where the run has one (support/endpoint-slices.ts agentAddress()).
+  const own = process.env.STOKER_AGENT_ADDRESS ? [process.env.STOKER_AGENT_ADDRESS] : [];
   const serverNames = [...new Set(['127.0.0.1', '::1', 'localhost', ...own, 'stoker-agent', ...(opts.serverNames ?? [])])];
   const server = await issue(ca, 'stoker-agent', 'server', serverNames);
   const client = await issue(ca, opts.clientName ?? 'stoker-controller', 'client');

@@ -3,7 +3,7 @@
 // no kube-controller-manager, so this test support code plays that controller's part: it is what
 // the controller (controller/k8s/agent-endpoints.ts) reads to find each node's agent.
 //
-//   const address = agentAddress();                 // this machine's first non-loopback IP
+//   const address = agentAddress();                 // the run's own address (hack/agent-net.sh)
 //   await publishAgentEndpoint(kc, { namespace, node: 'node-1', address, port: agent.grpcPort });
 //   await publishAgentEndpoint(kc, { ..., ready: false });   // its readiness probe failed
 //   await withdrawAgentEndpoint(kc, { namespace, node: 'node-1' });   // its pod is gone
@@ -12,7 +12,6 @@
 // agents in one process share an address and differ by port, so each gets a slice of its own,
 // "<service>-<node>". The API server refuses loopback (and link-local) addresses in EndpointSlices,
 // as it does for Pod IPs, so agents that are to be found listen on agentAddress(), not 127.0.0.1.
-import { networkInterfaces } from 'node:os';
 import { DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import { AGENT_GRPC_PORT_NAME, ENDPOINTSLICE_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL } from '../../controller/k8s/agent-endpoints.js';
 
@@ -20,17 +19,18 @@ import { AGENT_GRPC_PORT_NAME, ENDPOINTSLICE_CONTROLLER, MANAGED_BY_LABEL, SERVI
 export const AGENT_SERVICE = 'stoker-agent';
 
 /**
- * This machine's first non-loopback, non-link-local address (IPv4 first): one the API server takes
- * in an EndpointSlice and the controller can dial. Throws when the machine has none.
+ * The address agents listen on to be found through an EndpointSlice: the host end of a veth pair
+ * the run made for itself (hack/agent-net.sh; the integration tests' global setup, the benchmarks
+ * and the demo set STOKER_AGENT_ADDRESS). Never one of the machine's own interfaces.
  */
 export function agentAddress(): string {
-  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
-  const usable = all.filter((a) => !a.internal && !(a.family === 'IPv4' && a.address.startsWith('169.254.')) && !(a.family === 'IPv6' && /^fe[89ab]/i.test(a.address)));
-  const pick = usable.find((a) => a.family === 'IPv4') ?? usable.find((a) => a.family === 'IPv6');
-  if (!pick) {
-    throw new Error('this machine has no non-loopback address: the API server refuses loopback addresses in EndpointSlices, so simulated agents cannot be published');
+  const address = process.env.STOKER_AGENT_ADDRESS;
+  if (!address) {
+    throw new Error(
+      'STOKER_AGENT_ADDRESS is not set: the API server refuses loopback addresses in EndpointSlices, so agents listen on an address of the run\'s own (hack/agent-net.sh up NAME; npm test and npm run bench set it)',
+    );
   }
-  return pick.address;
+  return address;
 }
 
 export interface AgentEndpointOptions {
