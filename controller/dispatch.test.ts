@@ -14,7 +14,7 @@ function okResult(id: string): WarmResult__Output {
 }
 
 function failResult(id: string, code: 'UNAUTHORIZED' | 'PATH_OUTSIDE_ROOT' | 'NO_SPACE', message: string): WarmResult__Output {
-  return { taskId: id, succeeded: false, images: [], paths: [], failure: { code, message }, seconds: 0 };
+  return { taskId: id, succeeded: false, images: [], paths: [], failure: { code, message, needBytes: 0 }, seconds: 0 };
 }
 
 /**

@@ -197,13 +197,16 @@ export function taskId(uid: string, generation: number | string, node: string, a
   return `${uid}-g${generation}-${node}-${round > 0 ? `r${round.toString(36)}-` : ''}a${attempt}`;
 }
 
-/** What went wrong in a WarmResult, as a reason and a message; undefined when it succeeded. */
-export function resultFailure(result: WarmResult__Output): { code: ErrorCode__Output; reason: NodeReason; message: string } | undefined {
+/**
+ * What went wrong in a WarmResult, as a reason and a message; undefined when it succeeded. For
+ * NO_SPACE, `needBytes` is the free space the image needs at least (0: unknown).
+ */
+export function resultFailure(result: WarmResult__Output): { code: ErrorCode__Output; reason: NodeReason; message: string; needBytes: number } | undefined {
   if (result.succeeded) return undefined;
-  const pick = (code: ErrorCode__Output, message: string) => ({ code, reason: REASON_BY_CODE[code], message: clip(message || REASON_BY_CODE[code]) });
+  const pick = (code: ErrorCode__Output, message: string, needBytes = 0) => ({ code, reason: REASON_BY_CODE[code], message: clip(message || REASON_BY_CODE[code]), needBytes });
   if (result.failure && result.failure.code !== 'ERROR_CODE_UNSPECIFIED') return pick(result.failure.code, result.failure.message);
   for (const img of result.images) {
-    if (img.state === 'FAILED') return pick(img.failure?.code ?? 'ERROR_CODE_UNSPECIFIED', img.failure?.message || `image ${img.image} failed`);
+    if (img.state === 'FAILED') return pick(img.failure?.code ?? 'ERROR_CODE_UNSPECIFIED', img.failure?.message || `image ${img.image} failed`, Number(img.failure?.needBytes ?? 0));
   }
   for (const p of result.paths) {
     if (p.state === 'FAILED') return pick(p.failure?.code ?? 'ERROR_CODE_UNSPECIFIED', p.failure?.message || `path ${p.path} failed`);
@@ -573,7 +576,9 @@ export class WarmupRun {
       o.onChange();
     };
     // `fatal`: the Warmup itself is wrong (every node would fail alike), so the whole run stops.
-    let outcome: { ok: true } | { ok: false; reason: NodeReason; message: string; retry: boolean; fatal?: FatalReason | undefined; code?: ErrorCode__Output };
+    let outcome:
+      | { ok: true }
+      | { ok: false; reason: NodeReason; message: string; retry: boolean; fatal?: FatalReason | undefined; code?: ErrorCode__Output; needBytes?: number };
     // Whether the agent sent the task's result, so the task is over there.
     let ended = false;
     try {
@@ -588,7 +593,7 @@ export class WarmupRun {
       if (!failure) outcome = { ok: true };
       else {
         const fatal = fatalReason(failure.code);
-        outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal, code: failure.code };
+        outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal, code: failure.code, needBytes: failure.needBytes };
       }
     } catch (err) {
       // A request the agent refused never became a task there.
@@ -643,7 +648,7 @@ export class WarmupRun {
       log.warn({ reason: outcome.reason, message: outcome.message, retryInMs: delay }, 'node attempt failed; retrying');
       o.hooks?.attempt?.('retried');
       // A full disk: retried only once the node has more free space (controller/space-wait.ts).
-      if (outcome.code === 'NO_SPACE') this.#holdForSpace(n, delay, outcome.reason, outcome.message);
+      if (outcome.code === 'NO_SPACE') this.#holdForSpace(n, delay, outcome.reason, outcome.message, outcome.needBytes ?? 0);
     } else {
       this.#recordFailed(n, outcome.reason, outcome.message);
       o.hooks?.attempt?.('failed');
@@ -659,7 +664,7 @@ export class WarmupRun {
    * NO_SPACE reason and message when they have not grown within timeoutMs. n.abort cancels the
    * wait (node deleted, run cancelled), as it cancels an attempt.
    */
-  #holdForSpace(n: NodeState, delay: number, reason: NodeReason, message: string): void {
+  #holdForSpace(n: NodeState, delay: number, reason: NodeReason, message: string, needBytes: number): void {
     const o = this.#opts;
     const failedAt = this.#clock.now();
     const abort = new AbortController();
@@ -674,6 +679,7 @@ export class WarmupRun {
       },
       signal: AbortSignal.any([abort.signal, this.#abort.signal]),
       clock: this.#clock,
+      needBytes,
       firstPauseMs: delay,
       maxPauseMs: o.backoffMaxMs ?? 60_000,
       maxWaitMs: o.timeoutMs,

@@ -58,9 +58,9 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
       }
-      const answer = { taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND' as const, message: 'image reg.io/app:1 not found' } : null, seconds: 0 };
+      const answer = { taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND' as const, message: 'image reg.io/app:1 not found', needBytes: 0 } : null, seconds: 0 };
       if (opts.warmMs !== undefined) return clock.sleep(opts.warmMs, o.signal).then(() => answer);
-      return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found' } : null, seconds: 0 });
+      return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found', needBytes: 0 } : null, seconds: 0 });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),
     cancel(req) {

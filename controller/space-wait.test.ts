@@ -40,6 +40,20 @@ describe('waitForMoreSpace', () => {
     expect(clock.pauses).toEqual([1_000, 2_000, 4_000, 8_000, 8_000]);
   });
 
+  it('waits, when the image needs a known size, until that much is free: the failed pull\'s leftovers going away is not room', async () => {
+    const clock = fakeClock();
+    const MiB = 2 ** 20;
+    // 48 MiB free after the failure; the runtime removes the pull's 5 MiB of leftovers; an
+    // operator then frees space in two steps, the second enough for the image's 60 MiB.
+    const verdict = await waitForMoreSpace(options({ clock, needBytes: 60 * MiB, freeBytes: answers(48 * MiB, 53 * MiB, 58 * MiB, 60 * MiB) }));
+    expect(verdict).toBe('grown');
+    expect(clock.pauses).toEqual([1_000, 2_000, 4_000]);
+    // Without the size, the leftovers alone would have ended the wait at the first pause.
+    const blind = fakeClock();
+    expect(await waitForMoreSpace(options({ clock: blind, freeBytes: answers(48 * MiB, 53 * MiB) }))).toBe('grown');
+    expect(blind.pauses).toEqual([1_000]);
+  });
+
   it('gives up after maxWaitMs when nothing changes', async () => {
     const clock = fakeClock();
     expect(await waitForMoreSpace(options({ clock, freeBytes: answers(7), maxWaitMs: 20_000 }))).toBe('timeout');

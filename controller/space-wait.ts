@@ -3,14 +3,19 @@
 // (hurting the pods on that node). controller/dispatch.ts holds such a node and asks its agent
 // (NodeStatus.image_filesystem) for the free bytes, first right after the failure and then at
 // growing pauses (the node's backoff delay, doubling up to the backoff cap); the node is retried as
-// soon as they have grown by SPACE_GROWTH_BYTES (less is log churn on a shared filesystem, not
-// room for an image), and failed NoSpace when they have not within the attempt timeout.
+// soon as the image can fit: its agent said how many free bytes it needs at least (Failure.need_bytes),
+// and that many are free. When the agent could not tell, as soon as the free bytes have grown by
+// SPACE_GROWTH_BYTES (less is log churn on a shared filesystem, not room for an image). Failed
+// NoSpace when neither happens within the attempt timeout. Waiting for the image's size, not for
+// any growth, keeps the failed pull's own leftovers, which the runtime removes afterwards, from
+// looking like room.
 //
 // An agent that cannot measure its image filesystem (it reports none) gives "unknown": the node
 // is then retried on the usual backoff. A freshly failed pull whose leftovers the runtime removes
 // afterwards frees space too; that retry fails fast (the agent checks the image's size before
-// downloading) and counts against backoffLimit like any other. The hold lives in this controller's
-// memory: after a restart, the node is retried once before it is held again.
+// downloading) and counts against backoffLimit like any other; with need_bytes known, it does not
+// happen. The hold lives in this controller's memory: after a restart, the node is retried once
+// before it is held again.
 import type { AgentConnection } from './agent-client.js';
 
 /** Growth of the free bytes that counts as a change. */
@@ -22,6 +27,8 @@ export type SpaceVerdict = 'grown' | 'unknown' | 'timeout' | 'cancelled';
 export interface SpaceWaitOptions {
   /** The node's free bytes now; undefined when its agent cannot tell (or cannot be reached). */
   freeBytes: (signal: AbortSignal) => Promise<number | undefined>;
+  /** Free bytes the image needs at least (its agent's Failure.need_bytes); 0 or absent: unknown. */
+  needBytes?: number;
   signal: AbortSignal;
   clock: { now(): number; sleep(ms: number, signal: AbortSignal): Promise<void> };
   firstPauseMs: number;
@@ -30,9 +37,13 @@ export interface SpaceWaitOptions {
   maxWaitMs: number;
 }
 
-/** Waits until the node's free bytes grow (from what they are now), the wait times out, or `signal` aborts. */
+/**
+ * Waits until the node has `needBytes` free (when known) or its free bytes grow (from what they
+ * are now), the wait times out, or `signal` aborts.
+ */
 export async function waitForMoreSpace(o: SpaceWaitOptions): Promise<SpaceVerdict> {
   const start = o.clock.now();
+  const need = o.needBytes ?? 0;
   const baseline = await o.freeBytes(o.signal).catch(() => undefined);
   if (o.signal.aborted) return 'cancelled';
   if (baseline === undefined) return 'unknown';
@@ -43,7 +54,7 @@ export async function waitForMoreSpace(o: SpaceWaitOptions): Promise<SpaceVerdic
     if (o.signal.aborted) return 'cancelled';
     // An agent that does not answer for a moment (restarting) does not end the wait.
     const free = await o.freeBytes(o.signal).catch(() => undefined);
-    if (free !== undefined && free - baseline >= SPACE_GROWTH_BYTES) return 'grown';
+    if (free !== undefined && (need > 0 ? free >= need : free - baseline >= SPACE_GROWTH_BYTES)) return 'grown';
   }
 }
 

@@ -116,6 +116,7 @@ describe('translatePullError: a full disk', () => {
     expect(withFs.message).toBe(`cannot pull ${ctx.image}: the image filesystem ${MOUNT} ran out of space (1.5 MiB free after the failed pull)`);
     const all = translatePullError(grpcError(status.UNKNOWN, DOWNLOAD), { ...ctx, space: { mountpoint: MOUNT, freeBytes: 2 ** 30, needBytes: 3 * 2 ** 30 } });
     expect(all.message).toBe(`cannot pull ${ctx.image}: the image filesystem ${MOUNT} ran out of space (1.0 GiB free after the failed pull; the image needs at least 3.0 GiB)`);
+    expect([withFs.needBytes, all.needBytes]).toEqual([undefined, 3 * 2 ** 30]);
     const noFree = translatePullError(grpcError(status.UNKNOWN, DOWNLOAD), { ...ctx, space: { mountpoint: MOUNT } });
     expect(noFree.message).toBe(`cannot pull ${ctx.image}: the image filesystem ${MOUNT} ran out of space (free space unknown)`);
   });
@@ -129,6 +130,8 @@ describe('translatePullError: a full disk', () => {
     const err = imageTooLargeError(ctx.image, { mountpoint: MOUNT, freeBytes: 12 * 2 ** 30, needBytes: 27 * 2 ** 30 });
     expect(err.code).toBe('NO_SPACE');
     expect(err.message).toBe(`cannot pull ${ctx.image}: it needs at least 27.0 GiB but the image filesystem ${MOUNT} has 12.0 GiB free`);
+    // The controller waits for that much free space before it tries the node again.
+    expect(err.needBytes).toBe(27 * 2 ** 30);
   });
 });
 

@@ -11,14 +11,18 @@ export type ImageErrorCode = ErrorCode__Output;
 export class WarmError extends Error {
   /** The runtime's own words, for debug logs; never shown to users or stored in status. */
   readonly detail: string | undefined;
+  /** NO_SPACE: the free bytes the image needs at least, where known. */
+  readonly needBytes: number | undefined;
   constructor(
     readonly code: ImageErrorCode,
     message: string,
     detail?: string,
+    needBytes?: number,
   ) {
     super(message);
     this.name = 'WarmError';
     this.detail = detail;
+    this.needBytes = needBytes;
   }
 }
 
@@ -159,10 +163,10 @@ function noSpaceDuringPull(ctx: FailureContext, detail: string): WarmError {
   const { mountpoint, freeBytes, needBytes } = ctx.space ?? {};
   const need = needBytes !== undefined ? `; the image needs at least ${formatBytes(needBytes)}` : '';
   if (mountpoint === undefined) {
-    return new WarmError('NO_SPACE', `cannot pull ${ctx.image}: the container runtime ran out of space on its image filesystem${need}`, detail);
+    return new WarmError('NO_SPACE', `cannot pull ${ctx.image}: the container runtime ran out of space on its image filesystem${need}`, detail, needBytes);
   }
   const free = freeBytes !== undefined ? `${formatBytes(freeBytes)} free after the failed pull` : 'free space unknown';
-  return new WarmError('NO_SPACE', `cannot pull ${ctx.image}: the image filesystem ${mountpoint} ran out of space (${free}${need})`, detail);
+  return new WarmError('NO_SPACE', `cannot pull ${ctx.image}: the image filesystem ${mountpoint} ran out of space (${free}${need})`, detail, needBytes);
 }
 
 /** Stoker's own check: the image's blobs alone need more than the image filesystem has free. */
@@ -170,6 +174,8 @@ export function imageTooLargeError(image: string, space: { mountpoint: string; f
   return new WarmError(
     'NO_SPACE',
     `cannot pull ${image}: it needs at least ${formatBytes(space.needBytes)} but the image filesystem ${space.mountpoint} has ${formatBytes(space.freeBytes)} free`,
+    undefined,
+    space.needBytes,
   );
 }
 

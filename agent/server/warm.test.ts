@@ -145,7 +145,7 @@ describe('runWarmTask', () => {
       warmFiles: () => Promise.reject(new Error(`disk exploded near ${SECRET}`)),
     });
     const result = await runWarmTask(ctx, request, new AbortController().signal, () => undefined);
-    expect(result.images?.[0]?.failure).toEqual({ code: 'UNAUTHORIZED', message: 'registry said: bad password [REDACTED]' });
+    expect(result.images?.[0]?.failure).toEqual({ code: 'UNAUTHORIZED', message: 'registry said: bad password [REDACTED]', needBytes: 0 });
     expect(result.images?.[1]?.failure?.code).toBe('INTERNAL');
     expect(result.images?.[1]?.failure?.message).toContain('r.example.com/b:v1');
     expect(result.paths?.[0]?.failure?.code).toBe('INTERNAL');
@@ -178,7 +178,7 @@ describe('runWarmTask', () => {
     expect(result?.succeeded).toBe(false);
     const failures = [...(result?.images ?? []), ...(result?.paths ?? [])].map((i) => i.failure);
     expect(failures).toHaveLength(3);
-    for (const f of failures) expect(f).toEqual({ code: 'CANCELLED', message: 'the task was cancelled on node "node-a" (a Cancel call stopped it)' });
+    for (const f of failures) expect(f).toEqual({ code: 'CANCELLED', message: 'the task was cancelled on node "node-a" (a Cancel call stopped it)', needBytes: 0 });
   });
 
   it('refuses images whose registry the policy refuses before asking the runtime anything', async () => {

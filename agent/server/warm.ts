@@ -91,7 +91,7 @@ export async function runWarmTask(
   ]);
 
   for (const r of images) {
-    if (r.failure) r.failure = { code: r.failure.code ?? 'INTERNAL', message: clean(r.failure.message ?? '') };
+    if (r.failure) r.failure = { code: r.failure.code ?? 'INTERNAL', message: clean(r.failure.message ?? ''), needBytes: r.failure.needBytes ?? 0 };
     ctx.metrics.recordImage(r);
     log.info(
       { image: r.image, state: r.state, seconds: r.seconds, sizeBytes: r.sizeBytes, code: r.failure?.code, reason: r.failure?.message },
@@ -99,7 +99,7 @@ export async function runWarmTask(
     );
   }
   for (const r of paths) {
-    if (r.failure) r.failure = { code: r.failure.code ?? 'INTERNAL', message: clean(r.failure.message ?? '') };
+    if (r.failure) r.failure = { code: r.failure.code ?? 'INTERNAL', message: clean(r.failure.message ?? ''), needBytes: 0 };
     r.issues = (r.issues ?? []).map((i) => ({ ...i, message: clean(i.message ?? '') }));
     ctx.metrics.recordPath(r);
     log.info({ path: r.path, state: r.state, files: r.files, bytes: r.bytes, seconds: r.seconds, code: r.failure?.code }, 'path finished');

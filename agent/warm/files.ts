@@ -57,7 +57,7 @@ export function failedPathResult(path: string, code: StokerErrorCode, message: s
     residentBytesBefore: UNKNOWN,
     residentBytesAfter: UNKNOWN,
     issues: [],
-    failure: { code, message },
+    failure: { code, message, needBytes: 0 },
     warnings: [],
   };
 }
@@ -183,6 +183,7 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
   const cancelled = (w: Work): Failure__Output => ({
     code: 'CANCELLED',
     message: `warming "${w.spec.path}" was cancelled after ${w.bytesDone} of ${w.tree?.bytes ?? 0} bytes`,
+    needBytes: 0,
   });
 
   // 1. Check and walk every path.
@@ -216,7 +217,7 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
     for (const w of live) {
       w.warnings.push(...warnings);
       if (budget === 'refuse' && warnings.length > 0) {
-        w.failure = { code: 'OVER_BUDGET', message: `warming "${w.spec.path}" refused (${formatBytes(treeBytes)} in all): ${warnings.join('; ')}` };
+        w.failure = { code: 'OVER_BUDGET', message: `warming "${w.spec.path}" refused (${formatBytes(treeBytes)} in all): ${warnings.join('; ')}`, needBytes: 0 };
         emit(w, 'FAILED', 0);
       }
     }
@@ -310,7 +311,7 @@ async function checkTrees(
     if (w.tree && !w.failure) {
       let resident = native ? await residentBelowRoots(native, w.tree.files, signal) : UNKNOWN;
       if (resident === UNKNOWN && !signal.aborted) resident = await residentBytesOfFiles(w.tree.files, beneath, signal);
-      if (signal.aborted) w.failure = { code: 'CANCELLED', message: `checking "${w.spec.path}" was cancelled` };
+      if (signal.aborted) w.failure = { code: 'CANCELLED', message: `checking "${w.spec.path}" was cancelled`, needBytes: 0 };
       else {
         w.residentBefore = resident;
         w.residentAfter = resident;
@@ -353,7 +354,7 @@ async function residentBelowRoots(native: Native, files: readonly FileEntry[], s
 }
 
 function toFailure(err: unknown, path: string): Failure__Output {
-  if (err instanceof PathError) return { code: err.code, message: err.message };
+  if (err instanceof PathError) return { code: err.code, message: err.message, needBytes: 0 };
   const code: StokerErrorCode = 'INTERNAL';
-  return { code, message: `warming "${path}" failed: ${err instanceof Error ? err.message : String(err)}` };
+  return { code, message: `warming "${path}" failed: ${err instanceof Error ? err.message : String(err)}`, needBytes: 0 };
 }

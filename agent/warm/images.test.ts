@@ -358,6 +358,7 @@ describe('warmImages', () => {
     expect(result?.failure?.message).toBe(
       'cannot pull 127.0.0.1:5000/team/llm:v1: it needs at least 27.0 GiB but the image filesystem /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs has 12.0 GiB free',
     );
+    expect(result?.failure?.needBytes).toBeGreaterThanOrEqual(27 * 2 ** 30);
   });
 
   it('lets a pull that fits go on', async () => {
@@ -387,6 +388,8 @@ describe('warmImages', () => {
       code: 'NO_SPACE',
       message:
         'cannot pull 127.0.0.1:5000/team/app:v1: the image filesystem /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs ran out of space (300.0 MiB free after the failed pull)',
+      // Nothing told the agent the image's size here, so the controller cannot wait for it.
+      needBytes: 0,
     });
   });
 });

@@ -377,8 +377,8 @@ export function refusedImage(image: string, policy: RegistryPolicy = DEFAULT_REG
 }
 
 /** The result of an image that was not pulled. */
-export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0): ImageResult__Output {
-  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message } };
+export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0, needBytes = 0): ImageResult__Output {
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes } };
 }
 
 interface OneOptions {
@@ -400,7 +400,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
   const fail = (err: WarmError): ImageResult__Output => {
     log?.warn({ code: err.code, detail: err.detail }, 'image failed');
     o.emit('FAILED');
-    return failedImageResult(item.image, err.code, err.message, seconds());
+    return failedImageResult(item.image, err.code, err.message, seconds(), err.needBytes);
   };
   if (o.signal?.aborted) return fail(new WarmError('CANCELLED', `pulling ${item.image} was cancelled before it started`));
   o.emit('RUNNING');
