@@ -73,7 +73,7 @@ describe('kube-apiserver for tests', () => {
       spec: { images: { image: string; pullPolicy: string }[]; policy: Record<string, number>; suspend: boolean };
     };
     expect(got.spec.images).toEqual([{ image: '127.0.0.1:5000/app/model:v1', pullPolicy: 'IfNotPresent' }]);
-    expect(got.spec.policy).toEqual({ parallelism: 10, backoffLimit: 3, timeoutSeconds: 3600 });
+    expect(got.spec.policy).toEqual({ parallelism: 10, backoffLimit: 3, timeoutSeconds: 3600, recheckSeconds: 300, minResidentPercent: 90 });
     expect(got.spec.suspend).toBe(false);
   });
 
