@@ -79,6 +79,7 @@ import {
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js';
 import { lastTick, nextTick } from './api/schedule.js';
+import { purge, purgeMessage, releasePlan } from './purge.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -103,7 +104,8 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
  * AgentClientPool, Secret reads and Warmup deletes through the API server); unit tests pass fakes.
  */
 export interface ReconcilerDeps {
-  warmups: { get(key: string): Warmup | undefined };
+  /** `list` (every Warmup) tells Purge what other Warmups still want; without it nothing is kept back. */
+  warmups: { get(key: string): Warmup | undefined; list?(): Warmup[] };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
   /** Live agents by node (controller/k8s/agent-endpoints.ts: ready endpoints in the agents' EndpointSlices). */
   agents: { live(now?: Date): Map<string, { endpoint: string }> };
@@ -290,6 +292,20 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return out;
   }
 
+  /**
+   * spec.onDelete: Purge, the Warmup being deleted: every node it may have warmed removes its
+   * images and drops its files from the page cache, but for what another live Warmup targeting
+   * that node still wants (controller/purge.ts); the Purged Event gives the totals.
+   */
+  async function purgeNodes(w: Warmup, log: Logger): Promise<void> {
+    const nodeNames = deps.nodes.list().map((n) => n.metadata?.name ?? '').filter((n) => n !== '');
+    const others = deps.warmups.list?.() ?? [];
+    const plan = releasePlan(w, nodeNames, others, (s) => new Set(targetsOf(s).targets.keys()));
+    const totals = await purge(plan, deps.agents.live(new Date(now())), connect, log);
+    log.info({ ...totals }, 'purged');
+    deps.events.record(w, totals.unreachable + totals.failures > 0 ? 'Warning' : 'Normal', 'Purged', purgeMessage(totals));
+  }
+
   /** Adds or removes the finalizer; nothing when it is already as wanted. */
   async function setFinalizer(w: Warmup, want: boolean): Promise<void> {
     const patch = finalizerPatch(w, want);
@@ -411,6 +427,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Deleting a Warmup bumps its generation: handled before any run is (re)started.
       await stopWork(key, w, 'deleted');
       await dropLabels(ns, name, w);
+      if (spec.onDelete === 'Purge' && hasFinalizer(w)) await purgeNodes(w, log);
       await setFinalizer(w, false);
       return;
     }
@@ -427,7 +444,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
       await dropLabels(ns, name, w);
-      await setFinalizer(w, false);
+      // Purge: the finalizer stays, so that a deletion waits until the nodes have let go.
+      await setFinalizer(w, spec.onDelete === 'Purge');
       const waitTick = Number.isFinite(untilTick) ? { requeueAfterMs: untilTick } : undefined;
       if (spec.ttlSecondsAfterFinished === undefined) return waitTick;
       const done = Date.parse(w.status?.completionTime ?? '');
@@ -463,7 +481,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       });
       // Suspended nodes are no longer kept warm: they do not say they are.
       await dropLabels(ns, name, w);
-      await setFinalizer(w, false);
+      await setFinalizer(w, spec.onDelete === 'Purge');
       return;
     }
 
