@@ -80,6 +80,7 @@ import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js';
 import { lastTick, nextTick } from './api/schedule.js';
 import { purge, purgeMessage, releasePlan } from './purge.js';
+import { NodeFacts } from './node-facts.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -222,6 +223,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const runs = new Map<string, RunEntry>();
   const { connect, readSecret, deleteWarmup, patchWarmup } = deps;
   const served = deps.warmupNamespaces?.length ? new Set(deps.warmupNamespaces) : undefined;
+  /** What each run's nodes reported beyond done or failed (pinning, residency). */
+  const facts = new WeakMap<WarmupRun, NodeFacts>();
   const labeller = deps.patchNodeLabel ? new NodeLabeller({ nodes: deps.nodes, patch: deps.patchNodeLabel, log: deps.log }) : undefined;
 
   /** keepWarm: the run's warm nodes carry the Warmup's label, and no other node does. */
@@ -334,7 +337,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       base.observedRerun = rerunOf(cur);
       if (tick) base.lastScheduleTime = tick;
       else delete base.lastScheduleTime;
-      if (run) Object.assign(base, countsOf(run), { recordHash: workHash(resolveSpec(cur.spec)) });
+      if (run) {
+        delete base.pin;
+        delete base.residency;
+        Object.assign(base, countsOf(run), factsOf(run, resolveSpec(cur.spec), cur.status ?? {}), { recordHash: workHash(resolveSpec(cur.spec)) });
+      }
       base.activeNodes = 0;
       delete base.activeNodeList;
       delete base.bytesDone;
@@ -366,6 +373,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (!ours) return;
     deps.events.record(w, phase === 'Succeeded' ? 'Normal' : 'Warning', phase === 'Succeeded' ? 'Completed' : 'Failed', message);
     deps.log.info({ warmup: `${ns}/${name}`, phase, reason }, `warmup ${phase === 'Succeeded' ? 'completed' : 'failed'}`);
+  }
+
+  /** status.pin and status.residency from what the run's warm nodes reported; base's where none did. */
+  function factsOf(run: WarmupRun, spec: ResolvedSpec, base: WarmupStatus): Pick<WarmupStatus, 'pin' | 'residency'> {
+    const f = facts.get(run);
+    const warm = run.warmNodes();
+    const out: Pick<WarmupStatus, 'pin' | 'residency'> = {};
+    const pin = spec.pin ? (f?.pin(warm) ?? base.pin) : undefined;
+    if (pin) out.pin = pin;
+    const residency = spec.paths.length > 0 ? (f?.residency(warm, spec.minResidentPercent) ?? base.residency) : undefined;
+    if (residency) out.residency = residency;
+    return out;
   }
 
   function countsOf(run: WarmupRun): Partial<WarmupStatus> {
@@ -610,6 +629,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       due: spec.keepWarm ? (w.status?.lastScheduleTime ?? due) : due,
       recordHash: workHash(spec),
     };
+    const nodeFacts = new NodeFacts();
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -646,9 +666,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           const cur = deps.warmups.get(key) ?? w;
           deps.events.record(cur, 'Warning', 'NodeFailed', `node ${f.name}: ${f.reason}: ${f.message}`);
         },
+        result: (node, result) => {
+          // The agent's budget warnings (tree larger than memory or its cgroup limit), once each.
+          for (const warning of nodeFacts.record(node, result)) {
+            deps.events.record(deps.warmups.get(key) ?? w, 'Warning', 'BudgetWarning', `node ${node}: ${warning}`);
+          }
+        },
       },
     });
     entry.run = run;
+    facts.set(run, nodeFacts);
     const mine = entry as RunEntry;
     run.start();
     void run.done.then(
@@ -710,6 +737,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         observedRerun: entry.rerun,
         recordHash: entry.recordHash,
       };
+      delete status.pin;
+      delete status.residency;
+      Object.assign(status, factsOf(run, resolveSpec(cur.spec), base));
       if (entry.due) status.lastScheduleTime = entry.due;
       else delete status.lastScheduleTime;
       if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);

@@ -107,12 +107,16 @@ describe('onDelete: Purge', () => {
       images: [{ image: own }, { image: shared }],
       nodes: { names: ['node-a', 'node-b'] },
       onDelete: 'Purge',
+      pin: true,
     });
     expect((await finished('stays')).status?.phase).toBe('Succeeded');
     const done = await finished('purged');
     expect(done.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 2 });
     // A finished Purge Warmup keeps its finalizer, so its deletion waits for the nodes to let go.
     expect(done.metadata.finalizers).toContain('stoker.io/cancel');
+    // containerd 1.6 does not honour pinning: status says so for each node rather than claiming it.
+    console.log(`pin: status.pin ${JSON.stringify(done.status?.pin)}`);
+    expect(done.status?.pin).toMatchObject({ pinnedNodes: 0, notHonouredNodes: 2, notHonouredNodeList: ['node-a', 'node-b'] });
     for (const c of containerds.values()) expect([await c.imagePresent(own), await c.imagePresent(shared)]).toEqual([true, true]);
 
     await api.delete(NS, 'purged');
@@ -135,7 +139,10 @@ describe('onDelete: Purge', () => {
   it("drops a warmed path's files from the page cache", async () => {
     const file = await modelFile('node-a');
     await api.create(NS, 'purged-files', { paths: [{ path: join(rootFor(dir, 'node-a'), 'models') }], nodes: { names: ['node-a'] }, onDelete: 'Purge' });
-    expect((await finished('purged-files')).status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1 });
+    const done = await finished('purged-files');
+    expect(done.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1 });
+    console.log(`residency: status.residency ${JSON.stringify(done.status?.residency)}`);
+    expect(done.status?.residency).toEqual({ residentBytes: FILE_BYTES, totalBytes: FILE_BYTES, nodes: 1, belowMinimum: 0 });
     expect(resident(file)).toBe(FILE_BYTES);
 
     await api.delete(NS, 'purged-files');

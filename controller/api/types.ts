@@ -65,7 +65,7 @@ export interface WarmupSpec {
   timeZone?: string;
   /** What deleting the Warmup does on its nodes (default Keep; Purge removes what it warmed). */
   onDelete?: OnDelete;
-  /** Ask that warmed images be exempt from the runtime's image GC (CRI Image.pinned). */
+  /** Report in status.pin whether each runtime reports the images pinned (CRI Image.pinned); sets no label yet. */
   pin?: boolean;
 }
 
