@@ -12,6 +12,11 @@
 // and the call waits a moment for it to end. Always OK for a well-formed request to this node:
 // the response's outcome says whether a running task was stopped, had already finished, or was
 // never known here.
+//
+// Release (a deleted Warmup's onDelete: Purge): checked like the others (right node, image
+// grammar, paths as Warm checks them), then each image is removed through CRI if the runtime holds
+// it, and the paths' files are dropped from the page cache (warm/release.ts, the same walk below
+// the allowed roots). An item that fails carries its Failure; the call itself is OK.
 import * as grpc from '@grpc/grpc-js';
 import {
   agentProto,
