@@ -103,7 +103,12 @@ export class CriAgentRuntime implements AgentRuntime {
   async imageStatus(image: string, signal: AbortSignal) {
     const rt = await this.connect(signal);
     const found = await rt.imageStatus(image, signal);
-    return { present: found !== undefined, imageRef: found?.id ?? '', sizeBytes: Number(found?.size ?? 0) };
+    return { present: found !== undefined, imageRef: found?.id ?? '', sizeBytes: Number(found?.size ?? 0), pinned: found?.pinned === true };
+  }
+
+  async removeImage(image: string, signal: AbortSignal): Promise<void> {
+    const rt = await this.connect(signal);
+    await rt.removeImage(image, signal);
   }
 
   async imageFilesystem(signal: AbortSignal): Promise<ImageFilesystemSpace> {

@@ -35,6 +35,9 @@ function fakeAgentHandlers(): AgentHandlers {
       }
       cb(null, { taskId: call.request.taskId, outcome: call.request.taskId === 'running' ? 'CANCEL_OUTCOME_CANCELLED' : 'CANCEL_OUTCOME_UNKNOWN_TASK' });
     },
+    Release(call, cb) {
+      cb(null, { nodeName: call.request.nodeName, images: call.request.images.map((image) => ({ image, removed: true, sizeBytes: 10 })) });
+    },
   };
 }
 
@@ -90,6 +93,11 @@ describe('AgentClientPool', () => {
     const err = await pool.get('127.0.0.1:1').nodeStatus({ nodeName: 'n1' }, { timeoutMs: 2000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentCallError);
     expect(['AgentUnavailable', 'Timeout']).toContain((err as AgentCallError).reason);
+  });
+
+  it('asks an agent to release images and reports what it removed', async () => {
+    const res = await pool.get(endpoint).release?.({ nodeName: 'n', images: ['r/x:1'] }, { timeoutMs: 5000 });
+    expect(res?.images).toEqual([{ image: 'r/x:1', removed: true, sizeBytes: 10, failure: null }]);
   });
 
   it('cancels a task and reports what the agent found; a refusal carries its ErrorCode', async () => {

@@ -17,6 +17,8 @@ import {
   agentProto,
   type AgentClient,
   type CancelResponse__Output,
+  type ReleaseRequest,
+  type ReleaseResponse__Output,
   type NodeStatusResponse,
   type WarmEvent__Output,
   type WarmResult__Output,
@@ -67,6 +69,8 @@ export interface AgentConnection {
   nodeStatus(request: NodeStatusRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<NodeStatusResponse>;
   /** Stops a task on the agent; the outcome says whether it was running, finished or unknown. */
   cancel(request: CancelRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<CancelResponse__Output>;
+  /** Removes images and drops paths from the page cache on the agent's node (spec.onDelete: Purge). */
+  release?(request: ReleaseRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<ReleaseResponse__Output>;
 }
 
 export interface AgentClientPoolOptions {
@@ -228,6 +232,24 @@ class GrpcAgentConnection implements AgentConnection {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
+
+  release(request: ReleaseRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<ReleaseResponse__Output> {
+    return this.track(unaryRelease(this.client, this.endpoint, request, opts));
+  }
+}
+
+/** Same shape as GrpcAgentConnection.release, kept out of the class body for its length. */
+function unaryRelease(client: AgentClient, endpoint: string, request: ReleaseRequest, opts: { signal?: AbortSignal; timeoutMs: number }): Promise<ReleaseResponse__Output> {
+  return new Promise((resolve, reject) => {
+    const call = client.Release(request, { deadline: new Date(Date.now() + opts.timeoutMs) }, (err, res) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(translate(err, endpoint, opts.signal?.aborted ?? false));
+      else if (res) resolve(res);
+      else reject(new AgentCallError('AgentError', `agent at ${endpoint} sent an empty Release answer`));
+    });
+    const onAbort = (): void => call.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** Maps a gRPC error to a reason; the agent's own message is kept (it names values, never secrets). */

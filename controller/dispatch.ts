@@ -85,6 +85,8 @@ export interface DispatchHooks {
   nodeFailed?(failure: FailedNode): void;
   /** keepWarm: a check ended; `warm` false when the node is warmed again. */
   checked?(warm: boolean): void;
+  /** An agent sent a node's WarmResult (a warm or a check): pinning, residency, budget warnings. */
+  result?(node: string, result: WarmResult__Output): void;
 }
 
 export interface RunOptions {
@@ -589,6 +591,7 @@ export class WarmupRun {
       );
       ended = true;
       if (!answered) o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
+      o.hooks?.result?.(n.name, result);
       const failure = resultFailure(result);
       if (!failure) outcome = { ok: true };
       else {
@@ -712,6 +715,7 @@ export class WarmupRun {
         { signal, timeoutMs: o.timeoutMs, onEvent: () => undefined },
       );
       warm = result.succeeded;
+      o.hooks?.result?.(n.name, result);
       const cold = [...result.images.filter((i) => i.state !== 'PRESENT').map((i) => `image ${i.image} ${i.state}`), ...result.paths.filter((p) => p.state !== 'PRESENT').map((p) => `path ${p.path} ${p.state}`)];
       why = cold.join(', ');
     } catch (err) {

@@ -31,13 +31,15 @@ function applyPatch(w: Warmup, patch: JsonPatchOp[]): void {
  * `cancels` lists the Cancel calls agents got ("node taskId"); the agent of node "n-unreachable"
  * never answers one.
  */
-function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean; stillWarm?: (node: string) => boolean; warmMs?: number } = {}) {
+function fakeCluster(nodes: Record<string, Record<string, string>>, agents: string[], opts: { hang?: boolean; stillWarm?: (node: string) => boolean; warmMs?: number; warnings?: string[] } = {}) {
   const clock = new FakeClock();
   const warmups = new Map<string, Warmup>();
   const events: string[] = [];
   const deleted: string[] = [];
   const requests: WarmRequest[] = [];
   const cancels: string[] = [];
+  /** Release calls: "node [images] [paths]". */
+  const releases: string[] = [];
   /** Whether the Warmup held the finalizer when each Warm request was sent. */
   const finalizerAtWarm: boolean[] = [];
   const nodeObjs = new Map<string, V1Node>(Object.entries(nodes).map(([name, labels]) => [name, { metadata: { name, labels } }]));
@@ -53,14 +55,23 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
       finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
       if (req.checkOnly) {
         const warm = opts.stillWarm?.(endpoint) ?? true;
-        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null })), paths: [], failure: null, seconds: 0 });
+        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false })), paths: [], failure: null, seconds: 0 });
       }
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
       }
       const answer = { taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND' as const, message: 'image reg.io/app:1 not found', needBytes: 0 } : null, seconds: 0 };
       if (opts.warmMs !== undefined) return clock.sleep(opts.warmMs, o.signal).then(() => answer);
-      return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths: [], failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found', needBytes: 0 } : null, seconds: 0 });
+      const paths = (req.paths ?? []).map((p) => ({ path: p.path ?? '', state: 'DONE' as const, files: 1, bytes: 100, seconds: 0, residentBytesBefore: 0, residentBytesAfter: 100, issues: [], failure: null, warnings: opts.warnings ?? [] }));
+      return Promise.resolve({ taskId: req.taskId ?? '', succeeded: endpoint !== 'broken', images: [], paths, failure: endpoint === 'broken' ? { code: 'NOT_FOUND', message: 'image reg.io/app:1 not found', needBytes: 0 } : null, seconds: 0 });
+    },
+    release(req) {
+      releases.push(`${req.nodeName ?? ''} [${(req.images ?? []).join(' ')}] [${(req.paths ?? []).map((p) => p.path).join(' ')}]`);
+      return Promise.resolve({
+        nodeName: req.nodeName ?? '',
+        images: (req.images ?? []).map((image) => ({ image, removed: true, sizeBytes: 1024, failure: null })),
+        paths: (req.paths ?? []).map((p) => ({ path: p.path ?? '', files: 1, bytes: 2048, residentBytesBefore: 2048, residentBytesAfter: 0, failure: null })),
+      });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),
     cancel(req) {
@@ -70,7 +81,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     },
   });
   const deps: ReconcilerDeps = {
-    warmups: { get: (k) => warmups.get(k) },
+    warmups: { get: (k) => warmups.get(k), list: () => [...warmups.values()] },
     nodes: { get: (k) => nodeObjs.get(k), list: () => [...nodeObjs.values()] },
     agents: { live: () => new Map(agents.map((a) => [a, { endpoint: a === 'n-broken' ? 'broken' : a }])) },
     status: {
@@ -147,7 +158,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
     return Promise.resolve();
   };
   const labelled = (labelKey: string) => [...nodeObjs.values()].filter((n) => n.metadata?.labels?.[labelKey] === 'true').map((n) => n.metadata?.name ?? '').sort();
-  return { deps, clock, warmups, events, deleted, requests, cancels, finalizerAtWarm, add, remove, edit, nodeObjs, agents, labelPatches, labelled };
+  return { deps, clock, warmups, events, deleted, requests, cancels, releases, finalizerAtWarm, add, remove, edit, nodeObjs, agents, labelPatches, labelled };
 }
 
 describe('reconcile', () => {
@@ -355,6 +366,38 @@ describe('stopping work on the nodes', () => {
     // The third node was never sent anything, and nothing is sent after the deletion.
     await c.clock.advance(1000);
     expect(c.requests).toHaveLength(2);
+    await c.clock.run(r.stop());
+  });
+
+  it('onDelete Purge: a finished Warmup keeps its finalizer; deleting it releases on each node but what another Warmup there wants', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }, { image: 'reg.io/base:1' }], paths: [{ path: '/models/m' }], onDelete: 'Purge' });
+    const other = c.add('other', { images: [{ image: 'reg.io/base:1' }], nodes: { names: ['b'] } }, { phase: 'Succeeded' });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
+    expect(c.warmups.get(key)?.status?.residency).toEqual({ residentBytes: 200, totalBytes: 200, nodes: 2, belowMinimum: 0 });
+    await r.reconcile(key);
+    expect(c.warmups.get(key)?.metadata.finalizers).toEqual([FINALIZER]);
+    expect(c.releases).toEqual([]);
+
+    c.remove(key);
+    await c.clock.run(r.reconcile(key));
+    expect(c.releases.sort()).toEqual(['a [reg.io/app:1 reg.io/base:1] [/models/m]', 'b [reg.io/app:1] [/models/m]']);
+    expect(c.warmups.has(key)).toBe(false);
+    expect(c.warmups.has(other)).toBe(true);
+    expect(c.events).toContain('Normal Purged released on 2 node(s): removed 3 image(s) (3.0 KiB), dropped 4.0 KiB of page cache; kept 1 image(s) and 0 path(s) another Warmup still wants');
+    await c.clock.run(r.stop());
+  });
+
+  it("an agent's memory-budget warning becomes one BudgetWarning Event per distinct warning", async () => {
+    const warning = 'the files (200 B) exceed the cgroup memory limit (100 B)';
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { warnings: [warning] });
+    const key = c.add('w', { paths: [{ path: '/models/m' }] });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
+    expect(c.events.filter((e) => e.includes('BudgetWarning'))).toEqual([expect.stringMatching(new RegExp(`^Warning BudgetWarning node [ab]: ${warning.replace(/[()]/g, '\\$&')}$`))]);
     await c.clock.run(r.stop());
   });
 

@@ -79,6 +79,8 @@ import {
 import { formatSelector, matchesSelector } from './k8s/label-selector.js';
 import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js';
 import { lastTick, nextTick } from './api/schedule.js';
+import { purge, purgeMessage, releasePlan } from './purge.js';
+import { NodeFacts } from './node-facts.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -103,7 +105,8 @@ export const DEFAULT_TUNING: ReconcilerTuning = Object.freeze({
  * AgentClientPool, Secret reads and Warmup deletes through the API server); unit tests pass fakes.
  */
 export interface ReconcilerDeps {
-  warmups: { get(key: string): Warmup | undefined };
+  /** `list` (every Warmup) tells Purge what other Warmups still want; without it nothing is kept back. */
+  warmups: { get(key: string): Warmup | undefined; list?(): Warmup[] };
   nodes: { get(key: string): V1Node | undefined; list(): V1Node[] };
   /** Live agents by node (controller/k8s/agent-endpoints.ts: ready endpoints in the agents' EndpointSlices). */
   agents: { live(now?: Date): Map<string, { endpoint: string }> };
@@ -220,6 +223,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const runs = new Map<string, RunEntry>();
   const { connect, readSecret, deleteWarmup, patchWarmup } = deps;
   const served = deps.warmupNamespaces?.length ? new Set(deps.warmupNamespaces) : undefined;
+  /** What each run's nodes reported beyond done or failed (pinning, residency). */
+  const facts = new WeakMap<WarmupRun, NodeFacts>();
   const labeller = deps.patchNodeLabel ? new NodeLabeller({ nodes: deps.nodes, patch: deps.patchNodeLabel, log: deps.log }) : undefined;
 
   /** keepWarm: the run's warm nodes carry the Warmup's label, and no other node does. */
@@ -290,6 +295,20 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return out;
   }
 
+  /**
+   * spec.onDelete: Purge, the Warmup being deleted: every node it may have warmed removes its
+   * images and drops its files from the page cache, but for what another live Warmup targeting
+   * that node still wants (controller/purge.ts); the Purged Event gives the totals.
+   */
+  async function purgeNodes(w: Warmup, log: Logger): Promise<void> {
+    const nodeNames = deps.nodes.list().map((n) => n.metadata?.name ?? '').filter((n) => n !== '');
+    const others = deps.warmups.list?.() ?? [];
+    const plan = releasePlan(w, nodeNames, others, (s) => new Set(targetsOf(s).targets.keys()));
+    const totals = await purge(plan, deps.agents.live(new Date(now())), connect, log);
+    log.info({ ...totals }, 'purged');
+    deps.events.record(w, totals.unreachable + totals.failures > 0 ? 'Warning' : 'Normal', 'Purged', purgeMessage(totals));
+  }
+
   /** Adds or removes the finalizer; nothing when it is already as wanted. */
   async function setFinalizer(w: Warmup, want: boolean): Promise<void> {
     const patch = finalizerPatch(w, want);
@@ -318,7 +337,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       base.observedRerun = rerunOf(cur);
       if (tick) base.lastScheduleTime = tick;
       else delete base.lastScheduleTime;
-      if (run) Object.assign(base, countsOf(run), { recordHash: workHash(resolveSpec(cur.spec)) });
+      if (run) {
+        delete base.pin;
+        delete base.residency;
+        Object.assign(base, countsOf(run), factsOf(run, resolveSpec(cur.spec), cur.status ?? {}), { recordHash: workHash(resolveSpec(cur.spec)) });
+      }
       base.activeNodes = 0;
       delete base.activeNodeList;
       delete base.bytesDone;
@@ -350,6 +373,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (!ours) return;
     deps.events.record(w, phase === 'Succeeded' ? 'Normal' : 'Warning', phase === 'Succeeded' ? 'Completed' : 'Failed', message);
     deps.log.info({ warmup: `${ns}/${name}`, phase, reason }, `warmup ${phase === 'Succeeded' ? 'completed' : 'failed'}`);
+  }
+
+  /** status.pin and status.residency from what the run's warm nodes reported; base's where none did. */
+  function factsOf(run: WarmupRun, spec: ResolvedSpec, base: WarmupStatus): Pick<WarmupStatus, 'pin' | 'residency'> {
+    const f = facts.get(run);
+    const warm = run.warmNodes();
+    const out: Pick<WarmupStatus, 'pin' | 'residency'> = {};
+    const pin = spec.pin ? (f?.pin(warm) ?? base.pin) : undefined;
+    if (pin) out.pin = pin;
+    const residency = spec.paths.length > 0 ? (f?.residency(warm, spec.minResidentPercent) ?? base.residency) : undefined;
+    if (residency) out.residency = residency;
+    return out;
   }
 
   function countsOf(run: WarmupRun): Partial<WarmupStatus> {
@@ -411,6 +446,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Deleting a Warmup bumps its generation: handled before any run is (re)started.
       await stopWork(key, w, 'deleted');
       await dropLabels(ns, name, w);
+      if (spec.onDelete === 'Purge' && hasFinalizer(w)) await purgeNodes(w, log);
       await setFinalizer(w, false);
       return;
     }
@@ -427,7 +463,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
       await dropLabels(ns, name, w);
-      await setFinalizer(w, false);
+      // Purge: the finalizer stays, so that a deletion waits until the nodes have let go.
+      await setFinalizer(w, spec.onDelete === 'Purge');
       const waitTick = Number.isFinite(untilTick) ? { requeueAfterMs: untilTick } : undefined;
       if (spec.ttlSecondsAfterFinished === undefined) return waitTick;
       const done = Date.parse(w.status?.completionTime ?? '');
@@ -463,7 +500,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       });
       // Suspended nodes are no longer kept warm: they do not say they are.
       await dropLabels(ns, name, w);
-      await setFinalizer(w, false);
+      await setFinalizer(w, spec.onDelete === 'Purge');
       return;
     }
 
@@ -592,6 +629,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       due: spec.keepWarm ? (w.status?.lastScheduleTime ?? due) : due,
       recordHash: workHash(spec),
     };
+    const nodeFacts = new NodeFacts();
     const run: WarmupRun = new WarmupRun({
       uid: w.metadata.uid ?? '',
       generation: w.metadata.generation ?? 0,
@@ -628,9 +666,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           const cur = deps.warmups.get(key) ?? w;
           deps.events.record(cur, 'Warning', 'NodeFailed', `node ${f.name}: ${f.reason}: ${f.message}`);
         },
+        result: (node, result) => {
+          // The agent's budget warnings (tree larger than memory or its cgroup limit), once each.
+          for (const warning of nodeFacts.record(node, result)) {
+            deps.events.record(deps.warmups.get(key) ?? w, 'Warning', 'BudgetWarning', `node ${node}: ${warning}`);
+          }
+        },
       },
     });
     entry.run = run;
+    facts.set(run, nodeFacts);
     const mine = entry as RunEntry;
     run.start();
     void run.done.then(
@@ -692,6 +737,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         observedRerun: entry.rerun,
         recordHash: entry.recordHash,
       };
+      delete status.pin;
+      delete status.residency;
+      Object.assign(status, factsOf(run, resolveSpec(cur.spec), base));
       if (entry.due) status.lastScheduleTime = entry.due;
       else delete status.lastScheduleTime;
       if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);

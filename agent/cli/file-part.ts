@@ -2,7 +2,7 @@
 // (agent/warm/files.ts), drawn on the command's shared display (a progress bar, files and bytes
 // done, throughput, ETA) and summed up in the PATH summary table.
 import type { PathResult__Output } from '../../proto/gen/stoker/v1/PathResult.js';
-import { formatBytes } from '../warm/bytes.js';
+import { formatBytes } from '../../proto/common/bytes.js';
 import { DEFAULT_BUFFER_BYTES, PathError, failedPathResult, warmFiles } from '../warm/files.js';
 import type { FilesConfig } from './config.js';
 import type { PartOutcome, WarmPart } from './part.js';

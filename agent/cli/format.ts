@@ -1,5 +1,5 @@
 // How `stoker warm` words an item's state and elapsed time, in progress lines and the summary
-// table alike (byte counts: agent/warm/bytes.ts).
+// table alike (byte counts: proto/common/bytes.ts).
 
 const STATE_WORDS: Record<string, string> = {
   WAITING: 'waiting',

@@ -9,7 +9,7 @@ import type { CriEndpoint } from '../cri/endpoint.js';
 import { WarmError } from '../cri/errors.js';
 import { connectRuntime, type CriRuntime } from '../cri/runtime.js';
 import { loadCredentialProviders, type CredentialProviders } from '../credentials/credential-provider.js';
-import { formatBytes } from '../warm/bytes.js';
+import { formatBytes } from '../../proto/common/bytes.js';
 import { failedImageResult, refusedImage, warmImages } from '../warm/images.js';
 import type { WarmConfig } from './config.js';
 import { warmCredentialSource } from './credentials.js';

@@ -1,6 +1,6 @@
 // The text of one item's progress line, shared by the live and the plain display:
 // "pulling  3.2s  12.0 MiB of 38.2 MiB  4.1 MiB/s", or the part's own text.
-import { formatBytes } from '../warm/bytes.js';
+import { formatBytes } from '../../proto/common/bytes.js';
 import { formatSeconds, stateWord } from './format.js';
 
 export interface RateSample {

@@ -3,7 +3,7 @@
 // registry URLs and internals) are kept on the error for debug logs only, never in the message.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ErrorCode__Output } from '../../proto/agent.js';
-import { formatBytes } from '../warm/bytes.js';
+import { formatBytes } from '../../proto/common/bytes.js';
 
 export type ImageErrorCode = ErrorCode__Output;
 

@@ -17,6 +17,10 @@
 //   statAt(dirFd, names) -> Promise<[kind, dev, ino, size, errno][]>   fstatat(AT_SYMLINK_NOFOLLOW)
 //       of each name in the directory; kind is one of f d l p s c b ? (regular file, directory,
 //       symlink, FIFO, socket, character device, block device, other), or "" with errno set.
+//
+// Letting go of the page cache, synchronous:
+//   dropCache(fd) -> number   posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) on an open file: its
+//       clean pages leave the page cache; 0 or the errno (Node has no fadvise)
 //   O_PATH   the flag's value on this platform, for openBeneath of a directory that is only walked.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -419,6 +423,18 @@ static napi_value stat_at_js(napi_env env, napi_callback_info info) {
   return queue(env, j, "stoker.statAt");
 }
 
+static napi_value drop_cache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_i64(env, argv[0], &fd) || fd < 0) {
+    napi_throw_type_error(env, NULL, "dropCache(fd) needs a descriptor");
+    return NULL;
+  }
+  // posix_fadvise returns the error number itself rather than setting errno.
+  return make_number(env, (double)posix_fadvise((int)fd, 0, 0, POSIX_FADV_DONTNEED));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"residentBytes", NULL, resident_bytes, NULL, NULL, NULL, napi_default, NULL},
@@ -426,6 +442,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openBeneath", NULL, open_beneath_js, NULL, NULL, NULL, napi_default, NULL},
       {"listDir", NULL, list_dir_js, NULL, NULL, NULL, napi_default, NULL},
       {"statAt", NULL, stat_at_js, NULL, NULL, NULL, napi_default, NULL},
+      {"dropCache", NULL, drop_cache, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value o_path;

@@ -44,6 +44,10 @@ function recordingHandlers(reached: string[]): AgentHandlers {
       reached.push(`Cancel ${call.request.taskId}`);
       cb(null, { taskId: call.request.taskId, outcome: 'CANCEL_OUTCOME_CANCELLED' });
     },
+    Release(call, cb) {
+      reached.push('Release');
+      cb(null, { nodeName: call.request.nodeName });
+    },
   };
 }
 
@@ -96,6 +100,12 @@ describe('controllerOnly on a real server over mutual TLS', () => {
     });
   }
 
+  function release(c: InstanceType<typeof Agent>): Promise<{ code: number; details: string }> {
+    return new Promise((resolve) => {
+      c.Release({ nodeName: 'n', images: ['r/x:1'] }, (err, res) => resolve(err ? { code: err.code, details: err.details } : { code: 0, details: res?.nodeName ?? '' }));
+    });
+  }
+
   function warm(c: InstanceType<typeof Agent>, taskId: string): Promise<{ code: number; details: string }> {
     return new Promise((resolve) => {
       const stream = c.Warm({ taskId, nodeName: 'n' });
@@ -109,8 +119,9 @@ describe('controllerOnly on a real server over mutual TLS', () => {
     const c = client(certs, 'client');
     expect(await nodeStatus(c)).toEqual({ code: 0, details: 'n' });
     expect(await warm(c, 'ok-1')).toEqual({ code: 0, details: '' });
+    expect(await release(c)).toEqual({ code: 0, details: 'n' });
     c.close();
-    expect(reached).toEqual(['NodeStatus', 'Warm ok-1']);
+    expect(reached).toEqual(['NodeStatus', 'Warm ok-1', 'Release']);
   });
 
   it('refuses another certificate of the same CA with PERMISSION_DENIED, on every method, before any handler', async () => {
@@ -120,6 +131,7 @@ describe('controllerOnly on a real server over mutual TLS', () => {
     expect(await nodeStatus(c)).toEqual(denied);
     expect(await warm(c, 'intruder-1')).toEqual(denied);
     expect(await cancel(c, 'ok-1')).toEqual(denied);
+    expect(await release(c)).toEqual(denied);
     c.close();
     expect(reached).toEqual([]);
   });

@@ -12,6 +12,11 @@
 // and the call waits a moment for it to end. Always OK for a well-formed request to this node:
 // the response's outcome says whether a running task was stopped, had already finished, or was
 // never known here.
+//
+// Release (a deleted Warmup's onDelete: Purge): checked like the others (right node, image
+// grammar, paths as Warm checks them), then each image is removed through CRI if the runtime holds
+// it, and the paths' files are dropped from the page cache (warm/release.ts, the same walk below
+// the allowed roots). An item that fails carries its Failure; the call itself is OK.
 import * as grpc from '@grpc/grpc-js';
 import {
   agentProto,
@@ -27,7 +32,11 @@ import { STOKER_VERSION } from '../../proto/common/version.js';
 import { ERROR_CODE_TRAILER, ServerError, isUnexpected, toStatus } from './errors.js';
 import { runtimeReason, type AgentRuntime, type ImagePresenceInfo, type RuntimeProbe } from './runtime.js';
 import { RegistryClosedError, TaskCapacityError, type CancelOutcome, type TaskRegistry, type TaskRun } from './tasks.js';
-import { validateCancelRequest, validateNodeStatusRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
+import { validateCancelRequest, validateNodeStatusRequest, validateReleaseRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
+import type { ImageRelease, PathRelease__Output, ReleaseResponse } from '../../proto/agent.js';
+import { releaseFiles } from '../warm/release.js';
+
+type ValidRelease = ReturnType<typeof validateReleaseRequest>;
 
 /** How long a Cancel call waits for the task to end before it answers STOPPING. */
 export const CANCEL_WAIT_MS = 3_000;
@@ -48,6 +57,8 @@ export interface ServiceContext {
   readonly log: Logger;
   /** Builds the run of a validated request (warm.ts in the agent, a fake in unit tests). */
   readonly runWarm: (req: ValidWarmRequest) => TaskRun;
+  /** Drops paths' files from the page cache (warm/release.ts over allowedRoots unless given). */
+  readonly releaseFiles?: (paths: ValidRelease['paths'], signal: AbortSignal) => Promise<PathRelease__Output[]>;
   /** How long Cancel waits for the task to end (default CANCEL_WAIT_MS). */
   readonly cancelWaitMs?: number;
 }
@@ -257,14 +268,60 @@ export function createAgentService(ctx: ServiceContext): AgentService {
     );
   };
 
+  /** Removes one image, reporting its size when the runtime held it; a failure is reported, not thrown. */
+  async function releaseImage(image: string, signal: AbortSignal): Promise<ImageRelease> {
+    try {
+      const found = await ctx.runtime.imageStatus(image, signal);
+      if (!found.present) return { image, removed: false, sizeBytes: 0 };
+      await ctx.runtime.removeImage(image, signal);
+      return { image, removed: true, sizeBytes: found.sizeBytes };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      ctx.log.warn({ image, err: runtimeReason(err) }, 'image not removed');
+      const code = (err as { code?: unknown }).code === 'RUNTIME_ERROR' ? 'RUNTIME_ERROR' : 'RUNTIME_UNAVAILABLE';
+      return { image, removed: false, sizeBytes: 0, failure: { code, message: `the container runtime at ${ctx.runtime.endpoint} did not remove ${JSON.stringify(image)}`, needBytes: 0 } };
+    }
+  }
+
+  const Release: AgentHandlers['Release'] = (call, callback) => {
+    const answer = async (): Promise<ReleaseResponse> => {
+      const req = validateReleaseRequest(call.request, ctx.nodeName);
+      const cancelled = new AbortController();
+      call.on('cancelled', () => cancelled.abort());
+      const images = await mapLimit(req.images, 4, (image) => releaseImage(image, cancelled.signal));
+      const drop = ctx.releaseFiles ?? ((paths, signal) => releaseFiles({ paths, allowedRoots: ctx.allowedRoots, signal }));
+      const paths = req.paths.length > 0 ? await drop(req.paths, cancelled.signal) : [];
+      const removed = images.filter((i) => i.removed === true);
+      const dropped = paths.reduce((sum, p) => sum + droppedBytes(p), 0);
+      ctx.log.info({ imagesRemoved: removed.length, imageBytes: removed.reduce((s, i) => s + Number(i.sizeBytes ?? 0), 0), pageCacheBytesDropped: dropped }, 'released');
+      return { nodeName: ctx.nodeName, images, paths };
+    };
+    answer().then(
+      (response) => callback(null, response),
+      (err: unknown) => {
+        if (err instanceof ServerError) ctx.log.warn({ reason: err.message, code: err.errorCode }, 'release request refused');
+        else if (isUnexpected(err)) ctx.log.error({ err }, 'Release failed');
+        const s = toStatus(err);
+        callback({ code: s.code, details: s.details, metadata: s.metadata });
+      },
+    );
+  };
+
   return {
-    handlers: { Warm, NodeStatus, Cancel },
+    handlers: { Warm, NodeStatus, Cancel, Release },
     drain(message) {
       const err = new ServerError(grpc.status.UNAVAILABLE, message);
       for (const writer of open) writer.fail(err);
       open.clear();
     },
   };
+}
+
+/** Bytes a release took out of the page cache (0 when either measure is unknown). */
+export function droppedBytes(p: Pick<PathRelease__Output, 'residentBytesBefore' | 'residentBytesAfter'>): number {
+  const before = Number(p.residentBytesBefore);
+  const after = Number(p.residentBytesAfter);
+  return before >= 0 && after >= 0 && before > after ? before - after : 0;
 }
 
 export interface GrpcServerHandle {

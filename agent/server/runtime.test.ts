@@ -19,6 +19,7 @@ function fakeRuntime(state: { answers: boolean; cancelled: number }): AgentRunti
             }, { once: true }),
           ),
     imageStatus: () => Promise.reject(new Error('not used')),
+    removeImage: () => Promise.resolve(),
     imageFilesystem: () => Promise.reject(new Error('not used')),
     close: () => undefined,
   };

@@ -12,6 +12,8 @@ export interface ImagePresenceInfo {
   readonly present: boolean;
   readonly imageRef: string;
   readonly sizeBytes: number;
+  /** CRI Image.pinned: the runtime exempts the image from its garbage collection. */
+  readonly pinned?: boolean;
 }
 
 /** The agent's view of the runtime; run.ts adapts the CRI client to it, unit tests use fakes. */
@@ -20,6 +22,8 @@ export interface AgentRuntime {
   readonly endpoint: string;
   version(signal: AbortSignal): Promise<RuntimeVersion>;
   imageStatus(image: string, signal: AbortSignal): Promise<ImagePresenceInfo>;
+  /** CRI RemoveImage; an absent image is not an error. */
+  removeImage(image: string, signal: AbortSignal): Promise<void>;
   /** The image filesystem's mount point and free bytes; never throws. */
   imageFilesystem(signal: AbortSignal): Promise<ImageFilesystemSpace>;
   close(): void;

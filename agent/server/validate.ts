@@ -5,6 +5,7 @@ import { status } from '@grpc/grpc-js';
 import type { CancelRequest, NodeStatusRequest, WarmRequest } from '../../proto/agent.js';
 import { InvalidReferenceError, parseImageReference } from '../../proto/common/image-reference.js';
 import type { PathTask__Output } from '../../proto/gen/stoker/v1/PathTask.js';
+import type { ReleaseRequest__Output } from '../../proto/gen/stoker/v1/ReleaseRequest.js';
 import type { RegistryCredential__Output } from '../../proto/gen/stoker/v1/RegistryCredential.js';
 import { ServerError } from './errors.js';
 
@@ -97,18 +98,7 @@ export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWa
     if (!seen || policy === 'ALWAYS') images.set(image, { image, pullPolicy: policy });
   });
 
-  const paths = req.paths.map((p, i) => {
-    if (p.path === '') throw invalid(`${where}: paths[${i}] is empty`);
-    if (p.path.length > LIMITS.pathLength || p.path.includes('\0')) throw invalid(`${where}: paths[${i}] ${quote(p.path)} is not a usable path`);
-    if (!isAbsolute(p.path)) throw invalid(`${where}: paths[${i}] ${quote(p.path)} is not absolute`);
-    if (p.include.length > LIMITS.globs || p.exclude.length > LIMITS.globs) {
-      throw invalid(`${where}: paths[${i}] ${quote(p.path)} has more than ${LIMITS.globs} include or exclude patterns`);
-    }
-    for (const glob of [...p.include, ...p.exclude]) {
-      if (glob === '' || glob.includes('\0')) throw invalid(`${where}: paths[${i}] ${quote(p.path)} has an empty include or exclude pattern`);
-    }
-    return { path: p.path, include: [...p.include], exclude: [...p.exclude] };
-  });
+  const paths = checkPaths(where, req.paths);
 
   req.credentials.forEach((c, i) => {
     if (c.registry.trim() === '') throw invalid(`${where}: credentials[${i}] names no registry`);
@@ -139,6 +129,41 @@ export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWa
 }
 
 /** The task id of a Cancel request meant for this node. */
+function checkPaths(where: string, list: readonly PathTask__Output[]): { path: string; include: string[]; exclude: string[] }[] {
+  return list.map((p, i) => {
+    if (p.path === '') throw invalid(`${where}: paths[${i}] is empty`);
+    if (p.path.length > LIMITS.pathLength || p.path.includes('\0')) throw invalid(`${where}: paths[${i}] ${quote(p.path)} is not a usable path`);
+    if (!isAbsolute(p.path)) throw invalid(`${where}: paths[${i}] ${quote(p.path)} is not absolute`);
+    if (p.include.length > LIMITS.globs || p.exclude.length > LIMITS.globs) {
+      throw invalid(`${where}: paths[${i}] ${quote(p.path)} has more than ${LIMITS.globs} include or exclude patterns`);
+    }
+    for (const glob of [...p.include, ...p.exclude]) {
+      if (glob === '' || glob.includes('\0')) throw invalid(`${where}: paths[${i}] ${quote(p.path)} has an empty include or exclude pattern`);
+    }
+    return { path: p.path, include: [...p.include], exclude: [...p.exclude] };
+  });
+}
+
+/** A Release request: the right node, images that parse, paths checked as Warm checks them. */
+export function validateReleaseRequest(req: ReleaseRequest__Output, nodeName: string): { images: string[]; paths: { path: string; include: string[]; exclude: string[] }[] } {
+  checkNode(req.nodeName, nodeName);
+  const where = 'release request';
+  if (req.images.length > LIMITS.images) throw invalid(`${where} has ${req.images.length} images; at most ${LIMITS.images}`);
+  if (req.paths.length > LIMITS.paths) throw invalid(`${where} has ${req.paths.length} paths; at most ${LIMITS.paths}`);
+  const images = req.images.map((image, i) => {
+    const trimmed = image.trim();
+    if (trimmed === '' || trimmed.length > LIMITS.imageLength) throw invalid(`${where}: images[${i}] ${quote(trimmed)} is empty or longer than ${LIMITS.imageLength} characters`);
+    try {
+      parseImageReference(trimmed);
+    } catch (err) {
+      if (err instanceof InvalidReferenceError) throw new ServerError(status.INVALID_ARGUMENT, `images[${i}]: ${err.message}`, 'INVALID_REFERENCE');
+      throw err;
+    }
+    return trimmed;
+  });
+  return { images: [...new Set(images)], paths: checkPaths(where, req.paths) };
+}
+
 export function validateCancelRequest(req: CancelRequest, nodeName: string): string {
   checkTaskId(req.taskId);
   checkNode(req.nodeName, nodeName);

@@ -18,6 +18,7 @@ function fakeRuntime(state: { up: boolean }): AgentRuntime {
     endpoint: 'unix:///fake/containerd.sock',
     version: () => (state.up ? Promise.resolve({ runtimeName: 'containerd', runtimeVersion: '1.7.0' }) : Promise.reject(new Error('connect ENOENT'))),
     imageStatus: () => Promise.resolve({ present: false, imageRef: '', sizeBytes: 0 }),
+    removeImage: () => Promise.resolve(),
     imageFilesystem: () => Promise.resolve({ known: false, mountpoint: undefined, reason: 'fake runtime' }),
     close: () => undefined,
   };

@@ -7,7 +7,7 @@
 // resident and leaves the node cold.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatBytes } from './bytes.js';
+import { formatBytes } from '../../proto/common/bytes.js';
 
 export type BudgetMode = 'warn' | 'refuse' | 'off';
 

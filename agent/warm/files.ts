@@ -35,7 +35,7 @@ import type { FileIssue__Output } from '../../proto/gen/stoker/v1/FileIssue.js';
 import type { Failure__Output } from '../../proto/gen/stoker/v1/Failure.js';
 import type { StokerErrorCode } from '../../proto/errors.js';
 import { type BudgetMode, type MemoryFacts, budgetWarnings, readMemoryFacts } from './budget.js';
-import { formatBytes } from './bytes.js';
+import { formatBytes } from '../../proto/common/bytes.js';
 import { type Beneath, loadBeneath } from './beneath.js';
 import { type Native, loadNative, residentBytesBeneath } from './native.js';
 import { PathError, type FileEntry, type PathSpec, type Root, type Tree, closeRoots, openRoots, resolveRoots, walkTree } from './paths.js';
@@ -337,7 +337,7 @@ async function checkTrees(
 }
 
 /** One native pass per root over the files below it; -1 when any cannot be measured. */
-async function residentBelowRoots(native: Native, files: readonly FileEntry[], signal: AbortSignal): Promise<number> {
+export async function residentBelowRoots(native: Native, files: readonly FileEntry[], signal: AbortSignal): Promise<number> {
   const byRoot = new Map<number, string[]>();
   for (const f of files) {
     const rels = byRoot.get(f.root.fd) ?? [];
@@ -353,7 +353,7 @@ async function residentBelowRoots(native: Native, files: readonly FileEntry[], s
   return total;
 }
 
-function toFailure(err: unknown, path: string): Failure__Output {
+export function toFailure(err: unknown, path: string): Failure__Output {
   if (err instanceof PathError) return { code: err.code, message: err.message, needBytes: 0 };
   const code: StokerErrorCode = 'INTERNAL';
   return { code, message: `warming "${path}" failed: ${err instanceof Error ? err.message : String(err)}`, needBytes: 0 };

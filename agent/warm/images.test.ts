@@ -97,7 +97,7 @@ describe('warmImages', () => {
     const { runtime, pulls, calls } = fakeRuntime({ present: ['docker.io/library/busybox:latest'] });
     const skipped = await warmImages(runtime, { images: [{ image: 'busybox', pullPolicy: 'IF_NOT_PRESENT' }] });
     expect(skipped).toEqual([
-      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null },
+      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false },
     ]);
     expect(calls).toEqual(['status docker.io/library/busybox:latest']);
 

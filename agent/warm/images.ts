@@ -378,7 +378,7 @@ export function refusedImage(image: string, policy: RegistryPolicy = DEFAULT_REG
 
 /** The result of an image that was not pulled. */
 export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0, needBytes = 0): ImageResult__Output {
-  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes } };
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false };
 }
 
 interface OneOptions {
@@ -409,14 +409,14 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (o.checkOnly) {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       o.emit(present ? 'PRESENT' : 'MISSING');
-      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null };
+      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true };
     }
     if (item.policy === 'IF_NOT_PRESENT') {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       if (present) {
         o.emit('PRESENT');
         log?.debug({ imageRef: present.id }, 'image already present');
-        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null };
+        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true };
       }
     }
   } catch (err) {
@@ -467,7 +467,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     // Ingests that finished between two listings still count as complete.
     o.emit('DONE', lastBytes && { ...lastBytes, bytesDone: lastBytes.bytesTotal });
     log?.info({ imageRef, bytes: status.size, seconds: seconds() }, 'image pulled');
-    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null };
+    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true };
   } catch (err) {
     return fail(translateCallError(err, what('checking the pulled image'), runtime.endpoint.display));
   }

@@ -28,6 +28,11 @@ export interface Native {
    * kind one of f d l p s c b ?, or "" with errno set.
    */
   statAt(dirFd: number, names: readonly string[]): Promise<[string, number, number, number, number][]>;
+  /**
+   * posix_fadvise(POSIX_FADV_DONTNEED) over a whole open file: 0, or the errno. Absent from
+   * builds older than Release (release.ts then drops pages through dd).
+   */
+  dropCache?(fd: number): number;
   /** The platform's O_PATH flag (Node's fs.constants lacks it). */
   readonly O_PATH: number;
 }

@@ -63,6 +63,31 @@ export interface WarmupSpec {
   schedule?: string;
   /** The IANA time zone of schedule (default UTC). */
   timeZone?: string;
+  /** What deleting the Warmup does on its nodes (default Keep; Purge removes what it warmed). */
+  onDelete?: OnDelete;
+  /** Report in status.pin whether each runtime reports the images pinned (CRI Image.pinned); sets no label yet. */
+  pin?: boolean;
+}
+
+export type OnDelete = 'Keep' | 'Purge';
+
+/** spec.pin as the nodes report it: pinned, or a runtime that does not honour pinning. */
+export interface PinStatus {
+  pinnedNodes: number;
+  notHonouredNodes: number;
+  /** The first MAX_NODE_LIST nodes whose runtime does not honour pinning. */
+  notHonouredNodeList?: string[];
+  message: string;
+}
+
+/** Page-cache residency of the Warmup's paths over its warmed nodes. */
+export interface ResidencyStatus {
+  residentBytes: number;
+  totalBytes: number;
+  nodes: number;
+  belowMinimum: number;
+  /** The first MAX_NODE_LIST nodes below policy.minResidentPercent. */
+  belowMinimumNodeList?: { name: string; residentPercent: number }[];
 }
 
 export type WarmupPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
@@ -126,6 +151,10 @@ export interface WarmupStatus {
   nodeLabel?: string;
   /** The schedule tick this status was computed for (the latest one acted on). */
   lastScheduleTime?: string;
+  /** spec.pin: what the nodes' runtimes report. */
+  pin?: PinStatus;
+  /** Paths: resident bytes over the warmed nodes. */
+  residency?: ResidencyStatus;
 }
 
 export interface Warmup {
@@ -138,6 +167,8 @@ export interface Warmup {
 
 export const MAX_FAILED_NODE_LIST = 20;
 export const MAX_ACTIVE_NODE_LIST = 50;
+/** Bounded node lists in status.pin and status.residency. */
+export const MAX_NODE_LIST = 20;
 
 export const DEFAULT_PARALLELISM = 10;
 export const DEFAULT_BACKOFF_LIMIT = 3;
@@ -164,6 +195,8 @@ export interface ResolvedSpec {
   minResidentPercent: number;
   schedule: string | undefined;
   timeZone: string;
+  onDelete: OnDelete;
+  pin: boolean;
 }
 
 export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
@@ -185,6 +218,8 @@ export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
     minResidentPercent: Math.min(100, positiveOr(p.minResidentPercent, DEFAULT_MIN_RESIDENT_PERCENT)),
     schedule: s.schedule?.trim() ? s.schedule.trim() : undefined,
     timeZone: s.timeZone?.trim() ? s.timeZone.trim() : DEFAULT_TIME_ZONE,
+    onDelete: s.onDelete === 'Purge' ? 'Purge' : 'Keep',
+    pin: s.pin === true,
   };
 }
 

@@ -11,6 +11,7 @@ export interface ImageResult {
   'sizeBytes'?: (number | string | Long);
   'seconds'?: (number | string);
   'failure'?: (_stoker_v1_Failure | null);
+  'pinned'?: (boolean);
 }
 
 export interface ImageResult__Output {
@@ -20,4 +21,5 @@ export interface ImageResult__Output {
   'sizeBytes': (number);
   'seconds': (number);
   'failure': (_stoker_v1_Failure__Output | null);
+  'pinned': (boolean);
 }
