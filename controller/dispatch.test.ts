@@ -423,7 +423,7 @@ describe('WarmupRun with keepWarm', () => {
       if (req.checkOnly) {
         log.push(`${clock.now()} check ${node}`);
         const here = present.has(node);
-        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false }] };
+        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '' }] };
       }
       log.push(`${clock.now()} warm ${node} ${req.taskId ?? ''}`);
       present.add(node);

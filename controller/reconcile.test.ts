@@ -55,7 +55,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
       finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
       if (req.checkOnly) {
         const warm = opts.stillWarm?.(endpoint) ?? true;
-        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false })), paths: [], failure: null, seconds: 0 });
+        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '' })), paths: [], failure: null, seconds: 0 });
       }
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));

@@ -8,7 +8,8 @@ import { fakeContentStore, fakeImage } from '../cri/testing/fake-content-store.j
 import { parseEndpoint } from '../cri/endpoint.js';
 import type { CriRuntime } from '../cri/runtime.js';
 import { compileRegistryPolicy } from '../../proto/common/registry-policy.js';
-import { pullsInFlight, refusedImage, warmImages } from './images.js';
+import { pullsInFlight, refusedImage, repoDigestFor, warmImages } from './images.js';
+import { parseImageReference } from '../../proto/common/image-reference.js';
 
 interface FakePull {
   image: string;
@@ -19,11 +20,11 @@ interface FakePull {
 }
 
 /** A fake CRI runtime: pulls stay in flight until the test finishes them. */
-function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number; lingerOnAbort?: boolean } = {}) {
+function fakeRuntime(opts: { present?: string[]; repoDigests?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number; lingerOnAbort?: boolean } = {}) {
   const present = new Set(opts.present ?? []);
   const pulls: FakePull[] = [];
   const calls: string[] = [];
-  const image = (ref: string): CriImage => ({ id: `sha256:${ref.length}`, repoTags: [ref], repoDigests: [], size: 1234, spec: null, pinned: false });
+  const image = (ref: string): CriImage => ({ id: `sha256:${ref.length}`, repoTags: [ref], repoDigests: opts.repoDigests ?? [], size: 1234, spec: null, pinned: false });
   const ingests = opts.ingests;
   const runtime: CriRuntime = {
     endpoint: parseEndpoint('unix:///fake/cri.sock'),
@@ -92,12 +93,37 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
+const DIGEST_A = `sha256:${'a'.repeat(64)}`;
+const DIGEST_B = `sha256:${'b'.repeat(64)}`;
+
+describe('repoDigestFor', () => {
+  it("picks the runtime's repo digest of the reference's own repository, normalised", () => {
+    const image = { repoDigests: [`reg.io/other@${DIGEST_B}`, `docker.io/library/busybox@${DIGEST_A}`, 'not a reference'] };
+    expect(repoDigestFor(parseImageReference('busybox:1.36'), image)).toBe(`docker.io/library/busybox@${DIGEST_A}`);
+    expect(repoDigestFor(parseImageReference('reg.io/other:2'), image)).toBe(`reg.io/other@${DIGEST_B}`);
+    expect(repoDigestFor(parseImageReference('reg.io/third:1'), image)).toBe('');
+    expect(repoDigestFor(parseImageReference(`reg.io/third@${DIGEST_A}`), { repoDigests: [] })).toBe(`reg.io/third@${DIGEST_A}`);
+  });
+});
+
 describe('warmImages', () => {
+  it('reports the repo digest the runtime holds for a pulled or present tag', async () => {
+    const repoDigests = [`reg.io/other@${DIGEST_B}`, `reg.io/app@${DIGEST_A}`];
+    const { runtime, pulls } = fakeRuntime({ present: ['reg.io/app:present'], repoDigests });
+    const pulled = warmImages(runtime, { images: [{ image: 'reg.io/app:1' }, { image: 'reg.io/app:present' }] });
+    await until(() => pulls.length === 1);
+    pulls[0]?.finish();
+    expect((await pulled).map((r) => [r.state, r.repoDigest])).toEqual([
+      ['DONE', `reg.io/app@${DIGEST_A}`],
+      ['PRESENT', `reg.io/app@${DIGEST_A}`],
+    ]);
+  });
+
   it('skips present images with IF_NOT_PRESENT and pulls them again with ALWAYS', async () => {
     const { runtime, pulls, calls } = fakeRuntime({ present: ['docker.io/library/busybox:latest'] });
     const skipped = await warmImages(runtime, { images: [{ image: 'busybox', pullPolicy: 'IF_NOT_PRESENT' }] });
     expect(skipped).toEqual([
-      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false },
+      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false, repoDigest: '' },
     ]);
     expect(calls).toEqual(['status docker.io/library/busybox:latest']);
 

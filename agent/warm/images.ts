@@ -41,6 +41,10 @@
 // A pull that cannot fit on the image filesystem fails NO_SPACE: with containerd it is cancelled
 // as soon as the image's manifest shows it is larger than the free space (agent/warm/space.ts);
 // a runtime that runs out of space midway is reported with the filesystem and its free bytes.
+//
+// A DONE or PRESENT result carries the image's repo digest ("<name>@sha256:...", from CRI
+// ImageStatus repo_digests, for the requested repository): the controller resolves a tag on one
+// node and sends that digest to the others (controller/dispatch.ts).
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type {
@@ -54,7 +58,7 @@ import { credentialFor } from '../../proto/common/docker-config.js';
 import { InvalidReferenceError, parseImageReference, type ImageReference } from '../../proto/common/image-reference.js';
 import type { Logger } from '../../proto/common/log.js';
 import { DEFAULT_REGISTRY_POLICY, refuseRegistry, registryDeniedMessage, type RegistryPolicy } from '../../proto/common/registry-policy.js';
-import type { CriAuthConfig } from '../../proto/cri.js';
+import type { CriAuthConfig, CriImage } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';
@@ -378,7 +382,25 @@ export function refusedImage(image: string, policy: RegistryPolicy = DEFAULT_REG
 
 /** The result of an image that was not pulled. */
 export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0, needBytes = 0): ImageResult__Output {
-  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false };
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false, repoDigest: '' };
+}
+
+/**
+ * The runtime's repo digest of the image for the reference's own repository, normalised
+ * ("registry.example.com/app@sha256:..."); '' when the runtime lists none for it. A reference that
+ * is a digest already names it.
+ */
+export function repoDigestFor(ref: ImageReference, image: Pick<CriImage, 'repoDigests'> | undefined): string {
+  for (const candidate of image?.repoDigests ?? []) {
+    let r: ImageReference;
+    try {
+      r = parseImageReference(candidate);
+    } catch {
+      continue;
+    }
+    if (r.digest !== undefined && r.domain === ref.domain && r.path === ref.path) return `${r.domain}/${r.path}@${r.digest}`;
+  }
+  return ref.digest !== undefined ? `${ref.domain}/${ref.path}@${ref.digest}` : '';
 }
 
 interface OneOptions {
@@ -409,14 +431,14 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (o.checkOnly) {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       o.emit(present ? 'PRESENT' : 'MISSING');
-      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true };
+      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true, repoDigest: present ? repoDigestFor(ref, present) : '' };
     }
     if (item.policy === 'IF_NOT_PRESENT') {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       if (present) {
         o.emit('PRESENT');
         log?.debug({ imageRef: present.id }, 'image already present');
-        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true };
+        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true, repoDigest: repoDigestFor(ref, present) };
       }
     }
   } catch (err) {
@@ -466,8 +488,9 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     }
     // Ingests that finished between two listings still count as complete.
     o.emit('DONE', lastBytes && { ...lastBytes, bytesDone: lastBytes.bytesTotal });
-    log?.info({ imageRef, bytes: status.size, seconds: seconds() }, 'image pulled');
-    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true };
+    const repoDigest = repoDigestFor(ref, status);
+    log?.info({ imageRef, repoDigest, bytes: status.size, seconds: seconds() }, 'image pulled');
+    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true, repoDigest };
   } catch (err) {
     return fail(translateCallError(err, what('checking the pulled image'), runtime.endpoint.display));
   }
