@@ -562,6 +562,8 @@ describe('WarmupRun: one digest on every node', () => {
       [`reg.io/app@${A}`, pinned],
     ]);
     expect(fleet.maxActive()).toBe(3);
+    // The agents name the image by its tag as well; an image given by digest is sent as it is.
+    expect(fleet.requests[1]?.images).toEqual([{ image: `reg.io/app@${A}`, tag: TAG }, { image: pinned }]);
     expect(run.snapshot().images).toEqual([{ image: TAG, digest: A }, { image: pinned, digest: B }]);
   });
 

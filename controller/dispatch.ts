@@ -40,8 +40,10 @@
 // image of the run is a tag with no digest known yet, the run has at most one node attempt in
 // flight, whatever `parallelism` says; the agent's result names the repo digest the runtime holds
 // for it (ImageResult.repo_digest, from CRI ImageStatus), and every later request, retries and
-// keepWarm checks included, carries `name@sha256:...` instead of the tag. So every node gets the
-// same bytes even when the tag moves in the middle of a rollout. Waiting for one node is the price
+// keepWarm checks included, carries `name@sha256:...` instead of the tag, and the tag for the
+// agent to name the image by as well (ImageTask.tag; containerd's images service), so a pod that
+// names the tag finds it on every node. So every node gets the same bytes, under the tag too, even
+// when the tag moves in the middle of a rollout. Waiting for one node is the price
 // of this: a first wave of `parallelism` nodes on the tag would let each resolve it on its own.
 // The digests are published in status.images and resumed from there (a restarted controller, an
 // edit that keeps the work, so the nodes already done and those left agree); a rerun, a schedule
@@ -366,11 +368,15 @@ export class WarmupRun {
     for (const i of this.#opts.images) if (i.image && tagReference(i.image)) this.#unresolved.add(i.image);
   }
 
-  /** The images as sent to the agents: a resolved tag as its digest. */
+  /**
+   * The images as sent to the agents: a resolved tag as its digest, with the tag for the agent to
+   * name the image by as well (so pods that name the tag find it, as on the first node).
+   */
   #requestImages(): ImageTask[] {
     return this.#opts.images.map((i) => {
       const pinned = i.image ? this.#pinned.get(i.image) : undefined;
-      return pinned ? { ...i, image: pinned } : i;
+      const tag = i.image ? tagReference(i.image)?.normalized : undefined;
+      return pinned && tag ? { ...i, image: pinned, tag } : i;
     });
   }
 
@@ -866,10 +872,10 @@ export async function cancelTasks(
 }
 
 /** An image given by tag (no digest), with its normalised repository name; undefined otherwise. */
-function tagReference(image: string): { name: string } | undefined {
+function tagReference(image: string): { name: string; normalized: string } | undefined {
   try {
     const ref = parseImageReference(image);
-    return ref.digest === undefined ? { name: `${ref.domain}/${ref.path}` } : undefined;
+    return ref.digest === undefined ? { name: `${ref.domain}/${ref.path}`, normalized: ref.normalized } : undefined;
   } catch {
     // The agent refuses it in its own words.
     return undefined;

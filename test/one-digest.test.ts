@@ -1,8 +1,8 @@
 // One digest on every node, end to end: a real kube-apiserver, three simulated nodes (each a Node
 // object, its own containerd and a real in-process agent), a real registry behind a throttled
 // proxy and the real controller. The tag moves while the first node is still pulling it; every
-// node must end with the bytes the tag named when the first node resolved it, as each node's
-// runtime (CRI ImageStatus repo digests) and the Warmup's status.images show.
+// node must end with the bytes the tag named when the first node resolved it, under the tag too,
+// as each node's runtime (CRI ImageStatus repo digests) and the Warmup's status.images show.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,21 @@ async function digestsOn(repo: string): Promise<Record<string, string[]>> {
     try {
       const digests = (await runtime.listImages()).flatMap((i) => i.repoDigests).filter((d) => d.startsWith(`${repo}@`));
       out[name] = [...new Set(digests.map((d) => d.slice(repo.length + 1)))].sort();
+    } finally {
+      runtime.close();
+    }
+  }
+  return out;
+}
+
+/** The repo digest of the image each node's runtime finds under `image` (what kubelet asks for a pod); '' when none. */
+async function underName(image: string, repo: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [name, c] of [...containerds.entries()].sort()) {
+    const runtime = await connectRuntime(parseEndpoint(c.endpoint));
+    try {
+      const found = await runtime.imageStatus(image);
+      out[name] = found?.repoDigests.find((d) => d.startsWith(`${repo}@`))?.slice(repo.length + 1) ?? '';
     } finally {
       runtime.close();
     }
@@ -129,6 +144,8 @@ describe('one digest on every node', () => {
     }, 120_000, 100);
     expect(done.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 3, desiredNodes: 3 });
     expect(await digestsOn(repo)).toEqual({ 'node-a': [a.digest], 'node-b': [a.digest], 'node-c': [a.digest] });
+    // A pod naming the tag finds those bytes on every node, not only on the one that resolved it.
+    expect(await underName(image, repo)).toEqual({ 'node-a': a.digest, 'node-b': a.digest, 'node-c': a.digest });
     expect(done.status?.images).toEqual([{ image, digest: a.digest }]);
   });
 });

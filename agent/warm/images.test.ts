@@ -31,6 +31,11 @@ function fakeRuntime(opts: { present?: string[]; repoDigests?: string[]; ingests
     version: { version: 'v1', runtimeName: ingests ? 'containerd' : 'fake', runtimeVersion: '0', runtimeApiVersion: 'v1' },
     progress: ingests ? new PullProgressTracker(() => Promise.resolve(ingests()), { intervalMs: 100 }) : undefined,
     content: opts.content,
+    aliasImage: (source, name) => {
+      calls.push(`alias ${source} ${name}`);
+      if (present.has(source)) present.add(name);
+      return present.has(source) ? Promise.resolve() : Promise.reject(new Error(`image ${source} not found`));
+    },
     imageStatus: (ref) => {
       calls.push(`status ${ref}`);
       return Promise.resolve(present.has(ref) ? image(ref) : undefined);
@@ -107,6 +112,19 @@ describe('repoDigestFor', () => {
 });
 
 describe('warmImages', () => {
+  it('names an image pulled by digest also by the tag it was resolved from, and refuses a tag of another repository', async () => {
+    const { runtime, pulls, calls } = fakeRuntime();
+    const byDigest = `reg.io/app@${DIGEST_A}`;
+    const pulled = warmImages(runtime, { images: [{ image: byDigest, tag: 'reg.io/app:v1' }, { image: `reg.io/app@${DIGEST_B}`, tag: 'reg.io/other:v1' }] });
+    await until(() => pulls.length === 1);
+    pulls[0]?.finish();
+    const [done, refused] = await pulled;
+    expect(done).toMatchObject({ state: 'DONE' });
+    expect(calls).toContain(`alias ${byDigest} reg.io/app:v1`);
+    expect(refused).toMatchObject({ state: 'FAILED', failure: { code: 'INVALID_REFERENCE', message: `reg.io/app@${DIGEST_B} cannot also be named reg.io/other:v1: it names another repository` } });
+    expect(calls.filter((c) => c.includes(DIGEST_B))).toEqual([]);
+  });
+
   it('reports the repo digest the runtime holds for a pulled or present tag', async () => {
     const repoDigests = [`reg.io/other@${DIGEST_B}`, `reg.io/app@${DIGEST_A}`];
     const { runtime, pulls } = fakeRuntime({ present: ['reg.io/app:present'], repoDigests });

@@ -69,6 +69,8 @@ export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
 export interface ImageRequest {
   image: string;
   pullPolicy?: ImagePullPolicy | PullPolicy | undefined;
+  /** With an image given by digest: the tag it was resolved from, to name it by as well (containerd). */
+  tag?: string | undefined;
 }
 
 export interface WarmImagesOptions {
@@ -294,6 +296,8 @@ interface Item {
   readonly policy: ImagePullPolicy;
   readonly ref: ImageReference | undefined;
   readonly invalid: WarmError | undefined;
+  /** The tag to name the image by as well, normalised. */
+  readonly alias: string | undefined;
 }
 
 export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): Promise<ImageResult__Output[]> {
@@ -313,9 +317,10 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
 
   // Every reference and its registry are checked before any call to the runtime.
   const registryPolicy = opts.registryPolicy ?? DEFAULT_REGISTRY_POLICY;
-  const items: Item[] = opts.images.map(({ image, pullPolicy }) => {
+  const items: Item[] = opts.images.map(({ image, pullPolicy, tag }) => {
     const checked = checkImage(image, registryPolicy);
-    return { image, policy: normalizePolicy(pullPolicy), ref: checked.ref, invalid: checked.refused };
+    const alias = checked.ref && tag ? checkAlias(checked.ref, tag) : { name: undefined, refused: undefined };
+    return { image, policy: normalizePolicy(pullPolicy), ref: checked.ref, invalid: checked.refused ?? alias.refused, alias: alias.name };
   });
 
   const progressOf = (image: string, state: ItemState__Output, startedAt: number, bytes?: PullBytes): ImageProgress__Output => ({
@@ -370,6 +375,22 @@ function checkImage(image: string, policy: RegistryPolicy): { ref: ImageReferenc
   const refusal = refuseRegistry(policy, ref);
   if (refusal) return { ref: undefined, refused: new WarmError('REGISTRY_DENIED', registryDeniedMessage(image, refusal)) };
   return { ref, refused: undefined };
+}
+
+/** The tag a digest image is to be named by as well: a tag of the same repository. */
+function checkAlias(ref: ImageReference, tag: string): { name: string | undefined; refused: WarmError | undefined } {
+  const refuse = (why: string) => ({ name: undefined, refused: new WarmError('INVALID_REFERENCE', `${ref.original} cannot also be named ${tag}: ${why}`) });
+  if (ref.digest === undefined) return refuse('only an image given by digest is named by its tag');
+  let t: ImageReference;
+  try {
+    t = parseImageReference(tag);
+  } catch (err) {
+    if (!(err instanceof InvalidReferenceError)) throw err;
+    return refuse(err.reason);
+  }
+  if (t.digest !== undefined || t.tag === undefined) return refuse('it is not a tag');
+  if (t.domain !== ref.domain || t.path !== ref.path) return refuse('it names another repository');
+  return { name: t.normalized, refused: undefined };
 }
 
 /**
@@ -436,6 +457,8 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (item.policy === 'IF_NOT_PRESENT') {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       if (present) {
+        const refused = await nameByTag(runtime, item, ref, o.signal);
+        if (refused) return fail(refused);
         o.emit('PRESENT');
         log?.debug({ imageRef: present.id }, 'image already present');
         return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true, repoDigest: repoDigestFor(ref, present) };
@@ -486,6 +509,8 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (!status) {
       return fail(new WarmError('RUNTIME_ERROR', `the runtime reported ${item.image} pulled, but does not list it afterwards`));
     }
+    const refused = await nameByTag(runtime, item, ref, o.signal);
+    if (refused) return fail(refused);
     // Ingests that finished between two listings still count as complete.
     o.emit('DONE', lastBytes && { ...lastBytes, bytesDone: lastBytes.bytesTotal });
     const repoDigest = repoDigestFor(ref, status);
@@ -493,5 +518,19 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true, repoDigest };
   } catch (err) {
     return fail(translateCallError(err, what('checking the pulled image'), runtime.endpoint.display));
+  }
+}
+
+/**
+ * Names an image pulled by digest also by the tag it was resolved from (ImageTask.tag), where the
+ * runtime can (containerd); returns the error when it could not.
+ */
+async function nameByTag(runtime: CriRuntime, item: Item, ref: ImageReference, signal: AbortSignal | undefined): Promise<WarmError | undefined> {
+  if (!item.alias || !runtime.aliasImage) return undefined;
+  try {
+    await runtime.aliasImage(ref.normalized, item.alias, signal);
+    return undefined;
+  } catch (err) {
+    return translateCallError(err, `giving ${item.image} the name ${item.alias}`, runtime.endpoint.display);
   }
 }
