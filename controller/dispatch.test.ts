@@ -7,6 +7,7 @@ import { FakeClock } from './testing/fake-clock.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import type { WarmResult__Output } from '../proto/agent.js';
 
+const PINNED = `r/x@sha256:${'0'.repeat(64)}`;
 const log = pino({ level: 'silent' });
 
 function okResult(id: string): WarmResult__Output {
@@ -65,7 +66,8 @@ function baseOptions(clock: FakeClock, over: Partial<RunOptions>): RunOptions {
   return {
     uid: 'uid1',
     generation: 1,
-    images: [{ image: 'r/x:1', pullPolicy: 'IF_NOT_PRESENT' }],
+    // By digest: no node resolves a tag before the others start (see 'one digest on every node').
+    images: [{ image: PINNED, pullPolicy: 'IF_NOT_PRESENT' }],
     paths: [],
     credentials: [],
     parallelism: 10,
@@ -423,7 +425,7 @@ describe('WarmupRun with keepWarm', () => {
       if (req.checkOnly) {
         log.push(`${clock.now()} check ${node}`);
         const here = present.has(node);
-        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false }] };
+        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '' }] };
       }
       log.push(`${clock.now()} warm ${node} ${req.taskId ?? ''}`);
       present.add(node);
@@ -507,6 +509,118 @@ describe('WarmupRun with keepWarm', () => {
     // Well before the 60 s recheck: a and b were both checked or warmed again at once.
     expect(clock.now() - Date.parse('2025-01-01T00:00:00.000Z')).toBeLessThan(1000);
     expect(log).toEqual(['warm a', 'warm b', 'check a', 'warm b']);
+    await run.stop();
+  });
+});
+
+describe('WarmupRun: one digest on every node', () => {
+  const TAG = 'reg.io/app:1';
+  const A = `sha256:${'a'.repeat(64)}`;
+  const B = `sha256:${'b'.repeat(64)}`;
+
+  /**
+   * A fake fleet over a fake registry whose tag can move: a node given the tag gets what the tag
+   * names at that moment and reports its repo digest; a node given a digest gets that digest.
+   * `held` says which digest of reg.io/app each node ended with.
+   */
+  function registryFleet(clock: FakeClock, opts: { reportDigest?: boolean; fail?: (node: string) => boolean } = {}) {
+    const registry = { tag: A };
+    const held = new Map<string, string>();
+    const fleet = fakeFleet(clock, (node, req) => {
+      if (opts.fail?.(node)) return failResult(req.taskId ?? '', 'UNAUTHORIZED', `registry reg.io refused the credentials for ${TAG}`);
+      const images = (req.images ?? []).map((i) => {
+        const image = i.image ?? '';
+        const digest = image.includes('@') ? (image.split('@')[1] ?? '') : registry.tag;
+        const repo = image.split(/[@:]/)[0] ?? '';
+        if (!req.checkOnly && repo === 'reg.io/app') held.set(node, digest);
+        const repoDigest = opts.reportDigest === false ? '' : `${repo}@${digest}`;
+        return { image, state: 'DONE' as const, imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest };
+      });
+      // The tag moves as soon as the first node has pulled it.
+      registry.tag = B;
+      return { ...okResult(req.taskId ?? ''), images };
+    });
+    return { ...fleet, registry, held };
+  }
+
+  it('resolves a tag on one node, then sends its digest to every other node at full parallelism', async () => {
+    const clock = new FakeClock();
+    const fleet = registryFleet(clock);
+    const pinned = `reg.io/other@${B}`;
+    const names = ['n0', 'n1', 'n2', 'n3'];
+    const run = new WarmupRun(baseOptions(clock, { images: [{ image: TAG }, { image: pinned }], parallelism: 3, targets: targetsOf(names), connect: fleet.connect }));
+    expect(run.snapshot().images).toEqual([{ image: TAG }, { image: pinned, digest: B }]);
+    run.start();
+    await clock.run(run.done);
+    // Every node holds the bytes the tag named when the first node pulled it, though it moved since.
+    expect(new Set(fleet.held.values())).toEqual(new Set([A]));
+    expect(fleet.held.size).toBe(4);
+    expect(fleet.requests.map((r) => r.images?.map((i) => i.image))).toEqual([
+      [TAG, pinned],
+      [`reg.io/app@${A}`, pinned],
+      [`reg.io/app@${A}`, pinned],
+      [`reg.io/app@${A}`, pinned],
+    ]);
+    expect(fleet.maxActive()).toBe(3);
+    // The agents name the image by its tag as well; an image given by digest is sent as it is.
+    expect(fleet.requests[1]?.images).toEqual([{ image: `reg.io/app@${A}`, tag: TAG }, { image: pinned }]);
+    expect(run.snapshot().images).toEqual([{ image: TAG, digest: A }, { image: pinned, digest: B }]);
+  });
+
+  it('never has two nodes on the tag at once: when the first node fails, the next one resolves it', async () => {
+    const clock = new FakeClock();
+    const fleet = registryFleet(clock, { fail: (node) => node === 'n0' });
+    const run = new WarmupRun(baseOptions(clock, { images: [{ image: TAG }], parallelism: 5, backoffLimit: 0, targets: targetsOf(['n0', 'n1', 'n2']), connect: fleet.connect }));
+    run.start();
+    const outcome = await clock.run(run.done);
+    expect(outcome).toEqual({ kind: 'finished', succeeded: 2, failed: 1, desired: 3 });
+    const onTag = fleet.requests.filter((r) => r.images?.[0]?.image === TAG).map((r) => r.nodeName);
+    expect(onTag).toEqual(['n0', 'n1']);
+    expect(fleet.calls.slice(0, 2)).toEqual(['warm uid1-g1-n0-a1', 'warm uid1-g1-n1-a1']);
+    expect(fleet.held.get('n2')).toBe(fleet.held.get('n1'));
+  });
+
+  it('leaves the tag to each node when the runtime reports no repo digest', async () => {
+    const clock = new FakeClock();
+    const fleet = registryFleet(clock, { reportDigest: false });
+    const run = new WarmupRun(baseOptions(clock, { images: [{ image: TAG }], parallelism: 3, targets: targetsOf(['n0', 'n1', 'n2', 'n3']), connect: fleet.connect }));
+    run.start();
+    await clock.run(run.done);
+    expect(fleet.requests.every((r) => r.images?.[0]?.image === TAG)).toBe(true);
+    expect(fleet.maxActive()).toBe(3);
+    expect(run.snapshot().images).toEqual([{ image: TAG }]);
+  });
+
+  it('a run resumed from status sends the digest it recorded, with no node resolving the tag again', async () => {
+    const clock = new FakeClock();
+    const fleet = registryFleet(clock);
+    fleet.registry.tag = B;
+    const resume = { succeeded: new Set([nodeToken('n0')]), failed: new Set<string>(), failedList: [], attempts: new Map<string, number>(), images: [{ image: TAG, digest: A }] };
+    const run = new WarmupRun(baseOptions(clock, { images: [{ image: TAG }], parallelism: 3, resume, targets: targetsOf(['n0', 'n1', 'n2']), connect: fleet.connect }));
+    run.start();
+    await clock.run(run.done);
+    expect(fleet.requests.map((r) => r.images?.[0]?.image)).toEqual([`reg.io/app@${A}`, `reg.io/app@${A}`]);
+    expect(fleet.maxActive()).toBe(2);
+  });
+
+  it('keepWarm: checks ask for the digest; a schedule tick (rewarmAll) resolves the moved tag again', async () => {
+    const clock = new FakeClock();
+    const fleet = registryFleet(clock);
+    const run = new WarmupRun(baseOptions(clock, { images: [{ image: TAG, pullPolicy: 'ALWAYS' }], targets: targetsOf(['n0', 'n1']), connect: fleet.connect, keepWarm: { recheckMs: 5000, minResidentPercent: 90 } }));
+    run.start();
+    await clock.until(() => run.snapshot().succeededNodes === 2);
+    await clock.advance(5100);
+    expect(fleet.requests.filter((r) => r.checkOnly).map((r) => r.images?.[0]?.image)).toEqual([`reg.io/app@${A}`, `reg.io/app@${A}`]);
+    expect([...fleet.held.values()]).toEqual([A, A]);
+
+    // The tag now names B: the next tick resolves it once more, and both nodes end with B.
+    const before = fleet.requests.length;
+    run.rewarmAll();
+    expect(run.snapshot().images).toEqual([{ image: TAG }]);
+    await clock.until(() => run.snapshot().succeededNodes === 2 && fleet.held.get('n0') === B && fleet.held.get('n1') === B);
+    const warms = fleet.requests.slice(before).filter((r) => !r.checkOnly).map((r) => r.images?.[0]?.image);
+    expect(warms).toEqual([TAG, `reg.io/app@${B}`]);
+    expect(run.snapshot().images).toEqual([{ image: TAG, digest: B }]);
     await run.stop();
   });
 });

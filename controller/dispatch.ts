@@ -35,8 +35,24 @@
 //     which is in memory only and forgotten once a reconcile of that key succeeds.
 // Folding node attempts into the queue would still need an owner for the streams in flight and
 // their progress, and would not make node retry state survive a restart better than status does.
+//
+// One digest on every node. A tag (`vllm/vllm-openai:v0.6.3`) is resolved once per run: while an
+// image of the run is a tag with no digest known yet, the run has at most one node attempt in
+// flight, whatever `parallelism` says; the agent's result names the repo digest the runtime holds
+// for it (ImageResult.repo_digest, from CRI ImageStatus), and every later request, retries and
+// keepWarm checks included, carries `name@sha256:...` instead of the tag, and the tag for the
+// agent to name the image by as well (ImageTask.tag; containerd's images service), so a pod that
+// names the tag finds it on every node. So every node gets the same bytes, under the tag too, even
+// when the tag moves in the middle of a rollout. Waiting for one node is the price
+// of this: a first wave of `parallelism` nodes on the tag would let each resolve it on its own.
+// The digests are published in status.images and resumed from there (a restarted controller, an
+// edit that keeps the work, so the nodes already done and those left agree); a rerun, a schedule
+// tick (a keepWarm one too, see rewarmAll) or an edit that asks other work starts from the tag
+// again, so `Always` with a schedule follows a moved tag. A result without a repo digest (a
+// runtime that reports none) leaves the tag as it is: each node then resolves it itself. An image
+// given by digest needs no resolving.
 import { setMaxListeners } from 'node:events';
-import type { FailedNode, ActiveNode } from './api/types.js';
+import type { FailedNode, ActiveNode, ResolvedImage } from './api/types.js';
 import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
 import { AgentCallError, type AgentConnection } from './agent-client.js';
 import { fatalReason, REASON_BY_CODE, type FatalReason, type NodeReason } from './api/reasons.js';
@@ -48,6 +64,7 @@ import type { PathTask } from '../proto/gen/stoker/v1/PathTask.js';
 import type { RegistryCredential } from '../proto/gen/stoker/v1/RegistryCredential.js';
 import type { WarmEvent__Output, WarmResult__Output } from '../proto/agent.js';
 import { sleep } from '../proto/common/sleep.js';
+import { parseImageReference } from '../proto/common/image-reference.js';
 import { agentFreeBytes, waitForMoreSpace } from './space-wait.js';
 
 /** A node the Warmup should warm: `endpoint` is its live agent, undefined while none is live. */
@@ -134,6 +151,8 @@ export interface ResumeState {
   failedList: FailedNode[];
   /** Attempt numbers of nodes that were in flight or backing off. */
   attempts: Map<string, number>;
+  /** The digests the run's tags resolved to (status.images). */
+  images?: ResolvedImage[];
 }
 
 /** A Warmup-level failure reported by an agent: bad input the schema could not see. */
@@ -159,6 +178,8 @@ export interface RunSnapshot {
   record: { succeeded: string; failed: string };
   /** True once at least one node attempt was sent. */
   started: boolean;
+  /** Each image and, once known, the digest every node gets. */
+  images: ResolvedImage[];
 }
 
 /** `checking`: keepWarm, a warm node whose check is in flight (still counted warm). */
@@ -233,6 +254,10 @@ export class WarmupRun {
   #running = false;
   /** Set by cancel(): attempts in flight are left running on their agents. */
   #detached = false;
+  /** Tag images resolved to `name@sha256:...`, sent instead of the tag. */
+  readonly #pinned = new Map<string, string>();
+  /** Tag images no node has resolved yet: while any is left, one node attempt at a time. */
+  readonly #unresolved = new Set<string>();
 
   constructor(opts: RunOptions) {
     this.#opts = opts;
@@ -244,6 +269,11 @@ export class WarmupRun {
     // A run resumed with attempts already made (a new leader, or the same after an outage) is Running, never back to Pending.
     this.#started = this.#succeeded.size + this.#failed.size + this.#resumeAttempts.size > 0;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
+    this.#resetDigests();
+    for (const r of opts.resume?.images ?? []) {
+      const ref = tagReference(r.image);
+      if (ref && r.digest && this.#unresolved.delete(r.image)) this.#pinned.set(r.image, `${ref.name}@${r.digest}`);
+    }
     // Every attempt in flight listens on the run's signal; parallelism may be well above 10.
     setMaxListeners(0, this.#abort.signal);
   }
@@ -315,9 +345,13 @@ export class WarmupRun {
     this.#wake.fn?.();
   }
 
-  /** keepWarm: warms every node again now, in a new round (a schedule tick: Always images are pulled again). */
+  /**
+   * keepWarm: warms every node again now, in a new round (a schedule tick: Always images are
+   * pulled again, and their tags resolved again).
+   */
   rewarmAll(): void {
     if (!this.#opts.keepWarm) return;
+    this.#resetDigests();
     const now = this.#clock.now();
     for (const n of this.#nodes.values()) {
       if (n.phase !== 'succeeded' && n.phase !== 'failed') continue;
@@ -326,6 +360,40 @@ export class WarmupRun {
     }
     this.#opts.onChange();
     this.#wake.fn?.();
+  }
+
+  #resetDigests(): void {
+    this.#pinned.clear();
+    this.#unresolved.clear();
+    for (const i of this.#opts.images) if (i.image && tagReference(i.image)) this.#unresolved.add(i.image);
+  }
+
+  /**
+   * The images as sent to the agents: a resolved tag as its digest, with the tag for the agent to
+   * name the image by as well (so pods that name the tag find it, as on the first node).
+   */
+  #requestImages(): ImageTask[] {
+    return this.#opts.images.map((i) => {
+      const pinned = i.image ? this.#pinned.get(i.image) : undefined;
+      const tag = i.image ? tagReference(i.image)?.normalized : undefined;
+      return pinned && tag ? { ...i, image: pinned, tag } : i;
+    });
+  }
+
+  /** Takes the repo digests a node reported for tags not resolved yet. */
+  #learnDigests(result: WarmResult__Output, log: Logger): void {
+    for (const image of [...this.#unresolved]) {
+      const r = result.images.find((x) => x.image === image);
+      const ref = tagReference(image);
+      const digest = r?.repoDigest ? parseDigest(r.repoDigest) : undefined;
+      this.#unresolved.delete(image);
+      if (ref && digest) {
+        this.#pinned.set(image, `${ref.name}@${digest}`);
+        log.info({ image, digest }, 'tag resolved: every other node gets this digest');
+      } else {
+        log.warn({ image }, 'the runtime reported no repo digest for the image: each node resolves the tag itself');
+      }
+    }
   }
 
   snapshot(): RunSnapshot {
@@ -359,6 +427,11 @@ export class WarmupRun {
       bytesTotal,
       record: { succeeded: writeRecord(this.#succeeded), failed: writeRecord(this.#failed) },
       started: this.#started,
+      images: this.#opts.images.map((i) => {
+        const image = i.image ?? '';
+        const digest = parseDigest(this.#pinned.get(image) ?? image);
+        return digest ? { image, digest } : { image };
+      }),
     };
   }
 
@@ -546,6 +619,8 @@ export class WarmupRun {
       if ((n.phase !== 'pending' && n.phase !== 'backoff') || n.nextAt > now) continue;
       const endpoint = targets.get(n.name)?.endpoint;
       if (endpoint === undefined) continue;
+      // A tag not resolved yet: one node resolves it before the others start.
+      if (this.#unresolved.size > 0 && this.#attemptsInFlight() > 0) continue;
       active++;
       launched = true;
       this.#started = true;
@@ -557,6 +632,12 @@ export class WarmupRun {
       void this.#attempt(n, endpoint, n.abort);
     }
     return launched;
+  }
+
+  #attemptsInFlight(): number {
+    let count = 0;
+    for (const n of this.#nodes.values()) if (n.phase === 'active') count++;
+    return count;
   }
 
   async #attempt(n: NodeState, endpoint: string, abort: AbortController): Promise<void> {
@@ -586,14 +667,17 @@ export class WarmupRun {
     try {
       log.debug({ endpoint }, 'dispatching node task');
       const result = await o.connect(endpoint).warm(
-        { taskId: id, nodeName: n.name, images: o.images, paths: o.paths, credentials: o.credentials },
+        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: o.paths, credentials: o.credentials },
         { signal, timeoutMs: o.timeoutMs, onEvent },
       );
       ended = true;
       if (!answered) o.hooks?.dispatchLatency?.((performance.now() - sentAt) / 1000);
       o.hooks?.result?.(n.name, result);
       const failure = resultFailure(result);
-      if (!failure) outcome = { ok: true };
+      if (!failure) {
+        outcome = { ok: true };
+        this.#learnDigests(result, log);
+      }
       else {
         const fatal = fatalReason(failure.code);
         outcome = { ok: false, reason: failure.reason, message: failure.message, retry: !fatal, fatal, code: failure.code, needBytes: failure.needBytes };
@@ -711,7 +795,7 @@ export class WarmupRun {
     let why: string;
     try {
       const result = await o.connect(endpoint).warm(
-        { taskId: id, nodeName: n.name, images: o.images, paths: o.paths, credentials: [], checkOnly: true, minResidentPercent: kw.minResidentPercent },
+        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: o.paths, credentials: [], checkOnly: true, minResidentPercent: kw.minResidentPercent },
         { signal, timeoutMs: o.timeoutMs, onEvent: () => undefined },
       );
       warm = result.succeeded;
@@ -785,4 +869,24 @@ export async function cancelTasks(
   };
   await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 16, tasks.length) }, worker));
   return counts;
+}
+
+/** An image given by tag (no digest), with its normalised repository name; undefined otherwise. */
+function tagReference(image: string): { name: string; normalized: string } | undefined {
+  try {
+    const ref = parseImageReference(image);
+    return ref.digest === undefined ? { name: `${ref.domain}/${ref.path}`, normalized: ref.normalized } : undefined;
+  } catch {
+    // The agent refuses it in its own words.
+    return undefined;
+  }
+}
+
+/** The digest ("sha256:...") of a reference given by digest; undefined otherwise. */
+function parseDigest(image: string): string | undefined {
+  try {
+    return parseImageReference(image).digest;
+  } catch {
+    return undefined;
+  }
 }

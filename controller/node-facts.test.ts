@@ -8,7 +8,7 @@ function result(opts: { pinned?: boolean[]; paths?: { resident: number; bytes: n
     succeeded: true,
     seconds: 0,
     failure: null,
-    images: (opts.pinned ?? []).map((pinned, i) => ({ image: `r/x:${i}`, state: 'DONE', imageRef: '', sizeBytes: 1, seconds: 0, failure: null, pinned })),
+    images: (opts.pinned ?? []).map((pinned, i) => ({ image: `r/x:${i}`, state: 'DONE', imageRef: '', sizeBytes: 1, seconds: 0, failure: null, pinned, repoDigest: '' })),
     paths: (opts.paths ?? []).map((p) => ({
       path: '/models',
       state: 'DONE',

@@ -8,6 +8,10 @@ import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import { FINALIZER, createReconciler, finalizerPatch, type JsonPatchOp, type ReconcilerDeps } from './reconcile.js';
 import { FakeClock } from './testing/fake-clock.js';
 
+/** Images given by digest: no node resolves a tag first, so every node starts at once. */
+const PINNED_APP = `reg.io/app@sha256:${'a'.repeat(64)}`;
+const PINNED_OTHER = `reg.io/other@sha256:${'b'.repeat(64)}`;
+
 const log = pino({ level: 'silent' });
 const PASSWORD = 'hunter2-not-in-status';
 
@@ -55,7 +59,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
       finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
       if (req.checkOnly) {
         const warm = opts.stillWarm?.(endpoint) ?? true;
-        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false })), paths: [], failure: null, seconds: 0 });
+        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '' })), paths: [], failure: null, seconds: 0 });
       }
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
@@ -353,7 +357,7 @@ describe('stopping work on the nodes', () => {
 
   it('deleting a Warmup cancels its tasks on every node with work in flight, then lets it go', async () => {
     const c = fakeCluster({ a: {}, b: {}, n3: {} }, ['a', 'b', 'n3'], { hang: true });
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { parallelism: 2 } });
+    const key = c.add('w', { images: [{ image: PINNED_APP }], policy: { parallelism: 2 } });
     const r = createReconciler(c.deps);
     await r.reconcile(key);
     await inFlight(c, 2);
@@ -403,7 +407,7 @@ describe('stopping work on the nodes', () => {
 
   it('an agent that cannot be reached does not hold up a deletion', async () => {
     const c = fakeCluster({ 'n-unreachable': {} }, ['n-unreachable'], { hang: true });
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const key = c.add('w', { images: [{ image: PINNED_APP }] });
     const r = createReconciler(c.deps);
     await r.reconcile(key);
     await inFlight(c, 1);
@@ -417,7 +421,7 @@ describe('stopping work on the nodes', () => {
   it('a controller that did not send the tasks cancels those status.activeNodeList records', async () => {
     const c = fakeCluster({ a: {}, b: {} }, ['a']);
     const status: WarmupStatus = { phase: 'Running', observedGeneration: 1, activeNodeList: [{ name: 'a', attempt: 2, bytesDone: 1, bytesTotal: 2 }, { name: 'b', attempt: 1, bytesDone: 0, bytesTotal: 0 }] };
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] }, status, [FINALIZER]);
+    const key = c.add('w', { images: [{ image: PINNED_APP }] }, status, [FINALIZER]);
     c.remove(key);
     const r = createReconciler(c.deps);
     await c.clock.run(r.reconcile(key));
@@ -429,7 +433,7 @@ describe('stopping work on the nodes', () => {
 
   it('suspend cancels the tasks in flight and lets go of the finalizer; a Warmup gone without it is stopped too', async () => {
     const c = fakeCluster({ a: {} }, ['a'], { hang: true });
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }] });
+    const key = c.add('w', { images: [{ image: PINNED_APP }] });
     const r = createReconciler(c.deps);
     await r.reconcile(key);
     await inFlight(c, 1);
@@ -452,7 +456,7 @@ describe('stopping work on the nodes', () => {
 
   it('activeDeadlineSeconds cancels the tasks in flight', async () => {
     const c = fakeCluster({ a: {} }, ['a'], { hang: true });
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { activeDeadlineSeconds: 60 } });
+    const key = c.add('w', { images: [{ image: PINNED_APP }], policy: { activeDeadlineSeconds: 60 } });
     const r = createReconciler(c.deps);
     await r.reconcile(key);
     await inFlight(c, 1);
@@ -467,7 +471,7 @@ describe('stopping work on the nodes', () => {
 
   it('a spec change cancels the tasks it makes obsolete and leaves the others running until the Warmup stops', async () => {
     const c = fakeCluster({ a: {}, b: {} }, ['a', 'b'], { hang: true });
-    const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], nodes: { names: ['a', 'b'] } });
+    const key = c.add('w', { images: [{ image: PINNED_APP }], nodes: { names: ['a', 'b'] } });
     const r = createReconciler(c.deps);
     await r.reconcile(key);
     await inFlight(c, 2);
@@ -482,7 +486,7 @@ describe('stopping work on the nodes', () => {
     expect(c.requests[2]?.taskId).toBe('uid-w-g2-a-a1');
 
     // Another image: every task in flight is obsolete.
-    c.edit(key, (spec) => (spec.images = [{ image: 'reg.io/other:2' }]));
+    c.edit(key, (spec) => (spec.images = [{ image: PINNED_OTHER }]));
     await c.clock.run(r.reconcile(key));
     expect(c.cancels.slice(1).sort()).toEqual(['a uid-w-g1-a-a1', 'a uid-w-g2-a-a1']);
     await inFlight(c, 4);

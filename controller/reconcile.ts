@@ -21,6 +21,8 @@
 //     run, not the work queue, retries failed nodes (its header says where that state lives);
 //     progress is published through the StatusWriter (coalesced, <= 1 write/s per Warmup).
 //   - activeDeadlineSeconds past startTime -> stop its work, Failed with reason DeadlineExceeded.
+//   - status.images: each image and the digest its tag resolved to for this run (one digest on
+//     every node, controller/dispatch.ts); resumed from status after a restart.
 //   - Spec changed under a run (new generation): tasks in flight that still do exactly what the
 //     new spec asks (same images, paths and credentials, node still targeted) run on, and the new
 //     run's tasks merge their pulls with them; the others are obsolete and cancelled.
@@ -395,6 +397,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       failedNodes: s.failedNodes,
       failedNodeList: s.failedNodeList,
       record: s.record,
+      images: s.images,
     };
   }
 
@@ -643,7 +646,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       ...(spec.keepWarm ? { keepWarm: { recheckMs: spec.recheckSeconds * 1000, minResidentPercent: spec.minResidentPercent } } : {}),
       backoffBaseMs: tuning.backoffBaseMs,
       backoffMaxMs: tuning.backoffMaxMs,
-      resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts },
+      // The digests this run's tags resolved to before a restart: the nodes left get the same.
+      resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts, images: current ? (w.status?.images ?? []) : [] },
       ...(spec.keepWarm ? {} : { runTag: runTag(rerun, due) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
@@ -732,6 +736,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         bytesDone: s.bytesDone,
         bytesTotal: s.bytesTotal,
         record: s.record,
+        images: s.images,
         startTime: base.startTime ?? startedAt,
         observedGeneration: cur.metadata.generation ?? 0,
         observedRerun: entry.rerun,

@@ -14,7 +14,7 @@ import type { Warmup, WarmupSpec } from '../controller/api/types.js';
 import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
-import { pushRandomImage } from './support/images.js';
+import { pushRandomImage, pushRandomImageDetailed, type PushedImage } from './support/images.js';
 import { freePort } from './support/ports.js';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
 import { REPO_ROOT } from './support/proc.js';
@@ -83,6 +83,11 @@ async function presentOn(image: string): Promise<string[]> {
   const out: string[] = [];
   for (const n of NODES) if (await nodes.get(n)!.containerd.imagePresent(image)) out.push(n);
   return out;
+}
+
+/** The pushed image by digest, through `via` (a proxy in front of the registry). */
+function byDigest(pushed: PushedImage, via: { host: string }): string {
+  return `${pushed.ref.replace(registry.host, via.host).replace(/:[^:/]+$/, '')}@${pushed.digest}`;
 }
 
 function smallImage(name: string, reg: Registry = registry): Promise<string> {
@@ -263,7 +268,8 @@ describe('one controller', () => {
     afterAll(() => proxy.setRate(1024 * 1024));
 
     it('deleting a Warmup mid-pull cancels it on every node: the tasks are gone and containerd stops fetching within seconds', async () => {
-      const image = (await pushRandomImage(registry, 'ctl/deleted', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 })).replace(registry.host, proxy.host);
+      // By digest, so every node starts at once (a tag is resolved on one node first).
+      const image = byDigest(await pushRandomImageDetailed(registry, 'ctl/deleted', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 }), proxy);
       await api.create(NS, 'deleted', { images: [{ image }] });
       await pulling(NODES);
       expect((await api.get(NS, 'deleted'))?.metadata.finalizers).toEqual(['stoker.io/cancel']);
@@ -408,7 +414,8 @@ describe('one controller', () => {
 
 describe('restarts and replicas', () => {
   it('a controller killed mid-Warmup is restarted, re-attaches to the tasks in flight, and finishes without pulling again', async () => {
-    const image = (await pushRandomImage(registry, 'ctl/restart', { layers: 1, layerSizeBytes: 3 * 1024 * 1024 })).replace(registry.host, proxy.host);
+    // By digest, so every node starts at once (a tag is resolved on one node first).
+    const image = byDigest(await pushRandomImageDetailed(registry, 'ctl/restart', { layers: 1, layerSizeBytes: 3 * 1024 * 1024 }), proxy);
     proxy.setRate(512 * 1024);
     const tasksBefore = await Promise.all(NODES.map((n) => nodes.get(n)!.metric('stoker_tasks_total')));
     const pulledBefore = await Promise.all(NODES.map((n) => nodes.get(n)!.metric('stoker_image_pulls_total', { outcome: 'pulled' })));

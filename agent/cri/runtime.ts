@@ -1,13 +1,15 @@
 // A connection to one container runtime over its CRI socket: the image service, the runtime's
 // name and version (asked once at connect, which proves the socket answers), the image
 // filesystem's free space, and, where the runtime is containerd, its content service on the same
-// socket (byte progress of pulls, an image's size from its manifest).
+// socket (byte progress of pulls, an image's size from its manifest) and its images service (a
+// second name for an image pulled by digest).
 import * as grpc from '@grpc/grpc-js';
 import type { CriAuthConfig, CriFilesystemUsage, CriImage, CriVersion } from '../../proto/cri.js';
 import { PullProgressTracker } from './content-progress.js';
 import { ContentService, type ContentStore } from './content-service.js';
 import type { CriEndpoint } from './endpoint.js';
 import { imageFilesystemSpace, type ImageFilesystemSpace } from './image-fs.js';
+import { ImageNames } from './image-names.js';
 import { ImageService } from './image-service.js';
 import { RuntimeService } from './runtime-service.js';
 
@@ -27,6 +29,11 @@ export interface CriRuntime {
   /** containerd's content store (manifests, blob sizes); undefined where the runtime is not containerd. */
   readonly content: ContentStore | undefined;
   imageStatus(image: string, signal?: AbortSignal): Promise<CriImage | undefined>;
+  /**
+   * Names the image `source` (a digest reference) also `name` (the tag it was resolved from);
+   * undefined where the runtime is not containerd (CRI has no such call).
+   */
+  readonly aliasImage: ((source: string, name: string, signal?: AbortSignal) => Promise<void>) | undefined;
   listImages(signal?: AbortSignal): Promise<CriImage[]>;
   /** Bounded only by `signal`; raw gRPC errors are thrown for the caller to translate. */
   pullImage(image: string, auth: CriAuthConfig | undefined, signal: AbortSignal): Promise<string>;
@@ -62,7 +69,9 @@ export async function connectRuntime(endpoint: CriEndpoint, opts: ConnectOptions
   const images = new ImageService(endpoint.target, credentials, CHANNEL_OPTIONS, endpoint.display);
   let content: ContentService | undefined;
   let progress: PullProgressTracker | undefined;
+  let names: ImageNames | undefined;
   if (version.runtimeName === 'containerd') {
+    names = new ImageNames(endpoint.target, credentials, CHANNEL_OPTIONS);
     const service = new ContentService(endpoint.target, credentials, CHANNEL_OPTIONS);
     content = service;
     progress = new PullProgressTracker((signal?: AbortSignal) => service.listIngests(signal), {
@@ -76,6 +85,7 @@ export async function connectRuntime(endpoint: CriEndpoint, opts: ConnectOptions
     progress,
     content,
     imageStatus: (image, signal) => images.imageStatus(image, signal),
+    aliasImage: names ? (source, name, signal) => names.alias(source, name, signal) : undefined,
     listImages: (signal) => images.listImages(signal),
     pullImage: (image, auth, signal) => images.pullImage(image, auth, signal),
     removeImage: (image, signal) => images.removeImage(image, signal),
@@ -84,6 +94,7 @@ export async function connectRuntime(endpoint: CriEndpoint, opts: ConnectOptions
     close: () => {
       progress?.close();
       content?.close();
+      names?.close();
       images.close();
       runtimeService.close();
     },

@@ -8,7 +8,7 @@ function request(overrides: Partial<WarmRequest> = {}): WarmRequest {
   return {
     taskId: 'warmup-1/node-a',
     nodeName: 'node-a',
-    images: [{ image: 'registry.example.com/app:v1', pullPolicy: 'PULL_POLICY_UNSPECIFIED' }],
+    images: [{ image: 'registry.example.com/app:v1', pullPolicy: 'PULL_POLICY_UNSPECIFIED', tag: '' }],
     paths: [],
     credentials: [],
     progressTimeoutSeconds: 0,
@@ -38,9 +38,9 @@ describe('validateWarmRequest', () => {
     const valid = validateWarmRequest(
       request({
         images: [
-          { image: 'a:v1', pullPolicy: 'IF_NOT_PRESENT' },
-          { image: 'b:v1', pullPolicy: 'PULL_POLICY_UNSPECIFIED' },
-          { image: 'a:v1', pullPolicy: 'ALWAYS' },
+          { image: 'a:v1', pullPolicy: 'IF_NOT_PRESENT', tag: '' },
+          { image: 'b:v1', pullPolicy: 'PULL_POLICY_UNSPECIFIED', tag: '' },
+          { image: 'a:v1', pullPolicy: 'ALWAYS', tag: '' },
         ],
         paths: [{ path: '/models/llama', include: ['*.safetensors'], exclude: [] }],
         progressTimeoutSeconds: 30,
@@ -67,7 +67,7 @@ describe('validateWarmRequest', () => {
     [{ taskId: 'has space' }, 'task_id "has space" is not'],
     [{ nodeName: '' }, 'node_name is empty'],
     [{ images: [] }, 'names no images and no paths'],
-    [{ images: [{ image: ' ', pullPolicy: 'IF_NOT_PRESENT' }] }, 'images[0] is empty'],
+    [{ images: [{ image: ' ', pullPolicy: 'IF_NOT_PRESENT', tag: '' }] }, 'images[0] is empty'],
     [{ paths: [{ path: 'models', include: [], exclude: [] }] }, 'paths[0] "models" is not absolute'],
     [{ paths: [{ path: '/m', include: [''], exclude: [] }] }, 'paths[0] "/m" has an empty include or exclude pattern'],
     [{ credentials: [cred({ password: 'x' })] }, 'credentials[0] names no registry'],

@@ -29,6 +29,8 @@ const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/;
 export interface ValidImageTask {
   readonly image: string;
   readonly pullPolicy: 'IF_NOT_PRESENT' | 'ALWAYS';
+  /** The tag a digest image was resolved from, to name it by as well (ImageTask.tag). */
+  readonly tag?: string;
 }
 
 export interface ValidWarmRequest {
@@ -94,8 +96,10 @@ export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWa
     if (item.pullPolicy !== 'ALWAYS' && item.pullPolicy !== 'IF_NOT_PRESENT' && item.pullPolicy !== 'PULL_POLICY_UNSPECIFIED') {
       throw invalid(`${where}: images[${i}] ${quote(image)} has an unknown pull policy ${quote(String(item.pullPolicy))}`);
     }
+    const tag = (item.tag ?? '').trim();
+    if (tag.length > LIMITS.imageLength) throw invalid(`${where}: images[${i}] tag ${quote(tag)} is longer than ${LIMITS.imageLength} characters`);
     const seen = images.get(image);
-    if (!seen || policy === 'ALWAYS') images.set(image, { image, pullPolicy: policy });
+    if (!seen || policy === 'ALWAYS') images.set(image, { image, pullPolicy: policy, ...(tag ? { tag } : {}) });
   });
 
   const paths = checkPaths(where, req.paths);

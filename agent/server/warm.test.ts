@@ -60,8 +60,8 @@ const request = validateWarmRequest(
     taskId: 't1',
     nodeName: 'node-a',
     images: [
-      { image: 'r.example.com/a:v1', pullPolicy: 'IF_NOT_PRESENT' },
-      { image: 'r.example.com/b:v1', pullPolicy: 'ALWAYS' },
+      { image: 'r.example.com/a:v1', pullPolicy: 'IF_NOT_PRESENT', tag: '' },
+      { image: 'r.example.com/b:v1', pullPolicy: 'ALWAYS', tag: '' },
     ],
     paths: [{ path: '/models/m', include: [], exclude: [] }],
     credentials: [{ registry: 'r.example.com', username: 'u', password: SECRET, auth: '', identityToken: '', registryToken: '' }],

@@ -8,7 +8,8 @@ import { fakeContentStore, fakeImage } from '../cri/testing/fake-content-store.j
 import { parseEndpoint } from '../cri/endpoint.js';
 import type { CriRuntime } from '../cri/runtime.js';
 import { compileRegistryPolicy } from '../../proto/common/registry-policy.js';
-import { pullsInFlight, refusedImage, warmImages } from './images.js';
+import { pullsInFlight, refusedImage, repoDigestFor, warmImages } from './images.js';
+import { parseImageReference } from '../../proto/common/image-reference.js';
 
 interface FakePull {
   image: string;
@@ -19,17 +20,22 @@ interface FakePull {
 }
 
 /** A fake CRI runtime: pulls stay in flight until the test finishes them. */
-function fakeRuntime(opts: { present?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number; lingerOnAbort?: boolean } = {}) {
+function fakeRuntime(opts: { present?: string[]; repoDigests?: string[]; ingests?: () => Ingest[]; fsUsed?: () => number; content?: ContentStore; freeBytes?: number; lingerOnAbort?: boolean } = {}) {
   const present = new Set(opts.present ?? []);
   const pulls: FakePull[] = [];
   const calls: string[] = [];
-  const image = (ref: string): CriImage => ({ id: `sha256:${ref.length}`, repoTags: [ref], repoDigests: [], size: 1234, spec: null, pinned: false });
+  const image = (ref: string): CriImage => ({ id: `sha256:${ref.length}`, repoTags: [ref], repoDigests: opts.repoDigests ?? [], size: 1234, spec: null, pinned: false });
   const ingests = opts.ingests;
   const runtime: CriRuntime = {
     endpoint: parseEndpoint('unix:///fake/cri.sock'),
     version: { version: 'v1', runtimeName: ingests ? 'containerd' : 'fake', runtimeVersion: '0', runtimeApiVersion: 'v1' },
     progress: ingests ? new PullProgressTracker(() => Promise.resolve(ingests()), { intervalMs: 100 }) : undefined,
     content: opts.content,
+    aliasImage: (source, name) => {
+      calls.push(`alias ${source} ${name}`);
+      if (present.has(source)) present.add(name);
+      return present.has(source) ? Promise.resolve() : Promise.reject(new Error(`image ${source} not found`));
+    },
     imageStatus: (ref) => {
       calls.push(`status ${ref}`);
       return Promise.resolve(present.has(ref) ? image(ref) : undefined);
@@ -92,12 +98,50 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
+const DIGEST_A = `sha256:${'a'.repeat(64)}`;
+const DIGEST_B = `sha256:${'b'.repeat(64)}`;
+
+describe('repoDigestFor', () => {
+  it("picks the runtime's repo digest of the reference's own repository, normalised", () => {
+    const image = { repoDigests: [`reg.io/other@${DIGEST_B}`, `docker.io/library/busybox@${DIGEST_A}`, 'not a reference'] };
+    expect(repoDigestFor(parseImageReference('busybox:1.36'), image)).toBe(`docker.io/library/busybox@${DIGEST_A}`);
+    expect(repoDigestFor(parseImageReference('reg.io/other:2'), image)).toBe(`reg.io/other@${DIGEST_B}`);
+    expect(repoDigestFor(parseImageReference('reg.io/third:1'), image)).toBe('');
+    expect(repoDigestFor(parseImageReference(`reg.io/third@${DIGEST_A}`), { repoDigests: [] })).toBe(`reg.io/third@${DIGEST_A}`);
+  });
+});
+
 describe('warmImages', () => {
+  it('names an image pulled by digest also by the tag it was resolved from, and refuses a tag of another repository', async () => {
+    const { runtime, pulls, calls } = fakeRuntime();
+    const byDigest = `reg.io/app@${DIGEST_A}`;
+    const pulled = warmImages(runtime, { images: [{ image: byDigest, tag: 'reg.io/app:v1' }, { image: `reg.io/app@${DIGEST_B}`, tag: 'reg.io/other:v1' }] });
+    await until(() => pulls.length === 1);
+    pulls[0]?.finish();
+    const [done, refused] = await pulled;
+    expect(done).toMatchObject({ state: 'DONE' });
+    expect(calls).toContain(`alias ${byDigest} reg.io/app:v1`);
+    expect(refused).toMatchObject({ state: 'FAILED', failure: { code: 'INVALID_REFERENCE', message: `reg.io/app@${DIGEST_B} cannot also be named reg.io/other:v1: it names another repository` } });
+    expect(calls.filter((c) => c.includes(DIGEST_B))).toEqual([]);
+  });
+
+  it('reports the repo digest the runtime holds for a pulled or present tag', async () => {
+    const repoDigests = [`reg.io/other@${DIGEST_B}`, `reg.io/app@${DIGEST_A}`];
+    const { runtime, pulls } = fakeRuntime({ present: ['reg.io/app:present'], repoDigests });
+    const pulled = warmImages(runtime, { images: [{ image: 'reg.io/app:1' }, { image: 'reg.io/app:present' }] });
+    await until(() => pulls.length === 1);
+    pulls[0]?.finish();
+    expect((await pulled).map((r) => [r.state, r.repoDigest])).toEqual([
+      ['DONE', `reg.io/app@${DIGEST_A}`],
+      ['PRESENT', `reg.io/app@${DIGEST_A}`],
+    ]);
+  });
+
   it('skips present images with IF_NOT_PRESENT and pulls them again with ALWAYS', async () => {
     const { runtime, pulls, calls } = fakeRuntime({ present: ['docker.io/library/busybox:latest'] });
     const skipped = await warmImages(runtime, { images: [{ image: 'busybox', pullPolicy: 'IF_NOT_PRESENT' }] });
     expect(skipped).toEqual([
-      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false },
+      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false, repoDigest: '' },
     ]);
     expect(calls).toEqual(['status docker.io/library/busybox:latest']);
 

@@ -41,6 +41,10 @@
 // A pull that cannot fit on the image filesystem fails NO_SPACE: with containerd it is cancelled
 // as soon as the image's manifest shows it is larger than the free space (agent/warm/space.ts);
 // a runtime that runs out of space midway is reported with the filesystem and its free bytes.
+//
+// A DONE or PRESENT result carries the image's repo digest ("<name>@sha256:...", from CRI
+// ImageStatus repo_digests, for the requested repository): the controller resolves a tag on one
+// node and sends that digest to the others (controller/dispatch.ts).
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type {
@@ -54,7 +58,7 @@ import { credentialFor } from '../../proto/common/docker-config.js';
 import { InvalidReferenceError, parseImageReference, type ImageReference } from '../../proto/common/image-reference.js';
 import type { Logger } from '../../proto/common/log.js';
 import { DEFAULT_REGISTRY_POLICY, refuseRegistry, registryDeniedMessage, type RegistryPolicy } from '../../proto/common/registry-policy.js';
-import type { CriAuthConfig } from '../../proto/cri.js';
+import type { CriAuthConfig, CriImage } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';
@@ -65,6 +69,8 @@ export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
 export interface ImageRequest {
   image: string;
   pullPolicy?: ImagePullPolicy | PullPolicy | undefined;
+  /** With an image given by digest: the tag it was resolved from, to name it by as well (containerd). */
+  tag?: string | undefined;
 }
 
 export interface WarmImagesOptions {
@@ -290,6 +296,8 @@ interface Item {
   readonly policy: ImagePullPolicy;
   readonly ref: ImageReference | undefined;
   readonly invalid: WarmError | undefined;
+  /** The tag to name the image by as well, normalised. */
+  readonly alias: string | undefined;
 }
 
 export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): Promise<ImageResult__Output[]> {
@@ -309,9 +317,10 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
 
   // Every reference and its registry are checked before any call to the runtime.
   const registryPolicy = opts.registryPolicy ?? DEFAULT_REGISTRY_POLICY;
-  const items: Item[] = opts.images.map(({ image, pullPolicy }) => {
+  const items: Item[] = opts.images.map(({ image, pullPolicy, tag }) => {
     const checked = checkImage(image, registryPolicy);
-    return { image, policy: normalizePolicy(pullPolicy), ref: checked.ref, invalid: checked.refused };
+    const alias = checked.ref && tag ? checkAlias(checked.ref, tag) : { name: undefined, refused: undefined };
+    return { image, policy: normalizePolicy(pullPolicy), ref: checked.ref, invalid: checked.refused ?? alias.refused, alias: alias.name };
   });
 
   const progressOf = (image: string, state: ItemState__Output, startedAt: number, bytes?: PullBytes): ImageProgress__Output => ({
@@ -368,6 +377,22 @@ function checkImage(image: string, policy: RegistryPolicy): { ref: ImageReferenc
   return { ref, refused: undefined };
 }
 
+/** The tag a digest image is to be named by as well: a tag of the same repository. */
+function checkAlias(ref: ImageReference, tag: string): { name: string | undefined; refused: WarmError | undefined } {
+  const refuse = (why: string) => ({ name: undefined, refused: new WarmError('INVALID_REFERENCE', `${ref.original} cannot also be named ${tag}: ${why}`) });
+  if (ref.digest === undefined) return refuse('only an image given by digest is named by its tag');
+  let t: ImageReference;
+  try {
+    t = parseImageReference(tag);
+  } catch (err) {
+    if (!(err instanceof InvalidReferenceError)) throw err;
+    return refuse(err.reason);
+  }
+  if (t.digest !== undefined || t.tag === undefined) return refuse('it is not a tag');
+  if (t.domain !== ref.domain || t.path !== ref.path) return refuse('it names another repository');
+  return { name: t.normalized, refused: undefined };
+}
+
 /**
  * Why an image is refused before any call to the runtime: INVALID_REFERENCE for a malformed
  * reference, REGISTRY_DENIED for a registry the policy refuses; undefined when it may be pulled.
@@ -378,7 +403,25 @@ export function refusedImage(image: string, policy: RegistryPolicy = DEFAULT_REG
 
 /** The result of an image that was not pulled. */
 export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0, needBytes = 0): ImageResult__Output {
-  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false };
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false, repoDigest: '' };
+}
+
+/**
+ * The runtime's repo digest of the image for the reference's own repository, normalised
+ * ("registry.example.com/app@sha256:..."); '' when the runtime lists none for it. A reference that
+ * is a digest already names it.
+ */
+export function repoDigestFor(ref: ImageReference, image: Pick<CriImage, 'repoDigests'> | undefined): string {
+  for (const candidate of image?.repoDigests ?? []) {
+    let r: ImageReference;
+    try {
+      r = parseImageReference(candidate);
+    } catch {
+      continue;
+    }
+    if (r.digest !== undefined && r.domain === ref.domain && r.path === ref.path) return `${r.domain}/${r.path}@${r.digest}`;
+  }
+  return ref.digest !== undefined ? `${ref.domain}/${ref.path}@${ref.digest}` : '';
 }
 
 interface OneOptions {
@@ -409,14 +452,16 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (o.checkOnly) {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       o.emit(present ? 'PRESENT' : 'MISSING');
-      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true };
+      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true, repoDigest: present ? repoDigestFor(ref, present) : '' };
     }
     if (item.policy === 'IF_NOT_PRESENT') {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       if (present) {
+        const refused = await nameByTag(runtime, item, ref, o.signal);
+        if (refused) return fail(refused);
         o.emit('PRESENT');
         log?.debug({ imageRef: present.id }, 'image already present');
-        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true };
+        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true, repoDigest: repoDigestFor(ref, present) };
       }
     }
   } catch (err) {
@@ -464,11 +509,28 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (!status) {
       return fail(new WarmError('RUNTIME_ERROR', `the runtime reported ${item.image} pulled, but does not list it afterwards`));
     }
+    const refused = await nameByTag(runtime, item, ref, o.signal);
+    if (refused) return fail(refused);
     // Ingests that finished between two listings still count as complete.
     o.emit('DONE', lastBytes && { ...lastBytes, bytesDone: lastBytes.bytesTotal });
-    log?.info({ imageRef, bytes: status.size, seconds: seconds() }, 'image pulled');
-    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true };
+    const repoDigest = repoDigestFor(ref, status);
+    log?.info({ imageRef, repoDigest, bytes: status.size, seconds: seconds() }, 'image pulled');
+    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true, repoDigest };
   } catch (err) {
     return fail(translateCallError(err, what('checking the pulled image'), runtime.endpoint.display));
+  }
+}
+
+/**
+ * Names an image pulled by digest also by the tag it was resolved from (ImageTask.tag), where the
+ * runtime can (containerd); returns the error when it could not.
+ */
+async function nameByTag(runtime: CriRuntime, item: Item, ref: ImageReference, signal: AbortSignal | undefined): Promise<WarmError | undefined> {
+  if (!item.alias || !runtime.aliasImage) return undefined;
+  try {
+    await runtime.aliasImage(ref.normalized, item.alias, signal);
+    return undefined;
+  } catch (err) {
+    return translateCallError(err, `giving ${item.image} the name ${item.alias}`, runtime.endpoint.display);
   }
 }

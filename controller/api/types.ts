@@ -155,6 +155,14 @@ export interface WarmupStatus {
   pin?: PinStatus;
   /** Paths: resident bytes over the warmed nodes. */
   residency?: ResidencyStatus;
+  /** Each image of the run with the digest it resolved to (controller/dispatch.ts). */
+  images?: ResolvedImage[];
+}
+
+/** An image of the run; `digest` ("sha256:...") once known: every node gets that manifest. */
+export interface ResolvedImage {
+  image: string;
+  digest?: string;
 }
 
 export interface Warmup {

@@ -12,6 +12,7 @@ export interface ImageResult {
   'seconds'?: (number | string);
   'failure'?: (_stoker_v1_Failure | null);
   'pinned'?: (boolean);
+  'repoDigest'?: (string);
 }
 
 export interface ImageResult__Output {
@@ -22,4 +23,5 @@ export interface ImageResult__Output {
   'seconds': (number);
   'failure': (_stoker_v1_Failure__Output | null);
   'pinned': (boolean);
+  'repoDigest': (string);
 }

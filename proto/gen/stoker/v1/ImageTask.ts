@@ -5,9 +5,11 @@ import type { PullPolicy as _stoker_v1_PullPolicy, PullPolicy__Output as _stoker
 export interface ImageTask {
   'image'?: (string);
   'pullPolicy'?: (_stoker_v1_PullPolicy);
+  'tag'?: (string);
 }
 
 export interface ImageTask__Output {
   'image': (string);
   'pullPolicy': (_stoker_v1_PullPolicy__Output);
+  'tag': (string);
 }
