@@ -8,6 +8,7 @@ import { RuntimeService } from './cri/runtime-service.js';
 import { CredentialProviderConfigError, loadCredentialProviders, type CredentialProviders } from './credentials/credential-provider.js';
 import { ReaderPool, resolveRoots, warmFiles } from './warm/files.js';
 import { warmImages as warmImagesOn } from './warm/images.js';
+import { pinImage } from './warm/pin.js';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
@@ -104,6 +105,12 @@ export class CriAgentRuntime implements AgentRuntime {
     const rt = await this.connect(signal);
     const found = await rt.imageStatus(image, signal);
     return { present: found !== undefined, imageRef: found?.id ?? '', sizeBytes: Number(found?.size ?? 0), pinned: found?.pinned === true };
+  }
+
+  async unpin(image: string, signal: AbortSignal): Promise<{ supported: boolean; unpinned: boolean }> {
+    const rt = await this.connect(signal);
+    const outcome = await pinImage(rt, image, false, signal);
+    return { supported: outcome.label !== 'PIN_LABEL_UNSUPPORTED', unpinned: outcome.changed > 0 };
   }
 
   async removeImage(image: string, signal: AbortSignal): Promise<void> {

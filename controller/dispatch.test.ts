@@ -425,7 +425,7 @@ describe('WarmupRun with keepWarm', () => {
       if (req.checkOnly) {
         log.push(`${clock.now()} check ${node}`);
         const here = present.has(node);
-        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '' }] };
+        return { ...okResult(req.taskId ?? ''), succeeded: here, images: [{ image: 'r/x:1', state: here ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '', pinLabel: 'PIN_LABEL_UNSPECIFIED' }] };
       }
       log.push(`${clock.now()} warm ${node} ${req.taskId ?? ''}`);
       present.add(node);
@@ -534,7 +534,7 @@ describe('WarmupRun: one digest on every node', () => {
         const repo = image.split(/[@:]/)[0] ?? '';
         if (!req.checkOnly && repo === 'reg.io/app') held.set(node, digest);
         const repoDigest = opts.reportDigest === false ? '' : `${repo}@${digest}`;
-        return { image, state: 'DONE' as const, imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest };
+        return { image, state: 'DONE' as const, imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest, pinLabel: 'PIN_LABEL_UNSPECIFIED' as const };
       });
       // The tag moves as soon as the first node has pulled it.
       registry.tag = B;

@@ -112,6 +112,8 @@ export interface RunOptions {
   images: ImageTask[];
   paths: PathTask[];
   credentials: RegistryCredential[];
+  /** spec.pin: each node sets containerd's pin label on the images it warms. */
+  pin?: boolean;
   parallelism: number;
   backoffLimit: number;
   /** Per node attempt. */
@@ -667,7 +669,7 @@ export class WarmupRun {
     try {
       log.debug({ endpoint }, 'dispatching node task');
       const result = await o.connect(endpoint).warm(
-        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: o.paths, credentials: o.credentials },
+        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: o.paths, credentials: o.credentials, ...(o.pin ? { pin: true } : {}) },
         { signal, timeoutMs: o.timeoutMs, onEvent },
       );
       ended = true;

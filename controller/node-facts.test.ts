@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { WarmResult__Output } from '../proto/agent.js';
+import type { PinLabel__Output, WarmResult__Output } from '../proto/agent.js';
 import { NodeFacts } from './node-facts.js';
 
-function result(opts: { pinned?: boolean[]; paths?: { resident: number; bytes: number; warnings?: string[] }[] }): WarmResult__Output {
+function result(opts: { pinned?: boolean[]; label?: PinLabel__Output; paths?: { resident: number; bytes: number; warnings?: string[] }[] }): WarmResult__Output {
   return {
     taskId: 't',
     succeeded: true,
     seconds: 0,
     failure: null,
-    images: (opts.pinned ?? []).map((pinned, i) => ({ image: `r/x:${i}`, state: 'DONE', imageRef: '', sizeBytes: 1, seconds: 0, failure: null, pinned, repoDigest: '' })),
+    images: (opts.pinned ?? []).map((pinned, i) => ({ image: `r/x:${i}`, state: 'DONE', imageRef: '', sizeBytes: 1, seconds: 0, failure: null, pinned, repoDigest: '', pinLabel: opts.label ?? 'PIN_LABEL_SET' })),
     paths: (opts.paths ?? []).map((p) => ({
       path: '/models',
       state: 'DONE',
@@ -29,12 +29,15 @@ describe('NodeFacts', () => {
     const f = new NodeFacts();
     f.record('b', result({ pinned: [true, false] }));
     f.record('a', result({ pinned: [true] }));
-    f.record('c', result({ pinned: [false] }));
+    f.record('c', result({ pinned: [false], label: 'PIN_LABEL_UNSUPPORTED' }));
+    // A keepWarm check sets no label: the node's last answer about the label stands.
+    f.record('c', result({ pinned: [false], label: 'PIN_LABEL_UNSPECIFIED' }));
     expect(f.pin(['a', 'b', 'c'])).toEqual({
       pinnedNodes: 1,
       notHonouredNodes: 2,
       notHonouredNodeList: ['b', 'c'],
-      message: "the runtime on 2 of 3 node(s) reports the images not pinned (CRI Image.pinned false): its image garbage collection may remove them (Stoker does not set containerd's pin label yet, and containerd before 1.7 does not honour it)",
+      message:
+        "the runtime on 2 of 3 node(s) reports the images not pinned (CRI Image.pinned false), so its image garbage collection may remove them: on 1, containerd's pin label is set but not honoured by this runtime (containerd honours it from 1.7 on); on 1, the runtime is not containerd and has no pin label",
     });
     expect(f.pin(['a'])?.message).toBe('the runtime on each of 1 node(s) reports the images pinned');
     expect(f.pin(['z'])).toBeUndefined();

@@ -8,12 +8,14 @@
 //   facts.record('node-a', result);               // -> budget warnings not seen before for it
 //   facts.pin(warmNodes)                          // PinStatus | undefined
 //   facts.residency(warmNodes, minResidentPercent) // ResidencyStatus | undefined
-import type { WarmResult__Output } from '../proto/agent.js';
+import type { PinLabel__Output, WarmResult__Output } from '../proto/agent.js';
 import { MAX_NODE_LIST, type PinStatus, type ResidencyStatus } from './api/types.js';
 
 interface Facts {
   /** Every image present and reported pinned by the runtime; undefined without images. */
   pinned: boolean | undefined;
+  /** What the agent did about the pin label (a check leaves the last warm's answer). */
+  label: PinLabel__Output;
   /** Resident bytes and total of the paths; undefined without paths or when unknown. */
   resident: number | undefined;
   total: number | undefined;
@@ -34,7 +36,10 @@ export class NodeFacts {
       else if (resident !== undefined) resident += after;
       total += Number(p.bytes);
     }
+    const labels = images.map((i) => i.pinLabel).filter((l) => l !== 'PIN_LABEL_UNSPECIFIED');
+    const label = labels.find((l) => l !== 'PIN_LABEL_SET') ?? labels[0] ?? this.#nodes.get(node)?.label ?? 'PIN_LABEL_UNSPECIFIED';
     this.#nodes.set(node, {
+      label,
       pinned: images.length > 0 ? images.every((i) => i.pinned) : undefined,
       resident: result.paths.length > 0 ? resident : undefined,
       total: result.paths.length > 0 && resident !== undefined ? total : undefined,
@@ -52,17 +57,25 @@ export class NodeFacts {
   pin(nodes: Iterable<string>): PinStatus | undefined {
     const known = [...nodes].sort().flatMap((n) => {
       const f = this.#nodes.get(n);
-      return f?.pinned === undefined ? [] : [{ n, pinned: f.pinned }];
+      return f?.pinned === undefined ? [] : [{ n, pinned: f.pinned, label: f.label }];
     });
     if (known.length === 0) return undefined;
-    const not = known.filter((k) => !k.pinned).map((k) => k.n);
+    const notPinned = known.filter((k) => !k.pinned);
+    const not = notPinned.map((k) => k.n);
+    const count = (label: PinLabel__Output): number => notPinned.filter((k) => k.label === label).length;
+    const why = [
+      [count('PIN_LABEL_SET'), "containerd's pin label is set but not honoured by this runtime (containerd honours it from 1.7 on)"],
+      [count('PIN_LABEL_UNSUPPORTED'), 'the runtime is not containerd and has no pin label'],
+      [count('PIN_LABEL_FAILED'), "containerd's pin label could not be set (the agent's log says why)"],
+    ] as const;
+    const reasons = why.filter(([n]) => n > 0).map(([n, text]) => `on ${n}, ${text}`);
     const out: PinStatus = {
       pinnedNodes: known.length - not.length,
       notHonouredNodes: not.length,
       message:
         not.length === 0
           ? `the runtime on each of ${known.length} node(s) reports the images pinned`
-          : `the runtime on ${not.length} of ${known.length} node(s) reports the images not pinned (CRI Image.pinned false): its image garbage collection may remove them (Stoker does not set containerd's pin label yet, and containerd before 1.7 does not honour it)`,
+          : `the runtime on ${not.length} of ${known.length} node(s) reports the images not pinned (CRI Image.pinned false), so its image garbage collection may remove them${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`,
     };
     if (not.length > 0) out.notHonouredNodeList = not.slice(0, MAX_NODE_LIST);
     return out;

@@ -59,7 +59,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
       finalizerAtWarm.push([...warmups.values()].some((w) => req.taskId?.startsWith(`${w.metadata.uid ?? ''}-`) && w.metadata.finalizers?.includes(FINALIZER)));
       if (req.checkOnly) {
         const warm = opts.stillWarm?.(endpoint) ?? true;
-        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '' })), paths: [], failure: null, seconds: 0 });
+        return Promise.resolve({ taskId: req.taskId ?? '', succeeded: warm, images: (req.images ?? []).map((i) => ({ image: i.image ?? '', state: warm ? 'PRESENT' : 'MISSING', imageRef: '', sizeBytes: 0, seconds: 0, failure: null, pinned: false, repoDigest: '', pinLabel: 'PIN_LABEL_UNSPECIFIED' })), paths: [], failure: null, seconds: 0 });
       }
       if (opts.hang) {
         return new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(new AgentCallError('Cancelled', 'cancelled')), { once: true }));
@@ -75,6 +75,7 @@ function fakeCluster(nodes: Record<string, Record<string, string>>, agents: stri
         nodeName: req.nodeName ?? '',
         images: (req.images ?? []).map((image) => ({ image, removed: true, sizeBytes: 1024, failure: null })),
         paths: (req.paths ?? []).map((p) => ({ path: p.path ?? '', files: 1, bytes: 2048, residentBytesBefore: 2048, residentBytesAfter: 0, failure: null })),
+        unpinned: (req.unpinImages ?? []).map((image) => ({ image, unpinned: true, supported: true, failure: null })),
       });
     },
     nodeStatus: () => Promise.reject(new Error('unused')),

@@ -194,6 +194,11 @@ function createdAt(w: Warmup): number {
 /** The finalizer that lets the controller cancel a deleted Warmup's work on the nodes. */
 export const FINALIZER = 'stoker.io/cancel';
 
+/** A finished Warmup keeps the finalizer when its deletion must reach the nodes: Purge, or pin (unpin). */
+function holdsOnDelete(spec: ResolvedSpec): boolean {
+  return spec.onDelete === 'Purge' || spec.pin;
+}
+
 export type JsonPatchOp =
   | { op: 'test' | 'add'; path: string; value: unknown }
   | { op: 'remove'; path: string };
@@ -298,9 +303,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   /**
-   * spec.onDelete: Purge, the Warmup being deleted: every node it may have warmed removes its
-   * images and drops its files from the page cache, but for what another live Warmup targeting
-   * that node still wants (controller/purge.ts); the Purged Event gives the totals.
+   * The Warmup being deleted (spec.onDelete: Purge, or spec.pin): every node it may have warmed
+   * removes the pin label from its images, and with Purge removes its images and drops its files
+   * from the page cache, but for what another live Warmup targeting that node still wants
+   * (controller/purge.ts); the Purged (or Unpinned) Event gives the totals.
    */
   async function purgeNodes(w: Warmup, log: Logger): Promise<void> {
     const nodeNames = deps.nodes.list().map((n) => n.metadata?.name ?? '').filter((n) => n !== '');
@@ -308,7 +314,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const plan = releasePlan(w, nodeNames, others, (s) => new Set(targetsOf(s).targets.keys()));
     const totals = await purge(plan, deps.agents.live(new Date(now())), connect, log);
     log.info({ ...totals }, 'purged');
-    deps.events.record(w, totals.unreachable + totals.failures > 0 ? 'Warning' : 'Normal', 'Purged', purgeMessage(totals));
+    const purged = resolveSpec(w.spec).onDelete === 'Purge';
+    deps.events.record(w, totals.unreachable + totals.failures > 0 ? 'Warning' : 'Normal', purged ? 'Purged' : 'Unpinned', purgeMessage(totals, purged));
   }
 
   /** Adds or removes the finalizer; nothing when it is already as wanted. */
@@ -449,7 +456,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Deleting a Warmup bumps its generation: handled before any run is (re)started.
       await stopWork(key, w, 'deleted');
       await dropLabels(ns, name, w);
-      if (spec.onDelete === 'Purge' && hasFinalizer(w)) await purgeNodes(w, log);
+      if (holdsOnDelete(spec) && hasFinalizer(w)) await purgeNodes(w, log);
       await setFinalizer(w, false);
       return;
     }
@@ -466,8 +473,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Nothing is in flight once a Warmup has finished (the status write that finished it brings
       // this reconcile).
       await dropLabels(ns, name, w);
-      // Purge: the finalizer stays, so that a deletion waits until the nodes have let go.
-      await setFinalizer(w, spec.onDelete === 'Purge');
+      // Purge or pin: the finalizer stays, so that a deletion waits until the nodes have let go.
+      await setFinalizer(w, holdsOnDelete(spec));
       const waitTick = Number.isFinite(untilTick) ? { requeueAfterMs: untilTick } : undefined;
       if (spec.ttlSecondsAfterFinished === undefined) return waitTick;
       const done = Date.parse(w.status?.completionTime ?? '');
@@ -503,7 +510,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       });
       // Suspended nodes are no longer kept warm: they do not say they are.
       await dropLabels(ns, name, w);
-      await setFinalizer(w, spec.onDelete === 'Purge');
+      await setFinalizer(w, holdsOnDelete(spec));
       return;
     }
 
@@ -639,6 +646,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       images: spec.images.map((i) => ({ image: i.image, pullPolicy: PULL_POLICY[i.pullPolicy] ?? 'IF_NOT_PRESENT' })),
       paths: spec.paths,
       credentials,
+      ...(spec.pin ? { pin: true } : {}),
       parallelism: spec.parallelism,
       backoffLimit: spec.backoffLimit,
       timeoutMs: spec.timeoutSeconds * 1000,

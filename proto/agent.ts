@@ -25,6 +25,8 @@ export type { CancelOutcome, CancelOutcome__Output } from './gen/stoker/v1/Cance
 export type { ReleaseRequest } from './gen/stoker/v1/ReleaseRequest.js';
 export type { ReleaseResponse, ReleaseResponse__Output } from './gen/stoker/v1/ReleaseResponse.js';
 export type { ImageRelease, ImageRelease__Output } from './gen/stoker/v1/ImageRelease.js';
+export type { ImageUnpin, ImageUnpin__Output } from './gen/stoker/v1/ImageUnpin.js';
+export type { PinLabel, PinLabel__Output } from './gen/stoker/v1/PinLabel.js';
 export type { PathRelease, PathRelease__Output } from './gen/stoker/v1/PathRelease.js';
 export type { AgentClient } from './gen/stoker/v1/Agent.js';
 export type { AgentHandlers } from './gen/stoker/v1/Agent.js';

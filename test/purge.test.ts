@@ -1,8 +1,10 @@
-// spec.onDelete: Purge, end to end: a real kube-apiserver, two simulated nodes (each a Node object,
-// its own containerd and a real agent with an allowed root), a real registry and the real
-// controller. Deleting a Purge Warmup removes its images from each node's containerd, but not one
-// another live Warmup on that node still wants, drops its files from the page cache (measured
-// with fincore), and an Event gives the totals.
+// spec.onDelete: Purge and spec.pin, end to end: a real kube-apiserver, two simulated nodes (each a
+// Node object, its own containerd and a real agent with an allowed root), a real registry and the
+// real controller. Deleting a Purge Warmup removes its images from each node's containerd, but not
+// one another live Warmup on that node still wants, drops its files from the page cache (measured
+// with fincore), and an Event gives the totals. A pin Warmup labels its images in containerd
+// (io.cri-containerd.pinned=pinned, as `ctr images ls` shows), and its deletion removes the label
+// unless another live pin Warmup on that node wants the image.
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -57,6 +59,15 @@ async function modelFile(node: string): Promise<string> {
   await fh.sync();
   await fh.close();
   return file;
+}
+
+/** The names of containerd's image records (tag, repo digest, id) of `ref` that carry the pin label. */
+async function pinnedRecords(c: Containerd, ref: string): Promise<string[]> {
+  const { stdout } = await c.ctr(['images', 'ls']);
+  const rows = stdout.split('\n').slice(1).map((line) => line.trim().split(/\s+/)).filter((cols) => cols.length >= 3);
+  const digest = rows.find((cols) => cols[0] === ref)?.[2];
+  if (!digest) return [];
+  return rows.filter((cols) => cols[2] === digest && cols.slice(3).join(' ').includes('io.cri-containerd.pinned=pinned')).map((cols) => cols[0] ?? '');
 }
 
 function finished(name: string): Promise<Warmup> {
@@ -118,6 +129,7 @@ describe('onDelete: Purge', () => {
     console.log(`pin: status.pin ${JSON.stringify(done.status?.pin)}`);
     expect(done.status?.pin).toMatchObject({ pinnedNodes: 0, notHonouredNodes: 2, notHonouredNodeList: ['node-a', 'node-b'] });
     for (const c of containerds.values()) expect([await c.imagePresent(own), await c.imagePresent(shared)]).toEqual([true, true]);
+    expect(await pinnedRecords(containerds.get('node-a')!, shared)).toContain(shared);
 
     await api.delete(NS, 'purged');
     await waitFor('the Warmup to be gone', async () => ((await api.get(NS, 'purged')) === undefined ? true : undefined), 60_000, 100);
@@ -127,12 +139,14 @@ describe('onDelete: Purge', () => {
     expect({ a: await a.imagePresent(own), b: await b.imagePresent(own) }).toEqual({ a: false, b: false });
     // node-a keeps the image "stays" still wants; node-b, which no other Warmup targets, does not.
     expect({ a: await a.imagePresent(shared), b: await b.imagePresent(shared) }).toEqual({ a: true, b: false });
+    // The image kept for "stays" (which does not pin) loses the pin label.
+    expect(await pinnedRecords(a, shared)).toEqual([]);
     const core = kube.kubeConfig.makeApiClient(CoreV1Api);
     const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=purged' });
     const purged = events.items.find((e) => e.reason === 'Purged');
     console.log(`purge: Event ${purged?.type} Purged: ${purged?.message}`);
     expect(purged?.type).toBe('Normal');
-    expect(purged?.message).toMatch(/^released on 2 node\(s\): removed 3 image\(s\) \([\d.]+ [KM]iB\), dropped 0 B of page cache; kept 1 image\(s\) and 0 path\(s\) another Warmup still wants$/);
+    expect(purged?.message).toMatch(/^released on 2 node\(s\): removed 3 image\(s\) \([\d.]+ [KM]iB\), dropped 0 B of page cache; removed the pin label from 1 image\(s\); kept 1 image\(s\) and 0 path\(s\) another Warmup still wants$/);
     await api.delete(NS, 'stays');
   });
 
@@ -153,5 +167,39 @@ describe('onDelete: Purge', () => {
     const purged = events.items.find((e) => e.reason === 'Purged');
     console.log(`purge: Event ${purged?.type} Purged: ${purged?.message}`);
     expect(purged?.message).toBe('released on 1 node(s): removed 0 image(s) (0 B), dropped 8.0 MiB of page cache');
+  });
+
+  it('spec.pin with onDelete Keep: labels the image in containerd, keeps the label while another pin Warmup wants it, and removes it after', async () => {
+    const image = await pushRandomImage(registry, 'pin/model', { layers: 1, layerSizeBytes: 256 * 1024 });
+    const a = containerds.get('node-a')!;
+    await api.create(NS, 'pin-one', { images: [{ image }], nodes: { names: ['node-a'] }, pin: true });
+    await api.create(NS, 'pin-two', { images: [{ image }], nodes: { names: ['node-a'] }, pin: true });
+    const one = await finished('pin-one');
+    expect((await finished('pin-two')).status?.phase).toBe('Succeeded');
+    // Every record of the image (tag, repo digest, id) carries the label; containerd 1.6 does not
+    // honour it, and status.pin says exactly that.
+    const records = await pinnedRecords(a, image);
+    console.log(`pin: labelled records ${JSON.stringify(records)}; status.pin ${JSON.stringify(one.status?.pin)}`);
+    expect(records).toContain(image);
+    expect(records.some((r) => r.startsWith('sha256:'))).toBe(true);
+    expect(one.status?.pin).toMatchObject({ pinnedNodes: 0, notHonouredNodes: 1, notHonouredNodeList: ['node-a'] });
+    expect(one.status?.pin?.message).toContain("containerd's pin label is set but not honoured by this runtime");
+    // Keep, but pin: the finalizer stays so that deleting it reaches the node.
+    expect(one.metadata.finalizers).toContain('stoker.io/cancel');
+
+    await api.delete(NS, 'pin-one');
+    await waitFor('pin-one to be gone', async () => ((await api.get(NS, 'pin-one')) === undefined ? true : undefined), 60_000, 100);
+    expect(await pinnedRecords(a, image)).toEqual(records);
+
+    await api.delete(NS, 'pin-two');
+    await waitFor('pin-two to be gone', async () => ((await api.get(NS, 'pin-two')) === undefined ? true : undefined), 60_000, 100);
+    expect(await pinnedRecords(a, image)).toEqual([]);
+    // Keep: the image itself stays.
+    expect(await a.imagePresent(image)).toBe(true);
+    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+    const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=pin-two' });
+    const unpinned = events.items.find((e) => e.reason === 'Unpinned');
+    console.log(`pin: Event ${unpinned?.type} Unpinned: ${unpinned?.message}`);
+    expect(unpinned?.message).toBe('released on 1 node(s); removed the pin label from 1 image(s)');
   });
 });

@@ -1,6 +1,8 @@
 // containerd's images service (proto/containerd/services/images/v1), thin, on the CRI socket: it
 // gives an image pulled by digest the tag that digest was resolved from, so that a pod naming the
-// tag finds the image on every node (one digest on every node, controller/dispatch.ts). CRI has
+// tag finds the image on every node (one digest on every node, controller/dispatch.ts), and sets
+// or removes one label on an image record (spec.pin, agent/warm/pin.ts) with a field-masked Update
+// that touches no other field. CRI has
 // no call for this; containerd's CRI plugin sees the new name through its image events. Every
 // call carries the CRI plugin's namespace "k8s.io" and its own deadline. CRI-O has no such
 // service; callers only build this for containerd.
@@ -20,7 +22,18 @@ function namespaced(): grpc.Metadata {
   return metadata;
 }
 
-export class ImageNames {
+/** Labels on containerd's image records; a fake in unit tests. */
+export interface ImageLabels {
+  /** The record's labels, or undefined when containerd has no record of that name. */
+  labels(name: string, signal?: AbortSignal): Promise<Record<string, string> | undefined>;
+  /**
+   * Sets `key` to `value` on the named record, or removes it when `value` is undefined.
+   * False when containerd has no record of that name.
+   */
+  setLabel(name: string, key: string, value: string | undefined, signal?: AbortSignal): Promise<boolean>;
+}
+
+export class ImageNames implements ImageLabels {
   private readonly client: ImagesClient;
 
   constructor(target: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) {
@@ -59,6 +72,25 @@ export class ImageNames {
       // Created meanwhile (another task, the CRI): move it.
       if ((err as { code?: unknown }).code !== grpc.status.ALREADY_EXISTS) throw err;
       await unary<UpdateImageResponse__Output>((md, o, cb) => this.client.update({ image }, md, o, cb), opts);
+    }
+  }
+
+  async labels(name: string, signal?: AbortSignal): Promise<Record<string, string> | undefined> {
+    const image = await this.get(name, signal);
+    return image ? { ...image.labels } : undefined;
+  }
+
+  async setLabel(name: string, key: string, value: string | undefined, signal?: AbortSignal): Promise<boolean> {
+    const labels = value === undefined ? {} : { [key]: value };
+    try {
+      await unary<UpdateImageResponse__Output>(
+        (md, o, cb) => this.client.update({ image: { name, labels }, updateMask: { paths: [`labels.${key}`] } }, md, o, cb),
+        { timeoutMs: CALL_TIMEOUT_MS, signal, metadata: namespaced() },
+      );
+      return true;
+    } catch (err) {
+      if ((err as { code?: unknown }).code === grpc.status.NOT_FOUND) return false;
+      throw err;
     }
   }
 

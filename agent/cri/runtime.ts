@@ -2,14 +2,14 @@
 // name and version (asked once at connect, which proves the socket answers), the image
 // filesystem's free space, and, where the runtime is containerd, its content service on the same
 // socket (byte progress of pulls, an image's size from its manifest) and its images service (a
-// second name for an image pulled by digest).
+// second name for an image pulled by digest; the pin label, spec.pin).
 import * as grpc from '@grpc/grpc-js';
 import type { CriAuthConfig, CriFilesystemUsage, CriImage, CriVersion } from '../../proto/cri.js';
 import { PullProgressTracker } from './content-progress.js';
 import { ContentService, type ContentStore } from './content-service.js';
 import type { CriEndpoint } from './endpoint.js';
 import { imageFilesystemSpace, type ImageFilesystemSpace } from './image-fs.js';
-import { ImageNames } from './image-names.js';
+import { ImageNames, type ImageLabels } from './image-names.js';
 import { ImageService } from './image-service.js';
 import { RuntimeService } from './runtime-service.js';
 
@@ -28,6 +28,8 @@ export interface CriRuntime {
   readonly progress: PullProgressTracker | undefined;
   /** containerd's content store (manifests, blob sizes); undefined where the runtime is not containerd. */
   readonly content: ContentStore | undefined;
+  /** containerd's image records' labels (the pin label); undefined where the runtime is not containerd. */
+  readonly labels: ImageLabels | undefined;
   imageStatus(image: string, signal?: AbortSignal): Promise<CriImage | undefined>;
   /**
    * Names the image `source` (a digest reference) also `name` (the tag it was resolved from);
@@ -84,6 +86,7 @@ export async function connectRuntime(endpoint: CriEndpoint, opts: ConnectOptions
     version,
     progress,
     content,
+    labels: names,
     imageStatus: (image, signal) => images.imageStatus(image, signal),
     aliasImage: names ? (source, name, signal) => names.alias(source, name, signal) : undefined,
     listImages: (signal) => images.listImages(signal),

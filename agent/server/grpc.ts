@@ -13,9 +13,9 @@
 // the response's outcome says whether a running task was stopped, had already finished, or was
 // never known here.
 //
-// Release (a deleted Warmup's onDelete: Purge): checked like the others (right node, image
-// grammar, paths as Warm checks them), then each image is removed through CRI if the runtime holds
-// it, and the paths' files are dropped from the page cache (warm/release.ts, the same walk below
+// Release (a deleted Warmup: spec.pin, onDelete: Purge): checked like the others (right node,
+// image grammar, paths as Warm checks them), then each image to unpin loses containerd's pin label
+// (warm/pin.ts), each image to remove is removed through CRI if the runtime holds it, and the paths' files are dropped from the page cache (warm/release.ts, the same walk below
 // the allowed roots). An item that fails carries its Failure; the call itself is OK.
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -33,7 +33,7 @@ import { ERROR_CODE_TRAILER, ServerError, isUnexpected, toStatus } from './error
 import { runtimeReason, type AgentRuntime, type ImagePresenceInfo, type RuntimeProbe } from './runtime.js';
 import { RegistryClosedError, TaskCapacityError, type CancelOutcome, type TaskRegistry, type TaskRun } from './tasks.js';
 import { validateCancelRequest, validateNodeStatusRequest, validateReleaseRequest, validateWarmRequest, type ValidWarmRequest } from './validate.js';
-import type { ImageRelease, PathRelease__Output, ReleaseResponse } from '../../proto/agent.js';
+import type { ImageRelease, ImageUnpin, PathRelease__Output, ReleaseResponse } from '../../proto/agent.js';
 import { releaseFiles } from '../warm/release.js';
 
 type ValidRelease = ReturnType<typeof validateReleaseRequest>;
@@ -283,18 +283,33 @@ export function createAgentService(ctx: ServiceContext): AgentService {
     }
   }
 
+  /** Removes containerd's pin label from one image; a failure is reported, not thrown. */
+  async function unpinImage(image: string, signal: AbortSignal): Promise<ImageUnpin> {
+    try {
+      return { image, ...(await ctx.runtime.unpin(image, signal)) };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      ctx.log.warn({ image, err: runtimeReason(err) }, 'pin label not removed');
+      return { image, unpinned: false, supported: true, failure: { code: 'RUNTIME_ERROR', message: `the container runtime at ${ctx.runtime.endpoint} did not remove the pin label of ${JSON.stringify(image)}`, needBytes: 0 } };
+    }
+  }
+
   const Release: AgentHandlers['Release'] = (call, callback) => {
     const answer = async (): Promise<ReleaseResponse> => {
       const req = validateReleaseRequest(call.request, ctx.nodeName);
       const cancelled = new AbortController();
       call.on('cancelled', () => cancelled.abort());
+      const unpinned = await mapLimit(req.unpinImages, 4, (image) => unpinImage(image, cancelled.signal));
       const images = await mapLimit(req.images, 4, (image) => releaseImage(image, cancelled.signal));
       const drop = ctx.releaseFiles ?? ((paths, signal) => releaseFiles({ paths, allowedRoots: ctx.allowedRoots, signal }));
       const paths = req.paths.length > 0 ? await drop(req.paths, cancelled.signal) : [];
       const removed = images.filter((i) => i.removed === true);
       const dropped = paths.reduce((sum, p) => sum + droppedBytes(p), 0);
-      ctx.log.info({ imagesRemoved: removed.length, imageBytes: removed.reduce((s, i) => s + Number(i.sizeBytes ?? 0), 0), pageCacheBytesDropped: dropped }, 'released');
-      return { nodeName: ctx.nodeName, images, paths };
+      ctx.log.info(
+        { imagesUnpinned: unpinned.filter((u) => u.unpinned === true).length, imagesRemoved: removed.length, imageBytes: removed.reduce((s, i) => s + Number(i.sizeBytes ?? 0), 0), pageCacheBytesDropped: dropped },
+        'released',
+      );
+      return { nodeName: ctx.nodeName, images, paths, unpinned };
     };
     answer().then(
       (response) => callback(null, response),

@@ -9,6 +9,7 @@ const log = createLogger({ name: 'test', level: 'silent' });
 function fakeRuntime(state: { answers: boolean; cancelled: number }): AgentRuntime {
   return {
     endpoint: 'unix:///fake/containerd.sock',
+    unpin: () => Promise.resolve({ supported: true, unpinned: false }),
     version: (signal) =>
       state.answers
         ? Promise.resolve({ runtimeName: 'containerd', runtimeVersion: 'v1.6.20' })

@@ -22,6 +22,11 @@ export interface AgentRuntime {
   readonly endpoint: string;
   version(signal: AbortSignal): Promise<RuntimeVersion>;
   imageStatus(image: string, signal: AbortSignal): Promise<ImagePresenceInfo>;
+  /**
+   * Removes containerd's pin label from the image's records (spec.pin on delete): `supported`
+   * false where the runtime is not containerd; `unpinned` whether a label was removed.
+   */
+  unpin(image: string, signal: AbortSignal): Promise<{ supported: boolean; unpinned: boolean }>;
   /** CRI RemoveImage; an absent image is not an error. */
   removeImage(image: string, signal: AbortSignal): Promise<void>;
   /** The image filesystem's mount point and free bytes; never throws. */

@@ -13,6 +13,7 @@ function request(overrides: Partial<WarmRequest> = {}): WarmRequest {
     credentials: [],
     progressTimeoutSeconds: 0,
     checkOnly: false,
+    pin: false,
     minResidentPercent: 0,
     ...overrides,
   };

@@ -45,6 +45,8 @@ export interface ValidWarmRequest {
   readonly checkOnly: boolean;
   /** With checkOnly: the least resident share of a path's bytes, in percent (1-100). */
   readonly minResidentPercent: number;
+  /** Set containerd's pin label on each image once present (spec.pin). */
+  readonly pin: boolean;
 }
 
 function invalid(message: string): ServerError {
@@ -129,6 +131,7 @@ export function validateWarmRequest(req: WarmRequest, nodeName: string): ValidWa
     progressTimeoutMs: req.progressTimeoutSeconds * 1000,
     checkOnly: req.checkOnly,
     minResidentPercent: req.minResidentPercent || DEFAULT_MIN_RESIDENT_PERCENT,
+    pin: req.pin,
   };
 }
 
@@ -149,23 +152,33 @@ function checkPaths(where: string, list: readonly PathTask__Output[]): { path: s
 }
 
 /** A Release request: the right node, images that parse, paths checked as Warm checks them. */
-export function validateReleaseRequest(req: ReleaseRequest__Output, nodeName: string): { images: string[]; paths: { path: string; include: string[]; exclude: string[] }[] } {
+export function validateReleaseRequest(
+  req: ReleaseRequest__Output,
+  nodeName: string,
+): { images: string[]; unpinImages: string[]; paths: { path: string; include: string[]; exclude: string[] }[] } {
   checkNode(req.nodeName, nodeName);
   const where = 'release request';
   if (req.images.length > LIMITS.images) throw invalid(`${where} has ${req.images.length} images; at most ${LIMITS.images}`);
+  if (req.unpinImages.length > LIMITS.images) throw invalid(`${where} has ${req.unpinImages.length} images to unpin; at most ${LIMITS.images}`);
   if (req.paths.length > LIMITS.paths) throw invalid(`${where} has ${req.paths.length} paths; at most ${LIMITS.paths}`);
-  const images = req.images.map((image, i) => {
+  const images = checkImages(where, 'images', req.images);
+  const unpinImages = checkImages(where, 'unpin_images', req.unpinImages);
+  return { images, unpinImages, paths: checkPaths(where, req.paths) };
+}
+
+function checkImages(where: string, field: string, list: readonly string[]): string[] {
+  const images = list.map((image, i) => {
     const trimmed = image.trim();
-    if (trimmed === '' || trimmed.length > LIMITS.imageLength) throw invalid(`${where}: images[${i}] ${quote(trimmed)} is empty or longer than ${LIMITS.imageLength} characters`);
+    if (trimmed === '' || trimmed.length > LIMITS.imageLength) throw invalid(`${where}: ${field}[${i}] ${quote(trimmed)} is empty or longer than ${LIMITS.imageLength} characters`);
     try {
       parseImageReference(trimmed);
     } catch (err) {
-      if (err instanceof InvalidReferenceError) throw new ServerError(status.INVALID_ARGUMENT, `images[${i}]: ${err.message}`, 'INVALID_REFERENCE');
+      if (err instanceof InvalidReferenceError) throw new ServerError(status.INVALID_ARGUMENT, `${field}[${i}]: ${err.message}`, 'INVALID_REFERENCE');
       throw err;
     }
     return trimmed;
   });
-  return { images: [...new Set(images)], paths: checkPaths(where, req.paths) };
+  return [...new Set(images)];
 }
 
 export function validateCancelRequest(req: CancelRequest, nodeName: string): string {

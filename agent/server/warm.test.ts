@@ -19,6 +19,7 @@ function fakeRuntime(state: { up: boolean }): AgentRuntime {
     version: () => (state.up ? Promise.resolve({ runtimeName: 'containerd', runtimeVersion: '1.7.0' }) : Promise.reject(new Error('connect ENOENT'))),
     imageStatus: () => Promise.resolve({ present: false, imageRef: '', sizeBytes: 0 }),
     removeImage: () => Promise.resolve(),
+    unpin: () => Promise.resolve({ supported: true, unpinned: false }),
     imageFilesystem: () => Promise.resolve({ known: false, mountpoint: undefined, reason: 'fake runtime' }),
     close: () => undefined,
   };
@@ -67,6 +68,7 @@ const request = validateWarmRequest(
     credentials: [{ registry: 'r.example.com', username: 'u', password: SECRET, auth: '', identityToken: '', registryToken: '' }],
     progressTimeoutSeconds: 7,
     checkOnly: false,
+    pin: false,
     minResidentPercent: 0,
   },
   'node-a',

@@ -35,6 +35,8 @@ export interface WarmImagesInput {
   onProgress: (progress: ImageProgress) => void;
   /** Ask the runtime whether each image is present (PRESENT or MISSING); pull nothing. */
   checkOnly?: boolean;
+  /** Set containerd's pin label on each image once present. */
+  pin?: boolean;
 }
 /** The image engine, bound to the agent's runtime. */
 export type WarmImagesFn = (input: WarmImagesInput) => Promise<ImageResult[]>;
@@ -170,6 +172,7 @@ async function pullImages(
       signal,
       onProgress: (image) => emit({ image }),
       ...(req.checkOnly ? { checkOnly: true } : {}),
+      ...(req.pin && !req.checkOnly ? { pin: true } : {}),
     });
     return inRequestOrder(req.images.map((i) => i.image), results, (r) => r.image, (image) =>
       failedImageResult(image, 'INTERNAL', `the image engine returned no result for ${JSON.stringify(image)}`),

@@ -36,6 +36,7 @@ function fakeRuntime(opts: { present?: string[]; repoDigests?: string[]; ingests
       if (present.has(source)) present.add(name);
       return present.has(source) ? Promise.resolve() : Promise.reject(new Error(`image ${source} not found`));
     },
+    labels: undefined,
     imageStatus: (ref) => {
       calls.push(`status ${ref}`);
       return Promise.resolve(present.has(ref) ? image(ref) : undefined);
@@ -141,7 +142,7 @@ describe('warmImages', () => {
     const { runtime, pulls, calls } = fakeRuntime({ present: ['docker.io/library/busybox:latest'] });
     const skipped = await warmImages(runtime, { images: [{ image: 'busybox', pullPolicy: 'IF_NOT_PRESENT' }] });
     expect(skipped).toEqual([
-      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false, repoDigest: '' },
+      { image: 'busybox', state: 'PRESENT', imageRef: 'sha256:32', sizeBytes: 1234, seconds: expect.any(Number) as number, failure: null, pinned: false, repoDigest: '', pinLabel: 'PIN_LABEL_UNSPECIFIED' },
     ]);
     expect(calls).toEqual(['status docker.io/library/busybox:latest']);
 

@@ -16,6 +16,7 @@
 //     credentialSource?: (ref, signal) => Promise<RegistryCredential | undefined>,
 //                                           // asked right before a pull when `credentials` has none for the image
 //     checkOnly?: boolean,                  // ImageStatus only: PRESENT or MISSING, never a pull
+//     pin?: boolean,                        // label each present image pinned on containerd (pin.ts)
 //   }): Promise<ImageResult__Output[]>       // one per requested image, in request order; failures are
 //                                            // results, it rejects only for a concurrency below 1
 //
@@ -62,6 +63,7 @@ import type { CriAuthConfig, CriImage } from '../../proto/cri.js';
 import type { PullBytes, PullProgressHandle } from '../cri/content-progress.js';
 import { translateCallError, translatePullError, WarmError, type FailureContext } from '../cri/errors.js';
 import type { CriRuntime } from '../cri/runtime.js';
+import { pinImage } from './pin.js';
 import { watchSpace } from './space.js';
 
 export type ImagePullPolicy = 'IF_NOT_PRESENT' | 'ALWAYS';
@@ -87,6 +89,8 @@ export interface WarmImagesOptions {
   credentialSource?: CredentialSource | undefined;
   /** Ask ImageStatus only: PRESENT or MISSING, never a pull (a keepWarm recheck). */
   checkOnly?: boolean | undefined;
+  /** Once present, set containerd's pin label (agent/warm/pin.ts); each result's pinLabel says how it went. */
+  pin?: boolean | undefined;
 }
 
 /**
@@ -357,6 +361,7 @@ export async function warmImages(runtime: CriRuntime, opts: WarmImagesOptions): 
           emit: (state, bytes) => emit(progressOf(item.image, state, startedAt, bytes)),
           logger: opts.logger,
           checkOnly: opts.checkOnly === true,
+          pin: opts.pin === true,
         });
         return result;
       });
@@ -403,7 +408,7 @@ export function refusedImage(image: string, policy: RegistryPolicy = DEFAULT_REG
 
 /** The result of an image that was not pulled. */
 export function failedImageResult(image: string, code: WarmError['code'], message: string, seconds = 0, needBytes = 0): ImageResult__Output {
-  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false, repoDigest: '' };
+  return { image, state: 'FAILED', imageRef: '', sizeBytes: 0, seconds, failure: { code, message, needBytes }, pinned: false, repoDigest: '', pinLabel: 'PIN_LABEL_UNSPECIFIED' };
 }
 
 /**
@@ -435,6 +440,7 @@ interface OneOptions {
   emit: (state: ItemState__Output, bytes?: PullBytes) => void;
   logger: Logger | undefined;
   checkOnly: boolean;
+  pin: boolean;
 }
 
 async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: OneOptions): Promise<ImageResult__Output> {
@@ -445,6 +451,19 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     o.emit('FAILED');
     return failedImageResult(item.image, err.code, err.message, seconds(), err.needBytes);
   };
+  // spec.pin: the label goes on once the image is present; a label that cannot be set leaves the
+  // image warm and says so in pinLabel.
+  const pinned = async (result: ImageResult__Output): Promise<ImageResult__Output> => {
+    if (!o.pin) return result;
+    try {
+      const outcome = await pinImage(runtime, ref.normalized, true, o.signal);
+      log?.info({ pinLabel: outcome.label, records: outcome.changed, pinned: outcome.pinned }, 'pin label set');
+      return { ...result, pinLabel: outcome.label, pinned: outcome.pinned };
+    } catch (err) {
+      log?.warn({ reason: err instanceof Error ? err.message : String(err) }, 'pin label not set');
+      return { ...result, pinLabel: 'PIN_LABEL_FAILED' };
+    }
+  };
   if (o.signal?.aborted) return fail(new WarmError('CANCELLED', `pulling ${item.image} was cancelled before it started`));
   o.emit('RUNNING');
   const what = (verb: string): string => `${verb} ${item.image}`;
@@ -452,7 +471,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     if (o.checkOnly) {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
       o.emit(present ? 'PRESENT' : 'MISSING');
-      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true, repoDigest: present ? repoDigestFor(ref, present) : '' };
+      return { image: item.image, state: present ? 'PRESENT' : 'MISSING', imageRef: present?.id ?? '', sizeBytes: present?.size ?? 0, seconds: seconds(), failure: null, pinned: present?.pinned === true, repoDigest: present ? repoDigestFor(ref, present) : '', pinLabel: 'PIN_LABEL_UNSPECIFIED' };
     }
     if (item.policy === 'IF_NOT_PRESENT') {
       const present = await runtime.imageStatus(ref.normalized, o.signal);
@@ -461,7 +480,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
         if (refused) return fail(refused);
         o.emit('PRESENT');
         log?.debug({ imageRef: present.id }, 'image already present');
-        return { image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true, repoDigest: repoDigestFor(ref, present) };
+        return await pinned({ image: item.image, state: 'PRESENT', imageRef: present.id, sizeBytes: present.size, seconds: seconds(), failure: null, pinned: present.pinned === true, repoDigest: repoDigestFor(ref, present), pinLabel: 'PIN_LABEL_UNSPECIFIED' });
       }
     }
   } catch (err) {
@@ -515,7 +534,7 @@ async function warmOne(runtime: CriRuntime, item: Item, ref: ImageReference, o: 
     o.emit('DONE', lastBytes && { ...lastBytes, bytesDone: lastBytes.bytesTotal });
     const repoDigest = repoDigestFor(ref, status);
     log?.info({ imageRef, repoDigest, bytes: status.size, seconds: seconds() }, 'image pulled');
-    return { image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true, repoDigest };
+    return await pinned({ image: item.image, state: 'DONE', imageRef: imageRef || status.id, sizeBytes: status.size, seconds: seconds(), failure: null, pinned: status.pinned === true, repoDigest, pinLabel: 'PIN_LABEL_UNSPECIFIED' });
   } catch (err) {
     return fail(translateCallError(err, what('checking the pulled image'), runtime.endpoint.display));
   }

@@ -66,6 +66,7 @@ export const EVENT_REASONS = Object.freeze({
   Failed: 'The Warmup failed (Warning); the message says why.',
   BudgetWarning: "A node's agent warned that the paths exceed its memory budget (Warning): the tree is larger than the node's available memory or the agent's cgroup limit, so part of it may not stay resident.",
   Purged: 'A Warmup with onDelete Purge was deleted (Normal; Warning when a node was not reached or an item not released); the message gives the images removed, their bytes and the page cache dropped.',
+  Unpinned: 'A Warmup with pin (and onDelete Keep) was deleted (Normal; Warning when a node was not reached or an item not released); the message gives the images whose pin label was removed and those left pinned for another Warmup.',
 });
 
 export type ConditionReason = keyof typeof CONDITION_REASONS;

@@ -65,7 +65,10 @@ export interface WarmupSpec {
   timeZone?: string;
   /** What deleting the Warmup does on its nodes (default Keep; Purge removes what it warmed). */
   onDelete?: OnDelete;
-  /** Report in status.pin whether each runtime reports the images pinned (CRI Image.pinned); sets no label yet. */
+  /**
+   * On containerd, set the image label io.cri-containerd.pinned=pinned on the warmed images (removed
+   * when the Warmup is deleted); status.pin says whether each runtime reports them pinned (CRI Image.pinned).
+   */
   pin?: boolean;
 }
 

@@ -13,6 +13,7 @@ import type { ImageProgress as _stoker_v1_ImageProgress, ImageProgress__Output a
 import type { ImageRelease as _stoker_v1_ImageRelease, ImageRelease__Output as _stoker_v1_ImageRelease__Output } from './stoker/v1/ImageRelease.js';
 import type { ImageResult as _stoker_v1_ImageResult, ImageResult__Output as _stoker_v1_ImageResult__Output } from './stoker/v1/ImageResult.js';
 import type { ImageTask as _stoker_v1_ImageTask, ImageTask__Output as _stoker_v1_ImageTask__Output } from './stoker/v1/ImageTask.js';
+import type { ImageUnpin as _stoker_v1_ImageUnpin, ImageUnpin__Output as _stoker_v1_ImageUnpin__Output } from './stoker/v1/ImageUnpin.js';
 import type { NodeStatusRequest as _stoker_v1_NodeStatusRequest, NodeStatusRequest__Output as _stoker_v1_NodeStatusRequest__Output } from './stoker/v1/NodeStatusRequest.js';
 import type { NodeStatusResponse as _stoker_v1_NodeStatusResponse, NodeStatusResponse__Output as _stoker_v1_NodeStatusResponse__Output } from './stoker/v1/NodeStatusResponse.js';
 import type { PathRelease as _stoker_v1_PathRelease, PathRelease__Output as _stoker_v1_PathRelease__Output } from './stoker/v1/PathRelease.js';
@@ -46,12 +47,14 @@ export interface ProtoGrpcType {
       ImageRelease: MessageTypeDefinition<_stoker_v1_ImageRelease, _stoker_v1_ImageRelease__Output>
       ImageResult: MessageTypeDefinition<_stoker_v1_ImageResult, _stoker_v1_ImageResult__Output>
       ImageTask: MessageTypeDefinition<_stoker_v1_ImageTask, _stoker_v1_ImageTask__Output>
+      ImageUnpin: MessageTypeDefinition<_stoker_v1_ImageUnpin, _stoker_v1_ImageUnpin__Output>
       ItemState: EnumTypeDefinition
       NodeStatusRequest: MessageTypeDefinition<_stoker_v1_NodeStatusRequest, _stoker_v1_NodeStatusRequest__Output>
       NodeStatusResponse: MessageTypeDefinition<_stoker_v1_NodeStatusResponse, _stoker_v1_NodeStatusResponse__Output>
       PathRelease: MessageTypeDefinition<_stoker_v1_PathRelease, _stoker_v1_PathRelease__Output>
       PathResult: MessageTypeDefinition<_stoker_v1_PathResult, _stoker_v1_PathResult__Output>
       PathTask: MessageTypeDefinition<_stoker_v1_PathTask, _stoker_v1_PathTask__Output>
+      PinLabel: EnumTypeDefinition
       PullPolicy: EnumTypeDefinition
       RegistryCredential: MessageTypeDefinition<_stoker_v1_RegistryCredential, _stoker_v1_RegistryCredential__Output>
       ReleaseRequest: MessageTypeDefinition<_stoker_v1_ReleaseRequest, _stoker_v1_ReleaseRequest__Output>

@@ -6,10 +6,12 @@ export interface ReleaseRequest {
   'nodeName'?: (string);
   'images'?: (string)[];
   'paths'?: (_stoker_v1_PathTask)[];
+  'unpinImages'?: (string)[];
 }
 
 export interface ReleaseRequest__Output {
   'nodeName': (string);
   'images': (string)[];
   'paths': (_stoker_v1_PathTask__Output)[];
+  'unpinImages': (string)[];
 }

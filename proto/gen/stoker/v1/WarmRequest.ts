@@ -13,6 +13,7 @@ export interface WarmRequest {
   'progressTimeoutSeconds'?: (number);
   'checkOnly'?: (boolean);
   'minResidentPercent'?: (number);
+  'pin'?: (boolean);
 }
 
 export interface WarmRequest__Output {
@@ -24,4 +25,5 @@ export interface WarmRequest__Output {
   'progressTimeoutSeconds': (number);
   'checkOnly': (boolean);
   'minResidentPercent': (number);
+  'pin': (boolean);
 }
