@@ -1,8 +1,10 @@
 // Keeping nodes warm, end to end: a real kube-apiserver, simulated nodes (each a Node object, its
 // own containerd and a real in-process agent announced by a Lease), a real registry and the real
 // controller. Assertions are on what a user sees: the Warmup's status and conditions, `kubectl
-// wait`, the images in each node's runtime and the labels on the Node objects.
-import { mkdtemp, rm } from 'node:fs/promises';
+// wait`, the images in each node's runtime, the files in its page cache (vmtouch, fincore) and the
+// labels on the Node objects.
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +18,7 @@ import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage } from './support/images.js';
 import { startKube, type Kube } from './support/kube.js';
 import { startRegistry, type Registry } from './support/registry.js';
-import { ensureNamespace, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
+import { ensureNamespace, rootFor, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
 
 const NS = 'default';
 const STOKER_NS = 'stoker-system';
@@ -35,7 +37,7 @@ async function addNode(name: string, labels: Record<string, string>): Promise<Si
   const containerd = await startContainerd();
   containerds.set(name, containerd);
   await registry.addTo(containerd);
-  const node = await startSimNode({ kc: kube.kubeConfig, certs, name, labels, containerd, namespace: STOKER_NS });
+  const node = await startSimNode({ kc: kube.kubeConfig, certs, name, labels, containerd, namespace: STOKER_NS, allowedRoot: rootFor(dir, name) });
   nodes.set(name, node);
   return node;
 }
@@ -73,6 +75,19 @@ async function watchLabel(label: string): Promise<{ changes: string[]; stop(): v
     state.set(name, has);
   }, () => undefined);
   return { changes, stop: () => req.abort() };
+}
+
+/** Bytes of `file` in the page cache, as fincore counts them. */
+function resident(file: string): number {
+  const out = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`fincore failed: ${out.stderr}`);
+  return Number(out.stdout.trim());
+}
+
+/** Drops `file`'s pages from the page cache, as memory pressure would. */
+function evict(file: string): void {
+  const out = spawnSync('vmtouch', ['-e', file], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`vmtouch -e failed: ${out.stderr}`);
 }
 
 function warmCondition(w: Warmup | undefined) {
@@ -166,6 +181,45 @@ describe('keepWarm', () => {
     expect(await labelled(LABEL)).toEqual([]);
     watch.stop();
     console.log(`keepWarm: label changes seen on the nodes: ${watch.changes.join(' ')}`);
+  });
+});
+
+describe('keepWarm paths', () => {
+  it('reads again, at its next recheck, the files of a warmed path evicted from the page cache', async () => {
+    const FILE_BYTES = 8 << 20;
+    const MIN_PERCENT = 90;
+    const models = join(rootFor(dir, 'node-x'), 'models');
+    await mkdir(models, { recursive: true });
+    const file = join(models, 'weights.bin');
+    const fh = await open(file, 'w');
+    await fh.writeFile(Buffer.alloc(FILE_BYTES, 7));
+    await fh.sync(); // dirty pages are never dropped
+    await fh.close();
+    evict(file);
+    expect(resident(file)).toBe(0);
+
+    await api.create(NS, 'keep-files', { paths: [{ path: models }], keepWarm: true, policy: { recheckSeconds: 5, minResidentPercent: MIN_PERCENT }, nodes: { names: ['node-x'] } });
+    const w = await warmWith('keep-files', '1 of 1 node(s) warm');
+    expect(w.status?.residency).toMatchObject({ residentBytes: FILE_BYTES, totalBytes: FILE_BYTES, nodes: 1, belowMinimum: 0 });
+    expect(resident(file)).toBe(FILE_BYTES);
+
+    // The kernel drops the file's pages (vmtouch -e, as memory pressure would); the next check
+    // finds the path below its minimum and the node reads it again.
+    const t0 = Date.now();
+    evict(file);
+    expect(resident(file)).toBe(0);
+    await waitFor('the file to be resident again', () => Promise.resolve(resident(file) * 100 >= FILE_BYTES * MIN_PERCENT ? true : undefined), 30_000, 100);
+    const backMs = Date.now() - t0;
+    const after = resident(file);
+    console.log(`keepWarm: evicted file resident again after ${backMs} ms (${after} of ${FILE_BYTES} bytes, recheckSeconds 5)`);
+    expect(after * 100).toBeGreaterThanOrEqual(FILE_BYTES * MIN_PERCENT);
+    expect(backMs).toBeLessThan(10_000);
+    const again = await warmWith('keep-files', '1 of 1 node(s) warm');
+    expect(again.status?.phase).toBe('Running');
+    expect(again.status?.residency).toMatchObject({ totalBytes: FILE_BYTES, nodes: 1, belowMinimum: 0 });
+    expect((again.status?.residency?.residentBytes ?? 0) * 100).toBeGreaterThanOrEqual(FILE_BYTES * MIN_PERCENT);
+    await api.delete(NS, 'keep-files');
+    await waitFor('the Warmup to be gone', async () => ((await api.get(NS, 'keep-files')) === undefined ? true : undefined), 30_000, 100);
   });
 });
 
