@@ -4,6 +4,7 @@
 #   npm run bench                 # all of them
 #   npm run bench -- images files # only those (images, agent-rss, agent-files, files, controller)
 #   npm run bench -- soak         # memory over 1,050 Warmups (10 to 30 min; not in the default set)
+#   npm run bench -- keepwarm     # 200 nodes kept warm: CPU per recheck round, API writes (not in the default set)
 # Extra flags for one benchmark go straight to it: npx tsx test/bench/files.ts --rounds 7
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,7 +2,7 @@
 //
 //   npx tsx test/bench/controller.ts [--rounds N] [--sizes 50,100,200] [--parallelism P]
 //
-// A real kube-apiserver (test/support/kube.ts), one containerd with a small image already
+// The fleet of test/bench/fleet.ts: a real kube-apiserver, one containerd with a small image already
 // present, and one real agent per simulated node (agent/run.ts startAgent, all in this process,
 // each with its own node name, port and EndpointSlice, all sharing the containerd). The
 // controller is the built CLI (`node dist/bin/stoker.cjs controller`) as its own process, so its
@@ -17,23 +17,11 @@
 // controller's overhead; target under 10 s at 200 nodes), the ratio, status writes per Warmup
 // (checked in every round against at most one a second of its run plus the final write), and the
 // controller's peak RSS.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pLimit from 'p-limit';
 import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
-import { createLogger } from '../../proto/common/log.js';
-import { makeCertificates } from '../support/certs.js';
-import { startContainerd } from '../support/containerd.js';
-import { pushRandomImage } from '../support/images.js';
-import { startKube } from '../support/kube.js';
-import { freePort } from '../support/ports.js';
-import { REPO_ROOT, run } from '../support/proc.js';
-import { startRegistry } from '../support/registry.js';
-import { ensureNamespace, startSimNode, waitFor, warmupApi, type SimNode } from '../support/sim-cluster.js';
+import { waitFor, warmupApi } from '../support/sim-cluster.js';
+import { median, rssMb, startFleet } from './fleet.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -44,30 +32,10 @@ const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZES = (flag('--sizes') ?? '50,100,200').split(',').map(Number);
 const PARALLELISM = Number(flag('--parallelism') ?? 20);
 const MAX_NODES = Math.max(...SIZES);
-const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NS = 'default';
-const STOKER_NS = 'stoker-system';
 const OVERHEAD_TARGET_S = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-}
-
-function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m?.[1] ? Number(m[1]) / 1024 : 0;
-}
-
-async function counter(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
-}
 
 /** One Warm call to its result; rejects unless it succeeded. */
 function warmOne(client: AgentClient, taskId: string, nodeName: string, image: string): Promise<void> {
@@ -82,50 +50,14 @@ function warmOne(client: AgentClient, taskId: string, nodeName: string, image: s
   });
 }
 
-if (!existsSync(CLI)) await run('npm', ['run', 'build']);
-const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-controller-'));
-const log = createLogger({ name: 'stoker-agent', level: 'error' });
-const kube = await startKube();
-const containerd = await startContainerd();
-const registry = await startRegistry();
-const nodes: SimNode[] = [];
-let controller: ChildProcess | undefined;
+const fleet = await startFleet({
+  nodes: MAX_NODES,
+  image: 'bench/fanout',
+  labels: (i) => ({ 'bench.stoker.io/first-50': String(i < 50), 'bench.stoker.io/first-100': String(i < 100) }),
+  tmpPrefix: 'stoker-bench-controller-',
+});
 try {
-  await registry.addTo(containerd);
-  const certs = await makeCertificates(join(dir, 'pki'));
-  const image = await pushRandomImage(registry, 'bench/fanout', { layers: 1, layerSizeBytes: 64 * 1024 });
-  await containerd.ctrPull(image);
-  await ensureNamespace(kube.kubeConfig, STOKER_NS);
-  process.stderr.write(`starting ${MAX_NODES} simulated nodes (Node object, agent, EndpointSlice) on one containerd...\n`);
-  const limit = pLimit(16);
-  await Promise.all(
-    Array.from({ length: MAX_NODES }, (_, i) =>
-      limit(async () => {
-        nodes[i] = await startSimNode({
-          kc: kube.kubeConfig,
-          certs,
-          name: `sim-${String(i + 1).padStart(3, '0')}`,
-          labels: { 'bench.stoker.io/first-50': String(i < 50), 'bench.stoker.io/first-100': String(i < 100) },
-          containerd,
-          namespace: STOKER_NS,
-          log,
-        });
-      }),
-    ),
-  );
-
-  const httpPort = await freePort();
-  controller = spawn(
-    process.execPath,
-    [CLI, 'controller', '--kubeconfig', kube.kubeconfigPath, '--namespace', STOKER_NS, '--tls-cert-file', certs.clientCert,
-      '--tls-private-key-file', certs.clientKey, '--agent-ca-file', certs.caCert, '--agent-server-name', 'stoker-agent', '--http-listen', `127.0.0.1:${httpPort}`,
-      '--leader-elect', 'false', '--log-level', 'warn'],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const pid = controller.pid ?? 0;
-  await waitFor('the controller to be ready', async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.ok ? true : undefined), 60_000);
-  await waitFor(`the controller to see ${MAX_NODES} live agents`, async () => ((await counter(httpPort, 'stoker_live_agents')) >= MAX_NODES ? true : undefined), 120_000);
-
+  const { kube, certs, image, nodes, controllerPid: pid } = fleet;
   const api = warmupApi(kube.kubeConfig);
   const clients = new Map<string, AgentClient>();
   const Agent = agentProto().Agent;
@@ -141,7 +73,7 @@ try {
 
   const runStoker = async (size: number): Promise<Omit<Sample, 'plain'>> => {
     const name = `fanout-${size}-${++seq}`;
-    const writesBefore = await counter(httpPort, 'stoker_status_writes_total');
+    const writesBefore = await fleet.counter('stoker_status_writes_total');
     let peak = rssMb(pid);
     const sampler = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 50);
     const t0 = performance.now();
@@ -160,7 +92,7 @@ try {
     }
     const seconds = (performance.now() - t0) / 1000;
     await sleep(1500); // let a trailing write land before counting
-    const writes = (await counter(httpPort, 'stoker_status_writes_total')) - writesBefore;
+    const writes = (await fleet.counter('stoker_status_writes_total')) - writesBefore;
     await api.delete(NS, name);
     return { stoker: seconds, writes, rss: Math.max(peak, rssMb(pid)) };
   };
@@ -210,9 +142,5 @@ try {
     );
   }
 } finally {
-  controller?.kill('SIGTERM');
-  await Promise.allSettled(nodes.map((n) => n.stop()));
-  await Promise.allSettled([containerd.stop(), registry.stop()]);
-  await kube.stop();
-  await rm(dir, { recursive: true, force: true });
+  await fleet.stop();
 }
