@@ -14,7 +14,7 @@ import type { Warmup, WarmupSpec } from '../controller/api/types.js';
 import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
-import { pushRandomImage, pushRandomImageDetailed, type PushedImage } from './support/images.js';
+import { byDigest, pushRandomImage, pushRandomImageDetailed } from './support/images.js';
 import { freePort } from './support/ports.js';
 import { createNode, deleteNode, startKube, type Kube } from './support/kube.js';
 import { REPO_ROOT } from './support/proc.js';
@@ -83,11 +83,6 @@ async function presentOn(image: string): Promise<string[]> {
   const out: string[] = [];
   for (const n of NODES) if (await nodes.get(n)!.containerd.imagePresent(image)) out.push(n);
   return out;
-}
-
-/** The pushed image by digest, through `via` (a proxy in front of the registry). */
-function byDigest(pushed: PushedImage, via: { host: string }): string {
-  return `${pushed.ref.replace(registry.host, via.host).replace(/:[^:/]+$/, '')}@${pushed.digest}`;
 }
 
 function smallImage(name: string, reg: Registry = registry): Promise<string> {
@@ -269,7 +264,7 @@ describe('one controller', () => {
 
     it('deleting a Warmup mid-pull cancels it on every node: the tasks are gone and containerd stops fetching within seconds', async () => {
       // By digest, so every node starts at once (a tag is resolved on one node first).
-      const image = byDigest(await pushRandomImageDetailed(registry, 'ctl/deleted', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 }), proxy);
+      const image = byDigest(await pushRandomImageDetailed(registry, 'ctl/deleted', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 }), { from: registry.host, to: proxy.host });
       await api.create(NS, 'deleted', { images: [{ image }] });
       await pulling(NODES);
       expect((await api.get(NS, 'deleted'))?.metadata.finalizers).toEqual(['stoker.io/cancel']);
@@ -415,7 +410,7 @@ describe('one controller', () => {
 describe('restarts and replicas', () => {
   it('a controller killed mid-Warmup is restarted, re-attaches to the tasks in flight, and finishes without pulling again', async () => {
     // By digest, so every node starts at once (a tag is resolved on one node first).
-    const image = byDigest(await pushRandomImageDetailed(registry, 'ctl/restart', { layers: 1, layerSizeBytes: 3 * 1024 * 1024 }), proxy);
+    const image = byDigest(await pushRandomImageDetailed(registry, 'ctl/restart', { layers: 1, layerSizeBytes: 3 * 1024 * 1024 }), { from: registry.host, to: proxy.host });
     proxy.setRate(512 * 1024);
     const tasksBefore = await Promise.all(NODES.map((n) => nodes.get(n)!.metric('stoker_tasks_total')));
     const pulledBefore = await Promise.all(NODES.map((n) => nodes.get(n)!.metric('stoker_image_pulls_total', { outcome: 'pulled' })));

@@ -20,7 +20,7 @@ import type { Warmup } from '../controller/api/types.js';
 import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
-import { pushRandomImage, pushRandomImageDetailed } from './support/images.js';
+import { byDigest, pushRandomImage, pushRandomImageDetailed } from './support/images.js';
 import { startKube, type Kube, type KubeServer } from './support/kube.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
 import { addRegistryHost, startRegistry, type Registry } from './support/registry.js';
@@ -93,8 +93,7 @@ async function agentWork(): Promise<{ tasks: number[]; pulls: number[] }> {
 
 /** A fresh image behind the slow proxy, by digest, so both nodes start at once (a tag is resolved on one node first). */
 async function slowImage(name: string): Promise<string> {
-  const pushed = await pushRandomImageDetailed(registry, `outage/${name}`, { layers: 1, layerSizeBytes: IMAGE_BYTES });
-  return `${pushed.ref.replace(registry.host, proxy.host).replace(/:[^:/]+$/, '')}@${pushed.digest}`;
+  return byDigest(await pushRandomImageDetailed(registry, `outage/${name}`, { layers: 1, layerSizeBytes: IMAGE_BYTES }), { from: registry.host, to: proxy.host });
 }
 
 /**

@@ -26,6 +26,16 @@ export interface PushedImage {
   layerBytes: number;
 }
 
+/**
+ * The pushed image named by its digest (`host/name@sha256:...`), reached through `via` (a proxy in
+ * front of its registry) when given: every node then pulls it at once, where a tag is resolved on
+ * one node first.
+ */
+export function byDigest(pushed: PushedImage, via?: { from: string; to: string }): string {
+  const ref = via ? pushed.ref.replace(via.from, via.to) : pushed.ref;
+  return `${ref.replace(/:[^:/]+$/, '')}@${pushed.digest}`;
+}
+
 /** Builds a unique random image and pushes it as `registry.host/name:tag`; resolves with its reference. */
 export async function pushRandomImage(
   registry: { host: string; auth?: RegistryAuth | undefined },
