@@ -3,22 +3,20 @@
 // controller. Assertions are on what a user sees: the Warmup's status and conditions, `kubectl
 // wait`, the images in each node's runtime, the files in its page cache (vmtouch, fincore) and the
 // labels on the Node objects.
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, Watch, type V1Node } from '@kubernetes/client-node';
-import { resolveControllerConfig } from '../controller/config.js';
-import { startController, type RunningController } from '../controller/main.js';
+import type { RunningController } from '../controller/main.js';
 import type { Warmup } from '../controller/api/types.js';
-import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage } from './support/images.js';
+import { evictFromPageCache, residentBytes } from './support/page-cache.js';
 import { startKube, type Kube } from './support/kube.js';
 import { startRegistry, type Registry } from './support/registry.js';
-import { ensureNamespace, rootFor, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
+import { ensureNamespace, rootFor, type SimNode, startSimNode, startTestController, waitFor, warmupApi } from './support/sim-cluster.js';
 
 const NS = 'default';
 const STOKER_NS = 'stoker-system';
@@ -77,19 +75,6 @@ async function watchLabel(label: string): Promise<{ changes: string[]; stop(): v
   return { changes, stop: () => req.abort() };
 }
 
-/** Bytes of `file` in the page cache, as fincore counts them. */
-function resident(file: string): number {
-  const out = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(`fincore failed: ${out.stderr}`);
-  return Number(out.stdout.trim());
-}
-
-/** Drops `file`'s pages from the page cache, as memory pressure would. */
-function evict(file: string): void {
-  const out = spawnSync('vmtouch', ['-e', file], { encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(`vmtouch -e failed: ${out.stderr}`);
-}
-
 function warmCondition(w: Warmup | undefined) {
   return w?.status?.conditions?.find((c) => c.type === 'Warm');
 }
@@ -111,19 +96,7 @@ beforeAll(async () => {
   await addNode('node-a', GPU);
   await addNode('node-b', GPU);
   await addNode('node-x', { 'stoker.io/pool': 'cpu' });
-  controller = await startController(
-    resolveControllerConfig({
-      kubeconfig: kube.kubeconfigPath,
-      namespace: STOKER_NS,
-      tlsCertFile: certs.clientCert,
-      tlsPrivateKeyFile: certs.clientKey,
-      agentCaFile: certs.caCert,
-      httpListen: '127.0.0.1:0',
-      leaderElect: 'false',
-      logLevel: 'warn',
-    }),
-    { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
-  );
+  controller = await startTestController(kube, certs, STOKER_NS);
 });
 
 afterAll(async () => {
@@ -195,22 +168,22 @@ describe('keepWarm paths', () => {
     await fh.writeFile(Buffer.alloc(FILE_BYTES, 7));
     await fh.sync(); // dirty pages are never dropped
     await fh.close();
-    evict(file);
-    expect(resident(file)).toBe(0);
+    evictFromPageCache(file);
+    expect(residentBytes(file)).toBe(0);
 
     await api.create(NS, 'keep-files', { paths: [{ path: models }], keepWarm: true, policy: { recheckSeconds: 5, minResidentPercent: MIN_PERCENT }, nodes: { names: ['node-x'] } });
     const w = await warmWith('keep-files', '1 of 1 node(s) warm');
     expect(w.status?.residency).toMatchObject({ residentBytes: FILE_BYTES, totalBytes: FILE_BYTES, nodes: 1, belowMinimum: 0 });
-    expect(resident(file)).toBe(FILE_BYTES);
+    expect(residentBytes(file)).toBe(FILE_BYTES);
 
     // The kernel drops the file's pages (vmtouch -e, as memory pressure would); the next check
     // finds the path below its minimum and the node reads it again.
     const t0 = Date.now();
-    evict(file);
-    expect(resident(file)).toBe(0);
-    await waitFor('the file to be resident again', () => Promise.resolve(resident(file) * 100 >= FILE_BYTES * MIN_PERCENT ? true : undefined), 30_000, 100);
+    evictFromPageCache(file);
+    expect(residentBytes(file)).toBe(0);
+    await waitFor('the file to be resident again', () => Promise.resolve(residentBytes(file) * 100 >= FILE_BYTES * MIN_PERCENT ? true : undefined), 30_000, 100);
     const backMs = Date.now() - t0;
-    const after = resident(file);
+    const after = residentBytes(file);
     console.log(`keepWarm: evicted file resident again after ${backMs} ms (${after} of ${FILE_BYTES} bytes, recheckSeconds 5)`);
     expect(after * 100).toBeGreaterThanOrEqual(FILE_BYTES * MIN_PERCENT);
     expect(backMs).toBeLessThan(10_000);

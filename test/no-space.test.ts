@@ -18,8 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAgentConfig } from '../agent/config.js';
 import { startAgent } from '../agent/run.js';
 import type { Warmup } from '../controller/api/types.js';
-import { resolveControllerConfig } from '../controller/config.js';
-import { startController, type RunningController } from '../controller/main.js';
+import type { RunningController } from '../controller/main.js';
 import { agentProto, type AgentClient, type ImageResult__Output, type WarmEvent__Output } from '../proto/agent.js';
 import { createLogger } from '../proto/common/log.js';
 import type { NodeStatusResponse__Output } from '../proto/gen/stoker/v1/NodeStatusResponse.js';
@@ -30,7 +29,7 @@ import { startKube, type Kube } from './support/kube.js';
 import { REPO_ROOT, run } from './support/proc.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
 import { addRegistryHost, startRegistry, type Registry } from './support/registry.js';
-import { ensureNamespace, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
+import { ensureNamespace, type SimNode, startSimNode, startTestController, waitFor, warmupApi } from './support/sim-cluster.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const MiB = 1024 * 1024;
@@ -282,19 +281,7 @@ describe('the controller, with a node whose image filesystem is too small', () =
     await ensureNamespace(kube.kubeConfig, 'stoker-system');
     api = warmupApi(kube.kubeConfig);
     node = await startSimNode({ kc: kube.kubeConfig, certs, name: NODE, containerd, namespace: 'stoker-system' });
-    controller = await startController(
-      resolveControllerConfig({
-        kubeconfig: kube.kubeconfigPath,
-        namespace: 'stoker-system',
-        tlsCertFile: certs.clientCert,
-        tlsPrivateKeyFile: certs.clientKey,
-        agentCaFile: certs.caCert,
-        httpListen: '127.0.0.1:0',
-        leaderElect: 'false',
-        logLevel: 'warn',
-      }),
-      { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
-    );
+    controller = await startTestController(kube, certs, 'stoker-system');
   });
 
   afterAll(async () => {

@@ -9,16 +9,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRuntime } from '../agent/cri/runtime.js';
 import { parseEndpoint } from '../agent/cri/endpoint.js';
-import { resolveControllerConfig } from '../controller/config.js';
-import { startController, type RunningController } from '../controller/main.js';
-import { createLogger } from '../proto/common/log.js';
+import type { RunningController } from '../controller/main.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImageDetailed } from './support/images.js';
 import { startKube, type Kube } from './support/kube.js';
 import { startThrottledProxy, type ThrottledProxy } from './support/proxy.js';
 import { addRegistryHost, startRegistry, type Registry } from './support/registry.js';
-import { ensureNamespace, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
+import { ensureNamespace, type SimNode, startSimNode, startTestController, waitFor, warmupApi } from './support/sim-cluster.js';
 
 const NS = 'default';
 const STOKER_NS = 'stoker-system';
@@ -85,19 +83,7 @@ beforeAll(async () => {
     await addRegistryHost(containerd, proxy);
     nodes.set(name, await startSimNode({ kc: kube.kubeConfig, certs, name, containerd, namespace: STOKER_NS }));
   }
-  controller = await startController(
-    resolveControllerConfig({
-      kubeconfig: kube.kubeconfigPath,
-      namespace: STOKER_NS,
-      tlsCertFile: certs.clientCert,
-      tlsPrivateKeyFile: certs.clientKey,
-      agentCaFile: certs.caCert,
-      httpListen: '127.0.0.1:0',
-      leaderElect: 'false',
-      logLevel: 'warn',
-    }),
-    { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
-  );
+  controller = await startTestController(kube, certs, STOKER_NS);
 });
 
 afterAll(async () => {

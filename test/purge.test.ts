@@ -5,22 +5,20 @@
 // with fincore), and an Event gives the totals. A pin Warmup labels its images in containerd
 // (io.cri-containerd.pinned=pinned, as `ctr images ls` shows), and its deletion removes the label
 // unless another live pin Warmup on that node wants the image.
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { resolveControllerConfig } from '../controller/config.js';
-import { startController, type RunningController } from '../controller/main.js';
+import type { RunningController } from '../controller/main.js';
 import type { Warmup } from '../controller/api/types.js';
-import { createLogger } from '../proto/common/log.js';
 import { makeCertificates, type Certificates } from './support/certs.js';
 import { startContainerd, type Containerd } from './support/containerd.js';
 import { pushRandomImage } from './support/images.js';
+import { residentBytes } from './support/page-cache.js';
 import { startKube, type Kube } from './support/kube.js';
 import { startRegistry, type Registry } from './support/registry.js';
-import { ensureNamespace, rootFor, startSimNode, waitFor, warmupApi, type SimNode } from './support/sim-cluster.js';
+import { ensureNamespace, rootFor, type SimNode, startSimNode, startTestController, waitFor, warmupApi } from './support/sim-cluster.js';
 
 const NS = 'default';
 const STOKER_NS = 'stoker-system';
@@ -40,13 +38,6 @@ async function addNode(name: string): Promise<void> {
   containerds.set(name, containerd);
   await registry.addTo(containerd);
   nodes.set(name, await startSimNode({ kc: kube.kubeConfig, certs, name, containerd, namespace: STOKER_NS, allowedRoot: rootFor(dir, name) }));
-}
-
-/** Bytes of `file` in the page cache, as fincore counts them. */
-function resident(file: string): number {
-  const out = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(`fincore failed: ${out.stderr}`);
-  return Number(out.stdout.trim());
 }
 
 /** A model file below the node's root, written and synced (dirty pages are never dropped). */
@@ -84,19 +75,7 @@ beforeAll(async () => {
   api = warmupApi(kube.kubeConfig);
   await addNode('node-a');
   await addNode('node-b');
-  controller = await startController(
-    resolveControllerConfig({
-      kubeconfig: kube.kubeconfigPath,
-      namespace: STOKER_NS,
-      tlsCertFile: certs.clientCert,
-      tlsPrivateKeyFile: certs.clientKey,
-      agentCaFile: certs.caCert,
-      httpListen: '127.0.0.1:0',
-      leaderElect: 'false',
-      logLevel: 'warn',
-    }),
-    { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
-  );
+  controller = await startTestController(kube, certs, STOKER_NS);
 });
 
 afterAll(async () => {
@@ -157,11 +136,11 @@ describe('onDelete: Purge', () => {
     expect(done.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 1 });
     console.log(`residency: status.residency ${JSON.stringify(done.status?.residency)}`);
     expect(done.status?.residency).toEqual({ residentBytes: FILE_BYTES, totalBytes: FILE_BYTES, nodes: 1, belowMinimum: 0 });
-    expect(resident(file)).toBe(FILE_BYTES);
+    expect(residentBytes(file)).toBe(FILE_BYTES);
 
     await api.delete(NS, 'purged-files');
     await waitFor('the Warmup to be gone', async () => ((await api.get(NS, 'purged-files')) === undefined ? true : undefined), 60_000, 100);
-    expect(resident(file)).toBe(0);
+    expect(residentBytes(file)).toBe(0);
     const core = kube.kubeConfig.makeApiClient(CoreV1Api);
     const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=purged-files' });
     const purged = events.items.find((e) => e.reason === 'Purged');

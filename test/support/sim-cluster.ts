@@ -13,10 +13,13 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { resolveAgentConfig } from '../../agent/config.js';
+import { resolveControllerConfig } from '../../controller/config.js';
+import { startController, type RunningController } from '../../controller/main.js';
 import { startAgent, type RunningAgent } from '../../agent/run.js';
 import { createLogger, type Logger } from '../../proto/common/log.js';
 import { GROUP, PLURAL, VERSION, type Warmup, type WarmupSpec } from '../../controller/api/types.js';
 import type { Certificates } from './certs.js';
+import type { Kube } from './kube.js';
 import type { Containerd } from './containerd.js';
 import { agentAddress, publishAgentEndpoint, withdrawAgentEndpoint } from './endpoint-slices.js';
 import { createNode } from './kube.js';
@@ -164,4 +167,24 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 /** Per-node scratch directories for allowed roots. */
 export function rootFor(dir: string, node: string): string {
   return join(dir, 'roots', node);
+}
+
+/**
+ * Starts the controller in this process against `kube`, with the test certificates, no leader
+ * election and warn-level logs: what the simulated-cluster tests share.
+ */
+export function startTestController(kube: Pick<Kube, 'kubeconfigPath'>, certs: Certificates, namespace: string): Promise<RunningController> {
+  return startController(
+    resolveControllerConfig({
+      kubeconfig: kube.kubeconfigPath,
+      namespace,
+      tlsCertFile: certs.clientCert,
+      tlsPrivateKeyFile: certs.clientKey,
+      agentCaFile: certs.caCert,
+      httpListen: '127.0.0.1:0',
+      leaderElect: 'false',
+      logLevel: 'warn',
+    }),
+    { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
+  );
 }
