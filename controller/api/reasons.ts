@@ -13,7 +13,7 @@ export const CONDITION_REASONS = Object.freeze({
   NodesFailed: 'Some nodes failed after their retries; status.failedNodeList names them.',
   NoMatchingNodes: 'The names or selector match no Node, or no node had a live agent within the agent wait (60 s).',
   DeadlineExceeded: 'The Warmup ran longer than activeDeadlineSeconds.',
-  InvalidSpec: 'spec.images and spec.paths are both empty: nothing to warm.',
+  InvalidSpec: 'spec.images, spec.paths and spec.workloadRef are all empty: nothing to warm.',
   InvalidImageReference: 'An image reference does not follow the distribution reference grammar; the message names it.',
   InvalidPath: 'A path is empty, relative or not clean; the message names it.',
   PathOutsideRoot: 'An agent found a path outside every root it may read; the message names it.',

@@ -27,10 +27,25 @@ export interface WarmupImage {
   pullPolicy?: PullPolicyName;
 }
 
+/** A host path, or a PersistentVolumeClaim of the Warmup's namespace (one of the two). */
 export interface WarmupPath {
-  path: string;
+  path?: string;
+  persistentVolumeClaim?: ClaimSource;
   include?: string[];
   exclude?: string[];
+}
+
+export interface ClaimSource {
+  claimName: string;
+  /** Relative and clean, inside the volume. */
+  subPath?: string;
+}
+
+/** A workload of the Warmup's namespace whose pod templates say what to warm and where. */
+export interface WorkloadRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
 }
 
 export interface WarmupNodes {
@@ -70,6 +85,8 @@ export interface WarmupSpec {
    * when the Warmup is deleted); status.pin says whether each runtime reports them pinned (CRI Image.pinned).
    */
   pin?: boolean;
+  /** Derive images, pull secrets, nodes and volumes from this workload's pod templates. */
+  workloadRef?: WorkloadRef;
 }
 
 export type OnDelete = 'Keep' | 'Purge';
@@ -193,7 +210,11 @@ export const DEFAULT_MIN_RESIDENT_PERCENT = 90;
 export interface ResolvedSpec {
   images: { image: string; pullPolicy: PullPolicyName }[];
   imagePullSecrets: string[];
+  /** Host paths. */
   paths: { path: string; include: string[]; exclude: string[] }[];
+  /** spec.paths entries that name a PersistentVolumeClaim instead of a host path. */
+  claims: { claimName: string; subPath?: string; include: string[]; exclude: string[] }[];
+  workloadRef: WorkloadRef | undefined;
   nodes: { names?: string[]; selector?: V1LabelSelector } | undefined;
   parallelism: number;
   backoffLimit: number;
@@ -216,7 +237,13 @@ export function resolveSpec(spec: WarmupSpec | undefined): ResolvedSpec {
   return {
     images: (s.images ?? []).map((i) => ({ image: i.image, pullPolicy: i.pullPolicy ?? 'IfNotPresent' })),
     imagePullSecrets: (s.imagePullSecrets ?? []).map((x) => x.name),
-    paths: (s.paths ?? []).map((x) => ({ path: x.path, include: x.include ?? [], exclude: x.exclude ?? [] })),
+    paths: (s.paths ?? []).flatMap((x) => (x.path !== undefined ? [{ path: x.path, include: x.include ?? [], exclude: x.exclude ?? [] }] : [])),
+    claims: (s.paths ?? []).flatMap((x) =>
+      x.path === undefined && x.persistentVolumeClaim
+        ? [{ claimName: x.persistentVolumeClaim.claimName, ...(x.persistentVolumeClaim.subPath !== undefined ? { subPath: x.persistentVolumeClaim.subPath } : {}), include: x.include ?? [], exclude: x.exclude ?? [] }]
+        : [],
+    ),
+    workloadRef: s.workloadRef,
     nodes: s.nodes,
     parallelism: positiveOr(p.parallelism, DEFAULT_PARALLELISM),
     backoffLimit: p.backoffLimit !== undefined && p.backoffLimit >= 0 ? Math.floor(p.backoffLimit) : DEFAULT_BACKOFF_LIMIT,
@@ -251,8 +278,8 @@ export interface SpecProblem {
  * first problem, or undefined.
  */
 export function validateSpec(spec: ResolvedSpec, policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY): SpecProblem | undefined {
-  if (spec.images.length === 0 && spec.paths.length === 0) {
-    return { reason: 'InvalidSpec', value: '', message: 'spec.images and spec.paths are both empty: nothing to warm' };
+  if (spec.images.length === 0 && spec.paths.length === 0 && spec.claims.length === 0 && spec.workloadRef === undefined) {
+    return { reason: 'InvalidSpec', value: '', message: 'spec.images, spec.paths and spec.workloadRef are all empty: nothing to warm' };
   }
   if (spec.schedule !== undefined) {
     const why = checkSchedule(spec.schedule, spec.timeZone);
@@ -347,7 +374,11 @@ function sameRun(s: WarmupStatus, rerun: string, tick: string): boolean {
 
 /** A short hash of what each node gets (images, paths, pull secrets): equal hash, the same work. */
 export function workHash(spec: ResolvedSpec): string {
-  return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, spec.imagePullSecrets])).digest('base64url').slice(0, 16);
+  const parts: unknown[] = [spec.images, spec.paths, spec.imagePullSecrets];
+  // Only when present, so the hash of a Warmup written before these fields stays the same.
+  if (spec.claims.length > 0) parts.push(spec.claims);
+  if (spec.workloadRef) parts.push(spec.workloadRef);
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);
 }
 
 /**
