@@ -338,4 +338,21 @@ describe('the controller, with a node whose image filesystem is too small', () =
     const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=stays-full' });
     expect(events.items.map((e) => `${e.type ?? ''} ${e.reason ?? ''}: ${e.message ?? ''}`)).toContain(`Warning NodeFailed: node ${NODE}: NoSpace: ${failed?.message ?? ''}`);
   });
+  it('a keepWarm Warmup lists the full node among those not warm, with NoSpace and the sizes, and stays Running', async () => {
+    const free = (await containerd.rootUsage()).freeBytes;
+    const big = await pushRandomImageDetailed(registry, 'nospace/ctl-keep', { layers: 2, layerSizeBytes: Math.ceil((free * 0.6) / MiB) * MiB });
+    const image = big.ref.replace(registry.host, proxy.host);
+    await api.create(NS, 'keep-full', { images: [{ image }], nodes: { names: [NODE] }, keepWarm: true, policy: { backoffLimit: 3, timeoutSeconds: 6 } });
+    const w = await waitFor('the keepWarm Warmup to list the node as failed', async () => {
+      const cur = await api.get(NS, 'keep-full');
+      return cur?.status?.failedNodeList?.length ? cur : undefined;
+    });
+    expect(w.status?.phase).toBe('Running');
+    expect(w.status?.failedNodeList?.[0]).toMatchObject({ name: NODE, reason: 'NoSpace' });
+    expect(w.status?.failedNodeList?.[0]?.message).toMatch(/has [\d.]+ MiB free$/);
+    const warm = w.status?.conditions?.find((c) => c.type === 'Warm');
+    expect(warm).toMatchObject({ status: 'False' });
+    expect(warm?.message).toBe('0 of 1 node(s) warm; 1 failed, tried again at their next recheck');
+    await api.delete(NS, 'keep-full');
+  });
 });
