@@ -267,6 +267,39 @@ describe('stoker warm --image', () => {
       expect(samples.at(-1)?.bytesDone).toBeGreaterThanOrEqual(pushed.layerBytes);
     });
 
+    it("reports each image's own bytes while two pulls run at once", async () => {
+      proxy.setRate(4 * 1024 * 1024);
+      const [small, big] = await Promise.all([
+        pushRandomImageDetailed(registry, 'warm/pair-small', { layers: 1, layerSizeBytes: 3 * 1024 * 1024 }),
+        pushRandomImageDetailed(registry, 'warm/pair-big', { layers: 2, layerSizeBytes: 5 * 1024 * 1024 }),
+      ]);
+      const images = [small, big].map((p) => p.ref.replace(registry.host, proxy.host));
+      const runtime = await connectRuntime(parseEndpoint(endpoint), { progressIntervalMs: 200 });
+      const samples = new Map<string, ImageProgress__Output[]>(images.map((i) => [i, []]));
+      try {
+        const results = await warmImages(runtime, {
+          images: images.map((image) => ({ image, pullPolicy: 'ALWAYS' as const })),
+          concurrency: 2,
+          progressTimeoutMs: 10_000,
+          progressIntervalMs: 250,
+          onProgress: (p) => samples.get(p.image)?.push(p),
+        });
+        expect(results.map((r) => r.state), JSON.stringify(results.map((r) => r.failure))).toEqual(['DONE', 'DONE']);
+      } finally {
+        runtime.close();
+      }
+      const both = small.layerBytes + big.layerBytes;
+      for (const [image, pushed] of [[images[0], small], [images[1], big]] as const) {
+        const own = (samples.get(image ?? '') ?? []).filter((s) => s.state === 'RUNNING' && s.bytesKnown);
+        const shown = JSON.stringify((samples.get(image ?? '') ?? []).map((s) => [s.state, s.bytesKnown, s.bytesDone, s.bytesTotal]));
+        // Figures of its own while the other pull ran, with its own size as the total, not both images'.
+        expect(own.length, shown).toBeGreaterThan(0);
+        const total = Math.max(...own.map((s) => s.bytesTotal));
+        expect(total, shown).toBeGreaterThanOrEqual(pushed.layerBytes);
+        expect(total, shown).toBeLessThan(both);
+      }
+    });
+
     it('fails clearly when the runtime is killed mid-pull, and the same warm succeeds after a restart', async () => {
       proxy.setRate(1024 * 1024);
       const pushed = await pushRandomImageDetailed(registry, 'warm/crash', { layers: 1, layerSizeBytes: 8 * 1024 * 1024 });

@@ -64,6 +64,51 @@ describe('PullProgressTracker', () => {
     expect(tracker.aggregate()).toEqual({ bytesDone: 0, bytesTotal: 0 });
   });
 
+  it("gives each pull its own image's bytes once it claims its blobs, even for blobs that appeared while several ran", async () => {
+    const { tracker, set, tick } = fakeTracker();
+    const a = tracker.begin();
+    const b = tracker.begin();
+    await tracker.poll();
+    const A1 = `sha256:${'a'.repeat(64)}`;
+    const A2 = `sha256:${'c'.repeat(64)}`;
+    const B1 = `sha256:${'b'.repeat(64)}`;
+    const SHARED = `sha256:${'5'.repeat(64)}`;
+    set([
+      { ref: `layer-${A1}`, offset: 10, total: 100 },
+      { ref: `layer-${B1}`, offset: 7, total: 40 },
+      { ref: `layer-${SHARED}`, offset: 3, total: 30 },
+    ]);
+    tick(100);
+    await tracker.poll();
+    // Before either knows its manifest: every ingest counts for both, shared.
+    expect(a.snapshot()).toMatchObject({ bytesDone: 20, bytesTotal: 170, exclusive: false });
+
+    a.claim([{ digest: A1, size: 100 }, { digest: A2, size: 50 }, { digest: SHARED, size: 30 }]);
+    expect(a.snapshot()).toMatchObject({ bytesDone: 13, bytesTotal: 180, exclusive: true, seenAny: true });
+    // b has not claimed yet: it still counts every ingest it saw, A1's too, and says so.
+    expect(b.snapshot()).toMatchObject({ bytesDone: 20, exclusive: false });
+    b.claim([{ digest: B1, size: 40 }, { digest: SHARED, size: 30 }]);
+    expect(b.snapshot()).toMatchObject({ bytesDone: 10, bytesTotal: 70, exclusive: true });
+
+    // A blob that appears later goes to the pull that claimed it, not to every pull in flight.
+    set([
+      { ref: `layer-${A1}`, offset: 100, total: 100 },
+      { ref: `layer-${B1}`, offset: 40, total: 40 },
+      { ref: `layer-${SHARED}`, offset: 30, total: 30 },
+      { ref: `layer-${A2}`, offset: 25, total: 50 },
+    ]);
+    tick(100);
+    await tracker.poll();
+    expect(a.snapshot()).toMatchObject({ bytesDone: 155, bytesTotal: 180, active: 3, lastProgressAt: 1_200 });
+    expect(b.snapshot()).toMatchObject({ bytesDone: 70, bytesTotal: 70, active: 2 });
+    set([]);
+    tick(100);
+    await tracker.poll();
+    expect(a.snapshot()).toMatchObject({ bytesDone: 180, bytesTotal: 180, active: 0 });
+    a.end();
+    b.end();
+  });
+
   it('reports listing errors and keeps going', async () => {
     const errors: unknown[] = [];
     let fail = true;

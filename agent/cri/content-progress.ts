@@ -8,6 +8,12 @@
 // are exact. With several, an ingest that appeared while several ran is shared: it counts for
 // each of them, and their progress is marked `exclusive: false` (callers then show bytes only
 // in aggregate; the watchdog still uses them, a shared blob that moves is progress for all).
+//
+// Once a pull knows its image's blobs (the manifest in the content store, agent/cri/image-size.ts),
+// it claims them: from then on it owns exactly the ingests of those digests (containerd's ingest
+// refs end in the blob's digest), whoever was in flight when they appeared, and its figures are
+// its own image's bytes, with the image's size as the total. A blob two images share counts for
+// both, as it does for each image.
 import type { Ingest } from './content-service.js';
 
 export interface PullBytes {
@@ -25,10 +31,14 @@ export interface PullBytes {
 
 export interface PullProgressHandle {
   snapshot(): PullBytes;
+  /** The image's blobs still to download (digest and size): its progress becomes its own. */
+  claim(blobs: readonly { digest: string; size: number }[]): void;
   end(): void;
 }
 
 interface TrackedIngest {
+  /** The blob's digest, from the ref's tail ("layer-sha256:<hex>"); undefined when the ref has none. */
+  digest: string | undefined;
   offset: number;
   total: number;
   done: boolean;
@@ -38,6 +48,14 @@ interface TrackedIngest {
 interface Tracked {
   refs: Set<TrackedIngest>;
   lastProgressAt: number;
+  /** Digest -> size of the blobs the pull claimed; undefined until it knows its manifest. */
+  claimed?: Map<string, number>;
+}
+
+const DIGEST_TAIL = /(sha256|sha384|sha512):[0-9a-f]+$/;
+
+function digestOfRef(ref: string): string | undefined {
+  return DIGEST_TAIL.exec(ref)?.[0];
 }
 
 export interface TrackerOptions {
@@ -83,12 +101,30 @@ export class PullProgressTracker {
     }
     return {
       snapshot: () => this.snapshot(tracked),
+      claim: (blobs) => this.claim(tracked, blobs),
       end: () => {
         this.active.delete(tracked);
         for (const ingest of tracked.refs) ingest.owners.delete(tracked);
         if (this.active.size === 0) this.stop();
       },
     };
+  }
+
+  private claim(t: Tracked, blobs: readonly { digest: string; size: number }[]): void {
+    t.claimed = new Map(blobs.map((b) => [b.digest, b.size]));
+    for (const ingest of this.ingests.values()) this.attribute(ingest, t);
+  }
+
+  /** A claimed pull owns an ingest exactly when the ingest's blob is one of its claimed blobs. */
+  private attribute(ingest: TrackedIngest, t: Tracked): void {
+    if (!t.claimed) return;
+    if (ingest.digest !== undefined && t.claimed.has(ingest.digest)) {
+      ingest.owners.add(t);
+      t.refs.add(ingest);
+    } else {
+      ingest.owners.delete(t);
+      t.refs.delete(ingest);
+    }
   }
 
   /** One listing; concurrent calls share it. */
@@ -113,8 +149,14 @@ export class PullProgressTracker {
       let ingest = this.ingests.get(ref);
       if (!ingest) {
         // A ref first seen in the first listing of a session predates the pulls: unowned.
-        const owners = this.sessionStarted ? new Set(this.active) : new Set<Tracked>();
-        ingest = { offset, total, done: false, owners };
+        const digest = digestOfRef(ref);
+        const owners = new Set<Tracked>();
+        for (const t of this.active) {
+          // A claimed pull knows its blobs; the others take what appears while they run.
+          const mine = t.claimed ? digest !== undefined && t.claimed.has(digest) : this.sessionStarted;
+          if (mine) owners.add(t);
+        }
+        ingest = { digest, offset, total, done: false, owners };
         this.ingests.set(ref, ingest);
         for (const t of owners) {
           t.refs.add(ingest);
@@ -126,6 +168,7 @@ export class PullProgressTracker {
       if (moved && ingest.owners.size === 0 && this.active.size > 0) {
         // A leftover ingest that moves again (a resumed blob) belongs to the pulls now running.
         for (const t of this.active) {
+          if (t.claimed && !(ingest.digest !== undefined && t.claimed.has(ingest.digest))) continue;
           ingest.owners.add(t);
           t.refs.add(ingest);
         }
@@ -157,6 +200,12 @@ export class PullProgressTracker {
       bytesTotal += Math.max(ingest.total, ingest.offset);
       if (ingest.owners.size > 1) exclusive = false;
       if (!ingest.done) active++;
+    }
+    if (t.claimed) {
+      // Its own image's bytes; the total is the image's, blobs not seen yet included.
+      let claimedTotal = 0;
+      for (const size of t.claimed.values()) claimedTotal += size;
+      return { bytesDone, bytesTotal: Math.max(bytesTotal, claimedTotal), exclusive: true, active, seenAny: t.refs.size > 0, lastProgressAt: t.lastProgressAt };
     }
     return { bytesDone, bytesTotal, exclusive, active, seenAny: t.refs.size > 0, lastProgressAt: t.lastProgressAt };
   }

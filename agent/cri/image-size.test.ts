@@ -16,7 +16,17 @@ describe('findImageSize', () => {
     const img = fakeImage(store, { host: 'registry.example.com', path: 'team/llm', createdAt: START + 200, layers: [1000, 2000, 4000], present: [1], presentAt: START - 60_000 });
     const size = await findImageSize(store, ref, START);
     const manifestBytes = store.blobs.get(img.manifest)?.size ?? 0;
-    expect(size).toEqual({ manifest: img.manifest, totalBytes: manifestBytes + MANIFEST_OVERHEAD + 7000, newBytes: manifestBytes + MANIFEST_OVERHEAD + 5000 });
+    expect(size).toEqual({
+      manifest: img.manifest,
+      totalBytes: manifestBytes + MANIFEST_OVERHEAD + 7000,
+      newBytes: manifestBytes + MANIFEST_OVERHEAD + 5000,
+      blobs: [
+        { digest: img.config, size: MANIFEST_OVERHEAD },
+        { digest: img.layers[0], size: 1000 },
+        { digest: img.layers[2], size: 4000 },
+      ],
+      ambiguous: false,
+    });
     // containerd is asked for manifests of that repository only (the label key has no port).
     expect(store.filters[0]).toEqual([
       'labels."containerd.io/distribution.source.registry.example.com"~="^(.*,)?team/llm(,.*)?$",labels."containerd.io/gc.ref.content.config"',
@@ -37,7 +47,10 @@ describe('findImageSize', () => {
     const store = fakeContentStore();
     fakeImage(store, { host: 'reg.local', path: 'a/b', createdAt: START + 10, layers: [5_000_000] });
     const small = fakeImage(store, { host: 'reg.local', path: 'a/b', createdAt: START + 20, layers: [1_000] });
-    expect((await findImageSize(store, parseImageReference('reg.local/a/b:v1'), START))?.manifest).toBe(small.manifest);
+    const size = await findImageSize(store, parseImageReference('reg.local/a/b:v1'), START);
+    expect(size?.manifest).toBe(small.manifest);
+    // Its blobs may be the other pull's: not to be claimed as this pull's own bytes.
+    expect(size?.ambiguous).toBe(true);
   });
 
   it('by digest: that manifest, or the platform manifest an index names', async () => {

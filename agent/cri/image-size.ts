@@ -25,6 +25,10 @@ export interface ImageSize {
   totalBytes: number;
   /** Of those, bytes the content store did not hold before the pull: what the download adds to the disk. */
   newBytes: number;
+  /** The config and layers the store did not hold before the pull: their ingests are this pull's own bytes (content-progress.ts). */
+  blobs: { digest: string; size: number }[];
+  /** Several recent manifests of the repository matched (two pulls of it at once): `blobs` may be another pull's. */
+  ambiguous: boolean;
 }
 
 interface Descriptor {
@@ -82,7 +86,7 @@ export async function findImageSize(store: ContentStore, ref: ImageReference, si
   const sizes = await Promise.all(recent.map((m) => sizeOf(store, m, since, signal)));
   let best: ImageSize | undefined;
   for (const s of sizes) if (s && (!best || s.newBytes < best.newBytes)) best = s;
-  return best;
+  return best && { ...best, ambiguous: sizes.filter(Boolean).length > 1 };
 }
 
 async function sizeOf(store: ContentStore, manifest: ContentInfo, since: number, signal?: AbortSignal): Promise<ImageSize | undefined> {
@@ -92,11 +96,15 @@ async function sizeOf(store: ContentStore, manifest: ContentInfo, since: number,
   const held = await Promise.all(blobs.map((b) => store.info(b.digest, signal)));
   let totalBytes = manifest.size;
   let newBytes = manifest.createdAt >= since - CLOCK_SLACK_MS ? manifest.size : 0;
+  const fresh: { digest: string; size: number }[] = [];
   blobs.forEach((b, i) => {
     totalBytes += b.size;
     const info = held[i];
     // Committed before the pull: already on disk. Committed during it: its bytes are new.
-    if (!info || info.createdAt >= since - CLOCK_SLACK_MS) newBytes += b.size;
+    if (!info || info.createdAt >= since - CLOCK_SLACK_MS) {
+      newBytes += b.size;
+      fresh.push({ digest: b.digest, size: b.size });
+    }
   });
-  return { manifest: manifest.digest, totalBytes, newBytes };
+  return { manifest: manifest.digest, totalBytes, newBytes, blobs: fresh, ambiguous: false };
 }

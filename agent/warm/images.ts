@@ -172,6 +172,11 @@ function startSharedPull(runtime: CriRuntime, ref: string, auth: CriAuthConfig |
       reason ??= err;
       controller.abort();
     },
+    // The manifest names the pull's blobs: its byte progress becomes its own image's, also
+    // while other pulls run (unless another pull of the same repository could own that manifest).
+    onSize: (size) => {
+      if (!size.ambiguous) progress?.claim(size.blobs);
+    },
     log: ctx.logger?.child({ image: ctx.failure.image }),
   });
   // Before the first blob appears, a pull may be resolving (a silent registry stalls here) or

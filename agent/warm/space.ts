@@ -31,6 +31,8 @@ export interface SpaceWatchOptions {
   signal: AbortSignal;
   /** Called at most once, when the image cannot fit; the caller cancels the pull with this error. */
   onTooLarge: (err: WarmError) => void;
+  /** Called once the image's size (and its blobs) is known. */
+  onSize?: (size: ImageSize) => void;
   log?: Logger | undefined;
   /** Injectable for tests. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -85,6 +87,7 @@ export function watchSpace(o: SpaceWatchOptions): SpaceWatch {
       await sleep(pause, o.signal);
     }
     if (!size || o.signal.aborted) return;
+    o.onSize?.(size);
     o.log?.debug({ manifest: size.manifest, totalBytes: size.totalBytes, newBytes: size.newBytes, freeBytes: filesystem.known ? filesystem.freeBytes : undefined }, 'image size known');
     if (filesystem.known && size.newBytes > filesystem.freeBytes) {
       o.log?.warn(
