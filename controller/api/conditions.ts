@@ -10,7 +10,7 @@
 import type { ConditionReason } from './reasons.js';
 import type { WarmupCondition } from './types.js';
 
-export type ConditionType = 'Complete' | 'Failed' | 'Suspended' | 'Warm';
+export type ConditionType = 'Complete' | 'Failed' | 'Suspended' | 'Warm' | 'ClaimsBound';
 
 /** A condition the controller writes: one of its types, with a reason from the catalogue. */
 export type ConditionUpdate = WarmupCondition & { type: ConditionType; reason: ConditionReason };

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../proto/gen/stoker/v1/ErrorCode.js';
-import { CONDITION_REASONS, EVENT_REASONS, FATAL_REASON_BY_CODE, NODE_REASONS, REASON_BY_CODE, fatalReason } from './reasons.js';
+import { CONDITION_REASONS, EVENT_REASONS, VOLUME_REASONS, FATAL_REASON_BY_CODE, NODE_REASONS, REASON_BY_CODE, fatalReason } from './reasons.js';
 
 const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 
@@ -33,6 +33,7 @@ const catalogues: [string, Readonly<Record<string, string>>][] = [
   ['Warmup conditions', CONDITION_REASONS],
   ['Failed nodes', NODE_REASONS],
   ['Events', EVENT_REASONS],
+  ['Volumes', VOLUME_REASONS],
 ];
 
 describe('reason catalogue', () => {

@@ -2,7 +2,8 @@
 //   - CONDITION_REASONS: on a Warmup's conditions (why it completed, failed, or is suspended);
 //   - NODE_REASONS: on each entry of status.failedNodeList (why that node failed), repeated in the
 //     NodeFailed Event; REASON_BY_CODE gives the one for each agent ErrorCode (proto/errors.ts);
-//   - EVENT_REASONS: on the Events recorded about a Warmup.
+//   - EVENT_REASONS: on the Events recorded about a Warmup;
+//   - VOLUME_REASONS: on each entry of status.volumes (why some nodes do not read a claim's volume).
 // Reasons are API: users match on them (kubectl wait, alerts), so one never changes spelling or
 // meaning. controller/api/reasons.test.ts keeps this catalogue and README.md's "Reasons" tables in
 // step; a reason written anywhere in the controller is typed as one of these.
@@ -26,6 +27,15 @@ export const CONDITION_REASONS = Object.freeze({
   Resumed: 'spec.suspend went back to false (condition Suspended turns False).',
   AllNodesWarm: 'keepWarm: every current target node is warm (condition Warm is True); the message counts them.',
   NodesNotWarm: 'keepWarm: some target nodes are being warmed, or failed and wait for their next recheck (condition Warm is False).',
+  ClaimNotFound: 'A persistentVolumeClaim named in spec.paths does not exist in the Warmup\'s namespace; the Warmup waits for it (condition ClaimsBound is False); the message names it.',
+  ClaimNotBound: 'A persistentVolumeClaim named in spec.paths is not Bound, or its PersistentVolume does not exist; the Warmup waits for it (condition ClaimsBound is False); the message names it.',
+  ClaimsBound: 'Every persistentVolumeClaim named in spec.paths is Bound to a PersistentVolume (condition ClaimsBound is True); status.volumes says where each is read.',
+});
+
+/** On each entry of status.volumes: why some target nodes do not read a claim's volume (not a failure). */
+export const VOLUME_REASONS = Object.freeze({
+  VolumeNotMounted: 'A network volume (NFS, CSI, others) is read through the kubelet\'s mount, and no running pod on these nodes mounts the claim; they are warmed for the rest.',
+  VolumeNotOnNode: "A local volume's nodeAffinity does not allow these nodes; they are warmed for the rest.",
 });
 
 export const NODE_REASONS = Object.freeze({
@@ -72,6 +82,7 @@ export const EVENT_REASONS = Object.freeze({
 export type ConditionReason = keyof typeof CONDITION_REASONS;
 export type NodeReason = keyof typeof NODE_REASONS;
 export type EventReason = keyof typeof EVENT_REASONS;
+export type VolumeReason = keyof typeof VOLUME_REASONS;
 
 /** A reason that fails a single node and, because every node would fail alike, the whole Warmup. */
 export type FatalReason = ConditionReason & NodeReason;

@@ -177,6 +177,23 @@ export interface WarmupStatus {
   residency?: ResidencyStatus;
   /** Each image of the run with the digest it resolved to (controller/dispatch.ts). */
   images?: ResolvedImage[];
+  /** Each persistentVolumeClaim of spec.paths: its volume, and the target nodes that read it or not. */
+  volumes?: VolumeStatus[];
+}
+
+/** Where a claim's volume is read (controller/volumes/claims.ts). */
+export interface VolumeStatus {
+  claimName: string;
+  volumeName: string;
+  /** The PersistentVolume's type: hostPath, local, nfs, csi, ... */
+  type: string;
+  /** Target nodes that read it. */
+  nodes: number;
+  /** Target nodes that do not (not a failure: they are warmed for the rest), and why. */
+  notReadNodes?: number;
+  reason?: 'VolumeNotMounted' | 'VolumeNotOnNode';
+  /** The first MAX_NODE_LIST of those nodes. */
+  notReadNodeList?: string[];
 }
 
 /** An image of the run; `digest` ("sha256:...") once known: every node gets that manifest. */
