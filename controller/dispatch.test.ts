@@ -624,3 +624,51 @@ describe('WarmupRun: one digest on every node', () => {
     await run.stop();
   });
 });
+
+describe('WarmupRun: per-node paths (claims resolved for each node)', () => {
+  const p = (path: string) => ({ path, include: [], exclude: [] });
+
+  it('sends each node its own paths under a task id that names their variant; a node with nothing to read is done without a task', async () => {
+    const clock = new FakeClock();
+    const fleet = fakeFleet(clock, (_n, req) => okResult(req.taskId ?? ''));
+    const own = new Map<string, NodeTarget>([
+      ['a', { endpoint: 'a', paths: [p('/pods/u1/volumes/kubernetes.io~nfs/pv')] }],
+      ['b', { endpoint: 'b', paths: [] }],
+      ['c', { endpoint: 'c', paths: [p('/pods/u1/volumes/kubernetes.io~nfs/pv')] }],
+    ]);
+    const run = new WarmupRun(baseOptions(clock, { images: [], targets: () => own, connect: fleet.connect }));
+    run.start();
+    expect(await clock.run(run.done)).toEqual({ kind: 'finished', succeeded: 3, failed: 0, desired: 3 });
+    expect(fleet.requests.map((r) => r.nodeName).sort()).toEqual(['a', 'c']);
+    const ids = fleet.requests.map((r) => r.taskId ?? '').sort();
+    expect(ids[0]).toMatch(/^uid1-g1-a-v[A-Za-z0-9]{8}-a1$/);
+    // Equal paths, equal variant.
+    expect(ids[1]?.replace('-c-', '-a-')).toBe(ids[0]);
+    expect(fleet.requests[0]?.paths).toEqual([p('/pods/u1/volumes/kubernetes.io~nfs/pv')]);
+  });
+
+  it('keepWarm: a warm node whose paths change is checked at once with the new paths and warmed again under another task id', async () => {
+    const clock = new FakeClock();
+    const resident = new Set<string>();
+    const fleet = fakeFleet(clock, (node, req) => {
+      const paths = (req.paths ?? []).map((x) => x.path ?? '');
+      if (req.checkOnly) return { ...okResult(req.taskId ?? ''), succeeded: paths.every((x) => resident.has(`${node}:${x}`)) };
+      for (const x of paths) resident.add(`${node}:${x}`);
+      return okResult(req.taskId ?? '');
+    });
+    const start = clock.now();
+    let paths = [p('/data/one')];
+    const run = new WarmupRun(baseOptions(clock, { images: [], targets: () => new Map([['a', { endpoint: 'a', paths }]]), connect: fleet.connect, keepWarm: { recheckMs: 60_000, minResidentPercent: 90 } }));
+    run.start();
+    await clock.until(() => run.snapshot().succeededNodes === 1);
+    paths = [p('/data/one'), p('/data/two')];
+    await clock.until(() => resident.has('a:/data/two'));
+    const warms = fleet.requests.filter((r) => !r.checkOnly);
+    expect(warms).toHaveLength(2);
+    expect(warms[1]?.taskId).not.toBe(warms[0]?.taskId);
+    expect(fleet.requests.some((r) => r.checkOnly && r.paths?.length === 2)).toBe(true);
+    // Well before the 60 s recheck.
+    expect(clock.now() - start).toBeLessThan(60_000);
+    await run.stop();
+  });
+});

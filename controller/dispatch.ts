@@ -51,6 +51,7 @@
 // again, so `Always` with a schedule follows a moved tag. A result without a repo digest (a
 // runtime that reports none) leaves the tag as it is: each node then resolves it itself. An image
 // given by digest needs no resolving.
+import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { FailedNode, ActiveNode, ResolvedImage } from './api/types.js';
 import { nodeToken, writeRecord, MAX_ACTIVE_NODE_LIST, MAX_FAILED_NODE_LIST } from './api/types.js';
@@ -70,6 +71,12 @@ import { agentFreeBytes, waitForMoreSpace } from './space-wait.js';
 /** A node the Warmup should warm: `endpoint` is its live agent, undefined while none is live. */
 export interface NodeTarget {
   endpoint: string | undefined;
+  /**
+   * The node's own paths (host paths plus the claims resolved for that node,
+   * controller/volumes/claims.ts); undefined: the run's paths. A node whose paths change gets
+   * other task ids (a variant of its paths in the id), and keepWarm checks it again at once.
+   */
+  paths?: PathTask[] | undefined;
 }
 
 export interface DispatchClock {
@@ -205,6 +212,12 @@ interface NodeState {
   checkAt: number;
   /** keepWarm: 0 for the first warm; the time (ms) a check found the node cold, for later rounds. */
   round: number;
+  /** What the node is sent: its target's paths, or the run's. */
+  paths: PathTask[];
+  /** A short hash of the node's own paths, in its task ids; '' when it gets the run's paths. */
+  variant: string;
+  /** The task id of the attempt in flight. */
+  sentId: string;
 }
 
 const MAX_MESSAGE = 300;
@@ -218,8 +231,13 @@ function clip(s: string): string {
  * `round` (keepWarm) tells a node's later warms apart from its first, whose result an agent may
  * still remember.
  */
-export function taskId(uid: string, generation: number | string, node: string, attempt: number, round = 0): string {
-  return `${uid}-g${generation}-${node}-${round > 0 ? `r${round.toString(36)}-` : ''}a${attempt}`;
+export function taskId(uid: string, generation: number | string, node: string, attempt: number, round = 0, variant = ''): string {
+  return `${uid}-g${generation}-${node}-${variant ? `v${variant}-` : ''}${round > 0 ? `r${round.toString(36)}-` : ''}a${attempt}`;
+}
+
+/** The variant of a node's own paths in its task ids: equal paths, equal variant. */
+export function pathsVariant(paths: readonly PathTask[]): string {
+  return createHash('sha256').update(JSON.stringify(paths)).digest('base64url').replace(/[-_]/g, '').slice(0, 8);
 }
 
 /**
@@ -322,14 +340,14 @@ export class WarmupRun {
   tasksInFlight(): SentTask[] {
     const out: SentTask[] = [];
     for (const n of this.#nodes.values()) {
-      if (n.phase === 'active' && n.endpoint !== undefined) out.push({ node: n.name, taskId: this.#taskId(n), endpoint: n.endpoint });
+      if (n.phase === 'active' && n.endpoint !== undefined) out.push({ node: n.name, taskId: n.sentId, endpoint: n.endpoint });
     }
     return out;
   }
 
   #taskId(n: NodeState): string {
     const o = this.#opts;
-    return taskId(o.uid, `${o.generation}${o.runTag ?? ''}`, n.name, n.attempt, n.round);
+    return taskId(o.uid, `${o.generation}${o.runTag ?? ''}`, n.name, n.attempt, n.round, n.variant);
   }
 
   /** The nodes warm now (keepWarm: warmed, and not found cold since). */
@@ -487,7 +505,7 @@ export class WarmupRun {
     const now = this.#clock.now();
     const targets = o.targets();
     let changed = false;
-    for (const name of targets.keys()) {
+    for (const [name, target] of targets) {
       if (this.#nodes.has(name)) continue;
       const token = nodeToken(name);
       const finished = this.#succeeded.has(token) ? 'succeeded' : this.#failed.has(token) ? 'failed' : undefined;
@@ -505,6 +523,9 @@ export class WarmupRun {
         // A node resumed warm (a restarted controller) is checked at once.
         checkAt: now,
         round: 0,
+        paths: target.paths ?? o.paths,
+        variant: target.paths ? pathsVariant(target.paths) : '',
+        sentId: '',
       });
       changed = true;
     }
@@ -527,6 +548,7 @@ export class WarmupRun {
         changed = true;
         continue;
       }
+      if (target && this.#takePaths(n, target, now)) changed = true;
       if (n.phase === 'succeeded' || n.phase === 'failed' || n.phase === 'checking') continue;
       if (!target) {
         if (!o.nodeExists(n.name)) {
@@ -555,6 +577,23 @@ export class WarmupRun {
       }
     }
     return changed;
+  }
+
+  /**
+   * Takes a target's paths when they changed (a pod mounting a claim came or went, a volume was
+   * rebound), but not under an attempt or check in flight (it takes them at the next tick).
+   * keepWarm checks a warm node again at once, with the new paths. Returns whether they changed.
+   */
+  #takePaths(n: NodeState, target: NodeTarget, now: number): boolean {
+    const paths = target.paths ?? this.#opts.paths;
+    if (paths === n.paths || n.phase === 'active' || n.phase === 'checking') return false;
+    const variant = target.paths ? pathsVariant(target.paths) : '';
+    n.paths = paths;
+    if (variant === n.variant) return false;
+    n.variant = variant;
+    if (n.phase === 'succeeded' && this.#opts.keepWarm) n.checkAt = now;
+    this.#opts.log.info({ node: n.name, paths: paths.length }, "the node's paths changed");
+    return true;
   }
 
   /** keepWarm: a node that is no longer a target leaves the run; work in flight there is cancelled. */
@@ -604,6 +643,10 @@ export class WarmupRun {
     for (const n of this.#nodes.values()) {
       if (active >= o.parallelism) break;
       if (o.keepWarm && n.phase === 'succeeded' && n.checkAt <= now) {
+        if (this.#nothingFor(n)) {
+          n.checkAt = now + o.keepWarm.recheckMs;
+          continue;
+        }
         const endpoint = targets.get(n.name)?.endpoint;
         if (endpoint === undefined) {
           // Its agent is gone: it cannot be shown warm; warming it again waits for an agent.
@@ -619,6 +662,17 @@ export class WarmupRun {
         continue;
       }
       if ((n.phase !== 'pending' && n.phase !== 'backoff') || n.nextAt > now) continue;
+      if (this.#nothingFor(n)) {
+        // No image, and no path this node can read (a claim's volume it does not mount): done without a task.
+        n.phase = 'succeeded';
+        this.#succeeded.add(n.token);
+        if (o.keepWarm) n.checkAt = now + o.keepWarm.recheckMs;
+        this.#forgetFailure(n.name);
+        this.#started = true;
+        launched = true;
+        o.log.info({ node: n.name }, 'nothing to warm on the node');
+        continue;
+      }
       const endpoint = targets.get(n.name)?.endpoint;
       if (endpoint === undefined) continue;
       // A tag not resolved yet: one node resolves it before the others start.
@@ -636,6 +690,10 @@ export class WarmupRun {
     return launched;
   }
 
+  #nothingFor(n: NodeState): boolean {
+    return this.#opts.images.length === 0 && n.paths.length === 0;
+  }
+
   #attemptsInFlight(): number {
     let count = 0;
     for (const n of this.#nodes.values()) if (n.phase === 'active') count++;
@@ -645,6 +703,7 @@ export class WarmupRun {
   async #attempt(n: NodeState, endpoint: string, abort: AbortController): Promise<void> {
     const o = this.#opts;
     const id = this.#taskId(n);
+    n.sentId = id;
     const log = o.log.child({ node: n.name, taskId: id, attempt: n.attempt });
     const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
     const sentAt = performance.now();
@@ -669,7 +728,7 @@ export class WarmupRun {
     try {
       log.debug({ endpoint }, 'dispatching node task');
       const result = await o.connect(endpoint).warm(
-        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: o.paths, credentials: o.credentials, ...(o.pin ? { pin: true } : {}) },
+        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: n.paths, credentials: o.credentials, ...(o.pin ? { pin: true } : {}) },
         { signal, timeoutMs: o.timeoutMs, onEvent },
       );
       ended = true;
@@ -791,13 +850,13 @@ export class WarmupRun {
   async #check(n: NodeState, endpoint: string, abort: AbortController): Promise<void> {
     const o = this.#opts;
     const kw = o.keepWarm as NonNullable<RunOptions['keepWarm']>;
-    const id = `${o.uid}-g${o.generation}${o.runTag ?? ''}-${n.name}-c${this.#clock.now().toString(36)}`;
+    const id = `${o.uid}-g${o.generation}${o.runTag ?? ''}-${n.name}-${n.variant ? `v${n.variant}-` : ''}c${this.#clock.now().toString(36)}`;
     const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
     let warm = false;
     let why: string;
     try {
       const result = await o.connect(endpoint).warm(
-        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: o.paths, credentials: [], checkOnly: true, minResidentPercent: kw.minResidentPercent },
+        { taskId: id, nodeName: n.name, images: this.#requestImages(), paths: n.paths, credentials: [], checkOnly: true, minResidentPercent: kw.minResidentPercent },
         { signal, timeoutMs: o.timeoutMs, onEvent: () => undefined },
       );
       warm = result.succeeded;
