@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import {
   DAY_MS,
+  absoluteDir,
   HOUR_MS,
   LOG_LEVEL_HELP,
   bool,
@@ -59,6 +60,12 @@ export const CONTROLLER_FLAGS = defineFlags({
     flag: '--warmup-namespaces', env: 'STOKER_WARMUP_NAMESPACES', arg: 'namespace',
     help: 'serve Warmups (read their pull secrets, warm their nodes) only in these namespaces; repeat for more; others fail NamespaceNotAllowed (default: every namespace)',
     schema: listOf(namespace, { unique: true }),
+  }),
+  /** Network volumes (NFS, CSI) a Warmup names by claim are read under it, where a running pod mounts them. */
+  kubeletPodsDir: valueFlag({
+    flag: '--kubelet-pods-dir', env: 'STOKER_KUBELET_PODS_DIR', arg: 'dir', default: '/var/lib/kubelet/pods',
+    help: "the kubelet's pods directory on the nodes: network volumes (NFS, CSI) are read through its mounts there (an allowed root of the agents)",
+    schema: absoluteDir,
   }),
   tlsCertFile: valueFlag({
     flag: '--tls-cert-file', env: 'STOKER_TLS_CERT_FILE', arg: 'file', required: true,

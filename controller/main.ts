@@ -22,12 +22,16 @@ import {
   DiscoveryV1Api,
   type V1EndpointSlice,
   type V1Node,
+  type V1PersistentVolume,
+  type V1PersistentVolumeClaim,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
 import { AgentClientPool, type AgentTls } from './agent-client.js';
-import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupStatus } from './api/types.js';
+import { GROUP, PLURAL, VERSION, isFinished, resolveSpec, type Warmup, type WarmupStatus } from './api/types.js';
+import { ClaimMounts, slimPod } from './volumes/claim-mounts.js';
 import type { ControllerConfig } from './config.js';
 import type { ReadSecret } from './credentials.js';
 import { abortable } from './k8s/abortable.js';
@@ -163,10 +167,40 @@ export async function startController(config: ControllerConfig, deps: Controller
       plain(await discovery.listNamespacedEndpointSlice({ namespace: config.namespace, labelSelector: agentSelector }, abortable(signal))),
     onRestart: onRestart('agent-endpoints'),
   });
+  // Claims a Warmup may name in spec.paths, their volumes, and the running pods that mount claims
+  // (slimmed to uid, node and claim names: pods are many and large).
+  const claims = startInformer<V1PersistentVolumeClaim>({
+    ...informerBase,
+    name: 'persistentvolumeclaims',
+    path: ns ? `/api/v1/namespaces/${ns}/persistentvolumeclaims` : '/api/v1/persistentvolumeclaims',
+    list: async (signal): Promise<ListResult<V1PersistentVolumeClaim>> =>
+      plain(ns ? await core.listNamespacedPersistentVolumeClaim({ namespace: ns }, abortable(signal)) : await core.listPersistentVolumeClaimForAllNamespaces({}, abortable(signal))),
+    onRestart: onRestart('persistentvolumeclaims'),
+  });
+  const volumes = startInformer<V1PersistentVolume>({
+    ...informerBase,
+    name: 'persistentvolumes',
+    path: '/api/v1/persistentvolumes',
+    list: async (signal): Promise<ListResult<V1PersistentVolume>> => plain(await core.listPersistentVolume({}, abortable(signal))),
+    onRestart: onRestart('persistentvolumes'),
+  });
+  const running = 'status.phase=Running';
+  const pods = startInformer<V1Pod>({
+    ...informerBase,
+    name: 'pods',
+    path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
+    fieldSelector: running,
+    deserialize: slimPod,
+    list: async (signal): Promise<ListResult<V1Pod>> =>
+      plain(ns ? await core.listNamespacedPod({ namespace: ns, fieldSelector: running }, abortable(signal)) : await core.listPodForAllNamespaces({ fieldSelector: running }, abortable(signal))),
+    onRestart: onRestart('pods'),
+  });
+  const mounts = new ClaimMounts();
   refs.warmups = warmups;
   const agents = new AgentEndpointDirectory({ informer: slices, service: config.agentService, log });
   refs.agents = agents;
-  refs.synced = () => warmups.hasSynced() && nodes.hasSynced() && slices.hasSynced();
+  const informers = [warmups, nodes, slices, claims, volumes, pods];
+  refs.synced = () => informers.every((i) => i.hasSynced());
 
   const status = new StatusWriter<Warmup, WarmupStatus>({
     kc,
@@ -224,6 +258,25 @@ export async function startController(config: ControllerConfig, deps: Controller
     enqueueUnfinished();
   });
   agents.on('change', enqueueUnfinished);
+  // A claim, its volume or a pod mounting it changed: the Warmups naming that claim (and those
+  // deriving their claims from a workload) resolve it again.
+  const enqueueClaim = (claimKey: string): void => {
+    const [claimNs = '', claimName = ''] = claimKey.split('/');
+    for (const w of warmups.list()) {
+      if ((w.metadata.namespace ?? '') !== claimNs) continue;
+      if (w.spec.workloadRef || resolveSpec(w.spec).claims.some((c) => c.claimName === claimName)) queue.add(objectKey(w));
+    }
+  };
+  for (const event of ['add', 'update', 'delete'] as const) {
+    claims.on(event, (c) => enqueueClaim(objectKey(c)));
+    volumes.on(event, (v) => {
+      const ref = v.spec?.claimRef;
+      if (ref?.name) enqueueClaim(`${ref.namespace ?? ''}/${ref.name}`);
+    });
+  }
+  pods.on('add', (p) => mounts.set(p).forEach(enqueueClaim));
+  pods.on('update', (p) => mounts.set(p).forEach(enqueueClaim));
+  pods.on('delete', (p) => mounts.remove(p).forEach(enqueueClaim));
 
   // Leadership: the reconciler exists only during a term.
   let currentTerm: Promise<void> | undefined;
@@ -236,7 +289,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       const signal = AbortSignal.any([termSignal, root.signal]);
       // Reconcile only from full caches; give up waiting if the term ends first.
       const aborted = new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-      await Promise.race([Promise.all([warmups.synced, nodes.synced, slices.synced]), aborted]);
+      await Promise.race([Promise.all(informers.map((i) => i.synced)), aborted]);
       if (signal.aborted) return;
       leading = true;
       metrics.isLeader.set(1);
@@ -257,6 +310,12 @@ export async function startController(config: ControllerConfig, deps: Controller
         patchNodeLabel,
         registryPolicy: config.registryPolicy,
         warmupNamespaces: config.warmupNamespaces,
+        claims: {
+          claim: (namespace, name) => claims.get(`${namespace}/${name}`),
+          volume: (name) => volumes.get(name),
+          mounts: (namespace, claim) => mounts.mounts(namespace, claim),
+        },
+        kubeletPodsDir: config.kubeletPodsDir,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));
@@ -273,9 +332,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     })().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'leadership term failed'));
   };
 
-  warmups.start();
-  nodes.start();
-  slices.start();
+  for (const i of informers) i.start();
 
   if (config.leaderElect) {
     elector = new LeaderElector({
@@ -318,9 +375,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       clearTimeout(timer);
       queue.shutDown();
       agents.stop();
-      warmups.stop();
-      nodes.stop();
-      slices.stop();
+      for (const i of informers) i.stop();
       await http.close();
       log.info('controller stopped');
       resolveDone();

@@ -57,7 +57,9 @@ import {
   statusIsCurrent,
   workHash,
   validateSpec,
+  MAX_NODE_LIST,
   type ResolvedSpec,
+  type VolumeStatus,
   type Warmup,
   type WarmupStatus,
 } from './api/types.js';
@@ -69,6 +71,7 @@ import type { ReconcileResult } from './k8s/workqueue.js';
 import {
   CANCEL_TIMEOUT_MS,
   cancelTasks,
+  pathsVariant,
   realDispatchClock,
   taskId,
   WarmupRun,
@@ -83,6 +86,7 @@ import { NodeLabeller, nodeLabelKey, type PatchNodeLabel } from './node-label.js
 import { lastTick, nextTick } from './api/schedule.js';
 import { purge, purgeMessage, releasePlan } from './purge.js';
 import { NodeFacts } from './node-facts.js';
+import { DEFAULT_KUBELET_PODS_DIR, resolveClaims, type ClaimLookup, type ClaimPlan } from './volumes/claims.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -147,6 +151,13 @@ export interface ReconcilerDeps {
    * no node is labelled.
    */
   patchNodeLabel?: PatchNodeLabel;
+  /**
+   * PersistentVolumeClaims, PersistentVolumes and the running pods that mount claims (informer
+   * caches), for spec.paths entries that name a claim; without it such a Warmup waits with ClaimNotFound.
+   */
+  claims?: ClaimLookup;
+  /** The kubelet's pods directory on the nodes, where network volumes are read (default /var/lib/kubelet/pods). */
+  kubeletPodsDir?: string;
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -233,6 +244,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   /** What each run's nodes reported beyond done or failed (pinning, residency). */
   const facts = new WeakMap<WarmupRun, NodeFacts>();
   const labeller = deps.patchNodeLabel ? new NodeLabeller({ nodes: deps.nodes, patch: deps.patchNodeLabel, log: deps.log }) : undefined;
+  /** Each Warmup's claims as last resolved (by key): the runs' targets read each node's paths from it. */
+  const plans = new Map<string, ClaimPlan>();
+  const noClaims: ClaimLookup = { claim: () => undefined, volume: () => undefined, mounts: () => [] };
+
+  /** The Warmup's claims resolved now, or the problem that holds it. */
+  function planOf(spec: ResolvedSpec, ns: string): ReturnType<typeof resolveClaims> | undefined {
+    if (spec.claims.length === 0) return undefined;
+    return resolveClaims(spec.claims, ns, deps.claims ?? noClaims, deps.kubeletPodsDir ?? DEFAULT_KUBELET_PODS_DIR, spec.paths);
+  }
 
   /** keepWarm: the run's warm nodes carry the Warmup's label, and no other node does. */
   function syncLabels(entry: RunEntry): Promise<void> {
@@ -295,9 +315,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
     const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '');
     const out: SentTask[] = [];
+    // A Warmup with claims: each node's task id carries the variant of its paths, as resolved now.
+    const plan = plans.get(`${w.metadata.namespace ?? 'default'}/${w.metadata.name ?? ''}`);
     for (const a of w.status?.activeNodeList ?? []) {
       const endpoint = live.get(a.name)?.endpoint;
-      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', `${generation}${tag}`, a.name, a.attempt), endpoint });
+      const node = plan ? deps.nodes.get(a.name) : undefined;
+      const variant = plan && node ? pathsVariant(plan.forNode(node).paths) : '';
+      if (endpoint !== undefined && a.attempt >= 1) out.push({ node: a.name, taskId: taskId(w.metadata.uid ?? '', `${generation}${tag}`, a.name, a.attempt, 0, variant), endpoint });
     }
     return out;
   }
@@ -350,6 +374,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         delete base.pin;
         delete base.residency;
         Object.assign(base, countsOf(run), factsOf(run, resolveSpec(cur.spec), cur.status ?? {}), { recordHash: workHash(resolveSpec(cur.spec)) });
+        const volumes = volumesOf(resolveSpec(cur.spec), plans.get(`${ns}/${name}`));
+        if (volumes) {
+          base.volumes = volumes.list;
+          base.conditions = setCondition(base.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: finishedAt });
+        }
       }
       base.activeNodes = 0;
       delete base.activeNodeList;
@@ -391,9 +420,34 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const out: Pick<WarmupStatus, 'pin' | 'residency'> = {};
     const pin = spec.pin ? (f?.pin(warm) ?? base.pin) : undefined;
     if (pin) out.pin = pin;
-    const residency = spec.paths.length > 0 ? (f?.residency(warm, spec.minResidentPercent) ?? base.residency) : undefined;
+    const residency = spec.paths.length + spec.claims.length > 0 ? (f?.residency(warm, spec.minResidentPercent) ?? base.residency) : undefined;
     if (residency) out.residency = residency;
     return out;
+  }
+
+  /**
+   * status.volumes over the current target nodes, the ClaimsBound message, and a note naming the
+   * claims some nodes do not read (for the Warm and Complete messages); undefined without claims.
+   */
+  function volumesOf(spec: ResolvedSpec, plan: ClaimPlan | undefined): { list: VolumeStatus[]; bound: string; note: string } | undefined {
+    if (!plan || spec.claims.length === 0) return undefined;
+    const nodes = [...targetsOf(spec).targets.keys()].sort().flatMap((n) => {
+      const node = deps.nodes.get(n);
+      return node ? [node] : [];
+    });
+    const notes: string[] = [];
+    const list = plan.claims.map((c): VolumeStatus => {
+      const notRead: string[] = [];
+      for (const n of nodes) if (c.pathOn(n) === undefined) notRead.push(n.metadata?.name ?? '');
+      const v: VolumeStatus = { claimName: c.claim.claimName, volumeName: c.volumeName, type: c.type, nodes: nodes.length - notRead.length };
+      if (notRead.length > 0) {
+        const reason = c.kind === 'local' ? 'VolumeNotOnNode' : 'VolumeNotMounted';
+        Object.assign(v, { notReadNodes: notRead.length, reason, notReadNodeList: notRead.slice(0, MAX_NODE_LIST) });
+        notes.push(`claim ${c.claim.claimName} not read on ${notRead.length} node(s) (${reason})`);
+      }
+      return v;
+    });
+    return { list, bound: `${list.length} claim(s) bound: ${list.map((v) => `${v.claimName} (${v.type} volume ${v.volumeName})`).join(', ')}`, note: notes.join('; ') };
   }
 
   function countsOf(run: WarmupRun): Partial<WarmupStatus> {
@@ -408,14 +462,20 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     };
   }
 
-  /** Nodes the Warmup targets now, with their live agent's endpoint (undefined when none). */
-  function targetsOf(spec: ResolvedSpec): { targets: Map<string, NodeTarget>; explicit: boolean } {
+  /**
+   * Nodes the Warmup targets now, with their live agent's endpoint (undefined when none) and, with
+   * `plan` (its claims resolved), each node's own paths.
+   */
+  function targetsOf(spec: ResolvedSpec, plan?: ClaimPlan): { targets: Map<string, NodeTarget>; explicit: boolean } {
     const live = deps.agents.live(new Date(now()));
     const out = new Map<string, NodeTarget>();
     const sel = spec.nodes;
     const explicit = !!sel && (sel.names !== undefined || sel.selector !== undefined);
     if (!explicit) {
-      for (const [node, a] of live) if (deps.nodes.get(node)) out.set(node, { endpoint: a.endpoint });
+      for (const [node, a] of live) {
+        const n = deps.nodes.get(node);
+        if (n) out.set(node, { endpoint: a.endpoint, ...(plan ? { paths: plan.forNode(n).paths } : {}) });
+      }
       return { targets: out, explicit };
     }
     const names = sel.names ? new Set(sel.names) : undefined;
@@ -424,7 +484,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (!name) continue;
       if (names && !names.has(name)) continue;
       if (sel.selector && !matchesSelector(sel.selector, n.metadata?.labels ?? {})) continue;
-      out.set(name, { endpoint: live.get(name)?.endpoint });
+      out.set(name, { endpoint: live.get(name)?.endpoint, ...(plan ? { paths: plan.forNode(n).paths } : {}) });
     }
     return { targets: out, explicit };
   }
@@ -434,6 +494,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const leading = deps.isLeader() && !deps.signal.aborted;
     if (!w) {
       const [ns = '', name = ''] = key.split('/');
+      plans.delete(key);
       deps.status.forget(ns, name);
       // Gone without this controller removing its finalizer (it had none, or someone removed it).
       if (leading) {
@@ -529,6 +590,35 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return;
     }
 
+    const resolved = planOf(spec, ns);
+    if (resolved && 'problem' in resolved) {
+      const { problem } = resolved;
+      plans.delete(key);
+      if (problem.reason === 'InvalidPath') {
+        await stopWork(key, w, 'invalid claim subPath');
+        await finish(w, 'Failed', problem.reason, problem.message, undefined, due);
+        return;
+      }
+      // A claim missing or not bound yet (WaitForFirstConsumer binds at the first pod): hold, and
+      // go on when it is (a PVC or PV change queues this Warmup).
+      await stopWork(key, w, 'claim not ready');
+      const at = new Date(now()).toISOString();
+      deps.status.schedule(ns, name, (cur) => {
+        if (cur.metadata.uid !== uid || isFinished(cur.status)) return undefined;
+        const s: WarmupStatus = { ...(cur.status ?? {}) };
+        s.phase ??= 'Pending';
+        s.activeNodes = 0;
+        delete s.activeNodeList;
+        s.observedGeneration = cur.metadata.generation ?? 0;
+        s.conditions = setCondition(s.conditions, { type: 'ClaimsBound', status: 'False', reason: problem.reason, message: problem.message, lastTransitionTime: at });
+        return s;
+      });
+      log.info({ claim: problem.claimName, reason: problem.reason }, 'waiting for a claim');
+      return { requeueAfterMs: tuning.resyncMs };
+    }
+    if (resolved) plans.set(key, resolved);
+    else plans.delete(key);
+
     // Before any task is sent, so that a deletion waits until the tasks are cancelled.
     await setFinalizer(w, true);
 
@@ -547,7 +637,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
         throw err;
       }
-      const { targets, explicit } = targetsOf(spec);
+      const { targets, explicit } = targetsOf(spec, plans.get(key));
       const work = workKey(spec, credentials);
       const superseded = entry ? await replaceRun(entry, work, targets) : [];
       // Nodes done for other work, or for a finished run this one repeats, are not done for this one.
@@ -565,7 +655,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       entry = startRun(w, spec, credentials, record, current, log, work, superseded, due);
       runs.set(key, entry);
       if (w.status?.phase !== 'Running') {
-        deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length} path(s) on ${targets.size} node(s)`);
+        deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length + spec.claims.length} path(s) on ${targets.size} node(s)`);
       }
       publish(entry);
     }
@@ -659,7 +749,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       ...(spec.keepWarm ? {} : { runTag: runTag(rerun, due) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
-        return targetsOf(spec).targets;
+        return targetsOf(spec, plans.get(key)).targets;
       },
       nodeExists: (node) => deps.nodes.get(node) !== undefined,
       connect,
@@ -712,7 +802,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       } else if (outcome.desired === 0) {
         await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run, entry.due);
       } else if (outcome.failed === 0) {
-        await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed`, entry.run, entry.due);
+        const note = volumesOf(resolveSpec(w.spec), plans.get(key))?.note;
+        await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed${note ? `; ${note}` : ''}`, entry.run, entry.due);
       } else {
         await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run, entry.due);
       }
@@ -753,6 +844,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       delete status.pin;
       delete status.residency;
       Object.assign(status, factsOf(run, resolveSpec(cur.spec), base));
+      const volumes = volumesOf(resolveSpec(cur.spec), plans.get(`${namespace}/${name}`));
+      if (volumes) {
+        status.volumes = volumes.list;
+        status.conditions = setCondition(status.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: startedAt });
+      } else delete status.volumes;
       if (entry.due) status.lastScheduleTime = entry.due;
       else delete status.lastScheduleTime;
       if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);
@@ -762,7 +858,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (keepWarm) {
         // Nodes in flight are not warm yet: counts say how many are.
         status.phase = 'Running';
-        status.conditions = setCondition(status.conditions, warmCondition(s, startedAt));
+        status.conditions = setCondition(status.conditions, warmCondition(s, startedAt, volumes?.note));
       }
       return status;
     });
@@ -779,7 +875,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 }
 
 /** keepWarm's Warm condition: True while every current target node is warm, with the counts. */
-export function warmCondition(s: Pick<RunSnapshot, 'desiredNodes' | 'succeededNodes' | 'failedNodes' | 'activeNodes'>, at: string): ConditionUpdate {
+export function warmCondition(s: Pick<RunSnapshot, 'desiredNodes' | 'succeededNodes' | 'failedNodes' | 'activeNodes'>, at: string, note?: string): ConditionUpdate {
   if (s.desiredNodes === 0) {
     return { type: 'Warm', status: 'False', reason: 'NoMatchingNodes', message: 'no target node yet: nodes that join or start matching later are warmed', lastTransitionTime: at };
   }
@@ -787,12 +883,14 @@ export function warmCondition(s: Pick<RunSnapshot, 'desiredNodes' | 'succeededNo
   const parts = [`${s.succeededNodes} of ${s.desiredNodes} node(s) warm`];
   if (s.activeNodes > 0) parts.push(`${s.activeNodes} warming`);
   if (s.failedNodes > 0) parts.push(`${s.failedNodes} failed, tried again at their next recheck`);
+  // Nodes that do not read a claim's volume are warm for the rest: a note, not a failure.
+  if (note) parts.push(note);
   return { type: 'Warm', status: all ? 'True' : 'False', reason: all ? 'AllNodesWarm' : 'NodesNotWarm', message: parts.join('; '), lastTransitionTime: at };
 }
 
 /** A key for what each node task of a run does: equal keys, identical Warm requests but for the id. */
 function workKey(spec: ResolvedSpec, credentials: ReturnType<typeof credentialsForImages>): string {
-  return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, credentials])).digest('hex');
+  return createHash('sha256').update(JSON.stringify([spec.images, spec.paths, credentials, ...(spec.claims.length > 0 ? [spec.claims] : [])])).digest('hex');
 }
 
 function namespaceMessage(ns: string, served: ReadonlySet<string>): string {
