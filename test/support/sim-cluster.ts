@@ -13,7 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { resolveAgentConfig } from '../../agent/config.js';
-import { resolveControllerConfig } from '../../controller/config.js';
+import { resolveControllerConfig, type ControllerFlagInput } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/main.js';
 import { startAgent, type RunningAgent } from '../../agent/run.js';
 import { createLogger, type Logger } from '../../proto/common/log.js';
@@ -52,6 +52,8 @@ export interface SimNodeOptions {
   service?: string;
   /** Directory the agent may warm files from (created). */
   allowedRoot?: string;
+  /** More directories the agent may warm files from (created), e.g. a kubelet pods directory shared by the nodes. */
+  moreRoots?: string[];
   log?: Logger;
   /** Skip creating the Node object (it exists already). */
   nodeExists?: boolean;
@@ -71,7 +73,8 @@ export async function ensureNamespace(kc: KubeConfig, name: string): Promise<voi
 export async function startSimNode(opts: SimNodeOptions): Promise<SimNode> {
   const log = opts.log ?? createLogger({ name: 'stoker-agent', level: 'warn' });
   if (!opts.nodeExists) await createNode(opts.kc, opts.name, opts.labels ?? {});
-  if (opts.allowedRoot) await mkdir(opts.allowedRoot, { recursive: true });
+  const roots = [...(opts.allowedRoot ? [opts.allowedRoot] : []), ...(opts.moreRoots ?? [])];
+  for (const r of roots) await mkdir(r, { recursive: true });
   const address = agentAddress();
   const where = { namespace: opts.namespace, node: opts.name, ...(opts.service ? { service: opts.service } : {}) };
   const config = resolveAgentConfig({
@@ -84,7 +87,7 @@ export async function startSimNode(opts: SimNodeOptions): Promise<SimNode> {
     clientCaFile: opts.certs.caCert,
     runtimeProbeInterval: '2s',
     logLevel: 'warn',
-    ...(opts.allowedRoot ? { allowedRoot: [opts.allowedRoot] } : {}),
+    ...(roots.length > 0 ? { allowedRoot: roots } : {}),
   });
   let port = 0;
   const node: SimNode = {
@@ -171,9 +174,9 @@ export function rootFor(dir: string, node: string): string {
 
 /**
  * Starts the controller in this process against `kube`, with the test certificates, no leader
- * election and warn-level logs: what the simulated-cluster tests share.
+ * election and warn-level logs: what the simulated-cluster tests share; `flags` adds or overrides.
  */
-export function startTestController(kube: Pick<Kube, 'kubeconfigPath'>, certs: Certificates, namespace: string): Promise<RunningController> {
+export function startTestController(kube: Pick<Kube, 'kubeconfigPath'>, certs: Certificates, namespace: string, flags: ControllerFlagInput = {}): Promise<RunningController> {
   return startController(
     resolveControllerConfig({
       kubeconfig: kube.kubeconfigPath,
@@ -184,6 +187,7 @@ export function startTestController(kube: Pick<Kube, 'kubeconfigPath'>, certs: C
       httpListen: '127.0.0.1:0',
       leaderElect: 'false',
       logLevel: 'warn',
+      ...flags,
     }),
     { log: createLogger({ name: 'stoker-controller', level: 'warn' }) },
   );
