@@ -156,13 +156,30 @@ describe('helm chart', () => {
     );
     const ds = docs.find((d) => d.kind === 'DaemonSet') as unknown as Workload;
     const env = ds.spec.template.spec.containers[0]?.env ?? [];
-    expect(env.find((e) => e.name === 'STOKER_ALLOWED_ROOTS')?.value).toBe('/models,/data/weights');
+    expect(env.find((e) => e.name === 'STOKER_ALLOWED_ROOTS')?.value).toBe('/models,/data/weights,/var/lib/kubelet/pods');
     expect(ds.spec.template.spec.volumes.map((v) => v.hostPath?.path).filter(Boolean)).toEqual([
       '/run/containerd/containerd.sock',
       '/var/lib/containerd',
       '/models',
       '/data/weights',
+      '/var/lib/kubelet/pods',
     ]);
+    // The kubelet's pods directory, read-only, with the mounts of pods that start later.
+    const mounts = (ds.spec.template.spec.containers[0] as { volumeMounts?: { name: string }[] }).volumeMounts ?? [];
+    expect(mounts.find((m) => m.name === 'kubelet-pods')).toEqual({ name: 'kubelet-pods', mountPath: '/var/lib/kubelet/pods', readOnly: true, mountPropagation: 'HostToContainer' });
+    const deployment = docs.find((d) => d.kind === 'Deployment') as unknown as Workload;
+    expect(deployment.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'STOKER_KUBELET_PODS_DIR')?.value).toBe('/var/lib/kubelet/pods');
+    // No Warmup unless values.warmups lists some.
+    expect(docs.filter((d) => d.kind === 'Warmup')).toEqual([]);
+
+    // kubeletPodsDir empty: neither mounted nor an allowed root, and the controller is not told of it.
+    const off = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...values, '--set', 'kubeletPodsDir=']))
+      .map((d) => d.toJS() as Obj | null)
+      .filter((d): d is Obj => d !== null);
+    const offDs = off.find((d) => d.kind === 'DaemonSet') as unknown as Workload;
+    expect(offDs.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'STOKER_ALLOWED_ROOTS')?.value).toBe('/models,/data/weights');
+    expect(offDs.spec.template.spec.volumes.map((v) => v.name)).not.toContain('kubelet-pods');
+    expect((off.find((d) => d.kind === 'Deployment') as unknown as Workload).spec.template.spec.containers[0]?.env?.map((e) => e.name)).not.toContain('STOKER_KUBELET_PODS_DIR');
   });
 
   it('sets only settings the agent and the controller know', async () => {
@@ -197,7 +214,7 @@ describe('helm chart', () => {
     const config = resolveAgentConfig({}, agentVars);
     expect(config).toMatchObject({
       nodeName: 'gpu-node-1',
-      allowedRoots: ['/models', '/data/weights'],
+      allowedRoots: ['/models', '/data/weights', '/var/lib/kubelet/pods'],
       criEndpoint: 'unix:///host-cri/containerd.sock',
       controllerName: 'stoker-controller',
     });
@@ -265,6 +282,53 @@ describe('helm chart', () => {
     expect(await kube.kubectl(['get', 'crd', 'warmups.stoker.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])).toBe('True');
   });
 
+  it('renders values.warmups as Warmups in the release namespace, which the API server accepts', async () => {
+    const file = join(kube.dir, 'warmups-values.yaml');
+    await writeFile(file, [
+      'warmups:',
+      '  - name: llama',
+      '    images:',
+      '      - image: vllm/vllm-openai:v0.7.0',
+      '    paths:',
+      '      - path: /models/llama',
+      '        include: ["*.safetensors"]',
+      '      - persistentVolumeClaim:',
+      '          claimName: datasets',
+      '          subPath: eval',
+      '    nodes:',
+      '      selector:',
+      '        matchLabels:',
+      '          pool: gpu',
+      '    keepWarm: true',
+      '    policy:',
+      '      parallelism: 20',
+      '  - name: nightly',
+      '    images:',
+      '      - image: ghcr.io/example/eval:latest',
+      '        pullPolicy: Always',
+      '    schedule: "0 2 * * *"',
+      '',
+    ].join('\n'));
+    const out = await kube.helm(['template', 'stoker', chart, '-n', ns, ...values, '-f', file]);
+    const warmups = parseAllDocuments(out)
+      .map((d) => d.toJS() as Obj | null)
+      .filter((d): d is Obj => d?.kind === 'Warmup');
+    expect(warmups.map((w) => `${w.metadata.namespace ?? ''}/${w.metadata.name}`)).toEqual([`${ns}/llama`, `${ns}/nightly`]);
+    expect(warmups[0]?.spec).toEqual({
+      images: [{ image: 'vllm/vllm-openai:v0.7.0' }],
+      paths: [{ path: '/models/llama', include: ['*.safetensors'] }, { persistentVolumeClaim: { claimName: 'datasets', subPath: 'eval' } }],
+      nodes: { selector: { matchLabels: { pool: 'gpu' } } },
+      keepWarm: true,
+      policy: { parallelism: 20 },
+    });
+    expect(warmups[1]?.spec).toEqual({ images: [{ image: 'ghcr.io/example/eval:latest', pullPolicy: 'Always' }], schedule: '0 2 * * *' });
+    // The API server (the chart's CRD, with its schema and CEL rules) accepts both as rendered.
+    const applied = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: warmups.map((w) => JSON.stringify(w)).join('\n') });
+    expect(applied.trim().split('\n')).toEqual(['warmup.stoker.io/llama created (server dry run)', 'warmup.stoker.io/nightly created (server dry run)']);
+    // A name is required.
+    await expect(kube.helm(['template', 'stoker', chart, '-n', ns, ...values, '--set', 'warmups[0].keepWarm=true'])).rejects.toThrow('warmups[].name is required');
+  });
+
   it('grants the controller and the agents what they need, and no more', async () => {
     // Controller.
     expect(await can(controllerSA, 'watch', 'warmups.stoker.io', '-A')).toBe(true);
@@ -293,6 +357,17 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'watch', 'endpointslices.discovery.k8s.io', '-n', ns)).toBe(true);
     expect(await can(controllerSA, 'update', 'endpointslices.discovery.k8s.io', '-n', ns)).toBe(false);
     expect(await can(controllerSA, 'create', 'pods', '-n', ns)).toBe(false);
+    // Claims named in spec.paths, their volumes, and the running pods that mount them: read through informers only.
+    for (const resource of ['persistentvolumeclaims', 'pods']) {
+      for (const verb of ['list', 'watch']) expect(await can(controllerSA, verb, resource, '-n', 'team-a'), `${verb} ${resource}`).toBe(true);
+      for (const verb of ['create', 'update', 'delete']) expect(await can(controllerSA, verb, resource, '-n', 'team-a'), `${verb} ${resource}`).toBe(false);
+    }
+    for (const verb of ['list', 'watch']) expect(await can(controllerSA, verb, 'persistentvolumes'), `${verb} persistentvolumes`).toBe(true);
+    for (const verb of ['create', 'update', 'delete']) expect(await can(controllerSA, verb, 'persistentvolumes'), `${verb} persistentvolumes`).toBe(false);
+    expect(await can(controllerSA, 'get', 'pods', '-n', 'team-a')).toBe(false);
+    expect(await can(controllerSA, 'get', 'pods', '--subresource', 'exec', '-n', 'team-a')).toBe(false);
+    expect(await can(agentSA, 'list', 'persistentvolumes')).toBe(false);
+    expect(await can(agentSA, 'list', 'pods', '-n', ns)).toBe(false);
     // Agent: nothing at all. Above all not the controller's leader Lease, another node's
     // announcement, or where Kubernetes says an agent is.
     expect(await can(agentSA, 'update', 'leases/stoker-controller', '-n', ns)).toBe(false);
