@@ -1,5 +1,6 @@
-// `stoker controller` wired together: informers (Warmups, Nodes, the agents' EndpointSlices) feed a
-// level-triggered work queue; while this replica leads, workers hand each key to the reconciler
+// `stoker controller` wired together: informers (Warmups, Nodes, the agents' EndpointSlices, and
+// the PVCs, PVs and running pods behind claims in spec.paths) feed a level-triggered work queue;
+// while this replica leads, workers hand each key to the reconciler
 // (controller/reconcile.ts). Status goes through the rate-bounded StatusWriter, Events through the
 // EventRecorder. HTTP serves /healthz, /readyz (informers synced) and /metrics.
 //
