@@ -848,7 +848,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (volumes) {
         status.volumes = volumes.list;
         status.conditions = setCondition(status.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: startedAt });
-      } else delete status.volumes;
+      } else {
+        // No claims (any more): nothing to say about them.
+        delete status.volumes;
+        if (status.conditions?.some((c) => c.type === 'ClaimsBound')) status.conditions = status.conditions.filter((c) => c.type !== 'ClaimsBound');
+      }
       if (entry.due) status.lastScheduleTime = entry.due;
       else delete status.lastScheduleTime;
       if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);
