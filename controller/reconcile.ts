@@ -613,6 +613,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         s.conditions = setCondition(s.conditions, { type: 'ClaimsBound', status: 'False', reason: problem.reason, message: problem.message, lastTransitionTime: at });
         return s;
       });
+      // Nodes are not kept warm while it waits: they do not say they are.
+      await dropLabels(ns, name, w);
       log.info({ claim: problem.claimName, reason: problem.reason }, 'waiting for a claim');
       return { requeueAfterMs: tuning.resyncMs };
     }
