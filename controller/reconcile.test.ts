@@ -839,3 +839,40 @@ describe('reconcile: spec.schedule', () => {
     await r.stop();
   });
 });
+
+describe('reconcile: persistentVolumeClaims in spec.paths', () => {
+  it('waits with ClaimsBound False naming a missing claim, then warms each node with its own paths and notes the nodes that do not mount the volume', async () => {
+    const c = fakeCluster({ a: {}, b: {} }, ['a', 'b']);
+    /** A fake lookup: the claim appears when the test binds it; a pod on node a mounts it. */
+    let bound = false;
+    c.deps.claims = {
+      claim: (ns, name) => (bound && ns === 'ns' && name === 'data' ? { metadata: { name, namespace: ns }, spec: { volumeName: 'pv-nfs' }, status: { phase: 'Bound' } } : undefined),
+      volume: (name) => (name === 'pv-nfs' ? { metadata: { name }, spec: { nfs: { server: 's', path: '/e' } } } : undefined),
+      mounts: (ns, claim) => (ns === 'ns' && claim === 'data' ? [{ node: 'a', podUid: 'u1' }] : []),
+    };
+    c.deps.kubeletPodsDir = '/k';
+    const key = c.add('w', { images: [{ image: PINNED_APP }], paths: [{ persistentVolumeClaim: { claimName: 'data' } }] });
+    const r = createReconciler(c.deps);
+    expect(await r.reconcile(key)).toEqual({ requeueAfterMs: 10_000 });
+    const held = c.warmups.get(key)!.status!;
+    expect(held.phase).toBe('Pending');
+    expect(held.conditions?.find((x) => x.type === 'ClaimsBound')).toMatchObject({ status: 'False', reason: 'ClaimNotFound', message: 'persistentVolumeClaim "data" does not exist in namespace "ns"; warming waits for it' });
+    expect(c.requests).toEqual([]);
+
+    bound = true;
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
+    const st = c.warmups.get(key)!.status!;
+    expect(st).toMatchObject({ desiredNodes: 2, succeededNodes: 2, failedNodes: 0 });
+    expect(st.volumes).toEqual([{ claimName: 'data', volumeName: 'pv-nfs', type: 'nfs', nodes: 1, notReadNodes: 1, reason: 'VolumeNotMounted', notReadNodeList: ['b'] }]);
+    expect(st.conditions?.find((x) => x.type === 'ClaimsBound')).toMatchObject({ status: 'True', reason: 'ClaimsBound' });
+    expect(st.conditions?.find((x) => x.type === 'Complete')?.message).toBe('2 of 2 node(s) warmed; claim data not read on 1 node(s) (VolumeNotMounted)');
+    // Node a reads the kubelet's mount; node b gets the image only, under a task id of its own paths.
+    const byNode = new Map(c.requests.map((q) => [q.nodeName, q]));
+    expect(byNode.get('a')?.paths?.map((p) => p.path)).toEqual(['/k/u1/volumes/kubernetes.io~nfs/pv-nfs']);
+    expect(byNode.get('b')?.paths).toEqual([]);
+    expect(byNode.get('b')?.images?.map((i) => i.image)).toEqual([PINNED_APP]);
+    expect(byNode.get('a')?.taskId).toMatch(/^uid-w-g1-a-v[A-Za-z0-9]{8}-a1$/);
+    await c.clock.run(r.stop());
+  });
+});
