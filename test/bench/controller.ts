@@ -1,6 +1,7 @@
-// Benchmark: the controller's fan-out over 50, 100 and 200 simulated nodes.
+// Benchmark: the controller's fan-out over 50, 100 and 200 simulated nodes (or --nodes N: 200
+// and N, e.g. 1000).
 //
-//   npx tsx test/bench/controller.ts [--rounds N] [--sizes 50,100,200] [--parallelism P]
+//   npx tsx test/bench/controller.ts [--rounds N] [--sizes 50,100,200 | --nodes 1000] [--parallelism P]
 //
 // The fleet of test/bench/fleet.ts: a real kube-apiserver, one containerd with a small image already
 // present, and one real agent per simulated node (agent/run.ts startAgent, all in this process,
@@ -14,9 +15,10 @@
 // - the plain tool: the same N Warm calls straight to the agents over mutual TLS with the same
 //   parallelism, no Kubernetes at all (the floor any controller stands on).
 // Prints medians over the rounds: Stoker's time, the plain tool's, their difference (the
-// controller's overhead; target under 10 s at 200 nodes), the ratio, status writes per Warmup
-// (checked in every round against at most one a second of its run plus the final write), and the
-// controller's peak RSS.
+// controller's overhead; target under 10 s), the ratio, status writes per Warmup (checked in every
+// round against at most one a second of its run plus the final write), and the controller's peak
+// RSS (targets: 120 MB at 200 nodes, 150 MB at 1,000). Also the controller's RSS once it sees
+// every agent, before the first Warmup, and this process's (all the simulated agents').
 import * as grpc from '@grpc/grpc-js';
 import pLimit from 'p-limit';
 import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
@@ -29,11 +31,14 @@ const flag = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
-const SIZES = (flag('--sizes') ?? '50,100,200').split(',').map(Number);
+const NODES = flag('--nodes');
+const SIZES = (flag('--sizes') ?? (NODES ? `200,${NODES}` : '50,100,200')).split(',').map(Number);
 const PARALLELISM = Number(flag('--parallelism') ?? 20);
 const MAX_NODES = Math.max(...SIZES);
 const NS = 'default';
 const OVERHEAD_TARGET_S = 10;
+/** Controller RSS targets: up to 200 nodes, and up to 1,000. */
+const rssTargetMb = (nodes: number) => (nodes <= 200 ? 120 : 150);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,11 +58,14 @@ function warmOne(client: AgentClient, taskId: string, nodeName: string, image: s
 const fleet = await startFleet({
   nodes: MAX_NODES,
   image: 'bench/fanout',
-  labels: (i) => ({ 'bench.stoker.io/first-50': String(i < 50), 'bench.stoker.io/first-100': String(i < 100) }),
+  labels: (i) => Object.fromEntries(SIZES.filter((s) => s < MAX_NODES).map((s) => [`bench.stoker.io/first-${s}`, String(i < s)])),
   tmpPrefix: 'stoker-bench-controller-',
 });
 try {
   const { kube, certs, image, nodes, controllerPid: pid } = fleet;
+  const idleRss = rssMb(pid);
+  const agentsRss = rssMb(process.pid);
+  process.stderr.write(`controller RSS with ${MAX_NODES} live agents, before any Warmup: ${idleRss.toFixed(0)} MB; this process (the agents): ${agentsRss.toFixed(0)} MB\n`);
   const api = warmupApi(kube.kubeConfig);
   const clients = new Map<string, AgentClient>();
   const Agent = agentProto().Agent;
@@ -127,7 +135,8 @@ try {
   for (const c of clients.values()) c.close();
 
   console.log(`\nController fan-out: medians of ${ROUNDS} rounds, parallelism ${PARALLELISM}, image already present on every node`);
-  console.log('nodes | Stoker create->Succeeded | plain direct fan-out | overhead (target < 10 s) | ratio | status writes (bound: 1/s + final) | controller RSS peak');
+  console.log(`controller RSS with ${MAX_NODES} live agents before any Warmup: ${idleRss.toFixed(0)} MB; simulated agents' process: ${agentsRss.toFixed(0)} MB`);
+  console.log('nodes | Stoker create->Succeeded | plain direct fan-out | overhead (target < 10 s) | ratio | status writes (bound: 1/s + final) | controller RSS peak (target)');
   for (const size of SIZES) {
     const xs = results.get(size)!;
     const stoker = median(xs.map((x) => x.stoker));
@@ -138,7 +147,7 @@ try {
     const rss = median(xs.map((x) => x.rss));
     const overhead = stoker - plain;
     console.log(
-      `${String(size).padStart(5)} | ${stoker.toFixed(2).padStart(8)} s | ${plain.toFixed(2).padStart(8)} s | ${overhead.toFixed(2).padStart(6)} s ${overhead < OVERHEAD_TARGET_S ? 'ok' : 'OVER'} | ${(stoker / plain).toFixed(1).padStart(5)}x | ${writes.toFixed(0).padStart(3)} ${withinBound ? 'ok' : 'OVER'} | ${rss.toFixed(0)} MB`,
+      `${String(size).padStart(5)} | ${stoker.toFixed(2).padStart(8)} s | ${plain.toFixed(2).padStart(8)} s | ${overhead.toFixed(2).padStart(6)} s ${overhead < OVERHEAD_TARGET_S ? 'ok' : 'OVER'} | ${(stoker / plain).toFixed(1).padStart(5)}x | ${writes.toFixed(0).padStart(3)} ${withinBound ? 'ok' : 'OVER'} | ${rss.toFixed(0)} MB (<= ${rssTargetMb(size)} MB ${rss <= rssTargetMb(size) ? 'ok' : 'OVER'})`,
     );
   }
 } finally {

@@ -7,22 +7,25 @@
 // and the ratio to the reference tool:
 // - large:  4 shards of ~700 MB; Stoker vs `vmtouch -t` and `cat`, and its GB/s vs `fio`
 //           O_DIRECT sequential reads of the same files (the disk's own limit);
-// - small:  5,000 files of 64 KiB; Stoker vs `vmtouch -t`;
+// - small:  5,000 files of 64 KiB; Stoker vs `vmtouch -t`, and the bundled CLI as a whole process
+//           (`node dist/bin/stoker.cjs warm --path`, start-up included) vs the `vmtouch -t` process;
 // - sshfs:  the same small files over sshfs (-o kernel_cache) from a private sshd on 127.0.0.1;
 // - loader: reading every byte of the shards, as a model loader does, after Stoker's warm vs
 //           after eviction;
 // - sweep:  readers x buffer size, to choose the defaults (not run unless asked for).
 // Stoker is timed as the library call warmFiles() with its defaults (residency before and
-// after included), in this process; "no residency" is the same call without measuring it.
+// after included), in this process; "no residency" is the same call without measuring it;
+// "stoker warm (process)" is the built CLI, timed from spawn to exit as a user runs it.
 // Data lives in a temp dir that is removed at the end.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from '../support/proc.js';
 
 // Readers run on libuv's thread pool, sized from the environment before the first file call:
 // run again with the size Stoker's CLI uses unless the caller chose one.
@@ -51,6 +54,7 @@ const SMALL_FILES = 5000;
 const SMALL_BYTES = 64 * 1024;
 
 const never = new AbortController().signal;
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -76,6 +80,14 @@ async function listFiles(dir: string): Promise<string[]> {
 /** Runs a command, failing loudly on a non-zero exit. */
 async function sh(cmd: string, argv: string[]): Promise<void> {
   await exec(cmd, argv, { maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** The bundled CLI as a user runs it: `stoker warm --path DIR`, from spawn to exit. */
+async function stokerProcess(dir: string): Promise<void> {
+  // Its own environment: the launcher sizes libuv's pool itself when the user has not.
+  const env = { ...process.env };
+  delete env.UV_THREADPOOL_SIZE;
+  await exec(process.execPath, [CLI, 'warm', '--path', dir, '--allowed-root', dir, '--budget', 'off', '--json'], { env, maxBuffer: 64 * 1024 * 1024 });
 }
 
 async function stokerWarm(dir: string, extra: { readers?: number; bufferBytes?: number; residency?: boolean } = {}): Promise<void> {
@@ -122,8 +134,8 @@ function report(title: string, bytes: number, times: Map<string, number[]>, refe
   const ref = median(times.get(reference) ?? []);
   for (const [name, xs] of times) {
     const m = median(xs);
-    const ratio = name === 'stoker' && ref > 0 ? `  stoker/${reference} = ${(m / ref).toFixed(2)}${target ? ` (target ${target})` : ''}` : '';
-    console.log(`${name.padEnd(12)} ${m.toFixed(3)} s  ${(bytes / m / 1e9).toFixed(2)} GB/s   [${xs.map((x) => x.toFixed(2)).join(' ')}]${ratio}`);
+    const ratio = name.startsWith('stoker') && ref > 0 ? `  ${name}/${reference} = ${(m / ref).toFixed(2)}${target ? ` (target ${target})` : ''}` : '';
+    console.log(`${name.padEnd(22)} ${m.toFixed(3)} s  ${(bytes / m / 1e9).toFixed(2)} GB/s   [${xs.map((x) => x.toFixed(2)).join(' ')}]${ratio}`);
   }
 }
 
@@ -213,6 +225,7 @@ async function sshfsMount(work: string, remote: string): Promise<{ mount: string
 }
 
 async function main(): Promise<void> {
+  if (!existsSync(CLI)) await sh('npm', ['run', 'build']);
   const work = await mkdtemp(join(tmpdir(), 'stoker-bench-files-'));
   const cleanups: (() => Promise<void>)[] = [];
   const onSignal = (): void => {
@@ -273,6 +286,7 @@ async function main(): Promise<void> {
       const times = await rounds('small', [small], [
         { name: 'stoker', run: () => stokerWarm(small) },
         { name: 'no residency', run: () => stokerWarm(small, { residency: false }) },
+        { name: 'stoker warm (process)', run: () => stokerProcess(small) },
         { name: 'vmtouch -t', run: () => sh('vmtouch', ['-q', '-t', small]) },
       ]);
       report(`${SMALL_FILES} files of 64 KiB, local disk`, SMALL_FILES * SMALL_BYTES, times, 'vmtouch -t', '<= 0.75');

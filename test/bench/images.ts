@@ -1,6 +1,6 @@
 // Benchmark: pulling images with `stoker warm` against a bare CRI PullImage.
 //
-//   npx tsx test/bench/images.ts [--rounds N] [--size-mb MB] [--only single,parallel]
+//   npx tsx test/bench/images.ts [--rounds N] [--size-mb MB] [--only single,present,parallel]
 //
 // A private containerd and registry on loopback (test/support). Every pull is cold: before each
 // run the image is removed from containerd and its blobs garbage-collected. Within a round the
@@ -9,6 +9,10 @@
 // - single:   one ~100 MB image (4 layers). `stoker warm` (the built CLI, a process) against a
 //             bare CRI PullImage from a minimal grpc-js process (what crictl does); and, without
 //             process start-up, warmImages() against PullImage in this process. Target <= 1.1.
+// - present:  the same CLI when the image is already there (pull policy IfNotPresent, nothing to
+//             pull): `stoker warm` (the bundled CLI, a process) against a bare Node gRPC client
+//             process asking ImageStatus (test/bench/bare-image-status.js). Target <= 1.2. Nothing
+//             is removed between runs; 3x the rounds, as each run is short.
 // - parallel: 8 images of ~12 MB. `stoker warm` with all 8 at once against the same 8 pulled one
 //             after another with bare PullImage calls. Target <= 0.5. Run twice: straight from
 //             the loopback registry (bound by containerd's CPU work, which 8 pulls share), and
@@ -73,7 +77,7 @@ const flag = (name: string): string | undefined => {
 };
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZE_MB = Number(flag('--size-mb') ?? 100);
-const ONLY = new Set((flag('--only') ?? 'single,parallel').split(','));
+const ONLY = new Set((flag('--only') ?? 'single,present,parallel').split(','));
 const CONN_MBPS = Number(flag('--conn-mbps') ?? 25);
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 
@@ -120,14 +124,17 @@ client.close();
 const bareProcess = (endpoint: string, images: string[]): Promise<void> =>
   proc(process.execPath, ['--input-type=module', '-e', BARE_PULL, endpoint, ...images]);
 
-const stokerProcess = (endpoint: string, images: string[], concurrency: number): Promise<void> =>
+const bareStatusProcess = (endpoint: string, images: string[]): Promise<void> =>
+  proc(process.execPath, [join(REPO_ROOT, 'test', 'bench', 'bare-image-status.js'), endpoint, ...images]);
+
+const stokerProcess = (endpoint: string, images: string[], concurrency: number, pullPolicy = 'Always'): Promise<void> =>
   proc(process.execPath, [
     CLI,
     'warm',
     '--cri-endpoint',
     endpoint,
     '--pull-policy',
-    'Always',
+    pullPolicy,
     '--concurrency',
     String(concurrency),
     '--json',
@@ -161,22 +168,22 @@ interface Contender {
 }
 
 /** Rounds of interleaved contenders, each after `reset`; returns the seconds per contender. */
-async function rounds(contenders: Contender[], reset: () => Promise<void>): Promise<Map<string, number[]>> {
+async function rounds(contenders: Contender[], reset: () => Promise<void>, count = ROUNDS): Promise<Map<string, number[]>> {
   const times = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < count; round++) {
     const order = round % 2 === 0 ? contenders : [...contenders].reverse();
     for (const c of order) {
       await reset();
       const t = await timed(c.run);
       times.get(c.name)?.push(t);
     }
-    process.stderr.write(`  round ${round + 1}/${ROUNDS}: ${order.map((c) => `${c.name} ${times.get(c.name)?.at(-1)?.toFixed(2)}s`).join(', ')}\n`);
+    process.stderr.write(`  round ${round + 1}/${count}: ${order.map((c) => `${c.name} ${times.get(c.name)?.at(-1)?.toFixed(2)}s`).join(', ')}\n`);
   }
   return times;
 }
 
-function report(title: string, times: Map<string, number[]>, pairs: [string, string, string][]): void {
-  console.log(`\n${title} (${ROUNDS} rounds, cold pulls, medians)`);
+function report(title: string, times: Map<string, number[]>, pairs: [string, string, string][], how = `${ROUNDS} rounds, cold pulls`): void {
+  console.log(`\n${title} (${how}, medians)`);
   for (const [name, ts] of times) console.log(`  ${name.padEnd(34)} ${median(ts).toFixed(2)} s`);
   for (const [a, b, target] of pairs) {
     const ratio = median(times.get(a) ?? []) / median(times.get(b) ?? []);
@@ -211,6 +218,21 @@ try {
       ['stoker warm (process)', 'bare CRI PullImage (process)', '<= 1.1'],
       ['warmImages() (in process)', 'bare PullImage (in process)', '<= 1.1'],
     ]);
+  }
+
+  if (ONLY.has('present')) {
+    const image = await pushRandomImage(registry, 'bench/present', { layers: 4, layerSizeBytes: 1024 * 1024 });
+    await containerd.ctrPull(image);
+    process.stderr.write(`present: ${image}, already in containerd\n`);
+    const times = await rounds(
+      [
+        { name: 'stoker warm (process)', run: () => stokerProcess(endpoint, [image], 1, 'IfNotPresent') },
+        { name: 'bare ImageStatus (process)', run: () => bareStatusProcess(endpoint, [image]) },
+      ],
+      () => Promise.resolve(),
+      3 * ROUNDS,
+    );
+    report('image already present', times, [['stoker warm (process)', 'bare ImageStatus (process)', '<= 1.2']], `${3 * ROUNDS} rounds`);
   }
 
   if (ONLY.has('parallel')) {
