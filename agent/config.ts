@@ -1,7 +1,7 @@
 // The configuration of `stoker agent`: every flag with its STOKER_* variable, default and check
 // (declared with proto/common/config.ts), parsed once into one frozen AgentConfig that the rest of
 // the agent receives. Nothing else in the agent reads process.env.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   DAY_MS,
   HOUR_MS,
@@ -37,18 +37,20 @@ export { ConfigError } from '../proto/common/config.js';
 /** A certificate name: printable, no spaces, at most 1024 characters (URIs can be long). */
 const controllerName = z
   .string()
-  .max(1024, 'is longer than 1024 characters')
-  .regex(/^[\x21-\x7e]+$/, 'is not a certificate name (printable characters, no spaces)');
+  .check(z.maxLength(1024, 'is longer than 1024 characters'), z.regex(/^[\x21-\x7e]+$/, 'is not a certificate name (printable characters, no spaces)'));
 
 /** unix:///path, a bare absolute socket path (made unix://), or tcp://host:port. */
-const criEndpoint = z.string().transform((value, ctx) => {
-  if (value.startsWith('/')) return `unix://${value}`;
-  if (/^unix:\/\/(\/.+)$/.test(value)) return value;
-  const tcp = /^tcp:\/\/(.+)$/.exec(value);
-  if (tcp?.[1] && parseHostPort(tcp[1])) return value;
-  ctx.issues.push({ code: 'custom', input: value, message: tcp ? 'is not tcp://HOST:PORT' : 'is not unix:///PATH, /PATH or tcp://HOST:PORT' });
-  return z.NEVER;
-});
+const criEndpoint = z.pipe(
+  z.string(),
+  z.transform((value: string, ctx) => {
+    if (value.startsWith('/')) return `unix://${value}`;
+    if (/^unix:\/\/(\/.+)$/.test(value)) return value;
+    const tcp = /^tcp:\/\/(.+)$/.exec(value);
+    if (tcp?.[1] && parseHostPort(tcp[1])) return value;
+    ctx.issues.push({ code: 'custom', input: value, message: tcp ? 'is not tcp://HOST:PORT' : 'is not unix:///PATH, /PATH or tcp://HOST:PORT' });
+    return z.NEVER;
+  }),
+);
 
 export const AGENT_FLAGS = defineFlags({
   nodeName: valueFlag({

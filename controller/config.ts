@@ -3,7 +3,7 @@
 // the rest of the controller receives. Nothing else in the controller reads process.env.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   DAY_MS,
   absoluteDir,
@@ -53,7 +53,7 @@ export const CONTROLLER_FLAGS = defineFlags({
   /** '' means every namespace. */
   watchNamespace: valueFlag({
     flag: '--watch-namespace', env: 'STOKER_WATCH_NAMESPACE', arg: 'namespace', default: '',
-    help: 'reconcile Warmups only in this namespace (default: all)', schema: z.literal('').or(namespace),
+    help: 'reconcile Warmups only in this namespace (default: all)', schema: z.union([z.literal(''), namespace]),
   }),
   /** Empty: every namespace. Elsewhere a Warmup fails NamespaceNotAllowed; the chart grants Secret reads only here. */
   warmupNamespaces: listFlag({
@@ -100,7 +100,7 @@ export const CONTROLLER_FLAGS = defineFlags({
     flag: '--leader-election-id', env: 'STOKER_LEADER_ELECTION_ID', arg: 'id',
     default: () => `${hostname()}_${randomBytes(4).toString('hex')}`,
     help: "this replica's identity (default: host name + random suffix)",
-    schema: z.string().max(253, 'must be at most 253 characters without spaces').regex(/^\S+$/, 'must be at most 253 characters without spaces'),
+    schema: z.string().check(z.maxLength(253, 'must be at most 253 characters without spaces'), z.regex(/^\S+$/, 'must be at most 253 characters without spaces')),
   }),
   leaderLeaseName: valueFlag({
     flag: '--leader-lease-name', env: 'STOKER_LEADER_LEASE_NAME', arg: 'name', default: 'stoker-controller',

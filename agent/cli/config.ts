@@ -4,7 +4,7 @@
 // declaration, as Docker itself reads it.
 import { homedir } from 'node:os';
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   DAY_MS,
   LOG_LEVEL_HELP,
@@ -37,30 +37,36 @@ import { DEFAULT_READERS } from '../warm/readers.js';
 
 export { ConfigError } from '../../proto/common/config.js';
 
-const criEndpoint = z.string().transform((value, ctx): CriEndpoint => {
-  try {
-    return parseEndpoint(value);
-  } catch (err) {
-    if (!(err instanceof InvalidEndpointError)) throw err;
-    ctx.issues.push({ code: 'custom', input: value, message: `is not a CRI endpoint: ${err.reason}` });
-    return z.NEVER;
-  }
-});
+const criEndpoint = z.pipe(
+  z.string(),
+  z.transform((value: string, ctx): CriEndpoint => {
+    try {
+      return parseEndpoint(value);
+    } catch (err) {
+      if (!(err instanceof InvalidEndpointError)) throw err;
+      ctx.issues.push({ code: 'custom', input: value, message: `is not a CRI endpoint: ${err.reason}` });
+      return z.NEVER;
+    }
+  }),
+);
 
 const PULL_POLICIES: Readonly<Record<string, ImagePullPolicy>> = { ifnotpresent: 'IF_NOT_PRESENT', always: 'ALWAYS' };
 /** IfNotPresent or Always, in any case, with or without - or _. */
-const pullPolicy = z.string().transform((value, ctx): ImagePullPolicy => {
-  const policy = PULL_POLICIES[value.trim().toLowerCase().replace(/[-_]/g, '')];
-  if (policy) return policy;
-  ctx.issues.push({ code: 'custom', input: value, message: 'is not IfNotPresent or Always' });
-  return z.NEVER;
-});
+const pullPolicy = z.pipe(
+  z.string(),
+  z.transform((value: string, ctx): ImagePullPolicy => {
+    const policy = PULL_POLICIES[value.trim().toLowerCase().replace(/[-_]/g, '')];
+    if (policy) return policy;
+    ctx.issues.push({ code: 'custom', input: value, message: 'is not IfNotPresent or Always' });
+    return z.NEVER;
+  }),
+);
 
 const BUDGETS = ['warn', 'refuse', 'off'] as const satisfies readonly BudgetMode[];
-const budget = z.string().trim().toLowerCase().pipe(z.enum(BUDGETS, { error: `is not one of ${BUDGETS.join(', ')}` }));
+const budget = z.pipe(z.string().check(z.trim(), z.toLowerCase()), z.enum(BUDGETS, { error: `is not one of ${BUDGETS.join(', ')}` }));
 
 /** Kept as given: the file walk itself refuses "..", so normalising here would hide it. */
-const absolutePath = z.string().refine((s) => isAbsolute(s), 'is not an absolute path');
+const absolutePath = z.string().check(z.refine((s) => isAbsolute(s), 'is not an absolute path'));
 
 export const WARM_FLAGS = defineFlags({
   images: listFlag({

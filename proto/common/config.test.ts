@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   addFlags,
   bool,
@@ -25,7 +25,7 @@ const FLAGS = defineFlags({
   port: valueFlag({ flag: '--listen-port', env: 'STOKER_LISTEN_PORT', arg: 'n', default: '80', help: 'port', schema: wholeNumber(1, 65535) }),
   name: valueFlag({ flag: '--name', env: ['STOKER_NAME', 'NAME'], arg: 'name', required: true, help: 'name', schema: z.string() }),
   timeoutMs: valueFlag({ flag: '--timeout', env: 'STOKER_TIMEOUT', arg: 'duration', help: 'timeout', schema: durationMs(0, 60_000) }),
-  items: listFlag({ flag: '--item', env: 'STOKER_ITEMS', arg: 'item', separator: /[\s,]+/, help: 'items', schema: listOf(z.string().regex(/^[a-z]+$/, 'is not lower-case letters')) }),
+  items: listFlag({ flag: '--item', env: 'STOKER_ITEMS', arg: 'item', separator: /[\s,]+/, help: 'items', schema: listOf(z.string().check(z.regex(/^[a-z]+$/, 'is not lower-case letters'))) }),
   verbose: switchFlag({ flag: '--verbose', env: 'STOKER_VERBOSE', help: 'talk more' }),
 });
 

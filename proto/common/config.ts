@@ -32,7 +32,9 @@
 // `--concurrency "0" is out of range (1 to 64)`.
 import { isAbsolute, normalize } from 'node:path';
 import { Option, type Command } from 'commander';
-import { z } from 'zod';
+// zod/mini, not zod: the same checks, and a CLI run loads some 45 KB of it instead of 750 KB
+// (about 0.1 s of start-up on a 2-core VM).
+import * as z from 'zod/mini';
 import { LOG_LEVELS } from './log.js';
 
 /** The exit code of a usage error: a bad or missing flag or variable. */
@@ -56,7 +58,7 @@ export interface ValueFlag<T = unknown> extends FlagCommon {
   readonly default?: string | (() => string);
   /** Without a value and without a default: true refuses to start, false leaves it undefined. */
   readonly required?: boolean;
-  readonly schema: z.ZodType<T, string>;
+  readonly schema: z.ZodMiniType<T, string>;
 }
 
 /** A repeatable flag; its variable holds the items separated by `separator` (default ','). */
@@ -65,7 +67,7 @@ export interface ListFlag<T = unknown> extends FlagCommon {
   readonly arg: string;
   readonly separator?: string | RegExp;
   /** Gets the items, trimmed, empty ones dropped; an issue at index i names the i-th item. */
-  readonly schema: z.ZodType<T, string[]>;
+  readonly schema: z.ZodMiniType<T, string[]>;
 }
 
 /** A flag without a value; its variable is read as a boolean (see `bool`). */
@@ -85,7 +87,7 @@ export const defineFlags = <const F extends Flags>(flags: F): F => Object.freeze
 
 type ValueOf<S> = S extends { kind: 'switch' }
   ? boolean
-  : S extends { schema: z.ZodType }
+  : S extends { schema: z.ZodMiniType }
     ? S extends { kind: 'list' } | { default: unknown } | { required: true }
       ? z.output<S['schema']>
       : z.output<S['schema']> | undefined
@@ -176,7 +178,7 @@ function errorAt(spec: FlagSpec, g: Given, problem: string, value = g.text): Con
   return new ConfigError({ flag: spec.flag, env: g.env, value, isDefault: g.source === 'default' }, problem);
 }
 
-function firstIssue(error: z.ZodError): { message: string; index: number | undefined } {
+function firstIssue(error: z.core.$ZodError): { message: string; index: number | undefined } {
   const issue = error.issues[0];
   const at = issue?.path[0];
   return { message: issue?.message ?? 'is not valid', index: typeof at === 'number' ? at : undefined };
@@ -288,15 +290,18 @@ export function configOrExit<T>(command: string, resolve: () => T): T {
 // Schemas shared by the commands: each reads the text of one flag.
 
 /** A value read from text by `read` (undefined: unreadable, reported as `problem`). */
-export function readText<T>(read: (text: string) => T | undefined, problem: string): z.ZodType<T, string> {
-  return z.string().transform((text, ctx) => {
-    const value = read(text);
-    if (value === undefined) {
-      ctx.issues.push({ code: 'custom', message: problem, input: text });
-      return z.NEVER;
-    }
-    return value;
-  });
+export function readText<T>(read: (text: string) => T | undefined, problem: string): z.ZodMiniType<T, string> {
+  return z.pipe(
+    z.string(),
+    z.transform((text: string, ctx) => {
+      const value = read(text);
+      if (value === undefined) {
+        ctx.issues.push({ code: 'custom', message: problem, input: text });
+        return z.NEVER;
+      }
+      return value;
+    }),
+  );
 }
 
 /** Where a server listens, or a peer is dialled. */
@@ -334,19 +339,22 @@ export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 
 /** A duration (see parseDuration) in milliseconds, from minMs to maxMs. */
-export function durationMs(minMs: number, maxMs: number): z.ZodType<number, string> {
+export function durationMs(minMs: number, maxMs: number): z.ZodMiniType<number, string> {
   const range = `is out of range (${minMs / 1000}s to ${maxMs / 1000}s)`;
-  return readText(parseDuration, 'is not a duration like 90s, 5m or 1h').pipe(z.number().min(minMs, range).max(maxMs, range));
+  return z.pipe(readText(parseDuration, 'is not a duration like 90s, 5m or 1h'), z.number().check(z.gte(minMs, range), z.lte(maxMs, range)));
 }
 
 /** Digits only (no sign, no exponent), from min to max. */
-export function wholeNumber(min: number, max: number): z.ZodType<number, string> {
+export function wholeNumber(min: number, max: number): z.ZodMiniType<number, string> {
   const problem = `is not a whole number from ${min} to ${max}`;
-  return z.string().trim().regex(/^\d+$/, problem).transform(Number).pipe(z.number().min(min, problem).max(max, problem));
+  return z.pipe(
+    z.pipe(z.string().check(z.trim(), z.regex(/^\d+$/, problem)), z.transform(Number)),
+    z.number().check(z.gte(min, problem), z.lte(max, problem)),
+  );
 }
 
 /** true/false, 1/0 or yes/no, in any case. */
-export const bool: z.ZodType<boolean, string> = readText((text) => {
+export const bool: z.ZodMiniType<boolean, string> = readText((text) => {
   const v = text.toLowerCase();
   return ['true', '1', 'yes'].includes(v) ? true : ['false', '0', 'no'].includes(v) ? false : undefined;
 }, 'is not true or false');
@@ -355,31 +363,31 @@ export const LOG_LEVEL_HELP = LOG_LEVELS.join(', ');
 export const logLevel = z.enum(LOG_LEVELS, { error: `is not one of ${LOG_LEVEL_HELP}` });
 
 /** A file name as given (read later); only a NUL byte is refused here. */
-export const filePath = z.string().refine((s) => !s.includes('\0'), 'is not a file path');
+export const filePath = z.string().check(z.refine((s) => !s.includes('\0'), 'is not a file path'));
 
 /** An absolute directory, normalised, without a trailing slash. */
-export const absoluteDir = z
-  .string()
-  .refine((s) => isAbsolute(s), 'is not an absolute directory')
-  .transform((s) => {
+export const absoluteDir = z.pipe(
+  z.string().check(z.refine((s) => isAbsolute(s), 'is not an absolute directory')),
+  z.transform((s: string) => {
     const dir = normalize(s);
     return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
-  });
+  }),
+);
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** A DNS-1123 label, as namespaces are: `problem` says what it should have been. */
-export function dnsLabel(problem: string): z.ZodType<string, string> {
-  return z.string().max(63, problem).regex(DNS_LABEL, problem);
+export function dnsLabel(problem: string): z.ZodMiniType<string, string> {
+  return z.string().check(z.maxLength(63, problem), z.regex(DNS_LABEL, problem));
 }
 
 /** A DNS-1123 subdomain, as node and most object names are. */
-export function dnsSubdomain(problem: string): z.ZodType<string, string> {
-  return z.string().max(253, problem).regex(DNS_SUBDOMAIN, problem);
+export function dnsSubdomain(problem: string): z.ZodMiniType<string, string> {
+  return z.string().check(z.maxLength(253, problem), z.regex(DNS_SUBDOMAIN, problem));
 }
 
 /** A list whose items each pass `item`; `unique` drops repeats (after the item's transform). */
-export function listOf<T>(item: z.ZodType<T, string>, opts: { unique?: boolean } = {}): z.ZodType<readonly T[], string[]> {
-  return z.array(item).transform((items) => (opts.unique ? [...new Set(items)] : items));
+export function listOf<T>(item: z.ZodMiniType<T, string>, opts: { unique?: boolean } = {}): z.ZodMiniType<readonly T[], string[]> {
+  return z.pipe(z.array(item), z.transform((items: T[]) => (opts.unique ? [...new Set(items)] : items)));
 }

@@ -42,7 +42,7 @@
 // observe), and the runtime resolves the name again when it pulls, possibly to another answer.
 // So a name that resolves to a forbidden address is not caught here; an allow list (rule 3) is
 // what keeps nodes on known registries.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { defineFlags, listFlag } from './config.js';
 import { DOCKER_HUB_ALIASES } from './docker-config.js';
 import { DOCKER_HUB, type ImageReference } from './image-reference.js';
@@ -313,15 +313,18 @@ export function registryDeniedMessage(image: string, refusal: RegistryRefusal): 
 // Flags: the agent and the controller declare the same two (stoker warm reads the same names).
 
 /** One pattern as a flag's item schema. */
-const registryPattern = z.string().transform((text, ctx) => {
-  try {
-    return parseRegistryPattern(text);
-  } catch (err) {
-    if (!(err instanceof RegistryPatternError)) throw err;
-    ctx.issues.push({ code: 'custom', input: text, message: err.reason });
-    return z.NEVER;
-  }
-});
+const registryPattern = z.pipe(
+  z.string(),
+  z.transform((text: string, ctx) => {
+    try {
+      return parseRegistryPattern(text);
+    } catch (err) {
+      if (!(err instanceof RegistryPatternError)) throw err;
+      ctx.issues.push({ code: 'custom', input: text, message: err.reason });
+      return z.NEVER;
+    }
+  }),
+);
 
 export const REGISTRY_POLICY_FLAGS = defineFlags({
   registryAllow: listFlag({
