@@ -73,6 +73,11 @@ export interface WarmFilesOptions {
   /** Most bytes one read asks for (default DEFAULT_BUFFER_BYTES). */
   bufferBytes?: number;
   /**
+   * Concurrent ranges each file of at least 64 MiB is read as (default: NETWORK_FS_RANGES on a
+   * network filesystem, LOCAL_FS_RANGES elsewhere).
+   */
+  ranges?: number;
+  /**
    * Readers and buffers shared with other calls (an agent passes one pool to every task, so
    * many tasks at once hold one pool's buffers); default: a pool of this call's own.
    */
@@ -100,6 +105,16 @@ export interface WarmFilesOptions {
 }
 
 const DEFAULT_PROGRESS_INTERVAL_MS = 500;
+/**
+ * Ranges per file of 64 MiB or more (readers.ts RANGED_FILE_BYTES). Over sshfs on loopback one
+ * file read as 1, 2, 4 and 8 ranges took 1.05, 0.85, 0.68 and 0.74 of `vmtouch -t`'s time; on the
+ * local virtio disk one stream per file already keeps up with the disk (two files are read at
+ * once), and more ranges only moved the figures within their noise (test/bench/files.ts
+ * --only shard-sweep).
+ */
+export const NETWORK_FS_RANGES = 4;
+export const LOCAL_FS_RANGES = 1;
+const MAX_RANGES = 64;
 const MAX_READERS = 1024;
 const MAX_BUFFER_BYTES = 256 * 1024 * 1024;
 
@@ -124,6 +139,9 @@ export async function warmFiles(opts: WarmFilesOptions): Promise<PathResult__Out
   }
   if (!Number.isInteger(bufferBytes) || bufferBytes < 4096 || bufferBytes > MAX_BUFFER_BYTES) {
     throw new PathError('INVALID_REQUEST', '', `bufferBytes must be an integer from 4096 to ${MAX_BUFFER_BYTES}, not ${bufferBytes}`);
+  }
+  if (opts.ranges !== undefined && (!Number.isInteger(opts.ranges) || opts.ranges < 1 || opts.ranges > MAX_RANGES)) {
+    throw new PathError('INVALID_REQUEST', '', `ranges must be an integer from 1 to ${MAX_RANGES}, not ${opts.ranges}`);
   }
   const budget = opts.budget ?? 'warn';
   const measure = opts.residency ?? true;
@@ -238,10 +256,13 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
     let before = 0;
     const add = (acc: number, v: number | undefined): number => (acc < 0 || v === undefined || v < 0 ? UNKNOWN : acc + v);
     emit(w, 'RUNNING', started);
+    // Known before reading: whether large files are read as several ranges, and how residency is measured after.
+    const remote = await isNetworkFilesystem(tree.real);
     try {
       await readAll(tree.files, {
         readers,
         bufferBytes,
+        ranges: opts.ranges ?? (remote ? NETWORK_FS_RANGES : LOCAL_FS_RANGES),
         pool: opts.pool,
         beneath,
         signal,
@@ -274,7 +295,6 @@ async function warmTrees(opts: WarmFilesOptions, settings: Settings): Promise<Pa
       // as with fincore, no thread-pool round trip per file); over a network filesystem every
       // open is a round trip, and `readers` of them overlap. fincore measures where the helper
       // is not built or cannot.
-      const remote = native ? await isNetworkFilesystem(tree.real) : false;
       if (native && remote) w.residentAfter = await measureResident(read, native, beneath, readers, signal);
       else w.residentAfter = native ? await residentBelowRoots(native, read, signal) : UNKNOWN;
       if (w.residentAfter === UNKNOWN && !signal.aborted) w.residentAfter = await residentBytesOfFiles(read, beneath, signal);

@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, realpath, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { truncateSync } from 'node:fs';
+import { mkdir, mkdtemp, realpath, rename, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBeneath } from './beneath.js';
 import { closeRoots, openRoots, type FileEntry, type Root } from './paths.js';
-import { ReaderPool, readAll, readFile } from './readers.js';
+import { RANGED_FILE_BYTES, ReaderPool, readAll, readFile } from './readers.js';
 
 let base: string;
 let roots: Root[];
@@ -87,6 +88,73 @@ describe('readFile', () => {
     await unlink(e.real);
     const r = await readFile(e, Buffer.alloc(4096), never, () => undefined, beneath);
     expect(r.issue?.message).toMatch(/vanished/);
+  });
+});
+
+describe('readFile in ranges', () => {
+  const MiB = 1024 * 1024;
+  /** A sparse file of `bytes`: read at memory speed, no disk space. */
+  async function sparse(name: string, bytes: number): Promise<FileEntry> {
+    const p = join(base, name);
+    await writeFile(p, '');
+    await truncate(p, bytes);
+    const st = await stat(p);
+    return { root: roots[0]!, rel: name, real: p, shown: p, size: st.size, dev: st.dev, ino: st.ino };
+  }
+
+  it('reads every byte of a large file as ranges, each through its share of the buffer', async () => {
+    const size = RANGED_FILE_BYTES + 3 * MiB + 123;
+    const e = await sparse('ranged', size);
+    const chunks: number[] = [];
+    const r = await readFile(e, Buffer.alloc(8 * MiB), never, (n) => chunks.push(n), beneath, undefined, 4);
+    expect(r).toEqual({ bytes: size });
+    expect(chunks.reduce((a, b) => a + b, 0)).toBe(size);
+    expect(Math.max(...chunks)).toBe(2 * MiB);
+  });
+
+  it('reads a file below the threshold, or with too small a buffer to share, as one stream', async () => {
+    const below = await sparse('below', RANGED_FILE_BYTES - 1);
+    const chunks: number[] = [];
+    expect(await readFile(below, Buffer.alloc(8 * MiB), never, (n) => chunks.push(n), beneath, undefined, 4)).toEqual({ bytes: RANGED_FILE_BYTES - 1 });
+    expect(Math.max(...chunks)).toBe(8 * MiB);
+
+    const large = await sparse('small-buffer', RANGED_FILE_BYTES);
+    const one: number[] = [];
+    expect(await readFile(large, Buffer.alloc(MiB), never, (n) => one.push(n), beneath, undefined, 8)).toEqual({ bytes: RANGED_FILE_BYTES });
+    expect(Math.max(...one)).toBe(MiB);
+    expect(one.length).toBe(RANGED_FILE_BYTES / MiB);
+  });
+
+  it('reports a large file that grew or shrank while its ranges were read', async () => {
+    const grown = await sparse('grown', RANGED_FILE_BYTES);
+    let once = false;
+    const g = await readFile(grown, Buffer.alloc(8 * MiB), never, () => {
+      if (!once) truncateSync(grown.real, RANGED_FILE_BYTES + 5 * MiB);
+      once = true;
+    }, beneath, undefined, 4);
+    expect(g.bytes).toBe(RANGED_FILE_BYTES + 5 * MiB);
+    expect(g.issue?.message).toContain(`grew from ${RANGED_FILE_BYTES}`);
+
+    const shrunk = await sparse('shrunk', 2 * RANGED_FILE_BYTES);
+    once = false;
+    const s = await readFile(shrunk, Buffer.alloc(8 * MiB), never, () => {
+      if (!once) truncateSync(shrunk.real, RANGED_FILE_BYTES);
+      once = true;
+    }, beneath, undefined, 4);
+    expect(s.bytes).toBeLessThan(2 * RANGED_FILE_BYTES);
+    expect(s.issue?.message).toContain(`shrank from ${2 * RANGED_FILE_BYTES}`);
+  });
+
+  it('stops every range when the signal aborts', async () => {
+    const e = await sparse('aborted', 2 * RANGED_FILE_BYTES);
+    const ac = new AbortController();
+    let seen = 0;
+    const read = readFile(e, Buffer.alloc(8 * MiB), ac.signal, (n) => {
+      seen += n;
+      if (seen >= 8 * MiB) ac.abort(new Error('stop'));
+    }, beneath, undefined, 4);
+    await expect(read).rejects.toThrow('stop');
+    expect(seen).toBeLessThan(2 * RANGED_FILE_BYTES);
   });
 });
 

@@ -30,6 +30,10 @@ const SMALL_BUFFER_BYTES = 256 * 1024;
 export const MAX_LARGE_READERS = 2;
 /** Streams of large files an agent reads at once over all its tasks (two tasks may read two disks). */
 export const DEFAULT_POOL_LARGE_READERS = 4;
+/** A file is read as concurrent ranges (ReadAllOptions.ranges) only from this size up. */
+export const RANGED_FILE_BYTES = 64 * 1024 * 1024;
+/** No range's buffer is smaller than this: ranges share one lent buffer, so they are fewer when it is small. */
+const MIN_RANGE_BUFFER_BYTES = 1024 * 1024;
 /** A pool that has lent nothing for this long drops its free buffers (an idle agent stays small). */
 const DEFAULT_IDLE_MS = 10_000;
 
@@ -240,8 +244,53 @@ export interface ReadResult {
 }
 
 /**
- * Reads one file to its end into `buf`, reporting each chunk through `onBytes`.
- * Throws only when `signal` aborts; every other problem becomes the result's issue.
+ * Reads the file behind `fd`, of `size` bytes at open, as `ranges` contiguous ranges at once,
+ * each through its own slice of `buf`: over a network filesystem one sequential stream waits a
+ * round trip per request, and several keep the link busy. The last range reads on past `size`
+ * until the end of the file, so a file that grew shows as more bytes; one that shrank, as fewer.
+ */
+async function readRanges(
+  fd: number,
+  buf: Buffer,
+  size: number,
+  ranges: number,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+): Promise<{ bytes: number; reads: number }> {
+  const slice = Math.floor(buf.length / ranges);
+  // Range boundaries on 1 MiB, so that every read but a range's last is a whole page multiple.
+  const step = Math.ceil(size / ranges / MIN_RANGE_BUFFER_BYTES) * MIN_RANGE_BUFFER_BYTES;
+  let bytes = 0;
+  let reads = 0;
+  const range = async (i: number): Promise<void> => {
+    const own = buf.subarray(i * slice, (i + 1) * slice);
+    const start = i * step;
+    const end = i === ranges - 1 ? Infinity : Math.min(size, start + step);
+    let pos = start;
+    while (pos < end) {
+      signal.throwIfAborted();
+      const want = Math.min(own.length, end - pos);
+      const n = await readFd(fd, want === own.length ? own : own.subarray(0, want), pos);
+      reads++;
+      if (n === 0) return;
+      pos += n;
+      bytes += n;
+      onBytes(n);
+      // The last range stops at a short read that reaches the size seen at open.
+      if (end === Infinity && n < want && pos >= size) return;
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: ranges }, (_, i) => range(i)));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return { bytes, reads };
+}
+
+/**
+ * Reads one file to its end into `buf`, reporting each chunk through `onBytes`; a file of at
+ * least RANGED_FILE_BYTES is read as up to `ranges` concurrent ranges sharing `buf` (no range
+ * with less than 1 MiB of it). Throws only when `signal` aborts; every other problem becomes the
+ * result's issue.
  */
 export async function readFile(
   entry: FileEntry,
@@ -250,6 +299,7 @@ export async function readFile(
   onBytes: (n: number) => void,
   beneath: Beneath,
   native?: Native,
+  ranges = 1,
 ): Promise<ReadResult> {
   const shown = entry.shown;
   let fd: number;
@@ -278,16 +328,24 @@ export async function readFile(
     const size = st.size;
     const residentBefore = native ? native.residentBytes(fd, size) : undefined;
     const measured = (r: ReadResult): ReadResult => (residentBefore !== undefined ? { ...r, residentBefore } : r);
-    let reads = 0;
-    for (;;) {
-      signal.throwIfAborted();
-      const n = await readFd(fd, buf, pos);
-      reads++;
-      if (n === 0) break;
-      pos += n;
-      onBytes(n);
-      // A short read that reaches the size seen at open is the end of the file: no extra call.
-      if (n < buf.length && pos >= size) break;
+    const split = size >= RANGED_FILE_BYTES ? Math.min(ranges, Math.floor(buf.length / MIN_RANGE_BUFFER_BYTES)) : 1;
+    let reads: number;
+    if (split > 1) {
+      const r = await readRanges(fd, buf, size, split, signal, onBytes);
+      pos = r.bytes;
+      reads = r.reads;
+    } else {
+      reads = 0;
+      for (;;) {
+        signal.throwIfAborted();
+        const n = await readFd(fd, buf, pos);
+        reads++;
+        if (n === 0) break;
+        pos += n;
+        onBytes(n);
+        // A short read that reaches the size seen at open is the end of the file: no extra call.
+        if (n < buf.length && pos >= size) break;
+      }
     }
     if (pos < size) {
       return measured({ bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" shrank from ${size} to ${pos} bytes while being read` } });
@@ -328,6 +386,8 @@ export interface ReadAllOptions {
   pool?: ReaderPool | undefined;
   /** Measures residency on each open descriptor when given. */
   native?: Native | undefined;
+  /** Concurrent ranges per file of at least RANGED_FILE_BYTES (default 1: one sequential stream). */
+  ranges?: number | undefined;
 }
 
 /**
@@ -359,7 +419,7 @@ async function readWith(order: readonly FileEntry[], large: boolean, readers: nu
         // No read larger than this task asked for, nor than the file needs (plus one byte, so a
         // file read in one call ends with a short read).
         const bytes = Math.min(lease.buf.length, opts.bufferBytes, entry.size + 1);
-        const result = await readFile(entry, lease.buf.subarray(0, Math.max(1, bytes)), opts.signal, opts.onBytes, opts.beneath, opts.native);
+        const result = await readFile(entry, lease.buf.subarray(0, Math.max(1, bytes)), opts.signal, opts.onBytes, opts.beneath, opts.native, large ? opts.ranges : 1);
         opts.onFile(entry, result);
       } finally {
         lease.release();

@@ -137,8 +137,14 @@ function runFincore(paths: readonly string[], signal: AbortSignal): Promise<numb
   });
 }
 
-/** statfs(2) magic numbers of filesystems whose opens cross a network (FUSE, NFS, SMB, Ceph, 9p, AFS). */
-const NETWORK_FS_TYPES = new Set([0x65735546, 0x6969, 0xff534d42, 0xfe534d42, 0x517b, 0x00c36400, 0x01021997, 0x5346414f, 0x6b414653]);
+/**
+ * statfs(2) magic numbers of filesystems whose opens and reads cross a network: FUSE (sshfs,
+ * JuiceFS, s3fs, gcsfuse), NFS, SMB (CIFS and SMB2), SMB1, Ceph, 9p, AFS (OpenAFS and kAFS),
+ * Lustre, GPFS, BeeGFS.
+ */
+const NETWORK_FS_TYPES = new Set([
+  0x65735546, 0x6969, 0xff534d42, 0xfe534d42, 0x517b, 0x00c36400, 0x01021997, 0x5346414f, 0x6b414653, 0x0bd00bd0, 0x47504653, 0x19830326,
+]);
 
 /** True when `path` lies on a network filesystem; false when unknown. */
 export async function isNetworkFilesystem(path: string): Promise<boolean> {

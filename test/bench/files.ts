@@ -1,6 +1,6 @@
 // Benchmark: warming files into the page cache with Stoker against the plain tools.
 //
-//   npx tsx test/bench/files.ts [--rounds N] [--only large,small,sshfs,loader,sweep] [--shard-mb MB]
+//   npx tsx test/bench/files.ts [--rounds N] [--only large,small,sshfs,shard,loader,sweep,shard-sweep] [--shard-mb MB] [--big-mb MB]
 //
 // Every round starts cold (sync, then `vmtouch -e` on every file; over sshfs also on the
 // server's files), tools run interleaved within a round, and each scenario prints the medians
@@ -10,6 +10,10 @@
 // - small:  5,000 files of 64 KiB; Stoker vs `vmtouch -t`, and the bundled CLI as a whole process
 //           (`node dist/bin/stoker.cjs warm --path`, start-up included) vs the `vmtouch -t` process;
 // - sshfs:  the same small files over sshfs (-o kernel_cache) from a private sshd on 127.0.0.1;
+// - shard:  one 2 GB file (--big-mb, default 2048) over sshfs on loopback; Stoker (on a network
+//           filesystem it reads a large file as several ranges at once) vs `vmtouch -t`;
+// - shard-sweep: the same file read as 1, 2, 4 and 8 ranges, over sshfs and on the local disk, to
+//           choose the number of ranges (not run unless asked for);
 // - loader: reading every byte of the shards, as a model loader does, after Stoker's warm vs
 //           after eviction;
 // - sweep:  readers x buffer size, to choose the defaults (not run unless asked for).
@@ -34,6 +38,7 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
     stdio: 'inherit',
     env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
   });
+  if (r.signal) process.stderr.write(`benchmark killed by ${r.signal}\n`);
   process.exit(r.status ?? 1);
 }
 
@@ -46,10 +51,11 @@ const flag = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
+const ROUNDS = Math.max(3, Number(flag('--rounds') ?? 5));
 const ONLY = new Set((flag('--only') ?? 'large,small,sshfs,loader').split(','));
 const SHARD_BYTES = Number(flag('--shard-mb') ?? 700) * 1024 * 1024;
 const RESIDENCY = !args.includes('--no-residency');
+const BIG_BYTES = Number(flag('--big-mb') ?? 2048) * 1024 * 1024;
 const SMALL_FILES = 5000;
 const SMALL_BYTES = 64 * 1024;
 
@@ -90,7 +96,7 @@ async function stokerProcess(dir: string): Promise<void> {
   await exec(process.execPath, [CLI, 'warm', '--path', dir, '--allowed-root', dir, '--budget', 'off', '--json'], { env, maxBuffer: 64 * 1024 * 1024 });
 }
 
-async function stokerWarm(dir: string, extra: { readers?: number; bufferBytes?: number; residency?: boolean } = {}): Promise<void> {
+async function stokerWarm(dir: string, extra: { readers?: number; bufferBytes?: number; residency?: boolean; ranges?: number } = {}): Promise<void> {
   const [r] = await warmFiles({ paths: [{ path: dir, include: [], exclude: [] }], allowedRoots: [dir], signal: never, budget: 'off', residency: RESIDENCY, ...extra });
   if (r?.state !== 'DONE' || r.issues.length > 0) throw new Error(`stoker warm of ${dir} failed: ${JSON.stringify(r)}`);
 }
@@ -170,8 +176,7 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
 
 /** A private sshd on loopback and an sshfs mount of `remote` at a new mount point. */
 async function sshfsMount(work: string, remote: string): Promise<{ mount: string; close: () => Promise<void> }> {
-  const dir = join(work, 'ssh');
-  await mkdir(dir);
+  const dir = await mkdtemp(join(work, 'ssh-'));
   await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
   await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
   await sh('cp', [join(dir, 'client_key.pub'), join(dir, 'authorized_keys')]);
@@ -205,8 +210,7 @@ async function sshfsMount(work: string, remote: string): Promise<{ mount: string
     sshd.kill();
     throw new Error(`${(err as Error).message}: ${sshdErr}`);
   }
-  const mount = join(work, 'mnt');
-  await mkdir(mount);
+  const mount = await mkdtemp(join(work, 'mnt-'));
   await sh('sshfs', [
     `root@127.0.0.1:${remote}`,
     mount,
@@ -222,6 +226,19 @@ async function sshfsMount(work: string, remote: string): Promise<{ mount: string
       sshd.kill();
     },
   };
+}
+
+/** Random-looking data without generating gigabytes of randomness: a random chunk, each copy salted. */
+async function writeSalted(file: string, bytes: number, salt: number): Promise<void> {
+  const chunk = randomBytes(16 * 1024 * 1024);
+  const parts: Buffer[] = [];
+  for (let off = 0; off < bytes; off += chunk.length) {
+    const c = Buffer.from(chunk.subarray(0, Math.min(chunk.length, bytes - off)));
+    c.writeUInt32LE(salt * 1_000_000 + off / chunk.length, 0);
+    parts.push(c);
+    if (parts.length === 8) await writeFile(file, Buffer.concat(parts.splice(0)), { flag: 'a' });
+  }
+  if (parts.length) await writeFile(file, Buffer.concat(parts), { flag: 'a' });
 }
 
 async function main(): Promise<void> {
@@ -240,19 +257,12 @@ async function main(): Promise<void> {
 
     if (ONLY.has('large') || ONLY.has('loader') || ONLY.has('sweep')) {
       await mkdir(large);
-      const chunk = randomBytes(16 * 1024 * 1024);
-      for (let i = 0; i < 4; i++) {
-        const f = join(large, `model-0000${i + 1}-of-00004.safetensors`);
-        // Random-looking data without generating 2.8 GB of randomness: a random chunk, each copy salted.
-        const parts: Buffer[] = [];
-        for (let off = 0; off < SHARD_BYTES; off += chunk.length) {
-          const c = Buffer.from(chunk.subarray(0, Math.min(chunk.length, SHARD_BYTES - off)));
-          c.writeUInt32LE(i * 1_000_000 + off / chunk.length, 0);
-          parts.push(c);
-          if (parts.length === 8) await writeFile(f, Buffer.concat(parts.splice(0)), { flag: 'a' });
-        }
-        if (parts.length) await writeFile(f, Buffer.concat(parts), { flag: 'a' });
-      }
+      for (let i = 0; i < 4; i++) await writeSalted(join(large, `model-0000${i + 1}-of-00004.safetensors`), SHARD_BYTES, i);
+    }
+    const big = join(work, 'big');
+    if (ONLY.has('shard') || ONLY.has('shard-sweep')) {
+      await mkdir(big);
+      await writeSalted(join(big, 'model.safetensors'), BIG_BYTES, 9);
     }
     if (ONLY.has('small') || ONLY.has('sshfs') || ONLY.has('sweep')) {
       await mkdir(small);
@@ -305,6 +315,32 @@ async function main(): Promise<void> {
         if (ONLY.has('sweep')) {
           const sweep: Tool[] = [4, 8, 16, 32, 64].map((n) => ({ name: `readers ${n}`, run: () => stokerWarm(m.mount, { readers: n }) }));
           report('sshfs readers sweep', SMALL_FILES * SMALL_BYTES, await rounds('sshfs sweep', [small, m.mount], sweep), 'readers 32');
+        }
+      } finally {
+        await m.close();
+        cleanups.splice(cleanups.indexOf(m.close), 1);
+      }
+    }
+
+    if (ONLY.has('shard') || ONLY.has('shard-sweep')) {
+      const m = await sshfsMount(work, big);
+      cleanups.push(m.close);
+      const mb = (BIG_BYTES / MB).toFixed(0);
+      try {
+        if (ONLY.has('shard')) {
+          const times = await rounds('shard', [big, m.mount], [
+            { name: 'stoker', run: () => stokerWarm(m.mount) },
+            { name: 'vmtouch -t', run: () => sh('vmtouch', ['-q', '-t', m.mount]) },
+          ]);
+          report(`one file of ${mb} MB over sshfs on loopback`, BIG_BYTES, times, 'vmtouch -t', '<= 0.6');
+        }
+        if (ONLY.has('shard-sweep')) {
+          const sweep = (dir: string): Tool[] => [
+            ...[1, 2, 4, 8].map((n) => ({ name: `stoker ranges ${n}`, run: () => stokerWarm(dir, { ranges: n }) })),
+            { name: 'vmtouch -t', run: () => sh('vmtouch', ['-q', '-t', dir]) },
+          ];
+          report(`ranges sweep: one file of ${mb} MB over sshfs`, BIG_BYTES, await rounds('shard sweep sshfs', [big, m.mount], sweep(m.mount)), 'vmtouch -t');
+          report(`ranges sweep: one file of ${mb} MB on the local disk`, BIG_BYTES, await rounds('shard sweep local', [big], sweep(big)), 'vmtouch -t');
         }
       } finally {
         await m.close();
