@@ -5,6 +5,9 @@
 #   npm run bench -- images files # only those (images, agent-rss, agent-files, files, controller)
 #   npm run bench -- soak         # memory over 1,050 Warmups (10 to 30 min; not in the default set)
 #   npm run bench -- keepwarm     # 200 nodes kept warm: CPU per recheck round, API writes (not in the default set)
+#   npm run bench -- shard        # one 2 GB file over sshfs vs vmtouch -t (5 to 10 min; not in the default set)
+#   npm run bench -- shard-sweep  # the same file as 1/2/4/8 ranges, over sshfs and on local disk (opt-in)
+#   npm run bench -- fleet-1000   # the controller's fan-out over 1,000 simulated nodes (opt-in)
 # Extra flags for one benchmark go straight to it: npx tsx test/bench/files.ts --rounds 7
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,10 @@ for b in "${benches[@]}"; do
   case "$b" in
     # The agent's memory with 64 file tasks at once, and one task's time.
     agent-files) npx tsx test/bench/agent-rss.ts --files ;;
+    # One 2 GB file over a network filesystem (sshfs on loopback), and the sweep that chose its ranges.
+    shard) npx tsx test/bench/files.ts --only shard --rounds 3 ;;
+    shard-sweep) npx tsx test/bench/files.ts --only shard-sweep --rounds 3 --big-mb 512 ;;
+    fleet-1000) npx tsx test/bench/controller.ts --nodes 1000 ;;
     *) npx tsx "test/bench/$b.ts" ;;
   esac
   echo

@@ -73,14 +73,15 @@ export const imagePart: WarmPart = async ({ config, signal, display, log }) => {
     const results = inOrder(toPull.map((image) => failWithoutRuntime(image, config, cause)));
     return { ...imageOutcome(results, undefined, config.criEndpoint), warnings };
   }
-  const progress = runtime.progress;
+  const connected = runtime;
   const latest = new Map<string, ImageProgress__Output>();
   const aggregateTimer = setInterval(() => {
-    const agg = progress?.aggregate();
     const running = [...latest.values()].filter((p) => p.state === 'RUNNING');
     const shared = running.some((p) => !p.bytesKnown);
+    // Only while pulls run: the tracker is made on first use (containerd's content service).
+    const agg = running.length > 1 && shared ? connected.progress?.aggregate() : undefined;
     display.aggregate(
-      agg && running.length > 1 && shared && agg.bytesTotal > 0
+      agg && agg.bytesTotal > 0
         ? `all pulls: ${formatBytes(agg.bytesDone)} of ${formatBytes(agg.bytesTotal)} (several pulls share the byte count)`
         : undefined,
     );
