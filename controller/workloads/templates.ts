@@ -73,7 +73,7 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = Object.freeze([
   })),
   { group: 'batch', version: 'v1', kind: 'Job', plural: 'jobs', templates: (s) => templateAt(s, 'spec.template', 'template') },
   { group: 'batch', version: 'v1', kind: 'CronJob', plural: 'cronjobs', templates: (s) => templateAt(s, 'spec.jobTemplate.spec.template', 'jobTemplate', 'spec', 'template') },
-  { group: '', version: 'v1', kind: 'Pod', plural: 'pods', templates: (s) => [{ name: 'spec', spec: s as V1PodSpec }] },
+  { group: '', version: 'v1', kind: 'Pod', plural: 'pods', templates: (s) => [{ name: 'spec', spec: s as unknown as V1PodSpec }] },
   {
     group: 'leaderworkerset.x-k8s.io',
     version: 'v1',
