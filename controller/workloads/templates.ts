@@ -26,7 +26,6 @@ export interface Workload {
     annotations?: Record<string, string>;
     labels?: Record<string, string>;
     resourceVersion?: string;
-    deletionTimestamp?: string;
   };
   spec?: unknown;
 }
