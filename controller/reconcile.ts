@@ -205,6 +205,11 @@ function runIdOf(w: Warmup, tick: string, derived = ''): string {
   return w.spec.keepWarm ? base : `${base}/${rerunOf(w)}@${tick}`;
 }
 
+/** What a workloadRef run adds to its task ids ('' for any other run). */
+function derivedTag(derived: Derivation | undefined): string {
+  return derived ? `.w${derived.key}` : '';
+}
+
 /** When the Warmup was created (ms); NaN when unknown. */
 function createdAt(w: Warmup): number {
   const c = w.metadata.creationTimestamp;
@@ -322,7 +327,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function recordedTasks(w: Warmup): SentTask[] {
     const live = deps.agents.live(new Date(now()));
     const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
-    const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '');
+    const e = effectiveOf(w);
+    const tag = (w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '')) + derivedTag('spec' in e ? e.derived : undefined);
     const out: SentTask[] = [];
     // A Warmup with claims: each node's task id carries the variant of its paths, as resolved now.
     const plan = plans.get(`${w.metadata.namespace ?? 'default'}/${w.metadata.name ?? ''}`);
@@ -840,7 +846,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       backoffMaxMs: tuning.backoffMaxMs,
       // The digests this run's tags resolved to before a restart: the nodes left get the same.
       resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts, images: current ? (w.status?.images ?? []) : [] },
-      ...(spec.keepWarm ? {} : { runTag: runTag(rerun, due) }),
+      // A workloadRef run's task ids name its derivation: the agents remember finished task ids, and
+      // the work after `kubectl set image` is not the work before it.
+      ...(spec.keepWarm ? (derived ? { runTag: derivedTag(derived) } : {}) : { runTag: runTag(rerun, due) + derivedTag(derived) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
         return targetsOf(spec, derived, plans.get(key)).targets;
