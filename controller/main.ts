@@ -45,6 +45,10 @@ import { WorkQueue } from './k8s/workqueue.js';
 import { createReconciler as defaultCreateReconciler, type JsonPatchOp, type Reconciler, type ReconcilerDeps } from './reconcile.js';
 import { kubeErrorStatus } from '../proto/common/kube-errors.js';
 import { createControllerMetrics, type ControllerMetrics, type WarmupPhaseLabel } from './metrics.js';
+import { startWorkloadDirectory } from './workloads/directory.js';
+import { AnnotationController } from './workloads/annotate.js';
+import { EXCLUDE_ANNOTATION } from './workloads/eligibility.js';
+import type { WorkloadSource } from './workloads/effective.js';
 
 export type CreateReconciler = (deps: ReconcilerDeps) => Reconciler;
 
@@ -102,6 +106,13 @@ export async function startController(config: ControllerConfig, deps: Controller
     } catch (err) {
       if (kubeErrorStatus(err) === 404) return undefined;
       throw err;
+    }
+  };
+  const createWarmup = async (w: Warmup): Promise<void> => {
+    try {
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: w.metadata.namespace ?? 'default', body: w });
+    } catch (err) {
+      if (kubeErrorStatus(err) !== 409) throw err;
     }
   };
   const deleteWarmup = async (namespace: string, name: string): Promise<void> => {
@@ -201,7 +212,9 @@ export async function startController(config: ControllerConfig, deps: Controller
   const agents = new AgentEndpointDirectory({ informer: slices, service: config.agentService, log });
   refs.agents = agents;
   const informers = [warmups, nodes, slices, claims, volumes, pods];
-  refs.synced = () => informers.every((i) => i.hasSynced());
+  // The workloads Warmups name in spec.workloadRef (and the stoker.io/warm annotation).
+  const workloads = startWorkloadDirectory({ kc, log, namespace: ns, informerBase: { relistIntervalMs: config.relistIntervalMs, watchdogMs: config.watchdogMs }, onRestart });
+  refs.synced = () => informers.every((i) => i.hasSynced()) && workloads.hasSynced();
 
   const status = new StatusWriter<Warmup, WarmupStatus>({
     kc,
@@ -241,13 +254,15 @@ export async function startController(config: ControllerConfig, deps: Controller
     for (const w of warmups.list()) if (!isFinished(w.status)) queue.add(objectKey(w));
   };
   const nodeLabels = new Map<string, string>();
-  const labelsOf = (n: V1Node): string => JSON.stringify(Object.entries(n.metadata?.labels ?? {}).sort());
+  // What decides whether a node is a target: its labels, taints (workloadRef) and stoker.io/exclude.
+  const labelsOf = (n: V1Node): string =>
+    JSON.stringify([Object.entries(n.metadata?.labels ?? {}).sort(), n.spec?.taints ?? [], n.metadata?.annotations?.[EXCLUDE_ANNOTATION] ?? '']);
   nodes.on('add', (n) => {
     nodeLabels.set(objectKey(n), labelsOf(n));
     enqueueUnfinished();
   });
   nodes.on('update', (n) => {
-    // Kubelets update their Node often; only a label change can change which Warmups target it.
+    // Kubelets update their Node often; only a label, taint or exclude change can change which Warmups target it.
     const k = objectKey(n);
     const labels = labelsOf(n);
     if (nodeLabels.get(k) === labels) return;
@@ -278,6 +293,29 @@ export async function startController(config: ControllerConfig, deps: Controller
   pods.on('add', (p) => mounts.set(p).forEach(enqueueClaim));
   pods.on('update', (p) => mounts.set(p).forEach(enqueueClaim));
   pods.on('delete', (p) => mounts.remove(p).forEach(enqueueClaim));
+  // A workload changed (kubectl set image, a new nodeSelector) or went: the Warmups naming it follow.
+  workloads.on('change', (c) => {
+    for (const w of warmups.list()) {
+      const ref = w.spec.workloadRef;
+      if (ref && ref.kind === c.kind.kind && ref.name === c.name && (w.metadata.namespace ?? '') === c.namespace) queue.add(objectKey(w));
+    }
+  });
+  // The stoker.io/warm annotation: its own queue of workload keys, worked by the leader only.
+  const annotated = new AnnotationController({ directory: workloads, warmups, createWarmup, deleteWarmup, events, log });
+  const annotationQueue = new WorkQueue({ log });
+  workloads.on('change', (c) => annotationQueue.add(annotated.keyOf(c.kind, c.namespace, c.name)));
+  const enqueueDerived = (w: Warmup): void => {
+    const k = annotated.keyOfWarmup(w);
+    if (k) annotationQueue.add(k);
+  };
+  warmups.on('delete', enqueueDerived);
+  const workloadSource: WorkloadSource = {
+    derive: (namespace, ref) => workloads.derive(namespace, ref),
+    event: (namespace, ref, type, reason, message) => {
+      const w = workloads.get(namespace, ref);
+      if (w) events.record({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace, ...(w.metadata?.uid ? { uid: w.metadata.uid } : {}) } }, type, reason, message);
+    },
+  };
 
   // Leadership: the reconciler exists only during a term.
   let currentTerm: Promise<void> | undefined;
@@ -290,7 +328,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       const signal = AbortSignal.any([termSignal, root.signal]);
       // Reconcile only from full caches; give up waiting if the term ends first.
       const aborted = new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-      await Promise.race([Promise.all(informers.map((i) => i.synced)), aborted]);
+      await Promise.race([Promise.all([...informers.map((i) => i.synced), workloads.synced]), aborted]);
       if (signal.aborted) return;
       leading = true;
       metrics.isLeader.set(1);
@@ -317,11 +355,16 @@ export async function startController(config: ControllerConfig, deps: Controller
           mounts: (namespace, claim) => mounts.mounts(namespace, claim),
         },
         kubeletPodsDir: config.kubeletPodsDir,
+        workloads: workloadSource,
       };
       const reconciler = createReconciler(reconcilerDeps);
       for (const w of warmups.list()) queue.add(objectKey(w));
+      for (const k of annotated.keys()) annotationQueue.add(k);
       try {
-        await queue.run(config.maxConcurrentReconciles, (k) => reconciler.reconcile(k), signal);
+        await Promise.all([
+          queue.run(config.maxConcurrentReconciles, (k) => reconciler.reconcile(k), signal),
+          annotationQueue.run(1, (k) => annotated.sync(k), signal),
+        ]);
       } finally {
         leading = false;
         metrics.isLeader.set(0);
@@ -375,8 +418,10 @@ export async function startController(config: ControllerConfig, deps: Controller
       await Promise.race([drain, bound]);
       clearTimeout(timer);
       queue.shutDown();
+      annotationQueue.shutDown();
       agents.stop();
       for (const i of informers) i.stop();
+      workloads.stop();
       await http.close();
       log.info('controller stopped');
       resolveDone();

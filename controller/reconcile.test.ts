@@ -187,6 +187,23 @@ describe('reconcile', () => {
     await c.clock.run(r.stop());
   });
 
+  it('sends no work to a node annotated stoker.io/exclude=true, selected by name, by selector or by default', async () => {
+    const c = fakeCluster({ a: { pool: 'gpu' }, b: { pool: 'gpu' }, c: { pool: 'gpu' } }, ['a', 'b', 'c']);
+    const b = c.nodeObjs.get('b')!;
+    c.nodeObjs.set('b', { ...b, metadata: { ...b.metadata, annotations: { 'stoker.io/exclude': 'true' } } });
+    const keys = [
+      c.add('by-default', { images: [{ image: 'reg.io/app:1' }] }),
+      c.add('by-selector', { images: [{ image: 'reg.io/app:1' }], nodes: { selector: { matchLabels: { pool: 'gpu' } } } }),
+      c.add('by-name', { images: [{ image: 'reg.io/app:1' }], nodes: { names: ['a', 'b'] } }),
+    ];
+    const r = createReconciler(c.deps);
+    for (const key of keys) await r.reconcile(key);
+    await c.clock.until(() => keys.every((k) => c.warmups.get(k)?.status?.phase === 'Succeeded'));
+    expect(keys.map((k) => c.warmups.get(k)?.status?.desiredNodes)).toEqual([2, 2, 1]);
+    expect(c.requests.some((q) => q.nodeName === 'b')).toBe(false);
+    await c.clock.run(r.stop());
+  });
+
   it('records a failing node with its reason and fails the Warmup', async () => {
     const c = fakeCluster({ 'n-ok': {}, 'n-broken': {} }, ['n-ok', 'n-broken']);
     const key = c.add('w', { images: [{ image: 'reg.io/app:1' }], policy: { backoffLimit: 1 } });

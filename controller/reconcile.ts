@@ -87,6 +87,9 @@ import { lastTick, nextTick } from './api/schedule.js';
 import { purge, purgeMessage, releasePlan } from './purge.js';
 import { NodeFacts } from './node-facts.js';
 import { DEFAULT_KUBELET_PODS_DIR, resolveClaims, type ClaimLookup, type ClaimPlan } from './volumes/claims.js';
+import { effectiveSpec, skippedNodes, type WorkloadSource } from './workloads/effective.js';
+import { isExcluded, skipReason } from './workloads/eligibility.js';
+import type { Derivation } from './workloads/derive.js';
 
 export interface ReconcilerTuning {
   /** How long a selected node may lack a live agent before it fails with AgentUnavailable. */
@@ -158,6 +161,11 @@ export interface ReconcilerDeps {
   claims?: ClaimLookup;
   /** The kubelet's pods directory on the nodes, where network volumes are read (default /var/lib/kubelet/pods). */
   kubeletPodsDir?: string;
+  /**
+   * The workloads spec.workloadRef names (controller/workloads/): their derivation, and Events on
+   * them. Without it a Warmup with a workloadRef holds with WorkloadNotFound.
+   */
+  workloads?: WorkloadSource;
   /** Time for the reconciler and its dispatch runs (default: the real clock; tests pass a fake). */
   clock?: DispatchClock;
   tuning?: Partial<ReconcilerTuning>;
@@ -191,9 +199,15 @@ interface RunEntry {
  * Which run a Warmup wants: one per uid and generation and, but for keepWarm (a rerun re-checks
  * its nodes in the same run, a tick warms them again), per stoker.io/rerun value and schedule tick.
  */
-function runIdOf(w: Warmup, tick: string): string {
-  const base = `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}`;
+function runIdOf(w: Warmup, tick: string, derived = ''): string {
+  // A workloadRef Warmup: a change of its workload (images, volumes, placement) is a new run too.
+  const base = `${w.metadata.uid ?? ''}/${w.metadata.generation ?? 0}${derived ? `#${derived}` : ''}`;
   return w.spec.keepWarm ? base : `${base}/${rerunOf(w)}@${tick}`;
+}
+
+/** What a workloadRef run adds to its task ids ('' for any other run). */
+function derivedTag(derived: Derivation | undefined): string {
+  return derived ? `.w${derived.key}` : '';
 }
 
 /** When the Warmup was created (ms); NaN when unknown. */
@@ -313,7 +327,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function recordedTasks(w: Warmup): SentTask[] {
     const live = deps.agents.live(new Date(now()));
     const generation = w.status?.observedGeneration ?? w.metadata.generation ?? 0;
-    const tag = w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '');
+    const e = effectiveOf(w);
+    const tag = (w.spec.keepWarm ? '' : runTag(w.status?.observedRerun ?? '', w.status?.lastScheduleTime ?? '')) + derivedTag('spec' in e ? e.derived : undefined);
     const out: SentTask[] = [];
     // A Warmup with claims: each node's task id carries the variant of its paths, as resolved now.
     const plan = plans.get(`${w.metadata.namespace ?? 'default'}/${w.metadata.name ?? ''}`);
@@ -373,8 +388,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (run) {
         delete base.pin;
         delete base.residency;
-        Object.assign(base, countsOf(run), factsOf(run, resolveSpec(cur.spec), cur.status ?? {}), { recordHash: workHash(resolveSpec(cur.spec)) });
-        const volumes = volumesOf(resolveSpec(cur.spec), plans.get(`${ns}/${name}`));
+        const curSpec = specOf(cur);
+        Object.assign(base, countsOf(run), factsOf(run, curSpec, cur.status ?? {}), { recordHash: workHash(curSpec) });
+        const volumes = volumesOf(curSpec, plans.get(`${ns}/${name}`));
         if (volumes) {
           base.volumes = volumes.list;
           base.conditions = setCondition(base.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: finishedAt });
@@ -464,29 +480,92 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
   /**
    * Nodes the Warmup targets now, with their live agent's endpoint (undefined when none) and, with
-   * `plan` (its claims resolved), each node's own paths.
+   * `plan` (its claims resolved), each node's own paths. A node annotated stoker.io/exclude=true is
+   * never a target. A workloadRef Warmup (`derived`) targets the nodes with a live agent its
+   * workload's pods may land on.
    */
-  function targetsOf(spec: ResolvedSpec, plan?: ClaimPlan): { targets: Map<string, NodeTarget>; explicit: boolean } {
+  function targetsOf(spec: ResolvedSpec, derived?: Derivation, plan?: ClaimPlan): { targets: Map<string, NodeTarget>; explicit: boolean } {
     const live = deps.agents.live(new Date(now()));
     const out = new Map<string, NodeTarget>();
+    if (derived) {
+      for (const [node, a] of live) {
+        const n = deps.nodes.get(node);
+        if (n && !skipReason(derived.templates, n)) out.set(node, { endpoint: a.endpoint, ...(plan ? { paths: plan.forNode(n).paths } : {}) });
+      }
+      return { targets: out, explicit: false };
+    }
     const sel = spec.nodes;
     const explicit = !!sel && (sel.names !== undefined || sel.selector !== undefined);
     if (!explicit) {
       for (const [node, a] of live) {
         const n = deps.nodes.get(node);
-        if (n) out.set(node, { endpoint: a.endpoint, ...(plan ? { paths: plan.forNode(n).paths } : {}) });
+        if (n && !isExcluded(n)) out.set(node, { endpoint: a.endpoint, ...(plan ? { paths: plan.forNode(n).paths } : {}) });
       }
       return { targets: out, explicit };
     }
     const names = sel.names ? new Set(sel.names) : undefined;
     for (const n of deps.nodes.list()) {
       const name = n.metadata?.name;
-      if (!name) continue;
+      if (!name || isExcluded(n)) continue;
       if (names && !names.has(name)) continue;
       if (sel.selector && !matchesSelector(sel.selector, n.metadata?.labels ?? {})) continue;
       out.set(name, { endpoint: live.get(name)?.endpoint, ...(plan ? { paths: plan.forNode(n).paths } : {}) });
     }
     return { targets: out, explicit };
+  }
+
+  /** The spec a Warmup's run does: its own or, with a workloadRef, merged with its workload's derivation. */
+  function effectiveOf(w: Warmup): ReturnType<typeof effectiveSpec> {
+    return effectiveSpec(w, deps.workloads);
+  }
+
+  function specOf(w: Warmup): ResolvedSpec {
+    const e = effectiveOf(w);
+    return 'spec' in e ? e.spec : resolveSpec(w.spec);
+  }
+
+  /** The run the Warmup wants now (a workloadRef Warmup whose workload cannot be read wants none). */
+  function runIdNow(w: Warmup, tick: string): string {
+    const e = effectiveOf(w);
+    return runIdOf(w, tick, 'problem' in e ? '!' : (e.derived?.key ?? ''));
+  }
+
+  /**
+   * A workloadRef Warmup whose workload cannot be read into work (gone, a kind Stoker cannot read,
+   * a bad image, a volume not in the template, a pull secret missing): nothing runs, the Derived
+   * condition (and keepWarm's Warm) says why, naming the value, and so does an Event on the Warmup
+   * and on the workload. It runs again once the workload (or the secret) is fixed.
+   */
+  async function hold(w: Warmup, reason: ConditionReason, message: string): Promise<void> {
+    const ns = w.metadata.namespace ?? 'default';
+    const name = w.metadata.name ?? '';
+    const uid = w.metadata.uid;
+    const ref = w.spec.workloadRef;
+    const key = `${ns}/${name}`;
+    await stopWork(key, w, reason);
+    await dropLabels(ns, name, w);
+    const before = w.status?.conditions?.find((c) => c.type === 'Derived');
+    if (before?.status !== 'False' || before.reason !== reason || before.message !== message) {
+      deps.events.record(w, 'Warning', 'DerivationFailed', message);
+      if (ref) deps.workloads?.event(ns, ref, 'Warning', 'DerivationFailed', `Warmup ${name}: ${message}`);
+      deps.log.info({ warmup: key, reason }, 'workload not read into work: holding');
+    }
+    const at = new Date(now()).toISOString();
+    deps.status.schedule(ns, name, (cur) => {
+      if (cur.metadata.uid !== uid) return undefined;
+      const s: WarmupStatus = { ...(cur.status ?? {}) };
+      s.phase = 'Pending';
+      s.activeNodes = 0;
+      delete s.activeNodeList;
+      delete s.bytesDone;
+      delete s.bytesTotal;
+      delete s.completionTime;
+      if (ref) s.source = `${ref.kind}/${ref.name}`;
+      s.observedGeneration = cur.metadata.generation ?? 0;
+      s.conditions = setCondition(s.conditions, { type: 'Derived', status: 'False', reason, message, lastTransitionTime: at });
+      if (cur.spec.keepWarm) s.conditions = setCondition(s.conditions, { type: 'Warm', status: 'False', reason, message, lastTransitionTime: at });
+      return s;
+    });
   }
 
   async function reconcile(key: string): Promise<ReconcileResult> {
@@ -511,7 +590,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const name = w.metadata.name ?? '';
     const uid = w.metadata.uid ?? '';
     const log = deps.log.child({ warmup: key });
-    const spec = resolveSpec(w.spec);
+    let spec = resolveSpec(w.spec);
 
     if (w.metadata.deletionTimestamp) {
       // Deleting a Warmup bumps its generation: handled before any run is (re)started.
@@ -575,7 +654,19 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return;
     }
 
+    const effective = effectiveOf(w);
+    if ('problem' in effective) {
+      await hold(w, effective.problem.reason, effective.problem.message);
+      return { requeueAfterMs: tuning.resyncMs };
+    }
+    spec = effective.spec;
+    const derived = effective.derived;
+
     const problem = validateSpec(spec, deps.registryPolicy);
+    if (problem && derived) {
+      await hold(w, problem.reason, `${derived.source}: ${problem.message}`);
+      return { requeueAfterMs: tuning.resyncMs };
+    }
     if (problem) {
       await stopWork(key, w, 'invalid spec');
       await finish(w, 'Failed', problem.reason, problem.message, undefined, due);
@@ -624,7 +715,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Before any task is sent, so that a deletion waits until the tasks are cancelled.
     await setFinalizer(w, true);
 
-    const runId = runIdOf(w, due);
+    const runId = runIdOf(w, due, derived?.key);
     let entry = runs.get(key);
     if (!entry || entry.id !== runId) {
       let credentials;
@@ -632,6 +723,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         const secrets = await loadPullSecrets(readSecret, ns, spec.imagePullSecrets);
         credentials = credentialsForImages(secrets, spec.images.map((i) => i.image));
       } catch (err) {
+        if (err instanceof PullSecretError && derived) {
+          await hold(w, err.reason, `${derived.source}: ${err.message}`);
+          return { requeueAfterMs: tuning.resyncMs };
+        }
         if (err instanceof PullSecretError) {
           await stopWork(key, w, 'pull secret');
           await finish(w, 'Failed', err.reason, err.message, undefined, due);
@@ -639,11 +734,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
         throw err;
       }
-      const { targets, explicit } = targetsOf(spec, plans.get(key));
+      const { targets, explicit } = targetsOf(spec, derived, plans.get(key));
       const work = workKey(spec, credentials);
       const superseded = entry ? await replaceRun(entry, work, targets) : [];
       // Nodes done for other work, or for a finished run this one repeats, are not done for this one.
-      const current = recordApplies(w, due) && !(isFinished(w.status) && !statusIsCurrent(w, due));
+      const current = recordApplies(w, due, spec) && !(isFinished(w.status) && !statusIsCurrent(w, due));
       const record = current ? { succeeded: readRecord(w.status?.record?.succeeded), failed: readRecord(w.status?.record?.failed) } : { succeeded: new Set<string>(), failed: new Set<string>() };
       if (!spec.keepWarm && targets.size === 0 && record.succeeded.size + record.failed.size === 0) {
         const created = Date.parse(w.metadata.creationTimestamp ? String(w.metadata.creationTimestamp instanceof Date ? w.metadata.creationTimestamp.toISOString() : w.metadata.creationTimestamp) : '');
@@ -654,7 +749,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
         return { requeueAfterMs: Math.min(1000, tuning.agentWaitMs - waited) };
       }
-      entry = startRun(w, spec, credentials, record, current, log, work, superseded, due);
+      entry = startRun(w, spec, derived, credentials, record, current, log, work, superseded, due);
       runs.set(key, entry);
       if (w.status?.phase !== 'Running') {
         deps.events.record(w, 'Normal', 'Started', `warming ${spec.images.length} image(s) and ${spec.paths.length + spec.claims.length} path(s) on ${targets.size} node(s)`);
@@ -678,6 +773,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     if (entry.keepWarm) await syncLabels(entry);
     else await dropLabels(ns, name, w);
+    // status.skippedNodeList follows taints, labels and stoker.io/exclude on the nodes.
+    if (derived) publish(entry);
     const untilDeadline = spec.activeDeadlineSeconds !== undefined ? (Number.isNaN(started) ? now() : started) + spec.activeDeadlineSeconds * 1000 - now() : Infinity;
     return { requeueAfterMs: Math.max(100, Math.min(tuning.resyncMs, untilDeadline, untilTick)) };
   }
@@ -705,6 +802,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function startRun(
     w: Warmup,
     spec: ResolvedSpec,
+    derived: Derivation | undefined,
     credentials: ReturnType<typeof credentialsForImages>,
     record: { succeeded: Set<string>; failed: Set<string> },
     current: boolean,
@@ -720,7 +818,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (current) for (const a of w.status?.activeNodeList ?? []) if (a.attempt >= 1) attempts.set(a.name, a.attempt);
     const rerun = rerunOf(w);
     const entry: Omit<RunEntry, 'run'> & { run?: WarmupRun } = {
-      id: runIdOf(w, due),
+      id: runIdOf(w, due, derived?.key),
       namespace: ns,
       name,
       work,
@@ -748,10 +846,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       backoffMaxMs: tuning.backoffMaxMs,
       // The digests this run's tags resolved to before a restart: the nodes left get the same.
       resume: { ...record, failedList: current ? (w.status?.failedNodeList ?? []) : [], attempts, images: current ? (w.status?.images ?? []) : [] },
-      ...(spec.keepWarm ? {} : { runTag: runTag(rerun, due) }),
+      // A workloadRef run's task ids name its derivation: the agents remember finished task ids, and
+      // the work after `kubectl set image` is not the work before it.
+      ...(spec.keepWarm ? (derived ? { runTag: derivedTag(derived) } : {}) : { runTag: runTag(rerun, due) + derivedTag(derived) }),
       targets: () => {
         if (!deps.isLeader()) run.cancel();
-        return targetsOf(spec, plans.get(key)).targets;
+        return targetsOf(spec, derived, plans.get(key)).targets;
       },
       nodeExists: (node) => deps.nodes.get(node) !== undefined,
       connect,
@@ -794,7 +894,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Tasks of an earlier generation doing the same work have ended with this run's, or are of no use now.
     if (entry.superseded.length > 0) void cancelTasks(connect, entry.superseded, { timeoutMs: CANCEL_TIMEOUT_MS, log: deps.log });
     const w = deps.warmups.get(key);
-    if (!w || runIdOf(w, entry.due) !== entry.id) {
+    if (!w || runIdNow(w, entry.due) !== entry.id) {
       runs.delete(key);
       return;
     }
@@ -802,9 +902,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (outcome.kind === 'fatal') {
         await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run, entry.due);
       } else if (outcome.desired === 0) {
-        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(resolveSpec(w.spec)), entry.run, entry.due);
+        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(specOf(w)), entry.run, entry.due);
       } else if (outcome.failed === 0) {
-        const note = volumesOf(resolveSpec(w.spec), plans.get(key))?.note;
+        const note = volumesOf(specOf(w), plans.get(key))?.note;
         await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed${note ? `; ${note}` : ''}`, entry.run, entry.due);
       } else {
         await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run, entry.due);
@@ -822,7 +922,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const startedAt = new Date(now()).toISOString();
     deps.status.schedule(namespace, name, (cur) => {
       const stale = isFinished(cur.status) && !statusIsCurrent(cur, entry.due);
-      if (runIdOf(cur, entry.due) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
+      if (runIdNow(cur, entry.due) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
       const s = run.snapshot();
       const base = stale ? freshStatus(cur.status) : (cur.status ?? {});
       const status: WarmupStatus = {
@@ -845,8 +945,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       };
       delete status.pin;
       delete status.residency;
-      Object.assign(status, factsOf(run, resolveSpec(cur.spec), base));
-      const volumes = volumesOf(resolveSpec(cur.spec), plans.get(`${namespace}/${name}`));
+      const e = effectiveOf(cur);
+      const curSpec = 'spec' in e ? e.spec : resolveSpec(cur.spec);
+      Object.assign(status, factsOf(run, curSpec, base));
+      const volumes = volumesOf(curSpec, plans.get(`${namespace}/${name}`));
       if (volumes) {
         status.volumes = volumes.list;
         status.conditions = setCondition(status.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: startedAt });
@@ -855,6 +957,20 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         delete status.volumes;
         if (status.conditions?.some((c) => c.type === 'ClaimsBound')) status.conditions = status.conditions.filter((c) => c.type !== 'ClaimsBound');
       }
+      delete status.source;
+      delete status.skippedNodes;
+      delete status.skippedNodeList;
+      delete status.warm;
+      if ('spec' in e && e.derived) {
+        const d = e.derived;
+        const skipped = skippedNodes(d.templates, deps.nodes.list());
+        status.source = d.source;
+        status.skippedNodes = skipped.count;
+        if (skipped.list.length > 0) status.skippedNodeList = skipped.list;
+        const what = [`${d.images.length} image(s)`, `${d.paths.length} host path(s)`, `${d.claims.length} claim(s)`, `${skipped.count} node(s) skipped`];
+        status.conditions = setCondition(status.conditions, { type: 'Derived', status: 'True', reason: 'WorkloadDerived', message: `${d.source}: ${what.join(', ')}`, lastTransitionTime: startedAt });
+      }
+      if (keepWarm || ('spec' in e && e.derived)) status.warm = `${s.succeededNodes}/${s.desiredNodes}`;
       if (entry.due) status.lastScheduleTime = entry.due;
       else delete status.lastScheduleTime;
       if (keepWarm && labeller) status.nodeLabel = nodeLabelKey(namespace, name);

@@ -368,6 +368,15 @@ describe('helm chart', () => {
     expect(await can(controllerSA, 'get', 'pods', '--subresource', 'exec', '-n', 'team-a')).toBe(false);
     expect(await can(agentSA, 'list', 'persistentvolumes')).toBe(false);
     expect(await can(agentSA, 'list', 'pods', '-n', ns)).toBe(false);
+    // Workloads (spec.workloadRef, stoker.io/warm): read only; the Warmup made for an annotated one.
+    // (kubectl cannot ask about LeaderWorkerSets and RoleBasedGroups while their CRDs are absent.)
+    for (const r of ['deployments.apps', 'statefulsets.apps', 'daemonsets.apps', 'replicasets.apps', 'jobs.batch', 'cronjobs.batch', 'pods', 'serviceaccounts']) {
+      expect(await can(controllerSA, 'watch', r, '-A'), r).toBe(true);
+      expect(await can(controllerSA, 'patch', r, '-n', 'team-a'), r).toBe(false);
+    }
+    expect(await can(controllerSA, 'get', 'deployments.apps', '-n', 'team-a')).toBe(false);
+    expect(await can(controllerSA, 'create', 'warmups.stoker.io', '-n', 'team-a')).toBe(true);
+    expect(await can(agentSA, 'watch', 'deployments.apps', '-A')).toBe(false);
     // Agent: nothing at all. Above all not the controller's leader Lease, another node's
     // announcement, or where Kubernetes says an agent is.
     expect(await can(agentSA, 'update', 'leases/stoker-controller', '-n', ns)).toBe(false);

@@ -3,14 +3,15 @@
 //
 // Types: Complete (True once every node warmed), Failed (True once the Warmup failed), Suspended
 // (True while spec.suspend is true, False once it runs again), Warm (keepWarm only: True while every
-// current target node is warm).
+// current target node is warm), Derived (workloadRef only: True while the workload's images, volumes
+// and nodes could be read; False, with the reason naming what is wrong, while they cannot).
 //
 //   status.conditions = setCondition(status.conditions, { type: 'Failed', status: 'True', reason, message, lastTransitionTime: now });
 //   status.conditions = resumed(status.conditions, now);
 import type { ConditionReason } from './reasons.js';
 import type { WarmupCondition } from './types.js';
 
-export type ConditionType = 'Complete' | 'Failed' | 'Suspended' | 'Warm' | 'ClaimsBound';
+export type ConditionType = 'Complete' | 'Failed' | 'Suspended' | 'Warm' | 'ClaimsBound' | 'Derived';
 
 /** A condition the controller writes: one of its types, with a reason from the catalogue. */
 export type ConditionUpdate = WarmupCondition & { type: ConditionType; reason: ConditionReason };

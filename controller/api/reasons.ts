@@ -30,6 +30,11 @@ export const CONDITION_REASONS = Object.freeze({
   ClaimNotFound: 'A persistentVolumeClaim named in spec.paths does not exist in the Warmup\'s namespace; the Warmup waits for it (condition ClaimsBound is False); the message names it.',
   ClaimNotBound: 'A persistentVolumeClaim named in spec.paths is not Bound, or its PersistentVolume does not exist; the Warmup waits for it (condition ClaimsBound is False); the message names it.',
   ClaimsBound: 'Every persistentVolumeClaim named in spec.paths is Bound to a PersistentVolume (condition ClaimsBound is True); status.volumes says where each is read.',
+  WorkloadDerived: "workloadRef: the workload's images, volumes and nodes were read (condition Derived is True); the message counts them.",
+  WorkloadNotFound: 'workloadRef: the workload does not exist (or its API is not served); the Warmup waits for it (condition Derived is False).',
+  WorkloadKindNotSupported: 'workloadRef: a kind Stoker cannot read; the message names it and the kinds it reads.',
+  VolumeNotInTemplate: 'stoker.io/warm-volumes names a volume no pod template of the workload has; the message names it.',
+  VolumeNotWarmable: 'stoker.io/warm-volumes names a volume that is neither hostPath nor persistentVolumeClaim; the message names it.',
 });
 
 /** On each entry of status.volumes: why some target nodes do not read a claim's volume (not a failure). */
@@ -76,6 +81,9 @@ export const EVENT_REASONS = Object.freeze({
   Failed: 'The Warmup failed (Warning); the message says why.',
   BudgetWarning: "A node's agent warned that the paths exceed its memory budget (Warning): the tree is larger than the node's available memory or the agent's cgroup limit, so part of it may not stay resident.",
   Purged: 'A Warmup with onDelete Purge was deleted (Normal; Warning when a node was not reached or an item not released); the message gives the images removed, their bytes and the page cache dropped.',
+  DerivationFailed: "A workloadRef Warmup's workload could not be read into work (Warning, on the Warmup and on the workload); the message names the value (an image, a volume, a pull secret, the kind).",
+  WarmupCreated: 'The workload is annotated stoker.io/warm=true: its Warmup was created (Normal, on the workload).',
+  WarmupDeleted: 'The stoker.io/warm annotation went: the Warmup made for the workload was deleted (Normal, on the workload).',
   Unpinned: 'A Warmup with pin (and onDelete Keep) was deleted (Normal; Warning when a node was not reached or an item not released); the message gives the images whose pin label was removed and those left pinned for another Warmup.',
 });
 

@@ -179,6 +179,21 @@ export interface WarmupStatus {
   images?: ResolvedImage[];
   /** Each persistentVolumeClaim of spec.paths: its volume, and the target nodes that read it or not. */
   volumes?: VolumeStatus[];
+  /** spec.workloadRef: the workload the work was derived from, "Deployment/vllm". */
+  source?: string;
+  /** spec.workloadRef: how many nodes the workload's pods may not land on (not warmed). */
+  skippedNodes?: number;
+  /** The first MAX_NODE_LIST of them by name, with why. */
+  skippedNodeList?: SkippedNode[];
+  /** keepWarm or workloadRef: "warm/target" nodes, as `kubectl get warmups` shows it. */
+  warm?: string;
+}
+
+/** A node a workloadRef Warmup does not warm: excluded (stoker.io/exclude), selector, affinity or taint. */
+export interface SkippedNode {
+  name: string;
+  reason: 'excluded' | 'selector' | 'affinity' | 'taint';
+  message: string;
 }
 
 /** Where a claim's volume is read (controller/volumes/claims.ts). */
@@ -401,13 +416,14 @@ export function workHash(spec: ResolvedSpec): string {
 /**
  * Whether the nodes status.record lists as done were done for the work the spec asks now (a
  * suspend, a policy or node-selection edit keep them; other images or paths, or a rerun, do not).
- * A status from before recordHash counts only for its own generation.
+ * A status from before recordHash counts only for its own generation. `spec`: the spec the run does
+ * (a workloadRef Warmup's, with what its workload derives).
  */
-export function recordApplies(w: Warmup, tick = ''): boolean {
+export function recordApplies(w: Warmup, tick = '', spec: ResolvedSpec = resolveSpec(w.spec)): boolean {
   const s = w.status;
   if (!s) return true;
   if (!w.spec.keepWarm && !sameRun(s, rerunOf(w), tick)) return false;
-  if (s.recordHash !== undefined) return s.recordHash === workHash(resolveSpec(w.spec));
+  if (s.recordHash !== undefined) return s.recordHash === workHash(spec);
   return s.observedGeneration === undefined || s.observedGeneration === (w.metadata.generation ?? 0);
 }
 
