@@ -21,7 +21,7 @@ import type { WorkloadRef } from '../api/types.js';
 import { abortable } from '../k8s/abortable.js';
 import { objectKey, startInformer, type Informer, type InformerOptions, type ListResult } from '../k8s/informer.js';
 import { deriveWork, type Derivation, type DerivationProblem, type ServiceAccountView } from './derive.js';
-import { apiVersionOf, supportedKinds, WORKLOAD_KINDS, workloadKind, type Workload, type WorkloadKind } from './templates.js';
+import { apiVersionOf, podTemplatesOf, supportedKinds, WORKLOAD_KINDS, workloadKind, type Workload, type WorkloadKind } from './templates.js';
 
 export interface WorkloadChange {
   kind: WorkloadKind;
@@ -61,15 +61,46 @@ export interface WorkloadDirectory {
   stop(): void;
 }
 
-/** Drops what derivation never reads, so a large cluster's workloads cost little memory. */
-export function slim(raw: unknown): Workload {
+/**
+ * Drops what derivation never reads, so a large cluster's workloads cost little memory: of the
+ * metadata, names, uid, version and stoker.io/* annotations; of each pod template (`kind` says
+ * where they are), only what derive.ts and eligibility.ts read (container names and images, pull
+ * secrets, service account, nodeSelector, required node affinity, tolerations, volume names and
+ * their hostPath or claim). The rest of the workload's spec is dropped.
+ */
+export function slim(raw: unknown, kind?: WorkloadKind): Workload {
   const o = raw as Workload & { metadata?: Record<string, unknown> };
   const m = o.metadata ?? {};
   const annotations = Object.fromEntries(Object.entries((m.annotations) ?? {}).filter(([k]) => k.startsWith('stoker.io/')));
   const metadata: Workload['metadata'] & object = {};
   for (const k of ['name', 'namespace', 'uid', 'resourceVersion'] as const) if (typeof m[k] === 'string') metadata[k] = m[k];
   if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
-  return { ...(o.apiVersion ? { apiVersion: o.apiVersion } : {}), ...(o.kind ? { kind: o.kind } : {}), metadata, spec: o.spec };
+  const out: Workload = { ...(o.apiVersion ? { apiVersion: o.apiVersion } : {}), ...(o.kind ? { kind: o.kind } : {}), metadata, spec: o.spec };
+  if (kind) for (const t of podTemplatesOf(kind, out)) slimPodSpec(t.spec as unknown as Record<string, unknown>);
+  return out;
+}
+
+const POD_SPEC_FIELDS = new Set(['containers', 'initContainers', 'imagePullSecrets', 'serviceAccountName', 'serviceAccount', 'nodeSelector', 'affinity', 'tolerations', 'volumes']);
+
+/** Keeps, in place, only the pod spec fields derivation reads. */
+function slimPodSpec(spec: Record<string, unknown>): void {
+  for (const k of Object.keys(spec)) if (!POD_SPEC_FIELDS.has(k)) delete spec[k];
+  const containers = (list: unknown): unknown =>
+    Array.isArray(list) ? list.map((c: { name?: unknown; image?: unknown }) => ({ name: c?.name, image: c?.image })) : list;
+  if ('containers' in spec) spec.containers = containers(spec.containers);
+  if ('initContainers' in spec) spec.initContainers = containers(spec.initContainers);
+  const affinity = spec.affinity as { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: unknown } } | undefined;
+  if (affinity && typeof affinity === 'object') {
+    const required = affinity.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+    spec.affinity = required ? { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } : {};
+  }
+  if (Array.isArray(spec.volumes)) {
+    spec.volumes = spec.volumes.map((v: { name?: unknown; hostPath?: unknown; persistentVolumeClaim?: unknown }) => ({
+      name: v?.name,
+      ...(v?.hostPath ? { hostPath: v.hostPath } : {}),
+      ...(v?.persistentVolumeClaim ? { persistentVolumeClaim: v.persistentVolumeClaim } : {}),
+    }));
+  }
 }
 
 function fingerprint(w: Workload): string {
@@ -116,7 +147,7 @@ export function startWorkloadDirectory(opts: WorkloadDirectoryOptions): Workload
       name: k.plural,
       path: ns ? `${prefix}/namespaces/${ns}/${k.plural}` : `${prefix}/${k.plural}`,
       list: listOf(k),
-      deserialize: slim,
+      deserialize: (raw) => slim(raw, k),
       ...(opts.onRestart ? { onRestart: opts.onRestart(k.plural) } : {}),
     });
     const key = (w: Workload): string => `${k.plural}/${objectKey(w)}`;
