@@ -47,7 +47,7 @@ const FILE_TASKS = Number(flag('--tasks') ?? 64);
 const FILES_TARGET_MB = 250;
 const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NODE = 'bench-node';
-/** Issue 13's targets: 3 s after start, settled (between rounds), peak during 8 concurrent pulls. */
+/** The targets: 3 s after start, settled (between rounds), peak during 8 concurrent pulls. */
 const START_TARGET_MB = 70;
 const IDLE_TARGET_MB = 65;
 const PULLS_TARGET_MB = 120;
