@@ -10,10 +10,11 @@ import { ReaderPool, resolveRoots, warmFiles } from './warm/files.js';
 import { warmImages as warmImagesOn } from './warm/images.js';
 import { pinImage } from './warm/pin.js';
 import * as grpc from '@grpc/grpc-js';
+import { listenHttp } from '../proto/common/http-server.js';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
 import { AGENT_FLAGS, ConfigError, type AgentConfig } from './config.js';
-import { createHttpServer } from './http.js';
+import { agentRoutes } from './http.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { controllerOnly } from './server/caller.js';
 import { createAgentService, startGrpcServer } from './server/grpc.js';
@@ -220,14 +221,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
 
   let stopping = false;
-  const http = createHttpServer({
+  const routes = agentRoutes({
     nodeName: config.nodeName,
     criEndpoint: runtime.endpoint,
     allowedRoots: config.allowedRoots,
     probe,
     tasks: registry,
     metrics,
-    log,
     stopping: () => stopping,
   });
 
@@ -250,17 +250,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     runtime.close();
     throw err;
   }
-  try {
-    await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
-  } catch (err) {
+  const grpcHandle = grpcServer;
+  const http = await listenHttp(config.httpListen.host, config.httpListen.port, routes, {
+    onError: (err, path) => log.error({ path, err }, 'HTTP request failed'),
+    forceClose: true,
+  }).catch(async (err: unknown) => {
     tlsProvider.close();
     probe.stop();
     runtime.close();
-    await grpcServer.stop(0);
+    await grpcHandle.stop(0);
     throw new Error(`cannot listen for HTTP on ${config.httpListen.host}:${config.httpListen.port}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  const address = http.server.address();
-  const httpPort = typeof address === 'object' && address ? address.port : config.httpListen.port;
+  });
+  const httpPort = http.port;
   const grpcPort = grpcServer.port;
   const grpcAddress = `${dialHost(config.grpcListen.host)}:${grpcPort}`;
   const httpUrl = `http://${dialHost(config.httpListen.host)}:${httpPort}`;
@@ -281,7 +282,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   let stopPromise: Promise<void> | undefined;
   let markStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (markStopped = resolve));
-  const grpcHandle = grpcServer;
 
   const stop = (reason = 'stop requested'): Promise<void> => {
     stopPromise ??= (async () => {

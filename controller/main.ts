@@ -27,7 +27,7 @@ import {
   type V1PersistentVolumeClaim,
   type V1Pod,
 } from '@kubernetes/client-node';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { listenHttp, type HttpListener } from '../proto/common/http-server.js';
 import { createLogger, type Logger } from '../proto/common/log.js';
 import { STOKER_VERSION } from '../proto/common/version.js';
 import { AgentClientPool, type AgentTls } from './agent-client.js';
@@ -146,7 +146,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     liveAgentCount: () => refs.agents?.live().size ?? 0,
   });
   // HTTP first: a port already taken fails the start before anything else runs.
-  const http = await startHttp(config, { metrics, ready: () => (refs.synced?.() ?? false) && !root.signal.aborted });
+  const http = await startHttp(config, { metrics, log, ready: () => (refs.synced?.() ?? false) && !root.signal.aborted });
   const onRestart = (informer: string) => (reason: string) => metrics.informerRestarts.inc({ informer, reason });
 
   const informerBase = { kc, log, relistIntervalMs: config.relistIntervalMs, watchdogMs: config.watchdogMs };
@@ -395,9 +395,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     runTerm(root.signal);
   }
 
-  const address = http.server.address();
-  const httpAddress =
-    address && typeof address === 'object' ? { host: address.address, port: address.port } : { host: config.httpListen.host, port: config.httpListen.port };
+  const httpAddress = { host: http.address, port: http.port };
   log.info({ version: STOKER_VERSION, http: httpAddress, namespace: config.namespace, identity: config.leaderElectionId }, 'controller started');
 
   let resolveDone!: () => void;
@@ -445,17 +443,15 @@ export async function startController(config: ControllerConfig, deps: Controller
   };
 }
 
-async function startHttp(config: ControllerConfig, opts: { metrics: ControllerMetrics; ready: () => boolean }): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
-  app.get('/healthz', (_req, reply) => reply.send('ok'));
-  app.get('/readyz', async (_req, reply) => {
-    if (opts.ready()) return 'ok';
-    return reply.code(503).send('informers not synced');
-  });
-  app.get('/metrics', async (_req, reply) => {
-    const body = await opts.metrics.registry.metrics();
-    return reply.header('content-type', opts.metrics.registry.contentType).send(body);
-  });
-  await app.listen({ host: config.httpListen.host, port: config.httpListen.port });
-  return app;
+function startHttp(config: ControllerConfig, opts: { metrics: ControllerMetrics; ready: () => boolean; log: Logger }): Promise<HttpListener> {
+  return listenHttp(
+    config.httpListen.host,
+    config.httpListen.port,
+    {
+      '/healthz': () => ({ body: 'ok' }),
+      '/readyz': () => (opts.ready() ? { body: 'ok' } : { status: 503, body: 'informers not synced' }),
+      '/metrics': async () => ({ body: await opts.metrics.registry.metrics(), contentType: opts.metrics.registry.contentType }),
+    },
+    { onError: (err, path) => opts.log.error({ path, err }, 'HTTP request failed') },
+  );
 }

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { WarmEvent, WarmResult } from '../../proto/agent.js';
 import { createLogger } from '../../proto/common/log.js';
 import { compileRegistryPolicy, DEFAULT_REGISTRY_POLICY, type RegistryPolicy } from '../../proto/common/registry-policy.js';
-import { createHttpServer } from '../http.js';
+import { listenHttp } from '../../proto/common/http-server.js';
+import { agentRoutes } from '../http.js';
 import { createAgentMetrics } from '../metrics.js';
 import { RuntimeProbe, type AgentRuntime } from './runtime.js';
 import { TaskRegistry, type TaskListener } from './tasks.js';
@@ -235,35 +236,40 @@ describe('runWarmTask', () => {
 
 describe('HTTP endpoints', () => {
   it('/readyz flips with the runtime and names the CRI endpoint; /status and /metrics answer', async () => {
-    const { state, probe, tasks, metrics, log } = setup();
-    const app = createHttpServer({
+    const { state, probe, tasks, metrics } = setup();
+    const routes = agentRoutes({
       nodeName: 'node-a',
       criEndpoint: 'unix:///fake/containerd.sock',
       allowedRoots: ['/models'],
       probe,
       tasks,
       metrics,
-      log,
       stopping: () => false,
     });
+    const http = await listenHttp('127.0.0.1', 0, routes);
+    const get = (path: string) => fetch(`http://127.0.0.1:${http.port}${path}`);
     try {
-      expect((await app.inject('/healthz')).statusCode).toBe(200);
-      expect((await app.inject('/readyz')).statusCode).toBe(200);
+      const health = await get('/healthz');
+      expect(health.status).toBe(200);
+      expect(health.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(await health.json()).toEqual({ status: 'ok' });
+      expect((await get('/readyz')).status).toBe(200);
       state.up = false;
-      const down = await app.inject('/readyz');
-      expect(down.statusCode).toBe(503);
-      expect(down.json()).toMatchObject({ ready: false, criEndpoint: 'unix:///fake/containerd.sock' });
-      expect(down.json<{ reason: string }>().reason).toContain('unix:///fake/containerd.sock');
-      const status = (await app.inject('/status')).json<Record<string, unknown>>();
-      expect(status).toMatchObject({ nodeName: 'node-a', runtimeReady: false, runtimeName: 'containerd', tasksInFlight: 0 });
+      const down = await get('/readyz');
+      expect(down.status).toBe(503);
+      const downBody = (await down.json()) as { reason: string };
+      expect(downBody).toMatchObject({ ready: false, criEndpoint: 'unix:///fake/containerd.sock' });
+      expect(downBody.reason).toContain('unix:///fake/containerd.sock');
+      const status = (await (await get('/status')).json()) as Record<string, unknown>;
+      expect(status).toMatchObject({ nodeName: 'node-a', runtimeReady: false, runtimeName: 'containerd', tasksInFlight: 0, allowedRoots: ['/models'] });
       expect(typeof status.agentVersion).toBe('string');
-      const scrape = await app.inject('/metrics');
-      expect(scrape.headers['content-type']).toContain('text/plain');
-      expect(scrape.body).toContain('stoker_tasks_in_flight 0');
+      const scrape = await get('/metrics');
+      expect(scrape.headers.get('content-type')).toContain('text/plain');
+      expect(await scrape.text()).toContain('stoker_tasks_in_flight 0');
       state.up = true;
-      expect((await app.inject('/readyz')).statusCode).toBe(200);
+      expect((await get('/readyz')).status).toBe(200);
     } finally {
-      await app.close();
+      await http.close();
     }
   });
 });
