@@ -3,6 +3,7 @@
 //
 //   npx tsx test/bench/agent-rss.ts [--rounds N] [--size-mb MB]
 //   npx tsx test/bench/agent-rss.ts --files [--rounds N] [--file-mb MB] [--tasks N]
+//   ... --cli PATH    another build's dist/bin/stoker.cjs instead of this checkout's
 //
 // The built CLI (`node dist/bin/stoker.cjs agent`) runs as its own process against a private
 // containerd and registry on loopback (test/support), with real certificates; its RSS is read
@@ -45,7 +46,8 @@ const FILES = args.includes('--files');
 const FILE_MB = Number(flag('--file-mb') ?? 64);
 const FILE_TASKS = Number(flag('--tasks') ?? 64);
 const FILES_TARGET_MB = 250;
-const CLI = join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
+/** The bundled CLI to run: this checkout's build, or --cli PATH (another build, to compare two). */
+const CLI = flag('--cli') ?? join(REPO_ROOT, 'dist', 'bin', 'stoker.cjs');
 const NODE = 'bench-node';
 /** The targets: 3 s after start, settled (between rounds), peak during 8 concurrent pulls. */
 const START_TARGET_MB = 70;
@@ -153,7 +155,10 @@ function startAgentProcess(args: string[]): Promise<{ child: ChildProcess; grpcA
 
 const verdict = (value: number, target: number) => (value <= target ? 'ok' : 'OVER TARGET');
 
-if (!existsSync(CLI)) await run('npm', ['run', 'build']);
+if (!existsSync(CLI)) {
+  if (flag('--cli')) throw new Error(`--cli ${CLI}: no such file`);
+  await run('npm', ['run', 'build']);
+}
 const dir = await mkdtemp(join(tmpdir(), 'stoker-bench-rss-'));
 const containerd = await startContainerd();
 const registry = await startRegistry();
