@@ -4,9 +4,9 @@
 //
 // Bounded by construction: no request body is read (a request that carries one gets its answer and
 // the connection is closed, so the body is never drained), only GET and HEAD match a route,
-// everything else is 404, and the headers and the whole request have short deadlines. Answers are
-// what fastify answered before: JSON objects as `application/json; charset=utf-8`, strings as
-// `text/plain; charset=utf-8`, 404 and 500 as fastify's JSON error shape.
+// everything else is 404, and the headers and the whole request have short deadlines. Answers:
+// JSON objects as `application/json; charset=utf-8`, strings as `text/plain; charset=utf-8`, 404
+// and 500 as `{ statusCode, error, message }` JSON.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 
 export interface HttpReply {
