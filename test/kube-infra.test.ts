@@ -92,11 +92,13 @@ describe('kube-apiserver for tests', () => {
       activeNodeList: [{ name: 'node-a', attempt: 1, bytesDone: 10, bytesTotal: 100 }],
       record: { succeeded: 'AAAAAAAA', failed: 'bbbbbbbb' },
       observedGeneration: 1,
+      warm: '1/3',
+      source: 'Deployment/vllm',
     };
     await objects.replaceNamespacedCustomObjectStatus({ group, version, namespace, plural, name: 'models', body: { ...current, status } });
     const table = await kube.kubectl(['get', 'warmups', 'models', '-n', namespace]);
-    expect(table).toMatch(/^NAME\s+PHASE\s+SUCCEEDED\s+FAILED\s+DESIRED\s+AGE$/m);
-    expect(table).toMatch(/^models\s+Running\s+1\s+1\s+3\s+\S+$/m);
+    expect(table).toMatch(/^NAME\s+PHASE\s+SUCCEEDED\s+FAILED\s+DESIRED\s+WARM\s+SOURCE\s+AGE$/m);
+    expect(table).toMatch(/^models\s+Running\s+1\s+1\s+3\s+1\/3\s+Deployment\/vllm\s+\S+$/m);
     // The short name works too.
     expect(await kube.kubectl(['get', 'wu', '-n', namespace, '-o', 'name'])).toBe('warmup.stoker.io/models\n');
 

@@ -133,9 +133,21 @@ try {
     }
   }
   for (const c of clients.values()) c.close();
+  // Where the controller's memory is, after the rounds: V8's heap (JavaScript objects), memory
+  // outside it that V8 knows of (buffers), and the rest of the RSS (native: code, OpenSSL, gRPC's
+  // and Node's own allocations, and what the allocator keeps).
+  const mb = async (name: string) => (await fleet.counter(name)) / 1e6;
+  const [heapTotal, heapUsed, external] = await Promise.all([
+    mb('stoker_controller_nodejs_heap_size_total_bytes'),
+    mb('stoker_controller_nodejs_heap_size_used_bytes'),
+    mb('stoker_controller_nodejs_external_memory_bytes'),
+  ]);
+  const rssNow = rssMb(pid);
+  const split = `controller memory after the rounds: RSS ${rssNow.toFixed(0)} MB = V8 heap ${heapTotal.toFixed(0)} MB (${heapUsed.toFixed(0)} MB used) + external ${external.toFixed(0)} MB + other ${(rssNow - heapTotal - external).toFixed(0)} MB`;
 
   console.log(`\nController fan-out: medians of ${ROUNDS} rounds, parallelism ${PARALLELISM}, image already present on every node`);
   console.log(`controller RSS with ${MAX_NODES} live agents before any Warmup: ${idleRss.toFixed(0)} MB; simulated agents' process: ${agentsRss.toFixed(0)} MB`);
+  console.log(split);
   console.log('nodes | Stoker create->Succeeded | plain direct fan-out | overhead (target < 10 s) | ratio | status writes (bound: 1/s + final) | controller RSS peak (target)');
   for (const size of SIZES) {
     const xs = results.get(size)!;
