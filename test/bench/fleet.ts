@@ -118,7 +118,8 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     const httpPort = await freePort();
     controller = spawn(
       process.execPath,
-      [CLI, 'controller', '--kubeconfig', kube.kubeconfigPath, '--namespace', STOKER_NS, '--tls-cert-file', certs.clientCert,
+      // As Dockerfile.controller runs it.
+      ['--max-semi-space-size=2', CLI, 'controller', '--kubeconfig', kube.kubeconfigPath, '--namespace', STOKER_NS, '--tls-cert-file', certs.clientCert,
         '--tls-private-key-file', certs.clientKey, '--agent-ca-file', certs.caCert, '--agent-server-name', 'stoker-agent', '--http-listen', `127.0.0.1:${httpPort}`,
         '--leader-elect', 'false', '--log-level', 'warn'],
       { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
