@@ -80,11 +80,7 @@ async function statusOf(call: Promise<unknown>): Promise<number> {
 }
 
 function finished(name: string): Promise<Warmup> {
-  const api = warmupApi(kube.kubeConfig);
-  return waitFor(`Warmup ${name} to finish`, async () => {
-    const w = await api.get(NS, name);
-    return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-  }, 120_000);
+  return warmupApi(kube.kubeConfig).finished(NS, name);
 }
 
 beforeAll(async () => {

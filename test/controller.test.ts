@@ -63,14 +63,7 @@ async function inProcessController(extra: Record<string, string> = {}): Promise<
 
 /** Waits until the Warmup reaches a final phase and returns it. */
 function finished(name: string, timeoutMs = 120_000): Promise<Warmup> {
-  return waitFor(
-    `Warmup ${name} to finish`,
-    async () => {
-      const w = await api.get(NS, name);
-      return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-    },
-    timeoutMs,
-  );
+  return api.finished(NS, name, timeoutMs);
 }
 
 async function eventsOf(name: string): Promise<string[]> {

@@ -292,11 +292,7 @@ describe('the controller, with a node whose image filesystem is too small', () =
   });
 
   const noSpaceFailures = (): Promise<number> => node.metric('stoker_image_pull_failures_total', { code: 'NO_SPACE' });
-  const finished = (name: string): Promise<Warmup> =>
-    waitFor(`Warmup ${name} to finish`, async () => {
-      const w = await api.get(NS, name);
-      return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-    });
+  const finished = (name: string): Promise<Warmup> => api.finished(NS, name);
 
   it('retries a node that failed NO_SPACE only once its image filesystem has grown, and then warms it', async () => {
     const big = await pushRandomImageDetailed(registry, 'nospace/ctl-grow', { layers: 3, layerSizeBytes: 20 * MiB });

@@ -124,10 +124,7 @@ describe('one digest on every node', () => {
     expect(w1?.status?.activeNodes ?? 0).toBeLessThanOrEqual(1);
     proxy.setRate(Infinity);
 
-    const done = await waitFor('the Warmup to finish', async () => {
-      const w = await api.get(NS, 'digest');
-      return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-    }, 120_000, 100);
+    const done = await api.finished(NS, 'digest');
     expect(done.status).toMatchObject({ phase: 'Succeeded', succeededNodes: 3, desiredNodes: 3 });
     expect(await digestsOn(repo)).toEqual({ 'node-a': [a.digest], 'node-b': [a.digest], 'node-c': [a.digest] });
     // A pod naming the tag finds those bytes on every node, not only on the one that resolved it.

@@ -70,15 +70,7 @@ async function eventsOf(name: string): Promise<string[]> {
 }
 
 function finished(name: string, timeoutMs = 120_000): Promise<Warmup> {
-  return waitFor(
-    `Warmup ${name} to finish`,
-    async () => {
-      const w = await api.get(NS, name);
-      return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-    },
-    timeoutMs,
-    100,
-  );
+  return api.finished(NS, name, timeoutMs);
 }
 
 /** Per node: tasks the agents finished and images they pulled (not found present) so far, once none is in flight. */

@@ -62,10 +62,7 @@ async function pinnedRecords(c: Containerd, ref: string): Promise<string[]> {
 }
 
 function finished(name: string): Promise<Warmup> {
-  return waitFor(`Warmup ${name} to finish`, async () => {
-    const w = await api.get(NS, name);
-    return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-  }, 60_000, 100);
+  return api.finished(NS, name, 60_000);
 }
 
 beforeAll(async () => {

@@ -104,10 +104,7 @@ function condition(w: Warmup | undefined, type: string) {
 }
 
 function finished(name: string): Promise<Warmup> {
-  return waitFor(`Warmup ${name} to finish`, async () => {
-    const w = await api.get(NS, name);
-    return w?.status?.phase === 'Succeeded' || w?.status?.phase === 'Failed' ? w : undefined;
-  }, 60_000, 100);
+  return api.finished(NS, name, 60_000);
 }
 
 beforeAll(async () => {

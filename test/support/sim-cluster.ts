@@ -17,7 +17,7 @@ import { resolveControllerConfig, type ControllerFlagInput } from '../../control
 import { startController, type RunningController } from '../../controller/main.js';
 import { startAgent, type RunningAgent } from '../../agent/run.js';
 import { createLogger, type Logger } from '../../proto/common/log.js';
-import { GROUP, PLURAL, VERSION, type Warmup, type WarmupSpec } from '../../controller/api/types.js';
+import { GROUP, PLURAL, VERSION, isFinished, type Warmup, type WarmupSpec } from '../../controller/api/types.js';
 import type { Certificates } from './certs.js';
 import type { Kube } from './kube.js';
 import type { Containerd } from './containerd.js';
@@ -128,17 +128,18 @@ export async function startSimNode(opts: SimNodeOptions): Promise<SimNode> {
 export function warmupApi(kc: KubeConfig) {
   const api = kc.makeApiClient(CustomObjectsApi);
   const base = { group: GROUP, version: VERSION, plural: PLURAL };
+  const get = async (namespace: string, name: string): Promise<Warmup | undefined> => {
+    try {
+      return (await api.getNamespacedCustomObject({ ...base, namespace, name })) as Warmup;
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 404) return undefined;
+      throw err;
+    }
+  };
   return {
     create: (namespace: string, name: string, spec: WarmupSpec): Promise<Warmup> =>
       api.createNamespacedCustomObject({ ...base, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'Warmup', metadata: { name, namespace }, spec } }) as Promise<Warmup>,
-    get: async (namespace: string, name: string): Promise<Warmup | undefined> => {
-      try {
-        return (await api.getNamespacedCustomObject({ ...base, namespace, name })) as Warmup;
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 404) return undefined;
-        throw err;
-      }
-    },
+    get,
     patchSpec: (namespace: string, name: string, spec: Partial<WarmupSpec>): Promise<Warmup> =>
       api.patchNamespacedCustomObject({ ...base, namespace, name, body: [{ op: 'replace', path: '/spec', value: spec }] }) as Promise<Warmup>,
     delete: async (namespace: string, name: string): Promise<void> => {
@@ -148,6 +149,17 @@ export function warmupApi(kc: KubeConfig) {
         if ((err as { code?: unknown }).code !== 404) throw err;
       }
     },
+    /** Waits until the Warmup reaches a final phase (Succeeded or Failed) and returns it. */
+    finished: (namespace: string, name: string, timeoutMs = 120_000): Promise<Warmup> =>
+      waitFor(
+        `Warmup ${name} to finish`,
+        async () => {
+          const w = await get(namespace, name);
+          return isFinished(w?.status) ? w : undefined;
+        },
+        timeoutMs,
+        100,
+      ),
   };
 }
 
