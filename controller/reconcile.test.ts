@@ -7,6 +7,8 @@ import { compileRegistryPolicy } from '../proto/common/registry-policy.js';
 import type { WarmRequest } from '../proto/gen/stoker/v1/WarmRequest.js';
 import { FINALIZER, createReconciler, finalizerPatch, type JsonPatchOp, type ReconcilerDeps } from './reconcile.js';
 import { FakeClock } from './testing/fake-clock.js';
+import { deriveWork } from './workloads/derive.js';
+import { workloadKind, type Workload } from './workloads/templates.js';
 
 /** Images given by digest: no node resolves a tag first, so every node starts at once. */
 const PINNED_APP = `reg.io/app@sha256:${'a'.repeat(64)}`;
@@ -890,6 +892,39 @@ describe('reconcile: persistentVolumeClaims in spec.paths', () => {
     expect(byNode.get('b')?.paths).toEqual([]);
     expect(byNode.get('b')?.images?.map((i) => i.image)).toEqual([PINNED_APP]);
     expect(byNode.get('a')?.taskId).toMatch(/^uid-w-g1-a-v[A-Za-z0-9]{8}-a1$/);
+    await c.clock.run(r.stop());
+  });
+
+  it("counts a workloadRef Warmup's claim over the nodes its workload's pods may land on, not every node", async () => {
+    const c = fakeCluster({ a: { pool: 'gpu' }, b: { pool: 'gpu' }, c: { pool: 'cpu' } }, ['a', 'b', 'c']);
+    c.deps.claims = {
+      claim: (ns, name) => (ns === 'ns' && name === 'data' ? { metadata: { name, namespace: ns }, spec: { volumeName: 'pv-nfs' }, status: { phase: 'Bound' } } : undefined),
+      volume: (name) => (name === 'pv-nfs' ? { metadata: { name }, spec: { nfs: { server: 's', path: '/e' } } } : undefined),
+      mounts: (ns, claim) => (ns === 'ns' && claim === 'data' ? [{ node: 'a', podUid: 'u1' }] : []),
+    };
+    c.deps.kubeletPodsDir = '/k';
+    const deployment: Workload = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'vllm', namespace: 'ns', annotations: { 'stoker.io/warm-volumes': 'data' } },
+      spec: { template: { spec: { nodeSelector: { pool: 'gpu' }, containers: [{ name: 'app', image: PINNED_APP }], volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }] } } },
+    };
+    c.deps.workloads = {
+      derive: (ns, ref) => {
+        if (ns !== 'ns' || ref.name !== 'vllm') return { problem: { reason: 'WorkloadNotFound', value: ref.name, message: `no ${ref.name}` } };
+        return deriveWork(workloadKind('apps/v1', 'Deployment')!, deployment, () => undefined);
+      },
+      event: () => undefined,
+    };
+    const key = c.add('w', { workloadRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'vllm' } });
+    const r = createReconciler(c.deps);
+    await r.reconcile(key);
+    await c.clock.until(() => c.warmups.get(key)?.status?.phase === 'Succeeded');
+    const st = c.warmups.get(key)!.status!;
+    expect(st).toMatchObject({ desiredNodes: 2, succeededNodes: 2 });
+    // Node c is no target (its pool is cpu): it is not counted among the nodes that do not read the claim.
+    expect(st.volumes).toEqual([{ claimName: 'data', volumeName: 'pv-nfs', type: 'nfs', nodes: 1, notReadNodes: 1, reason: 'VolumeNotMounted', notReadNodeList: ['b'] }]);
+    expect(st.conditions?.find((x) => x.type === 'Complete')?.message).toBe('2 of 2 node(s) warmed; claim data not read on 1 node(s) (VolumeNotMounted)');
     await c.clock.run(r.stop());
   });
 });

@@ -388,9 +388,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (run) {
         delete base.pin;
         delete base.residency;
-        const curSpec = specOf(cur);
+        const { spec: curSpec, derived } = workOf(cur);
         Object.assign(base, countsOf(run), factsOf(run, curSpec, cur.status ?? {}), { recordHash: workHash(curSpec) });
-        const volumes = volumesOf(curSpec, plans.get(`${ns}/${name}`));
+        const volumes = volumesOf(curSpec, plans.get(`${ns}/${name}`), derived);
         if (volumes) {
           base.volumes = volumes.list;
           base.conditions = setCondition(base.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: finishedAt });
@@ -445,9 +445,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
    * status.volumes over the current target nodes, the ClaimsBound message, and a note naming the
    * claims some nodes do not read (for the Warm and Complete messages); undefined without claims.
    */
-  function volumesOf(spec: ResolvedSpec, plan: ClaimPlan | undefined): { list: VolumeStatus[]; bound: string; note: string } | undefined {
+  function volumesOf(spec: ResolvedSpec, plan: ClaimPlan | undefined, derived: Derivation | undefined): { list: VolumeStatus[]; bound: string; note: string } | undefined {
     if (!plan || spec.claims.length === 0) return undefined;
-    const nodes = [...targetsOf(spec).targets.keys()].sort().flatMap((n) => {
+    const nodes = [...targetsOf(spec, derived).targets.keys()].sort().flatMap((n) => {
       const node = deps.nodes.get(n);
       return node ? [node] : [];
     });
@@ -519,14 +519,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return effectiveSpec(w, deps.workloads);
   }
 
-  function specOf(w: Warmup): ResolvedSpec {
+  /** The spec a Warmup's run does and its derivation; its own spec when its workload cannot be read. */
+  function workOf(w: Warmup): { spec: ResolvedSpec; derived: Derivation | undefined } {
     const e = effectiveOf(w);
-    return 'spec' in e ? e.spec : resolveSpec(w.spec);
+    return 'spec' in e ? e : { spec: resolveSpec(w.spec), derived: undefined };
   }
 
   /** The run the Warmup wants now (a workloadRef Warmup whose workload cannot be read wants none). */
-  function runIdNow(w: Warmup, tick: string): string {
-    const e = effectiveOf(w);
+  function runIdNow(w: Warmup, tick: string, e: ReturnType<typeof effectiveSpec> = effectiveOf(w)): string {
     return runIdOf(w, tick, 'problem' in e ? '!' : (e.derived?.key ?? ''));
   }
 
@@ -902,9 +902,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (outcome.kind === 'fatal') {
         await finish(w, 'Failed', outcome.problem.reason, outcome.problem.message, entry.run, entry.due);
       } else if (outcome.desired === 0) {
-        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(specOf(w)), entry.run, entry.due);
+        await finish(w, 'Failed', 'NoMatchingNodes', noMatchMessage(workOf(w).spec), entry.run, entry.due);
       } else if (outcome.failed === 0) {
-        const note = volumesOf(specOf(w), plans.get(key))?.note;
+        const { spec, derived } = workOf(w);
+        const note = volumesOf(spec, plans.get(key), derived)?.note;
         await finish(w, 'Succeeded', 'AllNodesWarmed', `${outcome.succeeded} of ${outcome.desired} node(s) warmed${note ? `; ${note}` : ''}`, entry.run, entry.due);
       } else {
         await finish(w, 'Failed', 'NodesFailed', `${outcome.failed} of ${outcome.desired} node(s) failed; ${outcome.succeeded} warmed`, entry.run, entry.due);
@@ -922,7 +923,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const startedAt = new Date(now()).toISOString();
     deps.status.schedule(namespace, name, (cur) => {
       const stale = isFinished(cur.status) && !statusIsCurrent(cur, entry.due);
-      if (runIdNow(cur, entry.due) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
+      // Derived once per write: the run id and the status below both read it.
+      const e = effectiveOf(cur);
+      if (runIdNow(cur, entry.due, e) !== entry.id || (isFinished(cur.status) && !stale)) return undefined;
       const s = run.snapshot();
       const base = stale ? freshStatus(cur.status) : (cur.status ?? {});
       const status: WarmupStatus = {
@@ -945,10 +948,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       };
       delete status.pin;
       delete status.residency;
-      const e = effectiveOf(cur);
       const curSpec = 'spec' in e ? e.spec : resolveSpec(cur.spec);
       Object.assign(status, factsOf(run, curSpec, base));
-      const volumes = volumesOf(curSpec, plans.get(`${namespace}/${name}`));
+      const volumes = volumesOf(curSpec, plans.get(`${namespace}/${name}`), 'spec' in e ? e.derived : undefined);
       if (volumes) {
         status.volumes = volumes.list;
         status.conditions = setCondition(status.conditions, { type: 'ClaimsBound', status: 'True', reason: 'ClaimsBound', message: volumes.bound, lastTransitionTime: startedAt });
