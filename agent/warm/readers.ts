@@ -256,11 +256,10 @@ async function readRanges(
   ranges: number,
   signal: AbortSignal,
   onBytes: (n: number) => void,
-): Promise<{ bytes: number; reads: number }> {
+): Promise<{ reads: number }> {
   const slice = Math.floor(buf.length / ranges);
   // Range boundaries on 1 MiB, so that every read but a range's last is a whole page multiple.
   const step = Math.ceil(size / ranges / MIN_RANGE_BUFFER_BYTES) * MIN_RANGE_BUFFER_BYTES;
-  let bytes = 0;
   let reads = 0;
   const range = async (i: number): Promise<void> => {
     const own = buf.subarray(i * slice, (i + 1) * slice);
@@ -274,16 +273,15 @@ async function readRanges(
       reads++;
       if (n === 0) return;
       pos += n;
-      bytes += n;
       onBytes(n);
-      // The last range stops at a short read that reaches the size seen at open.
+      // The last range stops at a short read that reaches the size seen at open: no extra call.
       if (end === Infinity && n < want && pos >= size) return;
     }
   };
   const settled = await Promise.allSettled(Array.from({ length: ranges }, (_, i) => range(i)));
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
-  return { bytes, reads };
+  return { reads };
 }
 
 /**
@@ -329,24 +327,12 @@ export async function readFile(
     const residentBefore = native ? native.residentBytes(fd, size) : undefined;
     const measured = (r: ReadResult): ReadResult => (residentBefore !== undefined ? { ...r, residentBefore } : r);
     const split = size >= RANGED_FILE_BYTES ? Math.min(ranges, Math.floor(buf.length / MIN_RANGE_BUFFER_BYTES)) : 1;
-    let reads: number;
-    if (split > 1) {
-      const r = await readRanges(fd, buf, size, split, signal, onBytes);
-      pos = r.bytes;
-      reads = r.reads;
-    } else {
-      reads = 0;
-      for (;;) {
-        signal.throwIfAborted();
-        const n = await readFd(fd, buf, pos);
-        reads++;
-        if (n === 0) break;
-        pos += n;
-        onBytes(n);
-        // A short read that reaches the size seen at open is the end of the file: no extra call.
-        if (n < buf.length && pos >= size) break;
-      }
-    }
+    // One range is the plain sequential read: the whole buffer, to the end of the file. `pos`
+    // counts every byte read, so a read that fails midway still says how far it got.
+    const { reads } = await readRanges(fd, buf, size, split, signal, (n) => {
+      pos += n;
+      onBytes(n);
+    });
     if (pos < size) {
       return measured({ bytes: pos, issue: { path: shown, code: 'READ_FAILED', message: `"${shown}" shrank from ${size} to ${pos} bytes while being read` } });
     }
