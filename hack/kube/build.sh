@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and helm from their published Go modules (pinned in go.mod beside
-# this script) and prints the directory that holds them. No prebuilt binaries are fetched.
+# Builds kube-apiserver, kubectl, helm, and the node side of a cluster (kubelet, kube-scheduler,
+# kube-controller-manager) from their published Go modules (pinned in go.mod beside this script) and
+# prints the directory that holds them. No prebuilt binaries are fetched.
 #
 # Binaries are cached outside the repository, keyed by the Kubernetes and Helm versions:
 #   ${STOKER_CACHE:-$HOME/.cache/stoker}/kube/<kubernetes version>-helm-<helm version>/bin/
 # A second run finds them there and builds nothing. The first build is slow (about 10-25 minutes
-# on 2 cores, most of it kube-apiserver); Go's module and build caches (GOMODCACHE, GOCACHE) are
+# on 2 cores for kube-apiserver, about 8 more for the kubelet and the two managers); Go's module and build caches (GOMODCACHE, GOCACHE) are
 # used as configured, so a rebuild after a version bump compiles only what changed.
 #
 # etcd is not built here: hack/kube/up.sh uses Debian's etcd-server (hack/install-deps.sh).
@@ -26,12 +27,15 @@ helm_version="$(required helm.sh/helm/v3)"
   { echo "build.sh: $here/go.mod must require k8s.io/kubernetes and helm.sh/helm/v3" >&2; exit 1; }
 
 bin="${STOKER_CACHE:-$HOME/.cache/stoker}/kube/$kube_version-helm-$helm_version/bin"
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ]; then
+commands=(kube-apiserver kubectl helm kubelet kube-scheduler kube-controller-manager)
+missing=()
+for c in "${commands[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
+if [ ${#missing[@]} -eq 0 ]; then
   echo "$bin"
   exit 0
 fi
 
-echo "building kube-apiserver, kubectl $kube_version and helm $helm_version into $bin (first time only; slow)" >&2
+echo "building ${missing[*]} ($kube_version, helm $helm_version) into $bin (first time only; slow)" >&2
 start=$SECONDS
 mkdir -p "$bin"
 tmp="$(mktemp -d "$bin/.build.XXXXXX")"
@@ -47,11 +51,16 @@ done
 for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
 done
-# One go build for all three so their shared packages (client-go, apimachinery, ...) compile once.
-(cd "$here" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags="$ldflags" -o "$tmp/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl helm.sh/helm/v3/cmd/helm)
+packages=()
+for c in "${missing[@]}"; do
+  case $c in
+    helm) packages+=(helm.sh/helm/v3/cmd/helm) ;;
+    *) packages+=("k8s.io/kubernetes/cmd/$c") ;;
+  esac
+done
+# One go build for all of them so their shared packages (client-go, apimachinery, ...) compile once.
+(cd "$here" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags="$ldflags" -o "$tmp/" "${packages[@]}")
 # Move into place only when all built, so an interrupted build is never mistaken for a cached one.
-mv -f "$tmp/kubectl" "$tmp/helm" "$bin/"
-mv -f "$tmp/kube-apiserver" "$bin/kube-apiserver"
+for c in "${missing[@]}"; do mv -f "$tmp/$c" "$bin/$c"; done
 echo "built in $((SECONDS - start))s" >&2
 echo "$bin"
