@@ -2,7 +2,7 @@
 # A private containerd with everything under one directory, so several can run side by side.
 #
 #   hack/containerd.sh start DIR [--owner-pid PID [--owner-cleanup]] [--snapshotter native|overlayfs]
-#                                [--root-tmpfs SIZE]
+#                                [--root-tmpfs SIZE] [--cni CONF_DIR] [--sandbox-image REF]
 #                                                 start (or restart on the same DIR, keeping its images
 #                                                 and its snapshotter, which is also in DIR/snapshotter);
 #                                                 prints the CRI endpoint unix://DIR/containerd.sock;
@@ -10,7 +10,11 @@
 #                                                 (and DIR removed too, with --owner-cleanup); with
 #                                                 --root-tmpfs, containerd's root (content store and
 #                                                 snapshots) is a tmpfs of SIZE (bytes, or 48m, 1g)
-#                                                 mounted at DIR/root, to make a node whose disk is full
+#                                                 mounted at DIR/root, to make a node whose disk is full;
+#                                                 --cni and --sandbox-image make it a kubelet's runtime:
+#                                                 pod networks from the CNI configs in CONF_DIR (plugins
+#                                                 from Debian's containernetworking-plugins) and sandbox
+#                                                 (pause) containers from REF. Both are kept on a restart.
 #   hack/containerd.sh add-registry DIR HOST:PORT pull from HOST:PORT over plain HTTP (takes effect at once)
 #   hack/containerd.sh stop DIR                   SIGTERM, SIGKILL after a bound, wait until gone
 #   hack/containerd.sh kill DIR                   SIGKILL at once (a runtime crash)
@@ -20,8 +24,10 @@
 #
 # The CRI plugin uses the native snapshotter unless told otherwise (overlayfs is what nodes use and
 # unpacks many-layer images much faster, but needs a filesystem that supports it), its streaming server takes a port chosen by the kernel,
-# and no debug or metrics listener is opened. CNI is not configured: containerd logs a CNI error at
-# start, which is harmless for image pulls. Log: DIR/containerd.log; pid: DIR/containerd.pid.
+# and no debug or metrics listener is opened. Without --cni, CNI is not configured: containerd logs a
+# CNI error at start, which is harmless for image pulls. restrict_oom_score_adj is on: a container may
+# not lower its OOM score below containerd's, which machines without CAP_SYS_RESOURCE need for runc to
+# start any pod sandbox. Log: DIR/containerd.log; pid: DIR/containerd.pid.
 set -euo pipefail
 # shellcheck source=hack/lib/infra.sh
 source "$(dirname "$0")/lib/infra.sh"
@@ -37,11 +43,15 @@ case $cmd in start) mkdir -p "$dir" ;; esac
 [ -d "$dir" ] && dir=$(cd "$dir" && pwd)
 
 sock=$dir/containerd.sock
+CNI_PLUGINS=/usr/lib/cni
 pidfile=$dir/containerd.pid
 # A unix socket path is limited to 107 bytes (plus the ".ttrpc" suffix).
 ((${#sock} <= 100)) || die "directory path too long for a unix socket: $dir (use a shorter one, e.g. from mktemp -d)"
 
 write_config() {
+  local sandbox_line="" cni_bin=$dir/cni/bin
+  [ -z "$cni_conf" ] || cni_bin=$CNI_PLUGINS
+  [ -z "$sandbox_image" ] || sandbox_line="sandbox_image = \"$sandbox_image\""
   mkdir -p "$dir/root" "$dir/state" "$dir/certs.d" "$dir/opt" "$dir/cni/bin" "$dir/cni/conf"
   cat >"$dir/config.toml" <<TOML
 version = 2
@@ -74,13 +84,15 @@ disabled_plugins = [
     path = "$dir/opt"
   [plugins."io.containerd.grpc.v1.cri"]
     disable_tcp_service = true
+    restrict_oom_score_adj = true
+    $sandbox_line
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "$snapshotter"
     [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "$dir/cni/bin"
-      conf_dir = "$dir/cni/conf"
+      bin_dir = "$cni_bin"
+      conf_dir = "${cni_conf:-$dir/cni/conf}"
     [plugins."io.containerd.grpc.v1.cri".registry]
       config_path = "$dir/certs.d"
 TOML
@@ -100,15 +112,19 @@ mount_root_tmpfs() {
 
 start() {
   local owner="" owner_cleanup="" root_tmpfs=""
-  # A restart keeps the snapshotter the directory was started with, and its tmpfs root.
+  # A restart keeps the snapshotter the directory was started with, its tmpfs root and its node settings.
   snapshotter=$(cat "$dir/snapshotter" 2>/dev/null || echo native)
   root_tmpfs=$(cat "$dir/root-tmpfs" 2>/dev/null || true)
+  cni_conf=$(cat "$dir/cni-conf" 2>/dev/null || true)
+  sandbox_image=$(cat "$dir/sandbox-image" 2>/dev/null || true)
   while [ $# -gt 0 ]; do
     case $1 in
       --owner-pid) owner=${2:-}; shift 2 || die "--owner-pid needs a value" ;;
       --owner-cleanup) owner_cleanup=1; shift ;;
       --snapshotter) snapshotter=${2:-}; shift 2 || die "--snapshotter needs a value" ;;
       --root-tmpfs) root_tmpfs=${2:-}; shift 2 || die "--root-tmpfs needs a value" ;;
+      --cni) cni_conf=${2:-}; shift 2 || die "--cni needs a value" ;;
+      --sandbox-image) sandbox_image=${2:-}; shift 2 || die "--sandbox-image needs a value" ;;
       *) die "unknown option: $1" ;;
     esac
   done
@@ -119,6 +135,12 @@ start() {
   fi
   rm -f "$sock" "$sock.ttrpc"
   [ -z "$root_tmpfs" ] || mount_root_tmpfs "$root_tmpfs"
+  if [ -n "$cni_conf" ]; then
+    [ -d "$cni_conf" ] || die "--cni: no such directory: $cni_conf"
+    [ -x "$CNI_PLUGINS/bridge" ] || die "--cni needs the CNI plugins in $CNI_PLUGINS (Debian's containernetworking-plugins)"
+    echo "$cni_conf" >"$dir/cni-conf"
+  fi
+  [ -z "$sandbox_image" ] || echo "$sandbox_image" >"$dir/sandbox-image"
   write_config
   echo "$snapshotter" >"$dir/snapshotter"
   # setsid: the daemon outlives this script and is not hit by signals sent to the caller's process group.

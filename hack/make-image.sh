@@ -3,7 +3,12 @@
 # (application/vnd.oci.image.layer.v1.tar) holding one file of random bytes, so no two images
 # share a layer. Layers are built in parallel and written in one pass (no temporary payload file).
 #
-#   hack/make-image.sh OUTDIR [--layers N] [--layer-size BYTES]     (defaults: 1 layer of 1 MiB)
+#   hack/make-image.sh OUTDIR [--layers N] [--layer-size BYTES] [--busybox]
+#                                                                   (defaults: 1 layer of 1 MiB)
+#
+# --busybox adds a first layer with Debian's static busybox as /bin/busybox and /bin/sh, and makes the
+# image runnable: by default it waits until stopped (SIGTERM ends it at once), so with --layers 0 it
+# is a pod sandbox (pause) image; a pod may give its own command (sh -c ...).
 #
 # OUTDIR must be absent or empty; afterwards it holds oci-layout, index.json (tag "latest") and
 # blobs/sha256/. Prints the manifest digest.
@@ -16,14 +21,20 @@ out=$1
 shift
 layers=1
 size=$((1024 * 1024))
+busybox=""
+
 while [ $# -gt 0 ]; do
   case $1 in
     --layers) layers=${2:-}; shift 2 || die "--layers needs a value" ;;
     --layer-size) size=${2:-}; shift 2 || die "--layer-size needs a value" ;;
+    --busybox) busybox=/bin/busybox; shift ;;
     *) die "unknown option: $1" ;;
   esac
 done
-[[ $layers =~ ^[0-9]+$ ]] && ((layers >= 1 && layers <= 1000)) || die "--layers must be 1..1000, got: '$layers'"
+min_layers=1
+[ -z "$busybox" ] || min_layers=0
+[[ $layers =~ ^[0-9]+$ ]] && ((layers >= min_layers && layers <= 1000)) || die "--layers must be $min_layers..1000, got: '$layers'"
+[ -z "$busybox" ] || [ -x "$busybox" ] || die "--busybox needs Debian's busybox-static ($busybox)"
 [[ $size =~ ^[0-9]+$ ]] && ((size >= 1)) || die "--layer-size must be a positive number of bytes, got: '$size'"
 if [ -e "$out" ] && [ -n "$(ls -A "$out")" ]; then die "output directory is not empty: $out"; fi
 
@@ -72,6 +83,19 @@ while (($(jobs -rp | wc -l) > 0)); do wait -n; done
 
 diff_ids=()
 layer_descs=()
+cmd='["/bin/true"]'
+if [ -n "$busybox" ]; then
+  mkdir -p "$work/busybox/bin"
+  cp "$busybox" "$work/busybox/bin/busybox"
+  ln -s busybox "$work/busybox/bin/sh"
+  tar -C "$work/busybox" --format=gnu --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$work/busybox.tar" bin
+  digest=$(sha256sum "$work/busybox.tar" | cut -d' ' -f1)
+  bytes=$(stat -c %s "$work/busybox.tar")
+  mv "$work/busybox.tar" "$out/blobs/sha256/$digest"
+  diff_ids+=("\"sha256:$digest\"")
+  layer_descs+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$digest\",\"size\":$bytes}")
+  cmd='["/bin/sh","-c","trap \"exit 0\" TERM INT; /bin/busybox sleep 2147483647 & wait"]'
+fi
 for ((i = 0; i < layers; i++)); do
   [ -s "$work/$i.sha256" ] || die "building layer $i failed"
   digest=$(cat "$work/$i.sha256")
@@ -95,7 +119,7 @@ put_blob() {
 read -r config_digest config_size < <(
   IFS=,
   echo "{\"architecture\":\"$arch\",\"os\":\"linux\",\"created\":\"1970-01-01T00:00:00Z\",
-    \"config\":{\"Cmd\":[\"/bin/true\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[${diff_ids[*]}]}}" | put_blob
+    \"config\":{\"Cmd\":$cmd},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[${diff_ids[*]}]}}" | put_blob
 )
 read -r manifest_digest manifest_size < <(
   IFS=,

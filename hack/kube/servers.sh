@@ -52,8 +52,11 @@ start_apiserver() {
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --api-audiences https://kubernetes.default.svc \
     --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --allow-privileged=true \
+    --kubelet-preferred-address-types InternalIP \
+    --kubelet-certificate-authority "$pki/ca.crt" \
+    --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
     --endpoint-reconciler-type none \
     --profiling=false \
     --v=1 >>"$dir/kube-apiserver.log" 2>&1 </dev/null &

@@ -8,7 +8,8 @@
 #
 # Everything lives in DIR: certificates, etcd data, logs, pid files and DIR/kubeconfig, whose
 # user is an admin client certificate in group system:masters. Ports are free ports picked at
-# run time. Authorization is RBAC, so RBAC rules given to other identities are really enforced.
+# run time. Authorization is Node and RBAC (with NodeRestriction), so RBAC rules given to other
+# identities are really enforced and kubelets (hack/kube/cluster.sh) get what kubeadm gives them.
 # Prints the kubeconfig path once /readyz answers ok. Stop with hack/kube/down.sh DIR; stop and start
 # one server again (same port, same etcd data) with hack/kube/server.sh.
 #

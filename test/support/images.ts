@@ -10,6 +10,8 @@ export interface RandomImageOptions {
   layers?: number;
   /** Bytes of random data per layer. Default 1 MiB. */
   layerSizeBytes?: number;
+  /** Add a static busybox as /bin/sh, so pods can run the image (hack/make-image.sh --busybox). */
+  busybox?: boolean;
   /** Tag; default `v1`. */
   tag?: string;
   /** Push credentials; default: the registry's own `auth`. */
@@ -61,7 +63,7 @@ export async function pushRandomImageDetailed(
     const layout = join(work, 'layout');
     const digest = await runHack(
       'make-image.sh',
-      [layout, '--layers', String(layers), '--layer-size', String(layerSize)],
+      [layout, '--layers', String(layers), '--layer-size', String(layerSize), ...(opts.busybox ? ['--busybox'] : [])],
       runOpts,
     );
     const pushArgs = [layout, ref];
