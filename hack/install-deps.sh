@@ -18,6 +18,10 @@ APT_PACKAGES=(
   sshfs openssh-server  # a real network filesystem on loopback, for the benchmark
   gcc libc6-dev         # builds Stoker's optional native helper (agent/native)
   etcd-server           # the API server's store
+  runc                  # runs the real cluster's pods (hack/kube/cluster.sh)
+  containernetworking-plugins # the pods' network: CNI bridge and host-local
+  busybox-static        # the pause image and the test pods' shell
+  iproute2              # the nodes' bridges and the agents' test addresses
 )
 
 missing=()
@@ -49,6 +53,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# kube-apiserver and kubectl for the integration tests and the demo: built from the Kubernetes Go
-# modules once, then cached outside the repository (hack/kube/build.sh; slow the first time).
+# kube-apiserver, kubectl, helm, kubelet, kube-scheduler and kube-controller-manager for the
+# integration tests and the demo: built from their Go modules once, then cached outside the
+# repository (hack/kube/build.sh; slow the first time).
 bash hack/kube/build.sh >/dev/null
