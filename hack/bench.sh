@@ -8,6 +8,7 @@
 #   npm run bench -- shard        # one 2 GB file over sshfs vs vmtouch -t (5 to 10 min; not in the default set)
 #   npm run bench -- shard-sweep  # the same file as 1/2/4/8 ranges, over sshfs and on local disk (opt-in)
 #   npm run bench -- fleet-1000   # the controller's fan-out over 1,000 simulated nodes (opt-in)
+#   npm run bench -- pods         # pod start, cold against warm, in a real cluster (opt-in; 10 to 20 min)
 # Extra flags for one benchmark go straight to it: npx tsx test/bench/files.ts --rounds 7
 set -euo pipefail
 cd "$(dirname "$0")/.."

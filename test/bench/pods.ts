@@ -1,0 +1,128 @@
+// Benchmark: what users pay for. Pod start time in a real cluster, from creating the pod to its
+// Ready condition, on a cold node against the same node after a Warmup.
+//
+//   npx tsx test/bench/pods.ts [--rounds N] [--image-mb MB] [--file-mb MB] [--mbps MB/s] [--only image,file]
+//
+// One real kubelet node (hack/kube/cluster.sh) with Stoker installed by its Helm chart from its own
+// images (hack/images.sh). Each round runs cold, then warm (the order alternates between rounds):
+// - image: a pod of a ~1 GB image (--image-mb, 8 layers) pulled from a registry behind a throttle
+//          of --mbps MB/s (default 100; a real network, where loopback would be a floor). Cold: the
+//          image is removed from the node first. Warm: the same, then a Warmup of the image.
+// - file:  a pod whose init container reads a ~2 GB model file (--file-mb) from a hostPath before
+//          the pod is Ready. Cold: the file is dropped from the page cache first (vmtouch -e).
+//          Warm: the same, then a Warmup of the file's path.
+// The Warmup's own time is not counted: it runs before the pod is needed. Target: warm at most 0.15
+// of cold, for both.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pushRandomImage } from '../support/images.js';
+import { evictFromPageCache } from '../support/page-cache.js';
+import { podStartSeconds, removeImage, shellPod } from '../support/pod-start.js';
+import { run, runHack } from '../support/proc.js';
+import { startThrottledProxy } from '../support/proxy.js';
+import { startRealCluster } from '../support/real-cluster.js';
+import { warmupApi } from '../support/sim-cluster.js';
+import { installStoker, NAMESPACE, pushStokerImages } from '../support/stoker-release.js';
+import { median } from './fleet.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const ROUNDS = Math.max(3, Number(flag('--rounds') ?? 3));
+const IMAGE_MB = Number(flag('--image-mb') ?? 1024);
+const FILE_MB = Number(flag('--file-mb') ?? 2048);
+const MBPS = Number(flag('--mbps') ?? 100);
+const ONLY = new Set((flag('--only') ?? 'image,file').split(','));
+const MiB = 1024 * 1024;
+const TARGET = 0.15;
+
+const cluster = await startRealCluster();
+const models = await mkdtemp(join(tmpdir(), 'stoker-bench-models-'));
+const proxy = await startThrottledProxy(cluster.registry, MBPS * MiB);
+try {
+  const node = cluster.nodes[0]!;
+  console.log(`cluster: 1 kubelet node (${node.name}, ${node.ip}); registry ${cluster.registry}, throttled to ${MBPS} MB/s at ${proxy.host}`);
+  const images = await pushStokerImages(cluster.registry);
+  await installStoker(cluster, images, { allowedRoots: [models] });
+  await runHack('containerd.sh', ['add-registry', node.containerd, proxy.host]);
+  const warmups = warmupApi(cluster.kubeConfig);
+  let seq = 0;
+  const warm = async (spec: Parameters<typeof warmups.create>[2]): Promise<void> => {
+    const name = `bench-${++seq}`;
+    await warmups.create(NAMESPACE, name, spec);
+    const done = await warmups.finished(NAMESPACE, name, 600_000);
+    if (done.status?.phase !== 'Succeeded') throw new Error(`Warmup ${name} ended ${done.status?.phase}: ${JSON.stringify(done.status?.conditions)}`);
+    await warmups.delete(NAMESPACE, name);
+  };
+  // The small shell image the file pods run is on the node before any round.
+  const shell = await pushRandomImage({ host: cluster.registry }, 'bench/shell', { busybox: true, layers: 0 });
+  await warm({ images: [{ image: shell }] });
+
+  const results: { name: string; cold: number[]; warm: number[]; what: string }[] = [];
+  const scenario = async (name: string, what: string, cold: () => Promise<number>, warmRun: () => Promise<number>): Promise<void> => {
+    const r = { name, what, cold: [] as number[], warm: [] as number[] };
+    results.push(r);
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? (['cold', 'warm'] as const) : (['warm', 'cold'] as const);
+      for (const kind of order) {
+        const s = kind === 'cold' ? await cold() : await warmRun();
+        r[kind].push(s);
+        console.log(`  ${name} round ${round + 1} ${kind}: ${s.toFixed(2)} s`);
+      }
+    }
+  };
+
+  if (ONLY.has('image')) {
+    const layers = 8;
+    const ref = (await pushRandomImage({ host: cluster.registry }, 'bench/model-server', { busybox: true, layers, layerSizeBytes: Math.round((IMAGE_MB * MiB) / layers) })).replace(cluster.registry, proxy.host);
+    console.log(`image: ${ref} (${IMAGE_MB} MB in ${layers} layers)`);
+    await scenario(
+      'image',
+      `pod of a ${IMAGE_MB} MB image, registry at ${MBPS} MB/s`,
+      async () => {
+        await removeImage(node, ref);
+        return podStartSeconds(cluster.kubeConfig, shellPod(`image-${++seq}`, ref, node));
+      },
+      async () => {
+        await removeImage(node, ref);
+        await warm({ images: [{ image: ref }] });
+        return podStartSeconds(cluster.kubeConfig, shellPod(`image-${++seq}`, ref, node));
+      },
+    );
+  }
+
+  if (ONLY.has('file')) {
+    const file = join(models, 'model.safetensors');
+    await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${FILE_MB}`, 'status=none']);
+    console.log(`file: ${FILE_MB} MB on ${models}`);
+    const pod = (): ReturnType<typeof shellPod> =>
+      shellPod(`file-${++seq}`, shell, node, { script: 'cat /models/model.safetensors >/dev/null', volumes: [{ hostPath: models, mountPath: '/models' }] });
+    await scenario(
+      'file',
+      `pod reading a ${FILE_MB} MB file at start`,
+      async () => {
+        evictFromPageCache(file);
+        return podStartSeconds(cluster.kubeConfig, pod());
+      },
+      async () => {
+        evictFromPageCache(file);
+        await warm({ paths: [{ path: file }] });
+        return podStartSeconds(cluster.kubeConfig, pod());
+      },
+    );
+  }
+
+  console.log(`\npod start, create to Ready (${ROUNDS} rounds, interleaved, medians)`);
+  for (const r of results) {
+    const cold = median(r.cold);
+    const warmS = median(r.warm);
+    console.log(`  ${r.what}: cold ${cold.toFixed(2)} s, warm ${warmS.toFixed(2)} s, ratio warm/cold ${(warmS / cold).toFixed(3)} (target <= ${TARGET}), ${(cold / warmS).toFixed(1)}x faster`);
+  }
+} finally {
+  await proxy.stop();
+  await cluster.stop();
+  await rm(models, { recursive: true, force: true });
+}

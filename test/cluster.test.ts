@@ -1,0 +1,175 @@
+// Stoker in a real cluster: a real kubelet node on Debian's containerd, kube-scheduler and
+// kube-controller-manager (hack/kube/cluster.sh); Stoker's own images, built here without a Docker
+// engine; the chart installed with helm. The agent runs as a DaemonSet pod and the controller as a
+// Deployment, through the chart's own RBAC and certificates, and the pods that follow a Warmup start
+// with their image already on the node.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushRandomImage } from './support/images.js';
+import { evictFromPageCache, residentBytes } from './support/page-cache.js';
+import { run, runHack } from './support/proc.js';
+import { startThrottledProxy } from './support/proxy.js';
+import { startRealCluster, type RealCluster } from './support/real-cluster.js';
+import { waitFor, warmupApi } from './support/sim-cluster.js';
+import { installStoker, NAMESPACE, pushStokerImages, RELEASE, type StokerImages } from './support/stoker-release.js';
+
+const MiB = 1024 * 1024;
+
+describe('Stoker installed with helm in a real cluster', () => {
+  let cluster: RealCluster;
+  let images: StokerImages;
+  let models: string;
+  let core: CoreV1Api;
+
+  const agentPods = async (): Promise<V1Pod[]> =>
+    (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/component=agent' })).items;
+  const readyPod = (p: V1Pod): boolean =>
+    !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+  /** The one Ready agent pod, once there is exactly one. */
+  const readyAgent = (): Promise<V1Pod> =>
+    waitFor('a Ready agent pod', async () => {
+      const ready = (await agentPods()).filter(readyPod);
+      return ready.length === 1 ? ready[0] : undefined;
+    }, 180_000);
+  const ctr = async (args: readonly string[]): Promise<string> =>
+    (await run('ctr', ['--address', `${cluster.nodes[0]!.containerd}/containerd.sock`, '--namespace', 'k8s.io', ...args])).stdout;
+  const imagePresent = async (ref: string): Promise<boolean> => (await ctr(['images', 'ls', '-q'])).split('\n').includes(ref);
+
+  beforeAll(async () => {
+    cluster = await startRealCluster();
+    core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+    models = await mkdtemp(join(tmpdir(), 'stoker-models-'));
+    images = await pushStokerImages(cluster.registry);
+    await installStoker(cluster, images, { allowedRoots: [models] });
+  }, 1_800_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    if (models) await rm(models, { recursive: true, force: true });
+  });
+
+  it('runs the agent as a DaemonSet pod on the node and the controller as the leader of its Deployment', async () => {
+    const agent = await readyAgent();
+    expect(agent.spec?.nodeName).toBe(cluster.nodes[0]!.name);
+    expect(agent.metadata?.ownerReferences?.[0]?.kind).toBe('DaemonSet');
+    // The agent got its address from the node's pod network, not the host's.
+    expect(agent.status?.podIP).toMatch(/^10\.213\.\d+\.\d+$/);
+    expect(agent.status?.podIP).not.toBe(cluster.nodes[0]!.ip);
+
+    const controller = (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/component=controller' })).items.filter(readyPod);
+    expect(controller).toHaveLength(1);
+    const leases = cluster.kubeConfig.makeApiClient(CoordinationV1Api);
+    const holder = await waitFor('the controller to hold its Lease', async () => {
+      const list = await leases.listNamespacedLease({ namespace: NAMESPACE });
+      return list.items.map((l) => l.spec?.holderIdentity).find((h) => h?.startsWith(controller[0]!.metadata!.name!));
+    });
+    expect(holder).toContain(controller[0]!.metadata!.name!);
+  });
+
+  it('warms the node through the chart; a Deployment of the image then starts with it already present', async () => {
+    const image = await pushRandomImage({ host: cluster.registry }, 'e2e/app', { busybox: true, layerSizeBytes: 16 * MiB });
+    const file = join(models, 'weights.bin');
+    await writeFile(file, Buffer.alloc(8 * MiB, 7));
+    evictFromPageCache(file);
+    expect(await imagePresent(image)).toBe(false);
+
+    const warmups = warmupApi(cluster.kubeConfig);
+    await warmups.create(NAMESPACE, 'app', { images: [{ image }], paths: [{ path: file }] });
+    const done = await warmups.finished(NAMESPACE, 'app', 180_000);
+    expect(done.status?.phase, JSON.stringify(done.status)).toBe('Succeeded');
+    expect(await imagePresent(image)).toBe(true);
+    expect(residentBytes(file)).toBe(8 * MiB);
+
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'app', namespace: 'default' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'app' } },
+          template: {
+            metadata: { labels: { app: 'app' } },
+            spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'app', image, imagePullPolicy: 'IfNotPresent' }] },
+          },
+        },
+      }),
+    });
+    await cluster.kubectl(['rollout', 'status', 'deployment/app', '--namespace', 'default', '--timeout', '120s']);
+    const pod = (await core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=app' })).items[0]!;
+    const events = await waitFor('the kubelet\'s Pulled event', async () => {
+      const list = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${pod.metadata!.name!}` });
+      return list.items.some((e) => e.reason === 'Pulled') ? list.items : undefined;
+    });
+    const pulled = events.find((e) => e.reason === 'Pulled')!;
+    expect(pulled.message).toContain('already present on machine');
+    expect(events.some((e) => e.reason === 'Pulling')).toBe(false);
+    await cluster.kubectl(['delete', 'deployment/app', '--namespace', 'default', '--wait=false']);
+  });
+
+  it('finishes a Warmup whose agent pod was deleted mid-pull: the DaemonSet brings a new one', async () => {
+    // The node pulls this image through a throttle, so the pull is still running when the pod goes.
+    const proxy = await startThrottledProxy(cluster.registry, 6 * MiB);
+    try {
+      await runHack('containerd.sh', ['add-registry', cluster.nodes[0]!.containerd, proxy.host]);
+      const image = (await pushRandomImage({ host: cluster.registry }, 'e2e/slow', { layers: 2, layerSizeBytes: 24 * MiB })).replace(cluster.registry, proxy.host);
+      const before = await readyAgent();
+      const warmups = warmupApi(cluster.kubeConfig);
+      await warmups.create(NAMESPACE, 'slow', { images: [{ image }] });
+      await waitFor('the pull to be under way', () => Promise.resolve(proxy.bytesForwarded() > 4 * MiB ? true : undefined), 120_000, 100);
+      await core.deleteNamespacedPod({ name: before.metadata!.name!, namespace: NAMESPACE });
+
+      const after = await readyAgent();
+      expect(after.metadata!.uid).not.toBe(before.metadata!.uid);
+      const done = await warmups.finished(NAMESPACE, 'slow', 300_000);
+      expect(done.status?.phase, JSON.stringify(done.status)).toBe('Succeeded');
+      expect(await imagePresent(image)).toBe(true);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('keeps working when containerd restarts under the running agent pod', async () => {
+    const before = await readyAgent();
+    const node = cluster.nodes[0]!;
+    await runHack('containerd.sh', ['stop', node.containerd]);
+    await runHack('containerd.sh', ['start', node.containerd]);
+
+    const image = await pushRandomImage({ host: cluster.registry }, 'e2e/after-restart', { layerSizeBytes: 2 * MiB });
+    const warmups = warmupApi(cluster.kubeConfig);
+    await warmups.create(NAMESPACE, 'after-restart', { images: [{ image }] });
+    const done = await warmups.finished(NAMESPACE, 'after-restart', 180_000);
+    expect(done.status?.phase, JSON.stringify(done.status)).toBe('Succeeded');
+    expect(await imagePresent(image)).toBe(true);
+    // The same agent pod served it: it found the new socket in the directory it mounts.
+    const now = await readyAgent();
+    expect(now.metadata!.uid).toBe(before.metadata!.uid);
+    expect(now.status?.containerStatuses?.[0]?.restartCount).toBe(before.status?.containerStatuses?.[0]?.restartCount);
+  });
+
+  it('keeps its certificates on helm upgrade, and helm uninstall leaves nothing behind', async () => {
+    const secrets = async (): Promise<Record<string, string>> => {
+      const list = await core.listNamespacedSecret({ namespace: NAMESPACE, labelSelector: `app.kubernetes.io/instance=${RELEASE}` });
+      return Object.fromEntries(list.items.map((s) => [s.metadata!.name!, JSON.stringify(s.data)]));
+    };
+    const before = await secrets();
+    expect(Object.keys(before).length).toBeGreaterThanOrEqual(2);
+    await installStoker(cluster, images, { allowedRoots: [models], upgrade: true, set: ['logLevel=debug'] });
+    expect(await secrets()).toEqual(before);
+    await readyAgent();
+
+    await cluster.helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait', '--timeout', '3m']);
+    const kinds = 'all,secrets,configmaps,serviceaccounts,roles,rolebindings,leases,endpointslices';
+    const left = await waitFor('the release\'s objects to be gone', async () => {
+      const out = await cluster.kubectl(['get', kinds, '--namespace', NAMESPACE, '--selector', `app.kubernetes.io/instance=${RELEASE}`, '-o', 'name']);
+      const pods = (await core.listNamespacedPod({ namespace: NAMESPACE })).items;
+      return out.trim() === '' && pods.length === 0 ? out : undefined;
+    }, 120_000, 500);
+    expect(left.trim()).toBe('');
+    const cluster_ = await cluster.kubectl(['get', 'clusterroles,clusterrolebindings', '--selector', `app.kubernetes.io/instance=${RELEASE}`, '-o', 'name']);
+    expect(cluster_.trim()).toBe('');
+  });
+});

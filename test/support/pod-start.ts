@@ -1,0 +1,79 @@
+// What users pay for: the time from creating a pod to its Ready condition, in a real cluster
+// (test/support/real-cluster.ts), and the ways to make a node cold again between runs.
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { run } from './proc.js';
+import type { RealNode } from './real-cluster.js';
+import { waitFor } from './sim-cluster.js';
+
+/**
+ * Creates `pod`, and resolves with the seconds until the API server shows it Ready (polled every
+ * 20 ms). The pod is then deleted at once and gone before this resolves.
+ */
+export async function podStartSeconds(kc: KubeConfig, pod: V1Pod, timeoutMs = 600_000): Promise<number> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const name = pod.metadata?.name;
+  if (!name) throw new Error('the pod needs a name');
+  const start = performance.now();
+  await core.createNamespacedPod({ namespace, body: pod });
+  try {
+    await waitFor(
+      `pod ${namespace}/${name} to be Ready`,
+      async () => {
+        const p = await core.readNamespacedPodStatus({ name, namespace });
+        if (p.status?.phase === 'Failed') throw new Error(`pod ${name} failed: ${JSON.stringify(p.status.containerStatuses)}`);
+        return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+      },
+      timeoutMs,
+      20,
+    );
+    return (performance.now() - start) / 1000;
+  } finally {
+    await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+    await waitFor(`pod ${name} to be gone`, async () => {
+      try {
+        await core.readNamespacedPod({ name, namespace });
+        return undefined;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 404) return true;
+        throw err;
+      }
+    }, 120_000, 100);
+  }
+}
+
+/** Removes `ref` from the node's runtime, with its blobs and unpacked layers (a cold node for it). */
+export async function removeImage(node: RealNode, ref: string): Promise<void> {
+  const ctr = ['--address', `${node.containerd}/containerd.sock`, '--namespace', 'k8s.io'];
+  // The CRI records an image under its tag, its repo digest and its id, all with the same target
+  // (the manifest digest): drop every name of that target.
+  const rows = (await run('ctr', [...ctr, 'images', 'ls'])).stdout
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/))
+    .filter((cols) => cols.length > 2);
+  const target = rows.find((cols) => cols[0] === ref)?.[2];
+  if (!target) return;
+  const names = rows.filter((cols) => cols[2] === target).map((cols) => cols[0]!);
+  await run('ctr', [...ctr, 'images', 'rm', '--sync', ...names]);
+}
+
+/** A pod on `node` running `image`'s shell: `script` first (as an init container, when given), then sleep. */
+export function shellPod(name: string, image: string, node: RealNode, opts: { script?: string; volumes?: { hostPath: string; mountPath: string }[] } = {}): V1Pod {
+  const mounts = (opts.volumes ?? []).map((v, i) => ({ name: `v${i}`, mountPath: v.mountPath, readOnly: true }));
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default', labels: { 'stoker.io/bench': 'pods' } },
+    spec: {
+      nodeName: node.name,
+      terminationGracePeriodSeconds: 0,
+      restartPolicy: 'Never',
+      ...(opts.script
+        ? { initContainers: [{ name: 'load', image, imagePullPolicy: 'IfNotPresent', command: ['/bin/sh', '-c', opts.script], volumeMounts: mounts }] }
+        : {}),
+      containers: [{ name: 'main', image, imagePullPolicy: 'IfNotPresent', command: ['/bin/busybox', 'sleep', '3600'], volumeMounts: mounts }],
+      volumes: (opts.volumes ?? []).map((v, i) => ({ name: `v${i}`, hostPath: { path: v.hostPath, type: 'Directory' } })),
+    },
+  };
+}
