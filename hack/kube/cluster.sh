@@ -44,6 +44,7 @@ dir=$(cd "$2" && pwd)
 shift 2
 
 CGROUP_FS=/sys/fs/cgroup
+HOST_DIRS=(/var/lib/kubelet /var/lib/cni /run/containerd)
 
 kubectl_admin() { "$kube_bin/kubectl" --kubeconfig "$dir/kube/kubeconfig" "$@"; }
 
@@ -117,7 +118,7 @@ start_node() {
   cat >"$node_dir/cni/10-stoker.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
-  "name": "stoker-$name",
+  "name": "stoker-$x",
   "plugins": [
     {
       "type": "bridge", "bridge": "stkbr$x", "isGateway": true, "ipMasq": false, "hairpinMode": false,
@@ -218,6 +219,11 @@ up() {
   done
   echo "kube_bin=$kube_bin" >"$dir/cluster.env"
   echo "nodes=$nodes" >>"$dir/cluster.env"
+  # Host directories the kubelet, CNI and the shims use whatever their settings; down removes the
+  # ones this cluster created, once empty.
+  local p made=()
+  for p in "${HOST_DIRS[@]}"; do [ -e "$p" ] || made+=("$p"); done
+  echo "made_host_dirs='${made[*]}'" >>"$dir/cluster.env"
   trap 'echo "cluster.sh: start failed; logs in $dir" >&2; down >/dev/null 2>&1 || true' ERR
 
   if [ -n "$owner" ]; then
@@ -288,6 +294,13 @@ down() {
     bash "$hack/containerd.sh" clean "$dir/node-$i/containerd" >/dev/null 2>&1 || true
     pkill -KILL -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
     ip link del "stkbr$x" 2>/dev/null || true
+    # CNI's cache of this network's results (and of the loopback of the same sandboxes).
+    local f id
+    for f in /var/lib/cni/results/"stoker-$x"-*; do
+      [ -e "$f" ] || continue
+      id=${f#/var/lib/cni/results/stoker-"$x"-}
+      rm -f "$f" "/var/lib/cni/results/cni-loopback-${id%-eth0}-lo"
+    done
     remove_cgroup "stoker-$x"
     # The kubelet's own mounts (projected volumes, tmpfs secrets) under its root dir.
     awk -v d="$dir/node-$i/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
@@ -295,6 +308,11 @@ down() {
   done
   # The kubelet links each container's log into /var/log/containers; drop the ones into DIR.
   find /var/log/containers -maxdepth 1 -type l -lname "$dir/*" -delete 2>/dev/null || true
+  local p
+  for p in ${made_host_dirs:-}; do
+    rm -f "$p/device-plugins/kubelet.sock"
+    [ -d "$p" ] && find "$p" -depth -type d -empty -delete 2>/dev/null || true
+  done
   bash "$hack/registry.sh" stop "$dir/registry" >/dev/null 2>&1 || true
   bash "$here/down.sh" "$dir/kube" >/dev/null 2>&1 || true
   rm -f "$dir/cluster.env"
