@@ -277,6 +277,8 @@ up() {
 
 down() {
   [ -f "$dir/cluster.env" ] || return 0
+  # Best effort from here on: one step failing must not leave the rest running.
+  set +e
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   local i x sock
@@ -303,8 +305,12 @@ down() {
     done
     remove_cgroup "stoker-$x"
     # The kubelet's own mounts (projected volumes, tmpfs secrets) under its root dir.
-    awk -v d="$dir/node-$i/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    # (The kubelet bind-mounts its root dir onto itself, maybe more than once: until none is left.)
+    local pass
+    for pass in 1 2 3 4 5; do
+      awk -v d="$dir/node-$i/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
+    done
   done
   # The kubelet links each container's log into /var/log/containers; drop the ones into DIR.
   find /var/log/containers -maxdepth 1 -type l -lname "$dir/*" -delete 2>/dev/null || true
@@ -341,7 +347,7 @@ remove_cgroup() {
 remove_pod_netns() {
   local bridge=$1 ns peer
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-    peer=$(ip -n "$ns" -o link show eth0 2>/dev/null | sed -n 's/.*eth0@if\([0-9]*\).*/\1/p')
+    peer=$(ip -n "$ns" -o link show eth0 2>/dev/null | sed -n 's/.*eth0@if\([0-9]*\).*/\1/p' || true)
     [ -n "$peer" ] || continue
     if ip -o link show 2>/dev/null | grep -q "^$peer: .* master $bridge "; then
       ip netns delete "$ns" 2>/dev/null || true
