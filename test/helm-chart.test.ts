@@ -158,7 +158,7 @@ describe('helm chart', () => {
     const env = ds.spec.template.spec.containers[0]?.env ?? [];
     expect(env.find((e) => e.name === 'STOKER_ALLOWED_ROOTS')?.value).toBe('/models,/data/weights,/var/lib/kubelet/pods');
     expect(ds.spec.template.spec.volumes.map((v) => v.hostPath?.path).filter(Boolean)).toEqual([
-      '/run/containerd/containerd.sock',
+      '/run/containerd',
       '/var/lib/containerd',
       '/models',
       '/data/weights',
@@ -166,6 +166,11 @@ describe('helm chart', () => {
     ]);
     // The kubelet's pods directory, read-only, with the mounts of pods that start later.
     const mounts = (ds.spec.template.spec.containers[0] as { volumeMounts?: { name: string }[] }).volumeMounts ?? [];
+    // The CRI socket's directory, so the socket a restarted runtime recreates is seen; the agent
+    // dials the socket inside it.
+    expect(ds.spec.template.spec.volumes.find((v) => v.name === 'cri')).toEqual({ name: 'cri', hostPath: { path: '/run/containerd', type: 'Directory' } });
+    expect(mounts.find((m) => m.name === 'cri')).toEqual({ name: 'cri', mountPath: '/host-cri' });
+    expect(env.find((e) => e.name === 'STOKER_CRI_ENDPOINT')?.value).toBe('unix:///host-cri/containerd.sock');
     expect(mounts.find((m) => m.name === 'kubelet-pods')).toEqual({ name: 'kubelet-pods', mountPath: '/var/lib/kubelet/pods', readOnly: true, mountPropagation: 'HostToContainer' });
     const deployment = docs.find((d) => d.kind === 'Deployment') as unknown as Workload;
     expect(deployment.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'STOKER_KUBELET_PODS_DIR')?.value).toBe('/var/lib/kubelet/pods');
