@@ -6,11 +6,11 @@
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AGENT_FLAGS, resolveAgentConfig } from '../agent/config.js';
@@ -187,6 +187,55 @@ describe('helm chart', () => {
     expect((off.find((d) => d.kind === 'Deployment') as unknown as Workload).spec.template.spec.containers[0]?.env?.map((e) => e.name)).not.toContain('STOKER_KUBELET_PODS_DIR');
   });
 
+  it('refuses a bad value by name, in template, lint and install alike', async () => {
+    const refused: [set: string, message: string][] = [
+      ['controller.maxConcurrentReconciles=-1', "at '/controller/maxConcurrentReconciles': minimum: got -1, want 1"],
+      ['agent.allowedRoots[0].path=models', "at '/agent/allowedRoots/0/path': 'models' does not match pattern '^/'"],
+      ['agent.allowedRoots[0].path=/m,agent.allowedRoots[0].hostPathType=File', "at '/agent/allowedRoots/0/hostPathType'"],
+      ['agent.criSocket=containerd.sock', "at '/agent/criSocket'"],
+      ['controller.replicas=two', "at '/controller/replicas': got string, want integer"],
+      ['agent.grpcPort=70000', "at '/agent/grpcPort': maximum"],
+      ['logLevel=loud', "at '/logLevel': value must be one of"],
+      ['tls.generate=yes', "at '/tls/generate': got string, want boolean"],
+      ['kubeletPodsDir=var/lib/kubelet/pods', "at '/kubeletPodsDir'"],
+      ['warmups[0].name=a,warmups[0].policy.parallelism=-2', "at '/warmups/0/policy/parallelism': minimum: got -2, want 1"],
+      // A misspelt key is refused rather than silently ignored.
+      ['agent.crisocket=/run/crio/crio.sock', "at '/agent': additional properties 'crisocket' not allowed"],
+    ];
+    for (const [set, message] of refused) {
+      await expect(kube.helm(['template', 'stoker', chart, '-n', ns, '--set', set]), set).rejects.toThrow(message);
+    }
+    await expect(kube.helm(['lint', chart, '--set', 'controller.maxConcurrentReconciles=-1'])).rejects.toThrow('maxConcurrentReconciles');
+    await expect(kube.helm(['install', 'bad', chart, '-n', 'stoker-bad', '--create-namespace', '--set', 'agent.allowedRoots[0].path=models'])).rejects.toThrow(
+      "at '/agent/allowedRoots/0/path'",
+    );
+    // The defaults, with nothing set, render.
+    const docs = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns])).map((d) => d.toJS() as Obj | null);
+    expect(docs.some((d) => d?.kind === 'DaemonSet')).toBe(true);
+  });
+
+  it('has a schema for every value in values.yaml', async () => {
+    interface Schema {
+      type?: string | string[];
+      properties?: Record<string, Schema>;
+      additionalProperties?: boolean | Schema;
+    }
+    const schema = JSON.parse(await readFile(join(chart, 'values.schema.json'), 'utf8')) as Schema;
+    const defaults = parse(await readFile(join(chart, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const missing: string[] = [];
+    const walk = (value: unknown, s: Schema | undefined, path: string): void => {
+      if (s === undefined) {
+        missing.push(path);
+        return;
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || s.properties === undefined) return;
+      for (const [k, v] of Object.entries(value)) walk(v, s.properties[k], path === '' ? k : `${path}.${k}`);
+    };
+    walk(defaults, schema, '');
+    expect(missing).toEqual([]);
+    expect(schema.additionalProperties).toBe(false);
+  });
+
   it('sets only settings the agent and the controller know', async () => {
     const docs = parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...values])).map((d) => d.toJS() as Obj | null);
     const envOf = (kind: string): string[] => {
@@ -331,7 +380,7 @@ describe('helm chart', () => {
     const applied = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: warmups.map((w) => JSON.stringify(w)).join('\n') });
     expect(applied.trim().split('\n')).toEqual(['warmup.stoker.io/llama created (server dry run)', 'warmup.stoker.io/nightly created (server dry run)']);
     // A name is required.
-    await expect(kube.helm(['template', 'stoker', chart, '-n', ns, ...values, '--set', 'warmups[0].keepWarm=true'])).rejects.toThrow('warmups[].name is required');
+    await expect(kube.helm(['template', 'stoker', chart, '-n', ns, ...values, '--set', 'warmups[0].keepWarm=true'])).rejects.toThrow("at '/warmups/0': missing property 'name'");
   });
 
   it('grants the controller and the agents what they need, and no more', async () => {
