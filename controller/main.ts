@@ -144,6 +144,13 @@ export async function startController(config: ControllerConfig, deps: Controller
       return counts;
     },
     liveAgentCount: () => refs.agents?.live().size ?? 0,
+    warmups: () =>
+      (refs.warmups?.list() ?? []).map((w) => ({
+        namespace: w.metadata?.namespace ?? '',
+        name: w.metadata?.name ?? '',
+        phase: w.status?.phase ?? 'Pending',
+        ...(w.spec.keepWarm === true ? { warm: w.status?.conditions?.some((c) => c.type === 'Warm' && c.status === 'True') ?? false } : {}),
+      })),
   });
   // HTTP first: a port already taken fails the start before anything else runs.
   const http = await startHttp(config, { metrics, log, ready: () => (refs.synced?.() ?? false) && !root.signal.aborted });

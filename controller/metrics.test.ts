@@ -29,4 +29,24 @@ describe('createControllerMetrics', () => {
     // Each controller has a registry of its own: two in one process do not collide.
     expect(() => createControllerMetrics({ processMetrics: false })).not.toThrow();
   });
+
+  it('reports each Warmup by phase and whether a keepWarm Warmup is warm, as read at scrape time', async () => {
+    let list = [
+      { namespace: 'ml', name: 'llama', phase: 'Running' as const, warm: false },
+      { namespace: 'ml', name: 'nightly', phase: 'Failed' as const },
+    ];
+    const m = createControllerMetrics({ processMetrics: false, warmups: () => list });
+    let text = await m.registry.metrics();
+    expect(text).toMatch(/^stoker_warmup_phase\{warmup_namespace="ml",warmup="llama",phase="Running"\} 1$/m);
+    expect(text).toMatch(/^stoker_warmup_phase\{warmup_namespace="ml",warmup="llama",phase="Failed"\} 0$/m);
+    expect(text).toMatch(/^stoker_warmup_phase\{warmup_namespace="ml",warmup="nightly",phase="Failed"\} 1$/m);
+    expect(text).toMatch(/^stoker_warmup_warm\{warmup_namespace="ml",warmup="llama"\} 0$/m);
+    // Only keepWarm Warmups have a warm series.
+    expect(text).not.toMatch(/^stoker_warmup_warm\{[^}]*warmup="nightly"/m);
+    // A deleted Warmup's series go with it; a Warmup that became warm says so.
+    list = [{ namespace: 'ml', name: 'llama', phase: 'Running', warm: true }];
+    text = await m.registry.metrics();
+    expect(text).not.toContain('warmup="nightly"');
+    expect(text).toMatch(/^stoker_warmup_warm\{warmup_namespace="ml",warmup="llama"\} 1$/m);
+  });
 });

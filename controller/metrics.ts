@@ -22,6 +22,19 @@ export interface ControllerMetrics {
   readonly informerRestarts: Counter<'informer' | 'reason'>;
   readonly isLeader: Gauge;
   readonly liveAgents: Gauge;
+  /** Each Warmup's phase, 1 for the phase it is in, read at scrape time. */
+  readonly warmupPhase: Gauge<'warmup_namespace' | 'warmup' | 'phase'>;
+  /** keepWarm Warmups: 1 while every target node is warm (condition Warm True), else 0. */
+  readonly warmupWarm: Gauge<'warmup_namespace' | 'warmup'>;
+}
+
+/** One Warmup as the per-Warmup gauges see it. */
+export interface WarmupSample {
+  namespace: string;
+  name: string;
+  phase: WarmupPhaseLabel;
+  /** keepWarm only: whether its Warm condition is True; undefined for a Warmup without keepWarm. */
+  warm?: boolean;
 }
 
 export interface ControllerMetricsOptions {
@@ -31,6 +44,9 @@ export interface ControllerMetricsOptions {
   phaseCounts?: () => Partial<Record<WarmupPhaseLabel, number>>;
   /** Reads the number of live agents at scrape time. */
   liveAgentCount?: () => number;
+  /** Reads every Warmup at scrape time, for the per-Warmup gauges. A Warmup is one series per phase:
+   * as few as there are Warmups, which are written by people, not per request. */
+  warmups?: () => Iterable<WarmupSample>;
 }
 
 const PHASES: readonly WarmupPhaseLabel[] = ['Pending', 'Running', 'Succeeded', 'Failed'];
@@ -40,6 +56,7 @@ export function createControllerMetrics(opts: ControllerMetricsOptions = {}): Co
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'stoker_controller_' });
   const phaseCounts = opts.phaseCounts;
   const liveAgentCount = opts.liveAgentCount;
+  const warmups = opts.warmups;
   return {
     registry,
     warmupsByPhase: new Gauge({
@@ -110,6 +127,34 @@ export function createControllerMetrics(opts: ControllerMetricsOptions = {}): Co
       registers: [registry],
       collect() {
         if (liveAgentCount) this.set(liveAgentCount());
+      },
+    }),
+    // Labelled warmup_namespace, not namespace: the scrape target's own namespace label would
+    // otherwise rename it to exported_namespace.
+    warmupPhase: new Gauge({
+      name: 'stoker_warmup_phase',
+      help: 'Each Warmup by phase: 1 for the phase it is in, 0 for the others.',
+      labelNames: ['warmup_namespace', 'warmup', 'phase'] as const,
+      registers: [registry],
+      collect() {
+        if (!warmups) return;
+        this.reset();
+        for (const w of warmups()) {
+          for (const phase of PHASES) this.set({ warmup_namespace: w.namespace, warmup: w.name, phase }, w.phase === phase ? 1 : 0);
+        }
+      },
+    }),
+    warmupWarm: new Gauge({
+      name: 'stoker_warmup_warm',
+      help: 'keepWarm Warmups: 1 while every target node is warm (condition Warm is True), else 0.',
+      labelNames: ['warmup_namespace', 'warmup'] as const,
+      registers: [registry],
+      collect() {
+        if (!warmups) return;
+        this.reset();
+        for (const w of warmups()) {
+          if (w.warm !== undefined) this.set({ warmup_namespace: w.namespace, warmup: w.name }, w.warm ? 1 : 0);
+        }
       },
     }),
   };
