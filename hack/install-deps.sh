@@ -22,6 +22,7 @@ APT_PACKAGES=(
   containernetworking-plugins # the pods' network: CNI bridge and host-local
   busybox-static        # the pause image and the test pods' shell
   iproute2              # the nodes' bridges and the agents' test addresses
+  prometheus            # promtool and a Prometheus for the alert and dashboard tests
 )
 
 missing=()
@@ -31,7 +32,7 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  # Keep the packages' own daemons (containerd, docker-registry, etcd, sshd) from starting during the
+  # Keep the packages' own daemons (containerd, docker-registry, etcd, sshd, prometheus) from starting during the
   # install where no policy says otherwise; the tests run private instances on their own sockets and ports.
   policy=/usr/sbin/policy-rc.d
   if [ ! -e "$policy" ]; then
@@ -43,7 +44,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian packages start their own daemons; Stoker's scripts run private instances instead.
-for svc in containerd docker-registry etcd; do
+for svc in containerd docker-registry etcd prometheus; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

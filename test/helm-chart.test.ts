@@ -201,6 +201,8 @@ describe('helm chart', () => {
       ['warmups[0].name=a,warmups[0].policy.parallelism=-2', "at '/warmups/0/policy/parallelism': minimum: got -2, want 1"],
       // A misspelt key is refused rather than silently ignored.
       ['agent.crisocket=/run/crio/crio.sock', "at '/agent': additional properties 'crisocket' not allowed"],
+      ['monitoring.serviceMonitor.enable=true', "at '/monitoring/serviceMonitor': additional properties 'enable' not allowed"],
+      ['monitoring.serviceMonitor.interval=30', "at '/monitoring/serviceMonitor/interval'"],
     ];
     for (const [set, message] of refused) {
       await expect(kube.helm(['template', 'stoker', chart, '-n', ns, '--set', set]), set).rejects.toThrow(message);
@@ -234,6 +236,31 @@ describe('helm chart', () => {
     walk(defaults, schema, '');
     expect(missing).toEqual([]);
     expect(schema.additionalProperties).toBe(false);
+  });
+
+  it('renders ServiceMonitors and the PrometheusRule only when asked, with the rules of deploy/prometheus', async () => {
+    const render = async (...set: string[]): Promise<Obj[]> =>
+      parseAllDocuments(await kube.helm(['template', 'stoker', chart, '-n', ns, ...values, ...set]))
+        .map((d) => d.toJS() as Obj | null)
+        .filter((d): d is Obj => d !== null);
+    expect((await render()).filter((d) => d.kind === 'ServiceMonitor' || d.kind === 'PrometheusRule')).toEqual([]);
+    const docs = await render('--set', 'monitoring.serviceMonitor.enabled=true', '--set', 'monitoring.prometheusRule.enabled=true', '--set', 'monitoring.serviceMonitor.labels.release=kps');
+    interface Monitor {
+      metadata: { labels: Record<string, string> };
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; relabelings: { targetLabel: string; replacement?: string }[] }[] };
+    }
+    const monitors = docs.filter((d) => d.kind === 'ServiceMonitor') as unknown as Monitor[];
+    expect(monitors.map((m) => m.spec.selector.matchLabels['app.kubernetes.io/component'])).toEqual(['agent', 'controller']);
+    // Scraped as the jobs the alerts and the dashboard name, from the metrics Services' port.
+    expect(monitors.map((m) => m.spec.endpoints[0]?.relabelings.find((r) => r.targetLabel === 'job')?.replacement)).toEqual(['stoker-agent', 'stoker-controller']);
+    expect(monitors.map((m) => m.spec.endpoints[0]?.port)).toEqual(['http-metrics', 'http-metrics']);
+    expect(monitors.map((m) => m.metadata.labels.release)).toEqual(['kps', 'kps']);
+    // Every Service a monitor selects that has the port is a metrics Service.
+    const services = docs.filter((d) => d.kind === 'Service') as unknown as { metadata: { name: string; labels: Record<string, string> }; spec: { ports: { name: string }[] } }[];
+    const scraped = services.filter((s) => monitors.some((m) => Object.entries(m.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels[k] === v)) && s.spec.ports.some((p) => p.name === 'http-metrics'));
+    expect(scraped.map((s) => s.metadata.name).sort()).toEqual(['stoker-agent-metrics', 'stoker-controller-metrics']);
+    const rule = docs.find((d) => d.kind === 'PrometheusRule');
+    expect(rule?.spec).toEqual(parse(await readFile(join(REPO_ROOT, 'deploy', 'prometheus', 'stoker-rules.yaml'), 'utf8')));
   });
 
   it('sets only settings the agent and the controller know', async () => {
