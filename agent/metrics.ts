@@ -18,6 +18,8 @@ export interface AgentMetrics {
 export interface MetricsOptions {
   /** Reads the number of tasks running now, at scrape time. */
   tasksInFlight: () => number;
+  /** Reads the number of distinct image pulls running now, at scrape time. */
+  pullsInFlight?: () => number;
   /** Node.js process metrics (memory, CPU, event loop); off for agents sharing a process. */
   processMetrics?: boolean;
 }
@@ -86,6 +88,15 @@ export function createAgentMetrics(opts: MetricsOptions): AgentMetrics {
     registers: [registry],
     collect() {
       this.set(opts.tasksInFlight());
+    },
+  });
+  const pullsInFlight = opts.pullsInFlight;
+  new Gauge({
+    name: 'stoker_image_pulls_in_flight',
+    help: 'Image pulls running now (one per image, however many tasks wait for it).',
+    registers: [registry],
+    collect() {
+      if (pullsInFlight) this.set(pullsInFlight());
     },
   });
   const runtimeReady = new Gauge({

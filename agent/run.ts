@@ -7,7 +7,7 @@ import { connectRuntime, type CriRuntime } from './cri/runtime.js';
 import { RuntimeService } from './cri/runtime-service.js';
 import { CredentialProviderConfigError, loadCredentialProviders, type CredentialProviders } from './credentials/credential-provider.js';
 import { ReaderPool, resolveRoots, warmFiles } from './warm/files.js';
-import { warmImages as warmImagesOn } from './warm/images.js';
+import { pullsInFlight, warmImages as warmImagesOn } from './warm/images.js';
 import { pinImage } from './warm/pin.js';
 import * as grpc from '@grpc/grpc-js';
 import { listenHttp } from '../proto/common/http-server.js';
@@ -175,7 +175,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     warmImages ??= async (input) => warmImagesOn(await cri.connect(input.signal), { ...input, credentialSource, logger: log });
   }
 
-  const metrics = createAgentMetrics({ tasksInFlight: () => registry.inFlight, processMetrics: deps.processMetrics ?? true });
+  const criTarget = parseEndpoint(config.criEndpoint).target;
+  const metrics = createAgentMetrics({ tasksInFlight: () => registry.inFlight, pullsInFlight: () => pullsInFlight(criTarget), processMetrics: deps.processMetrics ?? true });
   const probe = new RuntimeProbe(runtime, {
     intervalMs: config.runtimeProbeIntervalMs,
     timeoutMs: PROBE_TIMEOUT_MS,

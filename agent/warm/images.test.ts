@@ -239,6 +239,9 @@ describe('warmImages', () => {
     await vi.advanceTimersByTimeAsync(20);
     expect(calls.filter((x) => x.startsWith('pull'))).toHaveLength(2);
     expect(pullsInFlight()).toBe(2);
+    // Counted per runtime: an agent's metric counts only the pulls through its own socket.
+    expect(pullsInFlight(runtime.endpoint.target)).toBe(2);
+    expect(pullsInFlight('unix:///run/other.sock')).toBe(0);
     expect(pulls.map((p) => p.auth)).toEqual([undefined, { username: 'u', password: 'p' }]);
     for (const p of pulls) p.finish();
     expect((await a).map((r) => r.state)).toEqual(['DONE']);

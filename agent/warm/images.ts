@@ -138,9 +138,15 @@ interface SharedPull {
 
 const inFlight = new Map<string, SharedPull>();
 
-/** How many distinct pulls this process has in flight (for metrics and tests). */
-export function pullsInFlight(): number {
-  return inFlight.size;
+/**
+ * How many distinct pulls this process has in flight (for metrics and tests); with `endpoint` (a
+ * CRI endpoint's target), only those through that runtime.
+ */
+export function pullsInFlight(endpoint?: string): number {
+  if (endpoint === undefined) return inFlight.size;
+  let n = 0;
+  for (const key of inFlight.keys()) if (key.startsWith(`${endpoint}\n`)) n++;
+  return n;
 }
 
 function pullKey(runtime: CriRuntime, ref: string, auth: CriAuthConfig | undefined): string {
