@@ -35,6 +35,17 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
+# One build at a time: a second caller waits for the first and then finds the binaries cached.
+mkdir -p "$bin"
+exec 9>"$bin/.build.lock"
+flock 9
+missing=()
+for c in "${commands[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "$bin"
+  exit 0
+fi
+
 echo "building ${missing[*]} ($kube_version, helm $helm_version) into $bin (first time only; slow)" >&2
 start=$SECONDS
 mkdir -p "$bin"
