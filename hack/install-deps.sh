@@ -23,6 +23,10 @@ APT_PACKAGES=(
   busybox-static        # the pause image and the test pods' shell
   iproute2              # the nodes' bridges and the agents' test addresses
   prometheus            # promtool and a Prometheus for the alert and dashboard tests
+  buildah               # builds Stoker's own images from the Dockerfiles without a Docker engine
+  mmdebstrap            # makes the images' Debian base (hack/images.sh)
+  dpkg-repack           # turns the installed Node.js package into a .deb for that base
+  dpkg-dev              # dpkg-scanpackages: a one-package apt repository of that .deb
 )
 
 missing=()
