@@ -49,6 +49,13 @@ node_repo() {
   echo "$repo"
 }
 
+# Removes the other tags of REF's repository (older builds), so the cache does not grow.
+remove_others() {
+  local ref=$1
+  bah images --noheading --format '{{.Name}}:{{.Tag}}' --filter "reference=${ref%:*}" |
+    grep -vxF "$ref" | xargs -r buildah "${storage[@]}" rmi >/dev/null 2>&1 || true
+}
+
 # mmdebstrap a bookworm minbase with Node.js (and EXTRA packages), then make it image NAME.
 # HOOKS are more mmdebstrap --customize-hook commands.
 make_base() {
@@ -70,6 +77,7 @@ make_base() {
   bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd node "$ctr"
   bah commit --quiet --rm "$ctr" "$name" >/dev/null
   rm -f "$tar"
+  remove_others "$name"
 }
 
 bases() {
@@ -77,16 +85,18 @@ bases() {
   node_version=$(dpkg-query -W -f='${Version}' nodejs 2>/dev/null) || die "the nodejs package is not installed"
   npm_dir=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)
   npm_version=$(node -p "require('$npm_dir/package.json').version")
-  # Bump r1 when the recipe below changes.
-  key=$(printf 'nodejs-%s-npm-%s-%s-r1' "$node_version" "$npm_version" "$suite" | tr -c 'A-Za-z0-9_.\n-' '_')
-  base=localhost/stoker-base:$key
-  build_base=localhost/stoker-build-base:$key
+  key=$(printf 'nodejs-%s-npm-%s-%s' "$node_version" "$npm_version" "$suite" | tr -c 'A-Za-z0-9_.\n-' '_')
+  # The last part counts changes to each base's recipe below.
+  base=localhost/stoker-base:$key-r2
+  build_base=localhost/stoker-build-base:$key-r1
   if has_image "$base" && has_image "$build_base"; then return 0; fi
   repo=$(node_repo "$node_version")
   # The package's npm may be older than the machine's (npm updates itself in place): the run-time
-  # base has none, the build base gets the machine's.
+  # base has none, the build base gets the machine's. Node's C headers (54 MB) are for building
+  # addons and the translations (33 MB) for nobody: only the build base keeps the headers.
   has_image "$base" || make_base "$base" "$repo" "" \
-    --customize-hook='rm -rf "$1/usr/lib/node_modules/npm" "$1/usr/bin/npm" "$1/usr/bin/npx"'
+    --customize-hook='rm -rf "$1/usr/lib/node_modules/npm" "$1/usr/bin/npm" "$1/usr/bin/npx"' \
+    --customize-hook='rm -rf "$1/usr/include/node" "$1"/usr/share/locale/*'
   has_image "$build_base" || make_base "$build_base" "$repo" "gcc,libc6-dev" \
     --customize-hook='rm -rf "$1/usr/lib/node_modules/npm"' \
     --customize-hook="copy-in $npm_dir /usr/lib/node_modules"
@@ -119,9 +129,8 @@ build_one() {
     die "building stoker-$name failed (log: $cache/build-$name.log)"
   fi
   echo "built stoker-$name in $((SECONDS - start)) s" >&2
-  # Older builds of this image go; the cached build-stage layers (npm ci) stay for the next build.
-  bah images --noheading --format '{{.Name}}:{{.Tag}}' --filter "reference=localhost/stoker-$name" |
-    grep -vxF "$ref" | xargs -r buildah "${storage[@]}" rmi >/dev/null 2>&1 || true
+  # The cached build-stage layers (npm ci) stay for the next build.
+  remove_others "$ref"
 }
 
 # When this machine's npm trusts a CA file of its own (a TLS-intercepting proxy, a private
