@@ -9,8 +9,7 @@
 //
 // Environment: STOKER_DEMO_IMAGE_MB (default 1024), STOKER_DEMO_MBPS (default 100).
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { pushRandomImage } from '../test/support/images.js';
@@ -28,10 +27,8 @@ const say = (s: string): void => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
 const since = (t: number): string => `${((performance.now() - t) / 1000).toFixed(1)} s`;
 
 let cluster: RealCluster | undefined;
-const models = await mkdtemp(join(tmpdir(), 'stoker-demo-models-'));
 const cleanup = async (): Promise<void> => {
   await cluster?.stop();
-  await rm(models, { recursive: true, force: true });
 };
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -61,6 +58,8 @@ try {
 
   say('helm install stoker deploy/helm/stoker: the agent as a DaemonSet pod, the controller as a Deployment');
   t = performance.now();
+  const models = join(node.data, 'models');
+  await mkdir(models);
   await installStoker(cluster, images, { allowedRoots: [models] });
   console.log(`installed and ready in ${since(t)}`);
   kubectl('get', 'pods', '-n', NAMESPACE, '-o', 'wide');

@@ -3,8 +3,7 @@
 // engine; the chart installed with helm. The agent runs as a DaemonSet pod and the controller as a
 // Deployment, through the chart's own RBAC and certificates, and the pods that follow a Warmup start
 // with their image already on the node.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,14 +40,14 @@ describe('Stoker installed with helm in a real cluster', () => {
   beforeAll(async () => {
     cluster = await startRealCluster();
     core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    models = await mkdtemp(join(tmpdir(), 'stoker-models-'));
+    models = join(cluster.nodes[0]!.data, 'models');
+    await mkdir(models);
     images = await pushStokerImages(cluster.registry);
     await installStoker(cluster, images, { allowedRoots: [models] });
   }, 1_800_000);
 
   afterAll(async () => {
     await cluster?.stop();
-    if (models) await rm(models, { recursive: true, force: true });
   });
 
   it('runs the agent as a DaemonSet pod on the node and the controller as the leader of its Deployment', async () => {

@@ -17,6 +17,9 @@
 # from that /24 through the CNI bridge plugin (Debian's containernetworking-plugins), no masquerade,
 # no iptables. Pods are reachable from this machine at those addresses and nowhere else.
 #
+# Each node's directory DIR/node-I is a shared mount (as / is on a systemd host), so hostPath volumes
+# with mount propagation work; put host files for its pods under DIR/node-I/data (`node_I_data`).
+#
 # A private plain-HTTP registry on loopback (DIR/registry) holds the sandbox (pause) image, made here
 # from Debian's static busybox, since no public registry is reachable; push your own images there too
 # (its address is `registry` in DIR/cluster.env; every node's containerd pulls from it over HTTP).
@@ -108,7 +111,12 @@ claim_subnet() {
 
 start_node() {
   local i=$1 name=node-$i x ip node_dir=$dir/node-$i
-  mkdir -p "$node_dir/cni" "$node_dir/kubelet" "$node_dir/pod-logs"
+  mkdir -p "$node_dir"
+  # A node's filesystem is a shared mount, as / is on a systemd host: hostPath volumes with
+  # mountPropagation (the agent's allowed roots, its image filesystem) need one.
+  mount --bind "$node_dir" "$node_dir"
+  mount --make-rshared "$node_dir"
+  mkdir -p "$node_dir/cni" "$node_dir/kubelet" "$node_dir/pod-logs" "$node_dir/data"
   x=$(claim_subnet)
   ip="10.213.$x.1"
   echo "node_${i}_subnet=$x" >>"$dir/cluster.env"
@@ -195,6 +203,7 @@ EOF
     echo "node_${i}_ip=$ip"
     echo "node_${i}_containerd=$node_dir/containerd"
     echo "node_${i}_kubelet_root=$node_dir/kubelet"
+    echo "node_${i}_data=$node_dir/data"
   } >>"$dir/cluster.env"
 }
 
@@ -308,7 +317,7 @@ down() {
     # (The kubelet bind-mounts its root dir onto itself, maybe more than once: until none is left.)
     local pass
     for pass in 1 2 3 4 5; do
-      awk -v d="$dir/node-$i/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+      awk -v d="$dir/node-$i" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null; done
     done
   done

@@ -21,6 +21,8 @@ export interface RealNode {
   /** The node's containerd directory (hack/containerd.sh DIR): restart it with hack/containerd.sh. */
   readonly containerd: string;
   readonly kubeletRoot: string;
+  /** A directory of the node's for host files its pods mount (hostPath), on a shared mount. */
+  readonly data: string;
 }
 
 export interface RealCluster {
@@ -65,6 +67,7 @@ export async function startRealCluster(opts: { nodes?: number; signal?: AbortSig
         ip: env[`node_${i}_ip`]!,
         containerd: env[`node_${i}_containerd`]!,
         kubeletRoot: env[`node_${i}_kubelet_root`]!,
+        data: env[`node_${i}_data`]!,
       });
     }
     const helmHome = join(dir, 'helm');

@@ -63,11 +63,10 @@ export async function clusterValues(cluster: RealCluster, images: StokerImages, 
     'controller.extraEnv[0].name=KUBERNETES_SERVICE_HOST',
     'controller.extraEnv[0].value=127.0.0.1',
     'controller.extraEnv[1].name=KUBERNETES_SERVICE_PORT',
-    `controller.extraEnv[1].value=${cluster.apiPort}`,
     ...(opts.allowedRoots ?? []).map((p, i) => `agent.allowedRoots[${i}].path=${p}`),
     ...(opts.set ?? []),
   ];
-  return set.flatMap((s) => ['--set', s]);
+  return [...set.flatMap((s) => ['--set', s]), '--set-string', `controller.extraEnv[1].value=${cluster.apiPort}`];
 }
 
 /** Installs (or upgrades) the chart and waits until the agent DaemonSet and the controller are ready. */
