@@ -3,13 +3,14 @@
 // engine; the chart installed with helm. The agent runs as a DaemonSet pod and the controller as a
 // Deployment, through the chart's own RBAC and certificates, and the pods that follow a Warmup start
 // with their image already on the node.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushRandomImage } from './support/images.js';
 import { evictFromPageCache, residentBytes } from './support/page-cache.js';
-import { run, runHack } from './support/proc.js';
+import { startPrometheus } from './support/prometheus.js';
+import { REPO_ROOT, run, runHack } from './support/proc.js';
 import { startThrottledProxy } from './support/proxy.js';
 import { startRealCluster, type RealCluster } from './support/real-cluster.js';
 import { waitFor, warmupApi } from './support/sim-cluster.js';
@@ -147,6 +148,51 @@ describe('Stoker installed with helm in a real cluster', () => {
     const now = await readyAgent();
     expect(now.metadata!.uid).toBe(before.metadata!.uid);
     expect(now.status?.containerStatuses?.[0]?.restartCount).toBe(before.status?.containerStatuses?.[0]?.restartCount);
+  });
+
+  it('is scraped by Prometheus, which finds the agent pod through the API server; every dashboard expression has data', async () => {
+    const agent = await readyAgent();
+    const controller = (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/component=controller' })).items.find(readyPod)!;
+    const controllerPort = controller.spec!.containers[0]!.ports!.find((p) => p.name === 'http-metrics')!.containerPort;
+    const prom = await startPrometheus({
+      kubeconfig: cluster.kubeconfigPath,
+      namespace: NAMESPACE,
+      // The controller runs in the host network here: its pod IP is the node's.
+      staticTargets: { 'stoker-controller': [`${controller.status!.podIP!}:${controllerPort}`] },
+      ruleFiles: [join(REPO_ROOT, 'deploy', 'prometheus', 'stoker-rules.yaml')],
+    });
+    try {
+      const targets = await prom.waitForTargets('stoker-agent', 1, 120_000);
+      expect(targets.map((t) => [t.labels.pod, t.scrapeUrl])).toEqual([[agent.metadata!.name, `http://${agent.status!.podIP!}:7080/metrics`]]);
+      await prom.waitForTargets('stoker-controller', 1, 120_000);
+
+      // Work for every panel: an image and a file once, and a file kept warm.
+      const image = await pushRandomImage({ host: cluster.registry }, 'e2e/prom', { layerSizeBytes: 1 * MiB });
+      const file = join(models, 'prom.bin');
+      await writeFile(file, Buffer.alloc(2 * MiB, 3));
+      const warmups = warmupApi(cluster.kubeConfig);
+      await warmups.create(NAMESPACE, 'prom-once', { images: [{ image }], paths: [{ path: file }] });
+      await warmups.create(NAMESPACE, 'prom-keep', { paths: [{ path: file }], keepWarm: true, policy: { recheckSeconds: 5 } });
+      expect((await warmups.finished(NAMESPACE, 'prom-once', 120_000)).status?.phase).toBe('Succeeded');
+      const enough = (expr: string) => async (): Promise<true | undefined> => {
+        const [x] = await prom.query(`min(count_over_time(${expr}[1m]))`);
+        return x && Number(x.value[1]) >= 3 ? true : undefined;
+      };
+      await waitFor('the Warmup kept warm, in the controller\'s metrics', async () => ((await prom.query('stoker_warmup_warm{job="stoker-controller"} == 1')).length > 0 ? true : undefined), 120_000, 500);
+      await waitFor('three scrapes of the agent\'s pull counter', enough('stoker_image_pulls_total{job="stoker-agent"}'), 60_000, 500);
+      await waitFor('three scrapes of the controller\'s task counter', enough('stoker_node_tasks_total{job="stoker-controller"}'), 60_000, 500);
+
+      const dashboard = JSON.parse(await readFile(join(REPO_ROOT, 'deploy', 'grafana', 'stoker.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+      const empty: string[] = [];
+      for (const panel of dashboard.panels) {
+        for (const t of panel.targets ?? []) if ((await prom.query(t.expr)).length === 0) empty.push(`${panel.title}: ${t.expr}`);
+      }
+      expect(empty).toEqual([]);
+      expect((await prom.query('sum(stoker_runtime_ready{job="stoker-agent"})'))[0]?.value[1]).toBe('1');
+      await warmups.delete(NAMESPACE, 'prom-keep');
+    } finally {
+      await prom.stop();
+    }
   });
 
   it('keeps its certificates on helm upgrade, and helm uninstall leaves nothing behind', async () => {
