@@ -185,7 +185,11 @@ describe('Stoker installed with helm in a real cluster', () => {
       const dashboard = JSON.parse(await readFile(join(REPO_ROOT, 'deploy', 'grafana', 'stoker.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
       const empty: string[] = [];
       for (const panel of dashboard.panels) {
-        for (const t of panel.targets ?? []) if ((await prom.query(t.expr)).length === 0) empty.push(`${panel.title}: ${t.expr}`);
+        for (const t of panel.targets ?? []) {
+          // A rate() needs two scrapes after its counter first appears: give each a few.
+          const ok = await waitFor(t.expr, async () => ((await prom.query(t.expr)).length > 0 ? true : undefined), 20_000, 500).catch(() => false);
+          if (!ok) empty.push(`${panel.title}: ${t.expr}`);
+        }
       }
       expect(empty).toEqual([]);
       expect((await prom.query('sum(stoker_runtime_ready{job="stoker-agent"})'))[0]?.value[1]).toBe('1');
