@@ -56,7 +56,7 @@ describe('Stoker installed with helm in a real cluster', () => {
     expect(agent.spec?.nodeName).toBe(cluster.nodes[0]!.name);
     expect(agent.metadata?.ownerReferences?.[0]?.kind).toBe('DaemonSet');
     // The agent got its address from the node's pod network, not the host's.
-    expect(agent.status?.podIP).toMatch(/^10\.213\.\d+\.\d+$/);
+    expect(agent.status?.podIP).toMatch(/^10\.214\.\d+\.\d+$/);
     expect(agent.status?.podIP).not.toBe(cluster.nodes[0]!.ip);
 
     const controller = (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/component=controller' })).items.filter(readyPod);

@@ -12,9 +12,9 @@
 # certificate (system:node:NAME in group system:nodes) and the API server authorizes it with the Node
 # authorizer and NodeRestriction, as kubeadm sets them up.
 #
-# Networks: a kubelet refuses a loopback node IP, so node I gets a Linux bridge made here
-# (stkbrX, address 10.213.X.1/24; X is picked free) as its node IP, and its pods get addresses
-# from that /24 through the CNI bridge plugin (Debian's containernetworking-plugins), no masquerade,
+# Networks: a kubelet refuses a loopback node IP, so node I gets a Linux bridge made here (stkbrX,
+# address 10.214.X.1/24, X picked free; hack/agent-net.sh keeps to 10.213.0.0/16) as its node IP,
+# and its pods get addresses from that /24 through the CNI bridge plugin (Debian's containernetworking-plugins), no masquerade,
 # no iptables. Pods are reachable from this machine at those addresses and nowhere else.
 #
 # Each node's directory DIR/node-I is a shared mount (as / is on a systemd host), so hostPath volumes
@@ -95,18 +95,18 @@ start_daemon() {
   echo $! >"$dir/$name.pid"
 }
 
-# claim_subnet: prints a free X for 10.213.X.0/24, having created the bridge stkbrX that claims it.
+# claim_subnet: prints a free X for 10.214.X.0/24, having created the bridge stkbrX that claims it.
 claim_subnet() {
   local x tries
   for ((tries = 0; tries < 50; tries++)); do
     x=$((100 + RANDOM % 150))
-    ip -o addr show | grep -q " 10\.213\.$x\." && continue
+    ip -o addr show | grep -q " 10\.214\.$x\." && continue
     if ip link add "stkbr$x" type bridge 2>/dev/null; then
       echo "$x"
       return 0
     fi
   done
-  die "no free 10.213.X.0/24 subnet for a node network"
+  die "no free 10.214.X.0/24 subnet for a node network"
 }
 
 start_node() {
@@ -118,7 +118,7 @@ start_node() {
   mount --make-rshared "$node_dir"
   mkdir -p "$node_dir/cni" "$node_dir/kubelet" "$node_dir/pod-logs" "$node_dir/data"
   x=$(claim_subnet)
-  ip="10.213.$x.1"
+  ip="10.214.$x.1"
   echo "node_${i}_subnet=$x" >>"$dir/cluster.env"
   ip addr add "$ip/24" dev "stkbr$x"
   ip link set "stkbr$x" up
@@ -130,7 +130,7 @@ start_node() {
   "plugins": [
     {
       "type": "bridge", "bridge": "stkbr$x", "isGateway": true, "ipMasq": false, "hairpinMode": false,
-      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.213.$x.0/24", "rangeStart": "10.213.$x.10", "gateway": "$ip" }]],
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.214.$x.0/24", "rangeStart": "10.214.$x.10", "gateway": "$ip" }]],
                 "dataDir": "$node_dir/cni/ipam", "routes": [{ "dst": "0.0.0.0/0" }] }
     },
     { "type": "portmap", "capabilities": { "portMappings": true }, "snat": false }
