@@ -80,27 +80,14 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
 
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
-    const tool = async (name: string, args: readonly string[], o: CommandOptions, env: Record<string, string> = {}): Promise<string> => {
-      const { stdout } = await run(join(binDir, name), ['--kubeconfig', kubeconfigPath, ...args], {
-        env,
-        ...(o.input !== undefined ? { input: o.input } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
-      return stdout;
-    };
-    const helmHome = join(dir, 'helm');
-    const helmEnv = {
-      HELM_CACHE_HOME: join(helmHome, 'cache'),
-      HELM_CONFIG_HOME: join(helmHome, 'config'),
-      HELM_DATA_HOME: join(helmHome, 'data'),
-    };
+    const { kubectl, helm } = kubeTools(binDir, kubeconfigPath, dir);
     return {
       dir,
       kubeconfigPath,
       kubeConfig,
       binDir,
-      kubectl: (args, o = {}) => tool('kubectl', args, o),
-      helm: (args, o = {}) => tool('helm', args, o, helmEnv),
+      kubectl,
+      helm,
       stopServer: async (server) => {
         await runHack('kube/server.sh', [dir, 'stop', server]);
       },
@@ -113,6 +100,28 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
     await stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** kubectl and helm against one kubeconfig; helm keeps its cache and config under `dir`/helm. */
+export function kubeTools(binDir: string, kubeconfigPath: string, dir: string): Pick<Kube, 'kubectl' | 'helm'> {
+  const tool = async (name: string, args: readonly string[], o: CommandOptions, env: Record<string, string> = {}): Promise<string> => {
+    const { stdout } = await run(join(binDir, name), ['--kubeconfig', kubeconfigPath, ...args], {
+      env,
+      ...(o.input !== undefined ? { input: o.input } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    return stdout;
+  };
+  const helmHome = join(dir, 'helm');
+  const helmEnv = {
+    HELM_CACHE_HOME: join(helmHome, 'cache'),
+    HELM_CONFIG_HOME: join(helmHome, 'config'),
+    HELM_DATA_HOME: join(helmHome, 'data'),
+  };
+  return {
+    kubectl: (args, o = {}) => tool('kubectl', args, o),
+    helm: (args, o = {}) => tool('helm', args, o, helmEnv),
+  };
 }
 
 /** Creates a Node object (no kubelet runs; it is just an API object) and returns it. */

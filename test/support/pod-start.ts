@@ -55,7 +55,18 @@ export async function removeImage(node: RealNode, ref: string): Promise<void> {
   const target = rows.find((cols) => cols[0] === ref)?.[2];
   if (!target) return;
   const names = rows.filter((cols) => cols[2] === target).map((cols) => cols[0]!);
+  // Exited containers of deleted pods (the kubelet collects them only later) keep the image's
+  // unpacked layers, and a new pull would reuse them without a download: remove them first.
+  const containers = (await run('ctr', [...ctr, 'containers', 'ls'])).stdout
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/))
+    .filter((cols) => cols[1] !== undefined && names.includes(cols[1]))
+    .map((cols) => cols[0]!);
+  if (containers.length > 0) await run('ctr', [...ctr, 'containers', 'rm', ...containers]);
   await run('ctr', [...ctr, 'images', 'rm', '--sync', ...names]);
+  const left = (await run('ctr', [...ctr, 'content', 'ls', '-q'])).stdout.split('\n');
+  if (left.includes(target)) throw new Error(`${ref}: its manifest ${target} is still in the node's content store after the image was removed`);
 }
 
 /** A pod on `node` running `image`'s shell: `script` first (as an init container, when given), then sleep. */

@@ -11,8 +11,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { run, runHack } from './proc.js';
-import type { CommandOptions } from './kube.js';
+import { runHack } from './proc.js';
+import { kubeTools, type CommandOptions } from './kube.js';
 
 export interface RealNode {
   readonly name: string;
@@ -70,15 +70,7 @@ export async function startRealCluster(opts: { nodes?: number; signal?: AbortSig
         data: env[`node_${i}_data`]!,
       });
     }
-    const helmHome = join(dir, 'helm');
-    const tool = async (name: string, args: readonly string[], o: CommandOptions, extra: Record<string, string> = {}): Promise<string> => {
-      const { stdout } = await run(join(binDir, name), ['--kubeconfig', kubeconfigPath, ...args], {
-        env: extra,
-        ...(o.input !== undefined ? { input: o.input } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
-      return stdout;
-    };
+    const { kubectl, helm } = kubeTools(binDir, kubeconfigPath, dir);
     return {
       dir,
       kubeconfigPath,
@@ -87,13 +79,8 @@ export async function startRealCluster(opts: { nodes?: number; signal?: AbortSig
       registry: env.registry!,
       apiPort: Number(env.api_port),
       nodes,
-      kubectl: (args, o = {}) => tool('kubectl', args, o),
-      helm: (args, o = {}) =>
-        tool('helm', args, o, {
-          HELM_CACHE_HOME: join(helmHome, 'cache'),
-          HELM_CONFIG_HOME: join(helmHome, 'config'),
-          HELM_DATA_HOME: join(helmHome, 'data'),
-        }),
+      kubectl,
+      helm,
       stop,
     };
   } catch (err) {
