@@ -163,6 +163,9 @@ case $cmd in
     # from making the same base twice).
     exec 9>"$cache/lock"
     flock 9
+    # Leave nothing mounted: the working containers of a build that was cut short, and the mount
+    # buildah's overlay storage makes of its own directory.
+    trap 'bah rm --all >/dev/null 2>&1; ! mountpoint -q "$cache/storage/overlay" || umount "$cache/storage/overlay"' EXIT
     build
     if [ "$cmd" = push ]; then
       host=${2:-}
