@@ -7,9 +7,10 @@ import { waitFor } from './sim-cluster.js';
 
 /**
  * Creates `pod`, and resolves with the seconds until the API server shows it Ready (polled every
- * 20 ms). The pod is then deleted at once and gone before this resolves.
+ * 20 ms). The pod is then deleted, and its containers have stopped before this resolves.
  */
-export async function podStartSeconds(kc: KubeConfig, pod: V1Pod, timeoutMs = 600_000): Promise<number> {
+export async function podStartSeconds(kc: KubeConfig, pod: V1Pod, opts: { timeoutMs?: number; beforeDelete?: () => Promise<void> } = {}): Promise<number> {
+  const timeoutMs = opts.timeoutMs ?? 600_000;
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = pod.metadata?.namespace ?? 'default';
   const name = pod.metadata?.name;
@@ -27,9 +28,12 @@ export async function podStartSeconds(kc: KubeConfig, pod: V1Pod, timeoutMs = 60
       timeoutMs,
       20,
     );
-    return (performance.now() - start) / 1000;
+    const seconds = (performance.now() - start) / 1000;
+    await opts.beforeDelete?.();
+    return seconds;
   } finally {
-    await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+    // Not a forced delete: the pod object goes only once the kubelet has stopped its containers.
+    await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 1 }).catch(() => undefined);
     await waitFor(`pod ${name} to be gone`, async () => {
       try {
         await core.readNamespacedPod({ name, namespace });
@@ -63,7 +67,12 @@ export async function removeImage(node: RealNode, ref: string): Promise<void> {
     .map((l) => l.split(/\s+/))
     .filter((cols) => cols[1] !== undefined && names.includes(cols[1]))
     .map((cols) => cols[0]!);
-  if (containers.length > 0) await run('ctr', [...ctr, 'containers', 'rm', ...containers]);
+  if (containers.length > 0) {
+    await waitFor(`the containers of ${ref} to stop`, async () => {
+      await run('ctr', [...ctr, 'containers', 'rm', ...containers]);
+      return true;
+    }, 60_000, 500);
+  }
   await run('ctr', [...ctr, 'images', 'rm', '--sync', ...names]);
   const left = (await run('ctr', [...ctr, 'content', 'ls', '-q'])).stdout.split('\n');
   if (left.includes(target)) throw new Error(`${ref}: its manifest ${target} is still in the node's content store after the image was removed`);
