@@ -56,6 +56,16 @@ describe('hack/kube/cluster.sh', () => {
       expect((await run('ip', ['link', 'show', bridge])).stdout).toContain(bridge);
       expect(existsSync(`/sys/fs/cgroup/pids/stoker-${subnet}`)).toBe(true);
 
+      // A pod runs when the owner dies: its processes, network namespace and shim must go too.
+      const registry = /^registry=(.+)$/m.exec(env)?.[1];
+      const image = await pushRandomImage({ host: registry! }, 'infra/pod', { busybox: true, layers: 0 });
+      const kubectl = [join(/^kube_bin=(.+)$/m.exec(env)![1]!, 'kubectl'), '--kubeconfig', join(dir, 'kube', 'kubeconfig')];
+      await run(kubectl[0]!, [...kubectl.slice(1), 'run', 'left', '--image', image, '--restart', 'Never']);
+      await run(kubectl[0]!, [...kubectl.slice(1), 'wait', '--for', 'condition=Ready', 'pod/left', '--timeout', '120s']);
+      const shimSockets = (await run('ls', ['/run/containerd/s'])).stdout.split('\n').filter((f) => f !== '');
+      expect(shimSockets.length).toBeGreaterThan(0);
+      const netnsBefore = (await run('ip', ['netns', 'list'])).stdout;
+
       owner.kill('SIGKILL');
       await waitFor('the cluster to be torn down', () => Promise.resolve(existsSync(join(dir, 'cluster.env')) ? undefined : true), 120_000, 500);
       await expect(run('ip', ['link', 'show', bridge])).rejects.toThrow(/does not exist/);
@@ -64,6 +74,11 @@ describe('hack/kube/cluster.sh', () => {
       expect(procs).toEqual([]);
       const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(dir));
       expect(mounts).toEqual([]);
+      for (const f of shimSockets) expect(existsSync(`/run/containerd/s/${f}`), f).toBe(false);
+      const podNetns = netnsBefore.split('\n').filter((l) => l.startsWith('cni-')).map((l) => l.split(' ')[0]!);
+      expect(podNetns.length).toBeGreaterThan(0);
+      const netnsAfter = (await run('ip', ['netns', 'list'])).stdout;
+      for (const ns of podNetns) expect(netnsAfter).not.toContain(ns);
     } finally {
       owner.kill('SIGKILL');
       await runHack('kube/cluster.sh', ['down', dir]).catch(() => undefined);

@@ -302,8 +302,16 @@ down() {
     # Every process of every pod lives under the node's cgroup root: kill them all.
     kill_cgroup "stoker-$x"
     remove_pod_netns "stkbr$x"
+    # A killed shim leaves its socket in containerd's fixed directory, named by the hash of the
+    # containerd address, the namespace and the task id: note them while the tasks are listed.
+    local task shim_sockets=()
+    for task in "$dir/node-$i/containerd/state/io.containerd.runtime.v2.task"/*/*; do
+      [ -d "$task" ] || continue
+      shim_sockets+=("/run/containerd/s/$(printf '%s' "$sock/$(basename "$(dirname "$task")")/$(basename "$task")" | sha256sum | cut -c1-64)")
+    done
     bash "$hack/containerd.sh" clean "$dir/node-$i/containerd" >/dev/null 2>&1 || true
     pkill -KILL -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
+    rm -f "${shim_sockets[@]}"
     ip link del "stkbr$x" 2>/dev/null || true
     # CNI's cache of this network's results (and of the loopback of the same sandboxes).
     local f id
