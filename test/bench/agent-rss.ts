@@ -33,16 +33,12 @@ import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';
 import { REPO_ROOT, run } from '../support/proc.js';
 import { startRegistry } from '../support/registry.js';
+import { flag, hasFlag } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 /** Size of each of the 8 images. */
 const SIZE_MB = Number(flag('--size-mb') ?? 16);
-const FILES = args.includes('--files');
+const FILES = hasFlag('--files');
 const FILE_MB = Number(flag('--file-mb') ?? 64);
 const FILE_TASKS = Number(flag('--tasks') ?? 64);
 const FILES_TARGET_MB = 250;

@@ -24,12 +24,8 @@ import pLimit from 'p-limit';
 import { agentProto, type AgentClient, type WarmEvent__Output } from '../../proto/agent.js';
 import { waitFor, warmupApi } from '../support/sim-cluster.js';
 import { median, rssMb, startFleet } from './fleet.js';
+import { flag } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const NODES = flag('--nodes');
 const SIZES = (flag('--sizes') ?? (NODES ? `200,${NODES}` : '50,100,200')).split(',').map(Number);

@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../support/proc.js';
+import { flag, hasFlag } from './args.js';
 
 // Readers run on libuv's thread pool, sized from the environment before the first file call:
 // run again with the size Stoker's CLI uses unless the caller chose one.
@@ -46,15 +47,10 @@ const { warmFiles } = await import('../../agent/warm/files.js');
 const exec = promisify(execFile);
 const MB = 1e6;
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const ROUNDS = Math.max(3, Number(flag('--rounds') ?? 5));
 const ONLY = new Set((flag('--only') ?? 'large,small,sshfs,loader').split(','));
 const SHARD_BYTES = Number(flag('--shard-mb') ?? 700) * 1024 * 1024;
-const RESIDENCY = !args.includes('--no-residency');
+const RESIDENCY = !hasFlag('--no-residency');
 const BIG_BYTES = Number(flag('--big-mb') ?? 2048) * 1024 * 1024;
 const SMALL_FILES = 5000;
 const SMALL_BYTES = 64 * 1024;

@@ -32,6 +32,7 @@ import { startContainerd } from '../support/containerd.js';
 import { pushRandomImage } from '../support/images.js';
 import { REPO_ROOT, run } from '../support/proc.js';
 import { addRegistryHost, startRegistry } from '../support/registry.js';
+import { flag } from './args.js';
 
 /** A loopback proxy to `target` that limits every connection, on its own, to `bytesPerSecond`. */
 async function perConnectionProxy(target: string, bytesPerSecond: number): Promise<{ host: string; stop: () => Promise<void> }> {
@@ -70,11 +71,6 @@ async function perConnectionProxy(target: string, bytesPerSecond: number): Promi
   };
 }
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const ROUNDS = Math.max(5, Number(flag('--rounds') ?? 5));
 const SIZE_MB = Number(flag('--size-mb') ?? 100);
 const ONLY = new Set((flag('--only') ?? 'single,present,parallel').split(','));

@@ -18,12 +18,8 @@ import { CoreV1Api, Watch, type V1Node } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type Warmup } from '../../controller/api/types.js';
 import { waitFor, warmupApi } from '../support/sim-cluster.js';
 import { cpuSeconds, median, startFleet } from './fleet.js';
+import { flag } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const NODES = Number(flag('--nodes') ?? 200);
 const ROUNDS = Math.max(1, Number(flag('--rounds') ?? 3));
 const RECHECK_S = Number(flag('--recheck') ?? 5);

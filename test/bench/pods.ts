@@ -26,12 +26,8 @@ import { startRealCluster } from '../support/real-cluster.js';
 import { warmupApi } from '../support/sim-cluster.js';
 import { installStoker, NAMESPACE, pushStokerImages } from '../support/stoker-release.js';
 import { median } from './fleet.js';
+import { flag } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const ROUNDS = Math.max(3, Number(flag('--rounds') ?? 3));
 const IMAGE_MB = Number(flag('--image-mb') ?? 1024);
 const FILE_MB = Number(flag('--file-mb') ?? 2048);

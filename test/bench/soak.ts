@@ -51,13 +51,9 @@ import { freePort } from '../support/ports.js';
 import { REPO_ROOT, run } from '../support/proc.js';
 import { startRegistry } from '../support/registry.js';
 import { ensureNamespace, waitFor, warmupApi } from '../support/sim-cluster.js';
+import { flag, hasFlag } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const QUICK = args.includes('--quick');
+const QUICK = hasFlag('--quick');
 const WARMUPS = Number(flag('--warmups') ?? (QUICK ? 200 : 1050));
 const EVERY = Number(flag('--every') ?? (QUICK ? 25 : 50));
 const AGENTS = Number(flag('--agents') ?? 3);
