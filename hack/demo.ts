@@ -16,7 +16,7 @@ import { pushRandomImage } from '../test/support/images.js';
 import { runHack } from '../test/support/proc.js';
 import { startThrottledProxy } from '../test/support/proxy.js';
 import { startRealCluster, type RealCluster } from '../test/support/real-cluster.js';
-import { waitFor } from '../test/support/sim-cluster.js';
+import { waitFor, warmupApi } from '../test/support/sim-cluster.js';
 import { installStoker, NAMESPACE, pushStokerImages } from '../test/support/stoker-release.js';
 
 const IMAGE_MB = Number(process.env.STOKER_DEMO_IMAGE_MB ?? 1024);
@@ -87,16 +87,8 @@ spec:
     spawnSync(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, 'apply', '-f', '-'], { input: warmup, stdio: ['pipe', 'inherit', 'inherit'] });
     t = performance.now();
     const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    await waitFor(
-      'the Warmup to finish',
-      () => {
-        const out = spawnSync(join(cluster!.binDir, 'kubectl'), ['--kubeconfig', cluster!.kubeconfigPath, 'get', 'warmup', 'llm-server-b', '-n', NAMESPACE, '-o', 'jsonpath={.status.phase}'], { encoding: 'utf8' });
-        if (out.stdout === 'Failed') throw new Error('the Warmup failed');
-        return Promise.resolve(out.stdout === 'Succeeded' ? true : undefined);
-      },
-      600_000,
-      500,
-    );
+    const done = await warmupApi(cluster.kubeConfig).finished(NAMESPACE, 'llm-server-b', 600_000);
+    if (done.status?.phase !== 'Succeeded') throw new Error(`the Warmup ended ${done.status?.phase}: ${JSON.stringify(done.status?.conditions)}`);
     console.log(`warmed in ${since(t)} (before any pod needs it)`);
     kubectl('get', 'warmups', '-n', NAMESPACE);
 
