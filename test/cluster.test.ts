@@ -3,16 +3,16 @@
 // engine; the chart installed with helm. The agent runs as a DaemonSet pod and the controller as a
 // Deployment, through the chart's own RBAC and certificates, and the pods that follow a Warmup start
 // with their image already on the node.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushRandomImage } from './support/images.js';
 import { evictFromPageCache, residentBytes } from './support/page-cache.js';
-import { startPrometheus } from './support/prometheus.js';
-import { REPO_ROOT, run, runHack } from './support/proc.js';
+import { dashboardExpressions, startPrometheus } from './support/prometheus.js';
+import { REPO_ROOT, runHack } from './support/proc.js';
 import { startThrottledProxy } from './support/proxy.js';
-import { startRealCluster, type RealCluster } from './support/real-cluster.js';
+import { nodeCtr, startRealCluster, type RealCluster } from './support/real-cluster.js';
 import { waitFor, warmupApi } from './support/sim-cluster.js';
 import { installStoker, NAMESPACE, pushStokerImages, RELEASE, type StokerImages } from './support/stoker-release.js';
 
@@ -34,9 +34,7 @@ describe('Stoker installed with helm in a real cluster', () => {
       const ready = (await agentPods()).filter(readyPod);
       return ready.length === 1 ? ready[0] : undefined;
     }, 180_000);
-  const ctr = async (args: readonly string[]): Promise<string> =>
-    (await run('ctr', ['--address', `${cluster.nodes[0]!.containerd}/containerd.sock`, '--namespace', 'k8s.io', ...args])).stdout;
-  const imagePresent = async (ref: string): Promise<boolean> => (await ctr(['images', 'ls', '-q'])).split('\n').includes(ref);
+  const imagePresent = async (ref: string): Promise<boolean> => (await nodeCtr(cluster.nodes[0]!, ['images', 'ls', '-q'])).split('\n').includes(ref);
 
   beforeAll(async () => {
     cluster = await startRealCluster();
@@ -182,14 +180,11 @@ describe('Stoker installed with helm in a real cluster', () => {
       await waitFor('three scrapes of the agent\'s pull counter', enough('stoker_image_pulls_total{job="stoker-agent"}'), 60_000, 500);
       await waitFor('three scrapes of the controller\'s task counter', enough('stoker_node_tasks_total{job="stoker-controller"}'), 60_000, 500);
 
-      const dashboard = JSON.parse(await readFile(join(REPO_ROOT, 'deploy', 'grafana', 'stoker.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
       const empty: string[] = [];
-      for (const panel of dashboard.panels) {
-        for (const t of panel.targets ?? []) {
-          // A rate() needs two scrapes after its counter first appears: give each a few.
-          const ok = await waitFor(t.expr, async () => ((await prom.query(t.expr)).length > 0 ? true : undefined), 20_000, 500).catch(() => false);
-          if (!ok) empty.push(`${panel.title}: ${t.expr}`);
-        }
+      for (const { panel, expr } of await dashboardExpressions()) {
+        // A rate() needs two scrapes after its counter first appears: give each a few.
+        const ok = await waitFor(expr, async () => ((await prom.query(expr)).length > 0 ? true : undefined), 20_000, 500).catch(() => false);
+        if (!ok) empty.push(`${panel}: ${expr}`);
       }
       expect(empty).toEqual([]);
       expect((await prom.query('sum(stoker_runtime_ready{job="stoker-agent"})'))[0]?.value[1]).toBe('1');

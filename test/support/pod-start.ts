@@ -1,8 +1,7 @@
 // What users pay for: the time from creating a pod to its Ready condition, in a real cluster
 // (test/support/real-cluster.ts), and the ways to make a node cold again between runs.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { run } from './proc.js';
-import type { RealNode } from './real-cluster.js';
+import { nodeCtr, type RealNode } from './real-cluster.js';
 import { waitFor } from './sim-cluster.js';
 
 /**
@@ -48,10 +47,9 @@ export async function podStartSeconds(kc: KubeConfig, pod: V1Pod, opts: { timeou
 
 /** Removes `ref` from the node's runtime, with its blobs and unpacked layers (a cold node for it). */
 export async function removeImage(node: RealNode, ref: string): Promise<void> {
-  const ctr = ['--address', `${node.containerd}/containerd.sock`, '--namespace', 'k8s.io'];
   // The CRI records an image under its tag, its repo digest and its id, all with the same target
   // (the manifest digest): drop every name of that target.
-  const rows = (await run('ctr', [...ctr, 'images', 'ls'])).stdout
+  const rows = (await nodeCtr(node, ['images', 'ls']))
     .split('\n')
     .slice(1)
     .map((l) => l.split(/\s+/))
@@ -61,20 +59,22 @@ export async function removeImage(node: RealNode, ref: string): Promise<void> {
   const names = rows.filter((cols) => cols[2] === target).map((cols) => cols[0]!);
   // Exited containers of deleted pods (the kubelet collects them only later) keep the image's
   // unpacked layers, and a new pull would reuse them without a download: remove them first.
-  const containers = (await run('ctr', [...ctr, 'containers', 'ls'])).stdout
-    .split('\n')
-    .slice(1)
-    .map((l) => l.split(/\s+/))
-    .filter((cols) => cols[1] !== undefined && names.includes(cols[1]))
-    .map((cols) => cols[0]!);
-  if (containers.length > 0) {
-    await waitFor(`the containers of ${ref} to stop`, async () => {
-      await run('ctr', [...ctr, 'containers', 'rm', ...containers]);
-      return true;
-    }, 60_000, 500);
-  }
-  await run('ctr', [...ctr, 'images', 'rm', '--sync', ...names]);
-  const left = (await run('ctr', [...ctr, 'content', 'ls', '-q'])).stdout.split('\n');
+  const containersOf = async (): Promise<string[]> =>
+    (await nodeCtr(node, ['containers', 'ls']))
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s+/))
+      .filter((cols) => cols[1] !== undefined && names.includes(cols[1]))
+      .map((cols) => cols[0]!);
+  // A container still stopping cannot be removed yet: list them again until none is left.
+  await waitFor(`the containers of ${ref} to be removed`, async () => {
+    const containers = await containersOf();
+    if (containers.length === 0) return true;
+    await nodeCtr(node, ['containers', 'rm', ...containers]).catch(() => undefined);
+    return undefined;
+  }, 60_000, 500);
+  await nodeCtr(node, ['images', 'rm', '--sync', ...names]);
+  const left = (await nodeCtr(node, ['content', 'ls', '-q'])).split('\n');
   if (left.includes(target)) throw new Error(`${ref}: its manifest ${target} is still in the node's content store after the image was removed`);
 }
 

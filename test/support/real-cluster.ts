@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { runHack } from './proc.js';
+import { run, runHack } from './proc.js';
 import { kubeTools, type CommandOptions } from './kube.js';
 
 export interface RealNode {
@@ -39,6 +39,11 @@ export interface RealCluster {
   helm(args: readonly string[], opts?: CommandOptions): Promise<string>;
   /** Stops everything and removes dir. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** Runs `ctr` against the node's containerd in the CRI's namespace (k8s.io); resolves with stdout. */
+export async function nodeCtr(node: RealNode, args: readonly string[]): Promise<string> {
+  return (await run('ctr', ['--address', `${node.containerd}/containerd.sock`, '--namespace', 'k8s.io', ...args])).stdout;
 }
 
 export async function startRealCluster(opts: { nodes?: number; signal?: AbortSignal } = {}): Promise<RealCluster> {
