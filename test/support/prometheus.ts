@@ -20,11 +20,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from './ports.js';
+import { REPO_ROOT } from './proc.js';
+
+/** Every PromQL expression of the Grafana dashboard deploy/grafana/stoker.json, with its panel's title. */
+export async function dashboardExpressions(): Promise<{ panel: string; expr: string }[]> {
+  const dashboard = JSON.parse(await readFile(join(REPO_ROOT, 'deploy', 'grafana', 'stoker.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+  return dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+}
 
 export interface PrometheusOptions {
   /** Kubeconfig file of the API server whose EndpointSlices name the agents; without it, only staticTargets. */
