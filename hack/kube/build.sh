@@ -28,27 +28,25 @@ helm_version="$(required helm.sh/helm/v3)"
 
 bin="${STOKER_CACHE:-$HOME/.cache/stoker}/kube/$kube_version-helm-$helm_version/bin"
 commands=(kube-apiserver kubectl helm kubelet kube-scheduler kube-controller-manager)
-missing=()
-for c in "${commands[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "$bin"
-  exit 0
-fi
+# Sets missing to the commands not yet in the cache; prints the cache and exits when none is.
+find_missing() {
+  missing=()
+  for c in "${commands[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "$bin"
+    exit 0
+  fi
+}
+find_missing
 
 # One build at a time: a second caller waits for the first and then finds the binaries cached.
 mkdir -p "$bin"
 exec 9>"$bin/.build.lock"
 flock 9
-missing=()
-for c in "${commands[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "$bin"
-  exit 0
-fi
+find_missing
 
 echo "building ${missing[*]} ($kube_version, helm $helm_version) into $bin (first time only; slow)" >&2
 start=$SECONDS
-mkdir -p "$bin"
 tmp="$(mktemp -d "$bin/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
