@@ -38,6 +38,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 hack="$(cd "$here/.." && pwd)"
 # shellcheck source=hack/lib/infra.sh
 source "$hack/lib/infra.sh"
+# shellcheck source=hack/kube/servers.sh
+. "$here/servers.sh"
 
 usage() { die "usage: $0 up DIR [--nodes N] [--owner-pid PID] | down DIR | env DIR"; }
 [ $# -ge 2 ] || usage
@@ -65,26 +67,8 @@ issue() {
 
 # kubeconfig NAME: DIR/NAME.kubeconfig for the client certificate NAME.
 kubeconfig() {
-  local name=$1 pki=$dir/kube/pki
-  cat >"$dir/$name.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: stoker
-    cluster:
-      server: https://127.0.0.1:$api_port
-      certificate-authority: $pki/ca.crt
-users:
-  - name: $name
-    user:
-      client-certificate: $pki/$name.crt
-      client-key: $pki/$name.key
-contexts:
-  - name: $name
-    context: { cluster: stoker, user: $name }
-current-context: $name
-EOF
-  echo "$dir/$name.kubeconfig"
+  pki=$dir/kube/pki write_kubeconfig "$dir/$1.kubeconfig" "$1" "$dir/kube/pki/$1.crt" "$dir/kube/pki/$1.key"
+  echo "$dir/$1.kubeconfig"
 }
 
 # start_daemon NAME COMMAND...: runs COMMAND detached, logging to DIR/NAME.log, pid in DIR/NAME.pid.

@@ -31,6 +31,32 @@ load_servers_env() {
   pki="$dir/pki"
 }
 
+# write_kubeconfig FILE NAME CERT KEY: a kubeconfig for this API server (api_port, pki) whose user
+# is the client certificate CERT with KEY, embedded, so the file stands on its own.
+write_kubeconfig() {
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: stoker-test
+    cluster:
+      server: https://127.0.0.1:$api_port
+      certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+  - name: $2
+    user:
+      client-certificate-data: $(base64 -w0 "$3")
+      client-key-data: $(base64 -w0 "$4")
+contexts:
+  - name: $2
+    context:
+      cluster: stoker-test
+      user: $2
+      namespace: default
+current-context: $2
+EOF
+}
+
 # Starts etcd on DIR's data and ports (setsid: a test runner's process group signals do not reach it).
 start_etcd() {
   setsid "$etcd_bin" --name stoker-test --data-dir "$dir/etcd-data" \

@@ -113,27 +113,7 @@ for attempt in 1 2 3; do
   fi
   start_apiserver
 
-  cat >"$dir/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: stoker-test
-    cluster:
-      server: https://127.0.0.1:$api_port
-      certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
-users:
-  - name: stoker-admin
-    user:
-      client-certificate-data: $(base64 -w0 "$pki/admin.crt")
-      client-key-data: $(base64 -w0 "$pki/admin.key")
-contexts:
-  - name: stoker-test
-    context:
-      cluster: stoker-test
-      user: stoker-admin
-      namespace: default
-current-context: stoker-test
-EOF
+  write_kubeconfig "$dir/kubeconfig" stoker-admin "$pki/admin.crt" "$pki/admin.key"
   chmod 600 "$dir/kubeconfig"
 
   if wait_for 120 "$(cat "$dir/kube-apiserver.pid")" apiserver_ready; then
